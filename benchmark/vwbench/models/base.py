@@ -1,0 +1,171 @@
+"""The adapter interface shared by the three model families (and the generation judge).
+
+A word set is a float tensor ``vectors[W, n_vectors, dim]``: W words (concepts x trials), each a
+few input-embedding vectors that are spliced into the prompt "a photo of <word>" at placeholder
+positions. The frozen embedding table is never touched, so many words train in one batch and
+each word's gradient depends on its own vectors only.
+
+Life of an adapter in a run::
+
+    model = Adapter.from_pretrained(path, device=..., dtype=...)
+    init = model.token_vectors(["dog", "cat"])        # single-token init words -> [2, dim]
+    prepared = model.prepare(TrainingData(...))       # frozen image side, computed once
+    loss = model.loss(vectors, word_concepts, prepared, generator, batch_size)  # -> [W]
+    preds = model.predict(vectors, word_concepts, heldout, ctx)  # -> one Predictions per word
+    vocab = model.vocabulary()                        # input-embedding rows keyed by token string
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from PIL import Image
+
+from vwbench.data.base import Example
+from vwbench.predictions import Predictions
+
+TaskKind = Literal["generation", "detection", "classification"]
+PROMPT_TEMPLATE = "a photo of {}"
+
+
+@dataclass
+class Vocabulary:
+    """A model's input-embedding matrix with the token string of each row.
+
+    Token strings are in CLIP BPE form (``"dog</w>"``), so the rows of two models that share the
+    CLIP vocabulary line up by string. Special tokens are excluded.
+    """
+
+    tokens: list[str]
+    matrix: torch.Tensor  # [n, dim], float32, cpu
+
+    def __post_init__(self) -> None:
+        if self.matrix.ndim != 2 or self.matrix.shape[0] != len(self.tokens):
+            raise ValueError(
+                f"vocabulary matrix {tuple(self.matrix.shape)} does not match {len(self.tokens)} tokens"
+            )
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def token_hash(self) -> str:
+        """Hash of the token strings only: equal for models sharing a tokenizer."""
+        return hashlib.sha256("\n".join(self.tokens).encode()).hexdigest()
+
+    def hash(self) -> str:
+        """Hash of token strings and matrix values: identifies this exact embedding table."""
+        h = hashlib.sha256("\n".join(self.tokens).encode())
+        h.update(self.matrix.detach().to(torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def rows(self, tokens: Sequence[str]) -> torch.Tensor:
+        index = {t: i for i, t in enumerate(self.tokens)}
+        return self.matrix[[index[t] for t in tokens]]
+
+
+@dataclass
+class TrainingData:
+    """The training images of all concepts of a run, and the concept order words refer to."""
+
+    examples: list[Example]
+    concepts: list[str]
+
+    def indices_of(self, concept_index: int) -> list[int]:
+        name = self.concepts[concept_index]
+        return [i for i, e in enumerate(self.examples) if e.concept == name]
+
+
+@dataclass
+class EvalContext:
+    """Everything evaluation needs besides the words and the held-out images.
+
+    ``concepts`` are the dataset's concept names, in the order ``word_concepts`` indexes.
+    ``judge`` is the classifier that labels generated images (generation only).
+    """
+
+    concepts: list[str]
+    seed: int = 0
+    judge: ConceptModel | None = None
+    generations_per_word: int = 8
+    inference_steps: int = 50
+    batch_size: int = 8
+    progress: Callable[[int], None] | None = None  # called with the number of items just done
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class ConceptModel(ABC):
+    """One model family behind the benchmark's single adapter interface."""
+
+    family: ClassVar[str]  # registry name: "sd", "owlv2", "clip"
+    kind: ClassVar[TaskKind]
+
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    @abstractmethod
+    def from_pretrained(
+        cls, path: Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> ConceptModel:
+        """Load from a local checkpoint folder (its family's own on-disk format)."""
+
+    @property
+    @abstractmethod
+    def embedding_dim(self) -> int:
+        """Width of the text encoder's input embeddings (the space words live in)."""
+
+    @abstractmethod
+    def vocabulary(self) -> Vocabulary:
+        """The frozen input-embedding table keyed by token string (special tokens excluded)."""
+
+    @abstractmethod
+    def token_vectors(self, words: Sequence[str]) -> torch.Tensor:
+        """Input embeddings ``[len(words), dim]`` of single-token words. Raises ``ValueError``
+        naming the word if one is not a single token."""
+
+    @abstractmethod
+    def prepare(self, data: TrainingData) -> Any:
+        """Compute what never depends on the word (latents, region or image features) once."""
+
+    @abstractmethod
+    def loss(
+        self,
+        vectors: torch.Tensor,
+        word_concepts: Sequence[int],
+        prepared: Any,
+        generator: torch.Generator,
+        batch_size: int = 8,
+    ) -> torch.Tensor:
+        """Per-word task loss ``[W]`` for ``vectors[W, n, dim]``; word ``w`` is a word for concept
+        ``word_concepts[w]`` (an index into ``prepared``'s concepts). Each entry depends only on
+        its own word's vectors, so summing and back-propagating trains every word independently."""
+
+    @abstractmethod
+    def predict(
+        self,
+        vectors: torch.Tensor,
+        word_concepts: Sequence[int],
+        heldout: Sequence[Example],
+        ctx: EvalContext,
+    ) -> list[Predictions]:
+        """Evaluate each word on held-out data; one :class:`Predictions` per word."""
+
+    def classify_images(
+        self, images: Sequence[Image.Image], class_names: Sequence[str], template: str = PROMPT_TEMPLATE
+    ) -> list[str]:
+        """Zero-shot label of each image among ``class_names`` (prompt ``template``). Classifier
+        adapters implement it; it is how the generation judge labels generated images."""
+        raise NotImplementedError(f"{type(self).__name__} is not a classifier")
+
+    def encode_words(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Pooled (end-of-text) text features of "a photo of <word>" for each word ``[W, d]``.
+
+        Used by analyses; adapters whose loss uses pooled features implement it. Optional."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose pooled word features")

@@ -1,0 +1,41 @@
+"""Shared fixtures: a small CLIP-format vocabulary that every tiny model is built on."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+# Words every tiny model needs: the prompt, some concept names and init words.
+PROMPT_WORDS = ["a", "photo", "of", "the"]
+CONCEPT_WORDS = [
+    "dog", "cat", "cup", "laptop", "donut", "bear", "bottle", "umbrella", "remote", "scissors",
+    "red", "green", "blue", "circle", "square", "triangle", "ring", "cross", "star", "disk",
+]
+
+
+def filler_words(n: int) -> list[str]:
+    """Deterministic pronounceable filler words, so the vocabulary has more rows than any tiny
+    model has embedding dimensions (the least-squares transfer needs that)."""
+    onsets = "bdfgklmnprstvz"
+    vowels = "aeiou"
+    words = []
+    for a, b, c in itertools.product(onsets, vowels, onsets):
+        for v in vowels:
+            words.append(a + b + c + v)
+            if len(words) == n:
+                return words
+    return words
+
+
+TEST_WORDS = PROMPT_WORDS + CONCEPT_WORDS + filler_words(300)
+
+
+@pytest.fixture(scope="session")
+def vocab_dir(tmp_path_factory) -> Path:
+    from vwbench.models.vocab_files import write_clip_vocabulary
+
+    d = tmp_path_factory.mktemp("vocab")
+    write_clip_vocabulary(TEST_WORDS, d)
+    return d

@@ -1,0 +1,78 @@
+"""Trained word sets on disk: safetensors with their metadata, addressed by a cache key.
+
+The key hashes everything that determines the trained vectors (model checkpoint files, dataset
+manifest, concepts, init words, hyperparameters, seed), so asking for the same words again reuses
+the file, and changing any input trains anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from vwbench.results.atomic import atomic_write_bytes
+
+WORDS_FORMAT = "vwbench.words/1"
+
+
+@dataclass
+class WordSet:
+    """Trained words ``vectors[W, n, dim]`` and, per word, its concept, trial and init word."""
+
+    vectors: torch.Tensor
+    concepts: list[str]
+    trials: list[int]
+    init_words: list[str]
+    metadata: dict[str, Any]
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_wordset(path: Path, words: WordSet) -> None:
+    meta = {
+        "format": WORDS_FORMAT,
+        "concepts": json.dumps(words.concepts),
+        "trials": json.dumps(words.trials),
+        "init_words": json.dumps(words.init_words),
+        "metadata": json.dumps(words.metadata, sort_keys=True, default=str),
+    }
+    atomic_write_bytes(path, save({"vectors": words.vectors.contiguous().to(torch.float32)}, metadata=meta))
+
+
+def load_wordset(path: Path) -> WordSet | None:
+    """The word set at ``path``, or ``None`` if it is missing or unreadable (then it is retrained:
+    a torn or foreign file is never used)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        if meta.get("format") != WORDS_FORMAT or "vectors" not in tensors:
+            return None
+        words = WordSet(
+            vectors=tensors["vectors"],
+            concepts=json.loads(meta["concepts"]),
+            trials=json.loads(meta["trials"]),
+            init_words=json.loads(meta["init_words"]),
+            metadata=json.loads(meta["metadata"]),
+        )
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError):
+        return None
+    if words.vectors.ndim != 3 or len(words.concepts) != words.vectors.shape[0]:
+        return None
+    if not torch.isfinite(words.vectors).all():
+        return None
+    return words

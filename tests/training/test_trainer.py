@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from vwbench.models.base import ConceptModel, TrainingData, Vocabulary
+from vwbench.training import TrainConfig, choose_init_words, train_words
+from vwbench.training.trainer import project_to_ball
+
+
+class QuadraticModel(ConceptModel):
+    """Test double: word w of concept c has loss ||v - target_c||^2 averaged over its vectors."""
+
+    family = "toy"
+    kind = "classification"
+
+    def __init__(self, targets: torch.Tensor):
+        self.targets = targets
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+
+    @classmethod
+    def from_pretrained(cls, path, *, device="cpu", dtype=torch.float32):
+        raise NotImplementedError
+
+    @property
+    def embedding_dim(self):
+        return self.targets.shape[1]
+
+    def vocabulary(self):
+        raise NotImplementedError
+
+    def token_vectors(self, words):
+        raise NotImplementedError
+
+    def prepare(self, data):
+        return None
+
+    def loss(self, vectors, word_concepts, prepared, generator, batch_size=8):
+        t = self.targets[list(word_concepts)]
+        return ((vectors - t[:, None, :]) ** 2).sum(-1).mean(-1)
+
+    def predict(self, vectors, word_concepts, heldout, ctx):
+        raise NotImplementedError
+
+
+def test_training_many_words_at_once_equals_one_at_a_time():
+    torch.manual_seed(0)
+    model = QuadraticModel(torch.randn(3, 5))
+    init = torch.randn(6, 2, 5)
+    concepts = [0, 1, 2, 0, 1, 2]
+    data = TrainingData([], ["a", "b", "c"])
+    config = TrainConfig(steps=50, lr=0.05)
+    together = train_words(model, data, init, concepts, config).vectors
+    for w in range(6):
+        alone = train_words(model, data, init[w : w + 1], [concepts[w]], config).vectors
+        torch.testing.assert_close(alone[0], together[w], rtol=0, atol=1e-6)
+
+
+def test_training_lowers_the_loss():
+    model = QuadraticModel(torch.ones(1, 4))
+    result = train_words(model, TrainingData([], ["a"]), torch.zeros(1, 2, 4), [0], TrainConfig(steps=100, lr=0.05))
+    assert result.loss_curve[-1] < 0.1 * result.loss_curve[0]
+
+
+def test_projection_keeps_every_step_inside_the_ball():
+    model = QuadraticModel(torch.full((1, 4), 10.0))
+    centers = torch.zeros(1, 4)
+    radii = torch.tensor([0.5])
+    seen = []
+
+    class Spy(QuadraticModel):
+        def loss(self, vectors, *args, **kwargs):
+            seen.append(vectors.detach().clone())
+            return super().loss(vectors, *args, **kwargs)
+
+    spy = Spy(model.targets)
+    out = train_words(spy, TrainingData([], ["a"]), torch.zeros(1, 3, 4), [0], TrainConfig(steps=30, lr=0.1), ball=(centers, radii))
+    for v in seen + [out.vectors]:
+        assert (v - centers[:, None]).norm(dim=-1).max() <= 0.5 + 1e-6
+    # the optimum is outside the ball, so the word ends on its surface
+    assert torch.allclose((out.vectors - centers[:, None]).norm(dim=-1), torch.tensor(0.5), atol=1e-5)
+
+
+def test_delta_zero_leaves_the_anchor_unchanged():
+    model = QuadraticModel(torch.randn(1, 4))
+    anchor = torch.randn(1, 4)
+    out = train_words(model, TrainingData([], ["a"]), torch.randn(1, 2, 4), [0], TrainConfig(steps=5, lr=0.1), ball=(anchor, torch.zeros(1)))
+    assert torch.equal(out.vectors, anchor[:, None].expand(1, 2, 4))
+
+
+def test_project_to_ball_is_identity_inside():
+    v = torch.tensor([[[0.1, 0.0]]])
+    assert torch.equal(project_to_ball(v, torch.zeros(1, 2), torch.ones(1)), v)
+
+
+def _vocab():
+    tokens = ["dog</w>", "puppy</w>", "cat</w>", "car</w>", "ab", "a</w>"]
+    matrix = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.3], [0.0, 1.0], [1.0, 0.0], [1.0, 0.01]])
+    return Vocabulary(tokens, matrix)
+
+
+def test_init_words_start_at_the_init_word_then_nearest_whole_words():
+    assert choose_init_words(_vocab(), "dog", 3) == ["dog", "puppy", "cat"]
+
+
+def test_init_words_skip_other_concepts_and_fragments():
+    # "ab" is not a whole word, "a" is too short to be a useful start, "cat" is another concept
+    assert choose_init_words(_vocab(), "dog", 3, exclude=["cat"]) == ["dog", "puppy", "car"]
+
+
+def test_init_word_must_be_a_single_token():
+    with pytest.raises(ValueError, match="not a single token"):
+        choose_init_words(_vocab(), "zebra", 1)

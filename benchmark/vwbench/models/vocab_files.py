@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from vwbench.results.atomic import atomic_write_bytes
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -80,19 +80,6 @@ def vocab_from_merges(merges: list[tuple[str, str]]) -> dict[str, int]:
     return {token: i for i, token in enumerate(vocab)}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_clip_vocabulary(words: Iterable[str], out_dir: Path) -> dict[str, int]:
     """Write ``vocab.json``, ``merges.txt`` and ``bpe_simple_vocab.txt.gz`` into ``out_dir``.
 
@@ -104,7 +91,7 @@ def write_clip_vocabulary(words: Iterable[str], out_dir: Path) -> dict[str, int]
     merges = build_merges(words)
     vocab = vocab_from_merges(merges)
     merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges)
-    _atomic_write_bytes(out_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode())
-    _atomic_write_bytes(out_dir / "merges.txt", merges_text.encode())
-    _atomic_write_bytes(out_dir / "bpe_simple_vocab.txt.gz", gzip.compress(merges_text.encode(), mtime=0))
+    atomic_write_bytes(out_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode())
+    atomic_write_bytes(out_dir / "merges.txt", merges_text.encode())
+    atomic_write_bytes(out_dir / "bpe_simple_vocab.txt.gz", gzip.compress(merges_text.encode(), mtime=0))
     return vocab

@@ -64,7 +64,7 @@ def _distractor_category(recipe: SceneRecipe, target: str, concepts: list[str], 
     return pool[int(rng.integers(len(pool)))]
 
 
-def _compose(target: str, concepts: list[str], recipe: SceneRecipe, size: int, rng: np.random.Generator) -> list[PlacedObject]:
+def compose_scene(target: str, concepts: list[str], recipe: SceneRecipe, size: int, rng: np.random.Generator) -> list[PlacedObject]:
     def place(category: str, radius: float, style_of: str) -> PlacedObject:
         style = CATALOG[style_of].sample(rng)
         margin = radius * 0.8
@@ -85,9 +85,7 @@ def _compose(target: str, concepts: list[str], recipe: SceneRecipe, size: int, r
     for _ in range(n):
         category = _distractor_category(recipe, target, concepts, rng)
         scale = float(rng.uniform(*recipe.distractor_scale))
-        # a look-alike of an instance is labelled with its basic shape, not the instance name
-        label = category if category in CATALOG and CATALOG[category].colour is None or category in concepts else CATALOG[category].shape
-        objects.append(place(label, main_radius * scale, category))
+        objects.append(place(category, main_radius * scale, category))
     main = place(target, main_radius, target)
     # the main object goes in front half of the time, behind the distractors otherwise
     insert_at = len(objects) if rng.random() < 0.5 else int(rng.integers(0, len(objects) + 1))
@@ -100,7 +98,7 @@ def render_example(dataset: str, variant: str, seed: int, concept: str, concepts
     recipe = RECIPES[variant]
     for attempt in range(50):
         rng = np.random.default_rng(_seed(GENERATOR_VERSION, dataset, seed, variant, concept, _SPLITS[split], index, attempt))
-        objects = _compose(concept, concepts, recipe, size, rng)
+        objects = compose_scene(concept, concepts, recipe, size, rng)
         image, boxes = render_scene(objects, size, size, rng, clutter=recipe.clutter)
         annotations = [Annotation(bbox, cat) for cat, bbox in boxes]
         if annotations and max(annotations, key=lambda a: a.area).category == concept:

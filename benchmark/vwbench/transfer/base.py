@@ -1,0 +1,158 @@
+"""The transfer-function interface: carry words from a source model's input-embedding space into
+a target model's.
+
+A transfer method is fitted on two vocabularies (objects with ``.tokens: list[str]`` and
+``.matrix: Tensor[n, dim]``, e.g. :class:`vwbench.models.base.Vocabulary`) and then maps any
+tensor of source vectors ``[..., ds]`` to target vectors ``[..., dt]``. Vocabularies are
+duck-typed so that this package never imports model code.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+
+class VocabularyLike(Protocol):
+    """What transfer needs of a vocabulary: row ``i`` of ``matrix`` embeds ``tokens[i]``."""
+
+    tokens: list[str]
+    matrix: torch.Tensor
+
+
+def _dim(vocab: VocabularyLike) -> int:
+    if vocab.matrix.ndim != 2:
+        raise ValueError(f"vocabulary matrix must be 2-d [n, dim], got {tuple(vocab.matrix.shape)}")
+    return int(vocab.matrix.shape[1])
+
+
+def _index(vocab: VocabularyLike, side: str) -> dict[str, int]:
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    if len(index) != len(vocab.tokens):
+        seen: set[str] = set()
+        dup = ""
+        for t in vocab.tokens:
+            if t in seen:
+                dup = t
+                break
+            seen.add(t)
+        raise ValueError(f"{side} vocabulary lists token {dup!r} more than once; rows cannot be aligned")
+    if vocab.matrix.shape[0] != len(vocab.tokens):
+        raise ValueError(
+            f"{side} vocabulary has {len(vocab.tokens)} tokens but {vocab.matrix.shape[0]} matrix rows"
+        )
+    return index
+
+
+def shared_rows(
+    source_vocab: VocabularyLike, target_vocab: VocabularyLike, min_shared: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Rows of the tokens both vocabularies contain, aligned by token string.
+
+    Returns ``(Y [n, ds], X [n, dt], tokens)``: ``Y[i]`` is the source row and ``X[i]`` the
+    target row of ``tokens[i]``; tokens are sorted (so the result does not depend on either
+    vocabulary's row order) and tokens only one side has are left out. Rows keep the matrices'
+    dtype and device.
+
+    Raises ``ValueError`` when fewer than ``min_shared`` tokens are shared (default: source dim
+    + 1, the least for an overdetermined fit of a ``ds``-column linear map).
+    """
+    ds = _dim(source_vocab)
+    _dim(target_vocab)
+    src = _index(source_vocab, "source")
+    tgt = _index(target_vocab, "target")
+    tokens = sorted(src.keys() & tgt.keys())
+    need = ds + 1 if min_shared is None else min_shared
+    if len(tokens) < need:
+        raise ValueError(
+            f"the two vocabularies share {len(tokens)} tokens, fewer than the {need} needed to fit "
+            f"a transfer from a {ds}-dim source space (source has {len(src)} tokens, target "
+            f"{len(tgt)})"
+        )
+    src_idx = torch.tensor([src[t] for t in tokens], dtype=torch.long, device=source_vocab.matrix.device)
+    tgt_idx = torch.tensor([tgt[t] for t in tokens], dtype=torch.long, device=target_vocab.matrix.device)
+    return source_vocab.matrix[src_idx], target_vocab.matrix[tgt_idx], tokens
+
+
+class TransferMethod(ABC):
+    """Maps input-embedding vectors of a source model into a target model's embedding space.
+
+    Subclasses set ``name`` and implement ``_fit`` and ``_map``; the public ``fit``/``map`` do the
+    bookkeeping (state and shape checks) once for all methods::
+
+        t = get_transfer("lstsq").fit(source_vocab, target_vocab)
+        target_words = t.map(source_words)          # [W, n_vectors, ds] -> [W, n_vectors, dt]
+        provenance = t.describe()
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.source_dim: int | None = None
+        self.target_dim: int | None = None
+        self.source_hash: str | None = None  # Vocabulary.hash() of what it was fitted on, if known
+        self.target_hash: str | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self.source_dim is not None
+
+    def fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> Self:
+        """Fit on the two vocabularies; returns ``self`` (refitting replaces the previous fit)."""
+        self.source_dim = self.target_dim = None
+        self._fit(source_vocab, target_vocab)
+        self.source_dim, self.target_dim = _dim(source_vocab), _dim(target_vocab)
+        self.source_hash, self.target_hash = vocabulary_hash(source_vocab), vocabulary_hash(target_vocab)
+        return self
+
+    def map(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Map source vectors ``[..., ds]`` (any leading dims) to target vectors ``[..., dt]``, in
+        the input's dtype and on its device."""
+        if not self.fitted:
+            raise RuntimeError(f"{type(self).__name__} must be fitted before map(): call fit(source, target)")
+        if not torch.is_floating_point(vectors):
+            raise ValueError(f"{self.name} transfer maps floating-point vectors, got {vectors.dtype}")
+        if vectors.ndim == 0 or vectors.shape[-1] != self.source_dim:
+            raise ValueError(
+                f"{self.name} transfer maps vectors of dim {self.source_dim}, got shape {tuple(vectors.shape)}"
+            )
+        return self._map(vectors)
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters, for provenance (JSON-serializable)."""
+        return {
+            "name": self.name,
+            "fitted": self.fitted,
+            "source_dim": self.source_dim,
+            "target_dim": self.target_dim,
+            "source_vocab_hash": self.source_hash,
+            "target_vocab_hash": self.target_hash,
+            **self._describe(),
+        }
+
+    @abstractmethod
+    def _fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> None:
+        """Fit the method's parameters (raise ``ValueError`` on unusable vocabularies)."""
+
+    @abstractmethod
+    def _map(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Map ``[..., ds]`` to ``[..., dt]``; shape and fit state are already checked."""
+
+    def _describe(self) -> dict[str, Any]:
+        """Method-specific provenance entries."""
+        return {}
+
+    def __repr__(self) -> str:
+        state = f"{self.source_dim}->{self.target_dim}" if self.fitted else "unfitted"
+        return f"{type(self).__name__}({state})"
+
+
+def vocabulary_hash(vocab: VocabularyLike) -> str | None:
+    """``vocab.hash()`` where the vocabulary provides one (provenance), else ``None``."""
+    h = getattr(vocab, "hash", None)
+    return h() if callable(h) else None

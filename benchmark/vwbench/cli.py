@@ -1,0 +1,128 @@
+"""The ``vwbench`` command line. Each command parses, calls one function, and prints.
+
+Errors the user can fix (:class:`vwbench.errors.UserError`) print one line and exit with code 2;
+Ctrl-C exits with 130. Heavy imports (torch and the model libraries) happen inside the commands
+that need them, so ``vwbench ls`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vwbench.errors import UserError
+
+app = typer.Typer(
+    help="vwbench: train visual words on one model, transfer them to another, and measure them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TasksDir = Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (default: the repo's tasks/ or $VWBENCH_TASKS_DIR).")]
+
+
+def _registry(tasks_dir: Path | None):
+    from vwbench.registry import TaskRegistry
+
+    return TaskRegistry.from_dir(tasks_dir)
+
+
+@app.command("ls")
+def ls_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the task list as JSON.")] = False,
+    tier: Annotated[Optional[str], typer.Option(help="Only tasks of this tier: paper or mini.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Only tasks on this dataset.")] = None,
+    tasks_dir: TasksDir = None,
+) -> None:
+    """List every task (SOURCE->TARGET x dataset)."""
+    from vwbench.registry import list_tasks_table
+
+    rows = list_tasks_table(_registry(tasks_dir))
+    if tier:
+        rows = [r for r in rows if r["tier"] == tier]
+    if dataset:
+        rows = [r for r in rows if r["dataset"] == dataset]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} tasks")
+    for column in ("task", "dataset", "tier", "metric", "version", "pinned"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["task"], r["dataset"], r["tier"], r["metric"], str(r["version"]), "yes" if r["pinned"] else "no")
+    Console().print(table)
+
+
+@app.command("run")
+def run_command(
+    task: Annotated[str, typer.Option("--task", "-t", help="SOURCE->TARGET, each of sd, owlv2, clip (quote it in the shell).")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. synth-coco or coco.")],
+    transfer: Annotated[Optional[str], typer.Option(help="Transfer method (default: identity for x->x, lstsq otherwise).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=0, help="Training steps per word (default: the task's, 1000).")] = None,
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per concept, each from another init word.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (fp16 weights on cuda).")] = "auto",
+    out: Annotated[Path, typer.Option("--out", help="Output folder for trained words and results.")] = Path("runs"),
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
+    tasks_dir: TasksDir = None,
+) -> None:
+    """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result."""
+    spec = _registry(tasks_dir).get(task, dataset)
+    from vwbench.progress import RichReporter
+    from vwbench.runner import RunOptions, run_task
+
+    reporter = RichReporter()
+    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root)
+    result, path = run_task(spec, options, reporter)
+    _print_summary(reporter.console, result, path)
+
+
+def _print_summary(console, result, path: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps)")
+    table.add_column("concept")
+    table.add_column(result.metric, justify="right")
+    for concept, value in result.per_concept.items():
+        table.add_row(concept, f"{value:.3f}")
+    low, high = result.ci95
+    table.add_row("[bold]mean", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
+    console.print(table)
+    for name, value in result.metrics.items():
+        console.print(f"{name}: {value:.3f}")
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
+    console.print(f"wall time: {times}")
+    console.print(f"result: {path}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: trained words and results written so far are kept", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        # click's own errors (typer vendors click, so match them by interface, not by class)
+        if type(exc).__name__ == "Abort":
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+if __name__ == "__main__":
+    main()

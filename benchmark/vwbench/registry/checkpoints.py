@@ -1,0 +1,279 @@
+"""Find a pinned checkpoint on disk and say exactly which bytes it is.
+
+:func:`resolve_checkpoint` turns a :class:`~vwbench.registry.schema.CheckpointPin` into a
+:class:`ResolvedCheckpoint`: a local folder plus the sha256 of every file in it, which results
+cite as provenance and word caches use as part of their key. Nothing is downloaded: vwbench runs
+offline, and a checkpoint that is not on disk is a :class:`~vwbench.errors.CheckpointNotFound`
+whose one-line message says how to fetch it.
+
+Resolution order for a hub checkpoint (``hf_id`` + ``revision``):
+
+1. the weights folder (the ``weights_dir`` argument, else ``$VWBENCH_WEIGHTS``), holding
+   ``<org>/<name>/`` or ``<org>--<name>/`` (e.g. made by ``hf download --local-dir``), or an
+   ``models--<org>--<name>`` hub-cache tree;
+2. the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+   ``~/.cache/huggingface/hub``), read with ``snapshot_download(..., local_files_only=True)``.
+
+A package checkpoint (``path``) is a folder relative to the ``vwbench`` package directory (the
+shipped mini zoo: ``zoo/mini-sd``, ...) or an absolute path.
+
+How file hashes are obtained, cheapest first:
+
+* a folder with a sha256 manifest (``manifest.json``: ``{"files": {relpath: sha256}}``) has every
+  listed file hashed and compared; the first missing or mismatching file is a :class:`UserError`
+  naming it, so a corrupted checkpoint never loads silently;
+* in a hub-cache snapshot, files are symlinks to ``blobs/<id>``; for files stored with Git LFS
+  (all weights) the blob id *is* the file's sha256 (64 hex digits), so it is read from the link
+  target without reading the file; small non-LFS files have a 40-hex git blob id instead and are
+  hashed;
+* in a ``--local-dir`` download, ``.cache/huggingface/download/<file>.metadata`` records the
+  commit and the file's etag, which for LFS files is again its sha256; it is used when the file
+  has not been modified since (mtime), and the commit is checked against the pin;
+* anything else is hashed (no hash cache yet: a full SD 2.1 folder takes tens of seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from vwbench.errors import CheckpointNotFound, UserError
+from vwbench.registry.schema import CheckpointPin
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+DEFAULT_MANIFEST = "manifest.json"
+WEIGHTS_ENV = "VWBENCH_WEIGHTS"
+
+Origin = Literal["package", "path", "weights_dir", "hf_cache"]
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """A checkpoint found on disk.
+
+    ``name`` is the hub id or the pin's path; ``revision`` the commit the files come from where
+    known (the hub-cache snapshot, or a ``--local-dir`` download's metadata, else the pin's);
+    ``files`` maps each file (relative, ``/``-separated) to its sha256."""
+
+    path: Path
+    name: str
+    revision: str | None
+    files: dict[str, str] = field(default_factory=dict)
+    origin: Origin = "path"
+
+
+def package_dir() -> Path:
+    """The ``vwbench`` package directory, which relative checkpoint paths start from."""
+    import vwbench
+
+    return Path(vwbench.__file__).resolve().parent
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Files under ``root`` (following symlinks), skipping hidden files and folders (``.cache``,
+    ``.git``, ...), sorted."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+# ---- manifests ---------------------------------------------------------------------------------
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    """The ``{relpath: sha256}`` table of a manifest file (``{"files": {...}}``)."""
+    try:
+        data = json.loads(path.read_text())
+        files = data["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"checkpoint manifest {path} is unreadable ({exc}); expected {{\"files\": {{relpath: sha256}}}}") from exc
+    table: dict[str, str] = {}
+    for rel, digest in files.items():
+        parts = Path(rel).parts
+        if not rel or Path(rel).is_absolute() or ".." in parts:
+            raise UserError(f"checkpoint manifest {path}: file name {rel!r} must be relative, inside the folder")
+        if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
+            raise UserError(f"checkpoint manifest {path}: {rel!r} has no valid sha256 ({digest!r})")
+        table[Path(rel).as_posix()] = digest.lower()
+    return table
+
+
+def verify_manifest(folder: Path, manifest: Path) -> dict[str, str]:
+    """Hash every file a manifest lists and compare. Raises :class:`UserError` naming the first
+    missing or mismatching file; returns the verified table."""
+    expected = read_manifest(manifest)
+    for rel, digest in expected.items():
+        file = folder / rel
+        if not file.is_file():
+            raise UserError(f"checkpoint {folder}: file {rel} listed in {manifest.name} is missing; the checkpoint is incomplete")
+        actual = sha256_file(file)
+        if actual != digest:
+            raise UserError(
+                f"checkpoint {folder}: file {rel} has sha256 {actual[:12]}..., {manifest.name} says {digest[:12]}...; "
+                f"the checkpoint is corrupted or was modified: restore or re-fetch it"
+            )
+    return expected
+
+
+# ---- hashing folders ---------------------------------------------------------------------------
+
+
+def _hub_cache_hashes(snapshot: Path) -> dict[str, str]:
+    """Hashes of a hub-cache snapshot: LFS blob names are sha256s; other files are hashed."""
+    files: dict[str, str] = {}
+    for file in _walk(snapshot):
+        blob = Path(os.readlink(file)).name if file.is_symlink() else ""
+        files[_rel(file, snapshot)] = blob if _SHA256.match(blob) else sha256_file(file)
+    return files
+
+
+def _local_dir_metadata(folder: Path, rel: str) -> tuple[str, str, float] | None:
+    """``(commit, etag, timestamp)`` of a file downloaded with ``hf download --local-dir``."""
+    meta = folder / ".cache" / "huggingface" / "download" / f"{rel}.metadata"
+    try:
+        commit, etag, timestamp = meta.read_text().splitlines()[:3]
+        return commit.strip(), etag.strip().strip('"'), float(timestamp)
+    except (OSError, ValueError):
+        return None
+
+
+def _local_dir_hashes(folder: Path, pin: CheckpointPin) -> tuple[dict[str, str], str | None]:
+    """Hashes of a weights-folder checkpoint and the commit it was downloaded at (if recorded).
+
+    A recorded commit that differs from a 40-hex pinned revision is a :class:`UserError`."""
+    files: dict[str, str] = {}
+    commits: set[str] = set()
+    for file in _walk(folder):
+        rel = _rel(file, folder)
+        meta = _local_dir_metadata(folder, rel)
+        if meta is not None:
+            commits.add(meta[0])
+        if meta is not None and _SHA256.match(meta[1]) and file.stat().st_mtime <= meta[2] + 1:
+            files[rel] = meta[1]
+        else:
+            files[rel] = sha256_file(file)
+    if pin.revision and _HEX40.match(pin.revision) and commits and commits != {pin.revision}:
+        found = ", ".join(sorted(commits))
+        raise UserError(
+            f"checkpoint {pin.hf_id} in {folder} was downloaded at revision {found}, the task pins {pin.revision}; "
+            f"re-fetch it with: hf download {pin.hf_id} --revision {pin.revision} --local-dir {folder}"
+        )
+    return files, (commits.pop() if len(commits) == 1 else pin.revision)
+
+
+def _folder_hashes(folder: Path, manifest: str | None) -> dict[str, str]:
+    """Verify ``folder``'s manifest (required when ``manifest`` is named, else used if
+    ``manifest.json`` is there) or hash every file."""
+    name = manifest or DEFAULT_MANIFEST
+    path = folder / name
+    if path.is_file():
+        return verify_manifest(folder, path)
+    if manifest is not None:
+        raise UserError(f"checkpoint {folder} has no {name}; its files cannot be verified (the task requires that manifest)")
+    return {_rel(f, folder): sha256_file(f) for f in _walk(folder)}
+
+
+# ---- resolution --------------------------------------------------------------------------------
+
+
+def _hf_cache_dir() -> Path:
+    """The hub cache folder, read from the environment at call time (``huggingface_hub`` reads it
+    once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _snapshot(repo_id: str, revision: str, cache_dir: Path) -> Path | None:
+    """The local snapshot folder of ``repo_id@revision`` in a hub cache, or None. Offline."""
+    if not (cache_dir / f"models--{repo_id.replace('/', '--')}").is_dir():
+        return None  # skip importing huggingface_hub when the cache cannot hold it
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure of an offline cache lookup means "not there"
+        return None
+
+
+def _not_found(pin: CheckpointPin, weights_dir: Path | None) -> CheckpointNotFound:
+    revision = pin.revision or "main"
+    root = str(weights_dir) if weights_dir is not None else "DIR"
+    return CheckpointNotFound(
+        f"checkpoint {pin.hf_id}@{revision} not found in --weights/{WEIGHTS_ENV} or the Hugging Face cache; "
+        f"fetch it with: hf download {pin.hf_id} --revision {revision} --local-dir {root}/{pin.hf_id}, "
+        f"then pass --weights {root}"
+    )
+
+
+def _resolve_hub(pin: CheckpointPin, weights_dir: Path | None) -> ResolvedCheckpoint:
+    assert pin.hf_id is not None
+    revision = pin.revision or "main"
+    org, name = pin.hf_id.split("/", 1)
+    if weights_dir is not None:
+        for folder in (weights_dir / org / name, weights_dir / f"{org}--{name}"):
+            if folder.is_dir():
+                manifest = folder / DEFAULT_MANIFEST
+                if manifest.is_file():
+                    return ResolvedCheckpoint(folder, pin.hf_id, pin.revision, verify_manifest(folder, manifest), "weights_dir")
+                files, commit = _local_dir_hashes(folder, pin)
+                return ResolvedCheckpoint(folder, pin.hf_id, commit, files, "weights_dir")
+        snapshot = _snapshot(pin.hf_id, revision, weights_dir)
+        if snapshot is not None:
+            return ResolvedCheckpoint(snapshot, pin.hf_id, snapshot.name, _hub_cache_hashes(snapshot), "weights_dir")
+    snapshot = _snapshot(pin.hf_id, revision, _hf_cache_dir())
+    if snapshot is not None:
+        return ResolvedCheckpoint(snapshot, pin.hf_id, snapshot.name, _hub_cache_hashes(snapshot), "hf_cache")
+    raise _not_found(pin, weights_dir)
+
+
+def _resolve_path(pin: CheckpointPin) -> ResolvedCheckpoint:
+    assert pin.path is not None
+    given = Path(pin.path).expanduser()
+    folder = given if given.is_absolute() else package_dir() / given
+    if not folder.is_dir():
+        where = "" if given.is_absolute() else f" (inside the vwbench package: {folder})"
+        raise CheckpointNotFound(f"checkpoint folder {pin.path} not found{where}")
+    origin: Origin = "path" if given.is_absolute() else "package"
+    return ResolvedCheckpoint(folder, pin.path, None, _folder_hashes(folder, pin.manifest), origin)
+
+
+def resolve_checkpoint(pin: CheckpointPin, weights_dir: Path | None = None) -> ResolvedCheckpoint:
+    """Find ``pin`` on disk (see the module docstring for the order) and hash its files.
+
+    ``weights_dir`` defaults to ``$VWBENCH_WEIGHTS``. Raises :class:`CheckpointNotFound` (one line,
+    with the command that fetches it) when it is nowhere, and :class:`UserError` when its files
+    do not match its manifest or its recorded revision differs from the pin."""
+    if pin.path is not None:
+        return _resolve_path(pin)
+    if weights_dir is None and os.environ.get(WEIGHTS_ENV):
+        weights_dir = Path(os.environ[WEIGHTS_ENV])
+    if weights_dir is not None:
+        weights_dir = Path(weights_dir).expanduser()
+    return _resolve_hub(pin, weights_dir)

@@ -1,0 +1,370 @@
+"""The typed task schema: what a benchmark task is, as pydantic v2 models.
+
+A task is ``SOURCE->TARGET`` on a dataset: words are trained on the SOURCE model, carried into the
+TARGET model's embedding space, and scored there by the TARGET's metric. The YAML files under
+``tasks/`` are assembled into these models by :mod:`vwbench.registry.loader`.
+
+Every model forbids unknown fields (``extra="forbid"``), so a typo in a YAML key is an error that
+names the file and line, never a silently ignored setting. Models are frozen: one
+:class:`ModelSpec` is shared by every task of its tier.
+
+This module imports neither torch nor any model code (``vwbench ls`` must stay fast).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Family = Literal["sd", "owlv2", "clip"]
+"""A model family: its registry name (``vwbench.registry.models.ADAPTERS`` maps it to code)."""
+
+TaskKind = Literal["generation", "detection", "classification"]
+"""What a model does with a word (the same strings as ``vwbench.models.base.TaskKind``)."""
+
+FAMILIES: tuple[str, ...] = ("sd", "owlv2", "clip")
+"""The families in the order tasks are listed (generation, detection, classification)."""
+
+FAMILY_KIND: dict[str, str] = {"sd": "generation", "owlv2": "detection", "clip": "classification"}
+"""The task kind of each family."""
+
+KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "generation": ("generation_accuracy",),
+    "detection": ("map", "map50"),
+    "classification": ("classification_accuracy",),
+}
+"""Metric names per task kind, the first being the kind's headline metric. Mirrors
+``vwbench.metrics.METRICS`` (which imports torch, so it is not imported here); a test keeps the
+two in step."""
+
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Strict(BaseModel):
+    """Base of every schema model: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckpointPin(_Strict):
+    """Where a model's weights come from, pinned as tightly as is known.
+
+    Exactly one of:
+
+    * ``hf_id`` (``org/name`` on the Hugging Face hub) with ``revision``, a 40-hex commit id.
+      ``revision: main`` (or none) is allowed while no commit is known, but then the pin is
+      *unpinned* (:attr:`pinned` is false and ``vwbench ls`` says so).
+    * ``path``: a checkpoint folder, relative to the ``vwbench`` package directory (the shipped
+      mini zoo, e.g. ``zoo/mini-sd``) or absolute. ``manifest`` names the folder's sha256 manifest
+      (``{"files": {relpath: sha256}}``); when named it must exist, and every file in it is
+      verified before the checkpoint is used.
+
+    ``upstream`` is documentation only: the checkpoint this one is a copy of, when the protocol
+    names another repository with the same weights (``org/name@revision``).
+    """
+
+    hf_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    manifest: str | None = None
+    upstream: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CheckpointPin:
+        if (self.hf_id is None) == (self.path is None):
+            raise ValueError("a checkpoint needs exactly one of 'hf_id' or 'path'")
+        if self.hf_id is not None:
+            if not _HF_ID.match(self.hf_id):
+                raise ValueError(f"hf_id {self.hf_id!r} is not of the form 'org/name'")
+            if self.manifest is not None:
+                raise ValueError("'manifest' applies to 'path' checkpoints only")
+        if self.path is not None and self.revision is not None:
+            raise ValueError("'revision' applies to 'hf_id' checkpoints only")
+        if self.manifest is not None and ("/" in self.manifest or self.manifest in ("", ".", "..")):
+            raise ValueError(f"manifest {self.manifest!r} must be a file name inside the checkpoint folder")
+        return self
+
+    @property
+    def pinned(self) -> bool:
+        """True when the pin names exact bytes: a 40-hex commit, or a folder with a manifest."""
+        if self.hf_id is not None:
+            return bool(self.revision and _HEX40.match(self.revision))
+        return self.manifest is not None
+
+    @property
+    def display(self) -> str:
+        """``org/name@revision`` or the path, for messages and tables."""
+        if self.hf_id is not None:
+            return f"{self.hf_id}@{self.revision or 'main'}"
+        return str(self.path)
+
+
+class ModelSpec(_Strict):
+    """One model of a tier: its family, checkpoint and the metric it is scored by as a target.
+
+    ``kind`` follows from ``family`` (sd: generation, owlv2: detection, clip: classification) and
+    ``metric`` defaults to the kind's headline metric. ``options`` go to the adapter unchanged.
+    """
+
+    family: Family
+    kind: TaskKind
+    checkpoint: CheckpointPin
+    metric: str
+    image_size: int | None = Field(default=None, gt=0)
+    text_width: int | None = Field(default=None, gt=0)
+    description: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_kind_and_metric(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("family") in FAMILY_KIND:
+            kind = FAMILY_KIND[data["family"]]
+            data = {"kind": kind, "metric": KIND_METRICS[kind][0], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_and_metric(self) -> ModelSpec:
+        expected = FAMILY_KIND[self.family]
+        if self.kind != expected:
+            raise ValueError(f"family {self.family!r} is a {expected} model, not {self.kind}")
+        metrics = KIND_METRICS[expected]
+        if self.metric not in metrics:
+            raise ValueError(
+                f"metric {self.metric!r} does not score {expected} models; use one of: {', '.join(metrics)}"
+            )
+        return self
+
+
+class Hyperparameters(_Strict):
+    """Word training settings (PROTOCOL.md, Table 2: the same for every model)."""
+
+    lr: float = Field(default=1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    steps: int = Field(default=1000, ge=0)
+    n_vectors: int = Field(default=4, ge=1)
+    images_per_concept: int = Field(default=8, ge=1)
+    trials: int = Field(default=10, ge=1)
+    seed: int = 0
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError("Adam betas must lie in [0, 1)")
+        return value
+
+
+class EvalSettings(_Strict):
+    """How transferred words are evaluated on the target model.
+
+    ``prompt`` holds one ``{}`` where the word (or, for the judge, a concept name) goes.
+    ``generations_per_word``, ``inference_steps`` and ``guidance_scale`` apply to generation
+    targets; ``batch_size`` is the evaluation batch of every target.
+    """
+
+    prompt: str = "a photo of {}"
+    generations_per_word: int = Field(default=8, ge=1)
+    inference_steps: int = Field(default=50, ge=1)
+    guidance_scale: float = Field(default=7.5, ge=0)
+    batch_size: int = Field(default=8, ge=1)
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_slot(cls, value: str) -> str:
+        if value.count("{}") != 1:
+            raise ValueError("the prompt needs exactly one '{}' where the word goes")
+        return value
+
+
+class TransferDefaults(_Strict):
+    """The transfer method a task uses unless the run names another."""
+
+    in_domain: str = "identity"
+    cross_domain: str = "lstsq"
+
+
+class ConceptSpec(_Strict):
+    """A concept: its dataset label, the single-token word a trained word starts from, and the
+    anchor word of the fracturing experiment (the init word when not given).
+
+    In YAML a concept is a mapping, or just its name when the name is its own init word."""
+
+    name: str = Field(min_length=1)
+    init_word: str = Field(min_length=1)
+    anchor_word: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value, "init_word": value}
+        return value
+
+    @property
+    def anchor(self) -> str:
+        return self.anchor_word or self.init_word
+
+    def to_concept(self) -> Any:
+        """The :class:`vwbench.data.base.Concept` of this spec (imported lazily: it pulls PIL)."""
+        from vwbench.data.base import Concept
+
+        return Concept(self.name, self.init_word, self.anchor_word)
+
+
+class DatasetSpec(_Strict):
+    """A dataset: its tier (which names the model checkpoints), the loader that builds its split,
+    the loader's ``options``, its concepts and how many held-out images each concept gets."""
+
+    name: str = Field(min_length=1)
+    tier: str = Field(min_length=1)
+    loader: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    concepts: list[ConceptSpec] = Field(min_length=2)
+    heldout_per_concept: int = Field(ge=1)
+    aliases: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+    @field_validator("concepts")
+    @classmethod
+    def _unique(cls, value: list[ConceptSpec]) -> list[ConceptSpec]:
+        seen: set[str] = set()
+        for concept in value:
+            if concept.name in seen:
+                raise ValueError(f"concept {concept.name!r} is listed twice")
+            seen.add(concept.name)
+        return value
+
+    @property
+    def concept_names(self) -> list[str]:
+        return [c.name for c in self.concepts]
+
+
+class TaskSpec(_Strict):
+    """One benchmark task: train on ``source``, transfer, evaluate on ``target`` over ``dataset``.
+
+    ``judge`` is the classifier that labels generated images; it is set only when the target is a
+    generation model. ``default_transfer`` is ``identity`` for in-domain tasks (``x->x``) and
+    ``lstsq`` otherwise, unless the settings say another.
+    """
+
+    name: str
+    version: int = Field(ge=1)
+    source: ModelSpec
+    target: ModelSpec
+    dataset: DatasetSpec
+    metric: str
+    judge: ModelSpec | None = None
+    hyperparameters: Hyperparameters
+    eval: EvalSettings
+    default_transfer: str
+    in_domain: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskSpec:
+        expected = f"{self.source.family}->{self.target.family}"
+        if self.name != expected:
+            raise ValueError(f"task name {self.name!r} does not match its models ({expected})")
+        if self.in_domain != (self.source.family == self.target.family):
+            raise ValueError("in_domain must be true exactly when source and target are the same family")
+        if self.metric != self.target.metric:
+            raise ValueError(f"metric {self.metric!r} is not the target's metric {self.target.metric!r}")
+        if (self.judge is not None) != (self.target.kind == "generation"):
+            raise ValueError("a judge is required for generation targets and only for them")
+        return self
+
+    @property
+    def tier(self) -> str:
+        return self.dataset.tier
+
+    @property
+    def key(self) -> str:
+        """``SOURCE->TARGET@dataset``: unique in a registry."""
+        return f"{self.name}@{self.dataset.name}"
+
+    @property
+    def checkpoints(self) -> list[CheckpointPin]:
+        """Every checkpoint the task loads (source, target, and the judge where there is one)."""
+        models = [self.source, self.target] + ([self.judge] if self.judge is not None else [])
+        return [m.checkpoint for m in models]
+
+    @property
+    def pinned(self) -> bool:
+        """True when every checkpoint the task loads is pinned to exact bytes."""
+        return all(pin.pinned for pin in self.checkpoints)
+
+
+# ---- file-level schemas: what each kind of YAML file under tasks/ may hold -----------------------
+
+
+class SettingsFile(_Strict):
+    """The settings every task starts from (``tasks/defaults.yaml``), complete.
+
+    ``dataset`` holds defaults merged under every dataset file (e.g. ``heldout_per_concept``)."""
+
+    version: int = Field(ge=1)
+    hyperparameters: Hyperparameters
+    eval: EvalSettings
+    transfer: TransferDefaults = TransferDefaults()
+    dataset: dict[str, Any] = Field(default_factory=dict)
+
+
+class SettingsOverride(_Strict):
+    """A partial settings layer (in a tier, dataset or suite file), deep-merged over the defaults.
+    Its keys are checked when the merged settings are validated, against the file that set them."""
+
+    version: int | None = Field(default=None, ge=1)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    eval: dict[str, Any] = Field(default_factory=dict)
+    transfer: dict[str, Any] = Field(default_factory=dict)
+
+
+class TierFile(_Strict):
+    """``tasks/models/<tier>.yaml``: the models of a tier, one per family, and the judge."""
+
+    tier: str
+    description: str | None = None
+    models: dict[Family, ModelSpec]
+    judge: ModelSpec
+    settings: SettingsOverride = SettingsOverride()
+
+    @model_validator(mode="after")
+    def _complete(self) -> TierFile:
+        missing = [f for f in FAMILIES if f not in self.models]
+        if missing:
+            raise ValueError(f"tier {self.tier!r} has no model for: {', '.join(missing)}")
+        for family, spec in self.models.items():
+            if spec.family != family:
+                raise ValueError(f"models.{family} has family {spec.family!r}")
+        if self.judge.kind != "classification":
+            raise ValueError("the judge must be a classification model")
+        return self
+
+
+class DatasetFile(DatasetSpec):
+    """``tasks/datasets/<name>.yaml``: a dataset, optionally with its own settings layer."""
+
+    settings: SettingsOverride = SettingsOverride()
+
+    def spec(self) -> DatasetSpec:
+        return DatasetSpec(**self.model_dump(exclude={"settings"}))
+
+
+class SuiteFile(_Strict):
+    """``tasks/suites/<name>.yaml``: which datasets x which ordered pairs are tasks.
+
+    ``pairs`` is ``all`` (the 9 ordered pairs) or a list of ``SOURCE->TARGET`` names. ``tasks``
+    holds per-task settings layers keyed by ``SOURCE->TARGET`` (every dataset of the suite) or
+    ``SOURCE->TARGET@dataset`` (one task)."""
+
+    name: str
+    description: str | None = None
+    datasets: list[str] = Field(min_length=1)
+    pairs: Literal["all"] | list[str] = "all"
+    settings: SettingsOverride = SettingsOverride()
+    tasks: dict[str, SettingsOverride] = Field(default_factory=dict)

@@ -1,0 +1,119 @@
+"""``vwbench run``: the data's path from a task to a stored result.
+
+task -> dataset split -> source model: train words (cached) -> transfer.fit/map -> target model:
+predict -> metrics -> result JSON with provenance. Each step calls one stage's interface; nothing
+here knows which model family it is running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import vwbench
+from vwbench.errors import UserError
+from vwbench.progress import NullReporter, Reporter
+from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
+from vwbench.registry.schema import ModelSpec, TaskSpec
+
+
+@dataclass
+class RunOptions:
+    """Overrides of a task's defaults (``None`` keeps the task's value)."""
+
+    transfer: str | None = None
+    steps: int | None = None
+    trials: int | None = None
+    seed: int | None = None
+    device: str = "auto"
+    out_dir: Path = Path("runs")
+    weights_dir: Path | None = None
+    data_root: Path | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class _Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+class _ModelCache:
+    """Loads each checkpoint once per run (the source is the target in x->x)."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, weights_dir: Path | None) -> None:
+        self.device, self.dtype, self.weights_dir = device, dtype, weights_dir
+        self._models: dict[tuple, object] = {}
+        self.provenance: list[dict] = []
+
+    def get(self, spec: ModelSpec, role: str):
+        resolved = resolve_checkpoint(spec.checkpoint, self.weights_dir)
+        self.provenance.append(
+            {"role": role, "family": spec.family, "name": resolved.name, "revision": resolved.revision, "sha256": dict(resolved.files)}
+        )
+        key = (spec.family, str(resolved.path))
+        if key not in self._models:
+            self._models[key] = adapter_class(spec.family).from_pretrained(resolved.path, device=self.device, dtype=self.dtype)
+        return self._models[key], resolved
+
+
+def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None):
+    """Run one task end to end and store its result; returns ``(RunResult, result_path)``."""
+    from vwbench.pipeline_steps import evaluate_words, load_split, obtain_words, score_words, transfer_words, write_result
+
+    reporter = reporter or NullReporter()
+    device = resolve_device(options.device)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    hp = task.hyperparameters.model_copy(
+        update={k: v for k, v in {"steps": options.steps, "trials": options.trials, "seed": options.seed}.items() if v is not None}
+    )
+    transfer_name = options.transfer or task.default_transfer
+    timer = _Timer()
+    models = _ModelCache(device, dtype, options.weights_dir)
+
+    with timer("data"), reporter.stage(f"data {task.dataset.name}") as stage:
+        split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
+        stage.advance(1)
+    with timer("load_source"), reporter.stage(f"load {task.source.family}") as stage:
+        source, source_ckpt = models.get(task.source, "source")
+        stage.advance(1)
+    with timer("train"):
+        words, words_path = obtain_words(source, source_ckpt, task, split, hp, options.out_dir, reporter)
+    with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
+        target, _ = models.get(task.target, "target")
+        judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
+        stage.advance(1)
+    with timer("transfer"), reporter.stage(f"transfer {transfer_name}") as stage:
+        method, mapped = transfer_words(transfer_name, source, target, words.vectors)
+        stage.advance(1)
+    with timer("evaluate"):
+        predictions = evaluate_words(target, judge, mapped, words, split, task, hp, reporter)
+    with timer("metrics"):
+        scored = score_words(predictions, words, task, target.kind)
+    result = write_result(
+        task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
+        method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
+        out_dir=options.out_dir, version=vwbench.__version__,
+    )
+    return result

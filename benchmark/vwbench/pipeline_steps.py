@@ -164,9 +164,12 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
             "created": utc_now(),
         },
     )
-    key = words.metadata["key"] + transfer_name + task.target.family
-    from vwbench.results.words_store import cache_key as _key
-
-    path = result_path(out_dir, task, transfer_name, _key({"words": key, "target": task.target.model_dump(mode="json"), "eval": task.eval.model_dump(mode="json")}))
+    unit_key = cache_key({
+        "words": words.metadata["key"],
+        "transfer": transfer_name,
+        "target": task.target.model_dump(mode="json"),
+        "eval": task.eval.model_dump(mode="json"),
+    })
+    path = result_path(out_dir, task, transfer_name, unit_key)
     atomic_write_json(path, result.model_dump(mode="json"))
     return result, path

@@ -83,6 +83,8 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     from vwbench.pipeline_steps import evaluate_words, load_split, obtain_words, score_words, transfer_words, write_result
 
     reporter = reporter or NullReporter()
+    if not task.pinned:
+        reporter.log(f"warning: {task.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
     device = resolve_device(options.device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     hp = task.hyperparameters.model_copy(

@@ -86,6 +86,51 @@ def run_command(
     _print_summary(reporter.console, result, path)
 
 
+zoo_app = typer.Typer(help="The mini zoo: small trained models shipped with vwbench.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+ZooOnly = Annotated[Optional[list[str]], typer.Option("--only", help="Only this model (repeatable): mini-clip, mini-judge, mini-owlv2, mini-sd.")]
+ZooRoot = Annotated[Optional[Path], typer.Option("--root", help="Zoo folder (default: the package's own).")]
+
+
+@zoo_app.command("train")
+def zoo_train_command(only: ZooOnly = None, root: ZooRoot = None) -> None:
+    """Rebuild the mini checkpoints from their seeds (CPU; the whole zoo takes under two hours)."""
+    from vwbench.zoo.build import ZOO_DIR, train_zoo
+
+    train_zoo(root or ZOO_DIR, only, log=lambda m: typer.echo(m, err=True))
+
+
+@zoo_app.command("check")
+def zoo_check_command(
+    only: ZooOnly = None,
+    root: ZooRoot = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the quality numbers as JSON.")] = False,
+    hashes_only: Annotated[bool, typer.Option("--hashes-only", help="Only verify the manifests' sha256.")] = False,
+) -> None:
+    """Verify the mini checkpoints' hashes and measure their quality numbers."""
+    from vwbench.zoo.build import ZOO_DIR, check_zoo, verify_zoo
+
+    if hashes_only:
+        for name, folder in verify_zoo(root or ZOO_DIR, only).items():
+            typer.echo(f"{name}: ok ({folder})")
+        return
+    report = check_zoo(root or ZOO_DIR, only)
+    typer.echo(json.dumps(report, indent=2, default=str) if as_json else _format_quality(report))
+
+
+def _format_quality(report: dict) -> str:
+    lines = []
+    for name, numbers in report.items():
+        lines.append(name)
+        for key, value in numbers.items():
+            if isinstance(value, float):
+                lines.append(f"  {key}: {value:.3f}")
+            elif isinstance(value, dict):
+                flat = ", ".join(f"{k} {v:.3f}" for k, v in value.items() if isinstance(v, float))
+                lines.append(f"  {key}: {flat}")
+    return "\n".join(lines)
+
+
 def _print_summary(console, result, path: Path) -> None:
     from rich.table import Table
 

@@ -259,7 +259,10 @@ def _resolve_path(pin: CheckpointPin) -> ResolvedCheckpoint:
     folder = given if given.is_absolute() else package_dir() / given
     if not folder.is_dir():
         where = "" if given.is_absolute() else f" (inside the vwbench package: {folder})"
-        raise CheckpointNotFound(f"checkpoint folder {pin.path} not found{where}")
+        fix = ""
+        if folder.parent.name == "zoo" and folder.name.startswith("mini-"):
+            fix = f"; rebuild it with: vwbench zoo train --only {folder.name}"
+        raise CheckpointNotFound(f"checkpoint folder {pin.path} not found{where}{fix}")
     origin: Origin = "path" if given.is_absolute() else "package"
     return ResolvedCheckpoint(folder, pin.path, None, _folder_hashes(folder, pin.manifest), origin)
 

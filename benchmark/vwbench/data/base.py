@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from vwbench.hashing import sha256_file  # noqa: F401 (re-exported)
 from vwbench.errors import DataError
 
 
@@ -140,14 +141,6 @@ class DatasetSplit:
                     f"{self.name}: concept {name!r} has {n} training images, "
                     f"{images_per_concept} are required"
                 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def largest_box_label(annotations: Sequence[Annotation]) -> str:

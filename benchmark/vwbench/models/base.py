@@ -169,3 +169,18 @@ class ConceptModel(ABC):
 
         Used by analyses; adapters whose loss uses pooled features implement it. Optional."""
         raise NotImplementedError(f"{type(self).__name__} does not expose pooled word features")
+
+
+def sample_from_pool(pool: torch.Tensor, k: int, generator: torch.Generator, what: str = "concept") -> torch.Tensor:
+    """``k`` entries of ``pool`` (1-d): without replacement when it has enough, else with.
+
+    All adapters draw their training batches through this, so every family consumes the
+    generator the same way."""
+    n = int(pool.numel())
+    if n == 0:
+        raise ValueError(f"{what} has no training images")
+    if n >= k:
+        pick = torch.randperm(n, generator=generator, device=generator.device)[:k]
+    else:
+        pick = torch.randint(n, (k,), generator=generator, device=generator.device)
+    return pool[pick.cpu()]

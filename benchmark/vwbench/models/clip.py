@@ -39,6 +39,7 @@ from vwbench.models.base import (
     TaskKind,
     TrainingData,
     Vocabulary,
+    sample_from_pool,
 )
 from vwbench.models.words import SpecialIds, WordPrompt, build_text_prompts, build_word_prompt, pool_at, splice
 from vwbench.predictions import LabelPredictions, Predictions
@@ -188,16 +189,6 @@ class ClipPrepared:
     concepts: list[str]
     positives: list[torch.Tensor]  # per concept: long cpu indices into features
     negatives: list[torch.Tensor]  # per concept: the other concepts' indices
-
-
-def _sample(pool: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """``k`` entries of ``pool``: without replacement when it has enough, else with."""
-    n = int(pool.numel())
-    if n >= k:
-        pick = torch.randperm(n, generator=generator, device=generator.device)[:k]
-    else:
-        pick = torch.randint(n, (k,), generator=generator, device=generator.device)
-    return pool[pick.cpu()]
 
 
 class OpenClipAdapter(ConceptModel):
@@ -410,8 +401,8 @@ class OpenClipAdapter(ConceptModel):
             name = prepared.concepts[c]
             if prepared.positives[c].numel() == 0 or prepared.negatives[c].numel() == 0:
                 raise ValueError(f"concept {name!r} needs training images of its own and of other concepts")
-            pos.append(_sample(prepared.positives[c], batch_size, generator))
-            neg.append(_sample(prepared.negatives[c], batch_size, generator))
+            pos.append(sample_from_pool(prepared.positives[c], batch_size, generator, f"concept {prepared.concepts[c]!r}"))
+            neg.append(sample_from_pool(prepared.negatives[c], batch_size, generator, f"the concepts other than {prepared.concepts[c]!r}"))
         text = F.normalize(self.encode_words(vectors), dim=-1)  # [W, D] float32
         features = prepared.features
         pos_feats = features[torch.stack(pos).to(features.device)]  # [W, B, D]

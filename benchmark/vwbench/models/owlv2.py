@@ -37,7 +37,7 @@ from transformers.masking_utils import create_causal_mask  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound, DataError  # noqa: E402
-from vwbench.models.base import ConceptModel, EvalContext, TrainingData, Vocabulary  # noqa: E402
+from vwbench.models.base import ConceptModel, EvalContext, TrainingData, Vocabulary, sample_from_pool  # noqa: E402
 from vwbench.models.words import (  # noqa: E402
     SpecialIds,
     WordPrompt,
@@ -401,14 +401,7 @@ class Owlv2Adapter(ConceptModel):
         rows = []
         for concept in word_concepts:
             pool = prepared.image_indices[concept]
-            n = len(pool)
-            if n == 0:
-                raise DataError(f"concept {prepared.concepts[concept]!r} has no training images")
-            if n >= batch_size:
-                pick = torch.randperm(n, generator=generator, device=generator.device)[:batch_size]
-            else:
-                pick = torch.randint(n, (batch_size,), generator=generator, device=generator.device)
-            rows.append(pool[pick.cpu()])
+            rows.append(sample_from_pool(pool, batch_size, generator, f"concept {prepared.concepts[concept]!r}"))
         return torch.stack(rows)
 
     def loss(

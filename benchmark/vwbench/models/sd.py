@@ -38,6 +38,7 @@ from vwbench.models.base import (  # noqa: E402
     EvalContext,
     TrainingData,
     Vocabulary,
+    sample_from_pool,
 )
 from vwbench.models.words import (  # noqa: E402
     SpecialIds,
@@ -298,13 +299,7 @@ class StableDiffusionAdapter(ConceptModel):
         picks = []
         for concept in word_concepts:
             pool = prepared.concept_rows[concept]
-            if len(pool) == 0:
-                raise ValueError(f"concept {prepared.concepts[concept]!r} has no training images")
-            if len(pool) >= batch_size:
-                idx = torch.randperm(len(pool), generator=generator, device=generator.device)[:batch_size]
-            else:
-                idx = torch.randint(0, len(pool), (batch_size,), generator=generator, device=generator.device)
-            picks.append(pool[idx.cpu()])
+            picks.append(sample_from_pool(pool, batch_size, generator, f"concept {prepared.concepts[concept]!r}"))
         return torch.cat(picks)
 
     # ------------------------------------------------------------------ generation

@@ -34,7 +34,6 @@ How file hashes are obtained, cheapest first:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vwbench.hashing import sha256_file
 from vwbench.errors import CheckpointNotFound, UserError
 from vwbench.registry.schema import CheckpointPin
 
@@ -74,14 +74,6 @@ def package_dir() -> Path:
     import vwbench
 
     return Path(vwbench.__file__).resolve().parent
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _walk(root: Path) -> Iterator[Path]:

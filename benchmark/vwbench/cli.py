@@ -73,6 +73,7 @@ def run_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder for trained words and results.")] = Path("runs"),
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (fewer is faster on a busy machine).")] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result."""
@@ -81,7 +82,7 @@ def run_command(
     from vwbench.runner import RunOptions, run_task
 
     reporter = RichReporter()
-    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root)
+    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
     result, path = run_task(spec, options, reporter)
     _print_summary(reporter.console, result, path)
 

@@ -34,6 +34,7 @@ class RunOptions:
     out_dir: Path = Path("runs")
     weights_dir: Path | None = None
     data_root: Path | None = None
+    threads: int | None = None  # CPU intra-op threads; None keeps torch's default
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,6 +87,10 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     if not task.pinned:
         reporter.log(f"warning: {task.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
     device = resolve_device(options.device)
+    if options.threads:
+        # Small models on a shared CPU run far faster on fewer threads: OpenMP workers spin while
+        # other processes hold the cores.
+        torch.set_num_threads(options.threads)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     hp = task.hyperparameters.model_copy(
         update={k: v for k, v in {"steps": options.steps, "trials": options.trials, "seed": options.seed}.items() if v is not None}

@@ -1,0 +1,623 @@
+"""Recipe of the mini zoo's CLIPs: the classification model ``mini-clip`` and the generation judge
+``mini-judge``, trained from scratch on captioned scenes of the procedural world.
+
+The model is open_clip's own ``CLIP`` (ViT vision tower on 64 px images, transformer text tower
+over the zoo's shared vocabulary, pooled at the end-of-text token), trained contrastively with a
+symmetric InfoNCE loss and a learnable logit scale. A pool of scenes from
+:func:`vwbench.zoo.world_stream.sample_scene` is rendered once; every step sees a batch of its
+images (lightly colour-jittered, blurred and noised) against *all* distinct captions of the pool.
+
+Captions repeat a lot ("a photo of circle" is the caption of about 1 image in 50), so the loss is
+not the one-positive-per-row InfoNCE of web-scale CLIP. Each (image, caption) pair is a positive,
+a negative, or unknown, decided from what the captions say (:func:`relation`):
+
+* different shape -> negative; same shape but a colour or pattern both name and that differ ->
+  negative;
+* same category, and every attribute the caption names is known to hold for the image (the plain
+  "a photo of circle" holds for every circle) -> positive;
+* otherwise (a red circle against "a photo of a striped circle"; an instance such as ``bluestar``
+  against "a photo of star") -> unknown, left out of the softmax.
+
+Both directions use the multi-positive (SupCon-style) form: the mean over positives of their
+log-softmax among positives and negatives.
+
+The checkpoint folder is what :class:`vwbench.models.clip.OpenClipAdapter` loads:
+``open_clip_config.json``, ``open_clip_model.safetensors`` (float16 tensors; the adapter copies
+them into its float32 model), the vocabulary's ``bpe_simple_vocab.txt.gz``, ``training_log.json``
+and, written last, ``manifest.json``.
+
+Run (one thread; the shipped checkpoints were made this way)::
+
+    python -m vwbench.zoo.recipes.clip clip  benchmark/vwbench/zoo/mini-clip
+    python -m vwbench.zoo.recipes.clip judge benchmark/vwbench/zoo/mini-judge
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+import vwbench.models  # noqa: F401  (installs the torchvision shim before open_clip imports)
+import open_clip  # noqa: E402
+from vwbench.data.synth.dataset import load_synth_dataset  # noqa: E402
+from vwbench.data.synth.world import CATALOG  # noqa: E402
+from vwbench.models.clip import BPE_FILE, CONFIG_FILE, OpenClipAdapter, build_open_clip  # noqa: E402
+from vwbench.models.words import pool_at  # noqa: E402
+from vwbench.zoo.manifest import write_manifest  # noqa: E402
+from vwbench.zoo.vocabulary import VOCAB_DIR  # noqa: E402
+from vwbench.zoo.world_stream import sample_scene  # noqa: E402
+
+WEIGHTS_FILE = "open_clip_model.safetensors"
+LOG_FILE = "training_log.json"
+ZOO_DIR = Path(__file__).resolve().parents[1]
+
+Log = Callable[[str], None]
+
+# The four synthetic datasets' variants and concept sets (their names are also the zero-shot
+# class names, prompt "a photo of {name}").
+SYNTH_DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "synth-imagenet": (
+        "imagenet",
+        ("circle", "ring", "square", "diamond", "pentagon", "hexagon", "star", "triangle", "kite", "heart"),
+    ),
+    "synth-dreambooth": (
+        "dreambooth",
+        ("bluestar", "redring", "greenkite", "pinkheart", "orangemoon", "purplecross", "yellowarrow",
+         "cyanhexagon", "browndiamond", "blacksquare"),
+    ),
+    "synth-coco": (
+        "coco",
+        ("circle", "square", "triangle", "star", "cross", "ring", "heart", "moon", "arrow", "bar"),
+    ),
+    "synth-voc": (
+        "voc",
+        ("circle", "square", "triangle", "star", "cross", "heart", "moon", "arrow", "diamond", "hexagon"),
+    ),
+}
+HELDOUT_PER_CONCEPT = 25
+PROMPT = "a photo of {}"
+
+# --------------------------------------------------------------------------------------------
+# Captions: which (image, caption) pairs are positives
+
+
+PATTERN_WORDS = {"stripes": "striped", "dots": "dotted", "checker": "checkered"}  # else "plain"
+POSITIVE, NEGATIVE, UNKNOWN = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class CaptionInfo:
+    category: str
+    shape: str
+    colour: str | None  # None: not said (and not known)
+    pattern: str | None  # "striped" | "dotted" | "checkered" | "plain" | None
+
+
+def caption_info(caption: str) -> CaptionInfo:
+    """What a caption of :func:`vwbench.zoo.world_stream.caption_for` says about its image. An
+    instance's name fixes its colour and pattern."""
+    words = caption.split()
+    if words[:3] != ["a", "photo", "of"] or len(words) not in (4, 6):
+        raise ValueError(f"not a world caption: {caption!r}")
+    category = words[-1]
+    style = CATALOG[category]
+    if style.colour is not None:
+        return CaptionInfo(category, style.shape, style.colour, PATTERN_WORDS.get(style.texture or "", "plain"))
+    if len(words) == 4:
+        return CaptionInfo(category, style.shape, None, None)
+    attribute = words[4]
+    if attribute in PATTERN_WORDS.values() or attribute == "plain":
+        return CaptionInfo(category, style.shape, None, attribute)
+    return CaptionInfo(category, style.shape, attribute, None)
+
+
+def relation(image: CaptionInfo, caption: CaptionInfo) -> int:
+    """POSITIVE, NEGATIVE or UNKNOWN for an image (known through its own caption) and a caption."""
+    if image.shape != caption.shape:
+        return NEGATIVE
+    for mine, said in ((image.colour, caption.colour), (image.pattern, caption.pattern)):
+        if mine is not None and said is not None and mine != said:
+            return NEGATIVE
+    if image.category != caption.category:
+        return UNKNOWN
+    for mine, said in ((image.colour, caption.colour), (image.pattern, caption.pattern)):
+        if said is not None and mine is None:
+            return UNKNOWN
+    return POSITIVE
+
+
+def relation_matrix(captions: Sequence[str]) -> torch.Tensor:
+    """``[C, C]`` int8: row = the caption an image has, column = a caption it is scored against."""
+    infos = [caption_info(c) for c in captions]
+    return torch.tensor([[relation(a, b) for b in infos] for a in infos], dtype=torch.int8)
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+
+
+def clip_config(
+    vocab_size: int,
+    eos_id: int,
+    *,
+    width: int,
+    layers: int,
+    vision_width: int | None = None,
+    vision_layers: int | None = None,
+    text_layers: int | None = None,
+    image_size: int = 64,
+    patch_size: int = 16,
+    context_length: int = 24,
+    head_width: int = 32,
+    mlp_ratio: float = 4.0,
+) -> dict[str, Any]:
+    """``model_cfg`` of a mini CLIP (open_clip ``CLIP``: ViT + causal text transformer, eos pooling).
+
+    ``width`` is the text tower's width (the word-embedding width visual words live in) and the
+    joint embedding width; the vision tower may be narrower or shallower (``vision_width``,
+    ``vision_layers``), which on a CPU budget learns shapes faster.
+    """
+    vision_width = vision_width or width
+    vision_layers = vision_layers or layers
+    text_layers = text_layers or layers
+    for w in (width, vision_width):
+        if w % head_width:
+            raise ValueError(f"widths must be multiples of the head width {head_width}, got {w}")
+    if image_size % patch_size:
+        raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+    return {
+        "embed_dim": width,
+        "vision_cfg": {
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "layers": vision_layers,
+            "width": vision_width,
+            "head_width": head_width,
+            "mlp_ratio": mlp_ratio,
+        },
+        "text_cfg": {
+            "context_length": context_length,
+            "vocab_size": vocab_size,
+            "width": width,
+            "heads": width // head_width,
+            "layers": text_layers,
+            "mlp_ratio": mlp_ratio,
+            "pool_type": "eos",
+            "eos_id": eos_id,
+            "pad_id": 0,
+        },
+    }
+
+
+def preprocess_config(image_size: int) -> dict[str, Any]:
+    return {
+        "size": image_size,
+        "mean": list(open_clip.OPENAI_DATASET_MEAN),
+        "std": list(open_clip.OPENAI_DATASET_STD),
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
+
+
+def encode_text_ids(model: open_clip.CLIP, ids: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``encode_text`` on ids ``[N, L]`` (``L`` <= context length), pooled at ``eos``.
+
+    The text tower is causal, so running only the first ``L`` positions gives the same pooled
+    features as the full context (the adapter pools the same way).
+    """
+    length = ids.shape[1]
+    x = model.token_embedding(ids) + model.positional_embedding[:length]
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = pool_at(model.ln_final(x), eos)
+    return x @ model.text_projection if not isinstance(model.text_projection, torch.nn.Linear) else model.text_projection(x)
+
+
+def tokenize(tokenizer: open_clip.SimpleTokenizer, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids ``[N, L]`` (L = longest caption + start and end) and end-of-text positions ``[N]``."""
+    rows = [[tokenizer.sot_token_id, *tokenizer.encode(c), tokenizer.eot_token_id] for c in captions]
+    length = max(len(r) for r in rows)
+    if length > tokenizer.context_length:
+        raise ValueError(f"a caption is longer than the context length {tokenizer.context_length}")
+    ids = torch.zeros(len(rows), length, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    return ids, torch.tensor([len(r) - 1 for r in rows])
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+def render_pool(size: int, seed: int, image_size: int, variants: Sequence[str] | None, log: Log) -> tuple[torch.Tensor, list[str]]:
+    """``size`` scenes of the world stream as uint8 ``[N, 3, S, S]`` and their captions."""
+    from PIL import Image
+
+    kwargs = {"variants": tuple(variants)} if variants else {}
+    pixels = torch.empty(size, 3, image_size, image_size, dtype=torch.uint8)
+    captions = []
+    start = time.perf_counter()
+    for i in range(size):
+        scene = sample_scene(i, 64, seed, **kwargs)
+        image = scene.image.convert("RGB")
+        if image_size != 64:  # what the adapter's preprocessing does (PIL bicubic)
+            image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+        pixels[i] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        captions.append(scene.caption)
+        if (i + 1) % 5000 == 0:
+            log(f"pool: {i + 1}/{size} scenes ({time.perf_counter() - start:.0f} s)")
+    return pixels, captions
+
+
+_MEAN = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+
+
+def augment(
+    pixels: torch.Tensor,
+    generator: torch.Generator,
+    strength: float = 1.0,
+    colour_free: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Label-preserving augmentation of uint8 ``[B, 3, H, W]``, normalized for the model: a
+    horizontal flip on half of the images (every category of the world stays itself mirrored),
+    a random permutation of the colour channels on half of the ``colour_free`` ones (images
+    whose caption names no colour: "a photo of circle" holds in any colour), then light
+    brightness, contrast and saturation jitter, a small per-channel tint, blur on some images
+    and pixel noise on some."""
+    x = pixels.float() / 255.0
+    b = x.shape[0]
+    flip = torch.rand(b, generator=generator) < 0.5
+    x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    if colour_free is not None:
+        perms = torch.stack([torch.randperm(3, generator=generator) for _ in range(b)])
+        shuffled = torch.gather(x, 1, perms[:, :, None, None].expand_as(x))
+        swap = colour_free & (torch.rand(b, generator=generator) < 0.5)
+        x = torch.where(swap.view(b, 1, 1, 1), shuffled, x)
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, *shape, generator=generator)
+
+    s = strength
+    x = x * uniform(1 - 0.15 * s, 1 + 0.15 * s, 1, 1, 1)  # brightness
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * uniform(1 - 0.2 * s, 1 + 0.2 * s, 1, 1, 1) + mean  # contrast
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * uniform(1 - 0.2 * s, 1 + 0.2 * s, 1, 1, 1) + grey  # saturation
+    x = x * uniform(1 - 0.05 * s, 1 + 0.05 * s, 3, 1, 1)  # tint
+    # Gaussian blur (5x5, sigma 0.4-1.2) on about a third of the images
+    blur = torch.rand(b, generator=generator) < 0.35 * s
+    if blur.any():
+        sigma = uniform(0.4, 1.2)[blur]
+        r = torch.arange(-2, 3, dtype=torch.float32)
+        k1 = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None] ** 2))
+        k1 = k1 / k1.sum(dim=1, keepdim=True)
+        kernel = (k1[:, :, None] * k1[:, None, :]).repeat_interleave(3, dim=0)[:, None]  # [n*3,1,5,5]
+        sub = x[blur]
+        n, _, h, w = sub.shape
+        sub = F.pad(sub.reshape(1, n * 3, h, w), (2, 2, 2, 2), mode="replicate")
+        x[blur] = F.conv2d(sub, kernel, groups=n * 3).reshape(n, 3, h, w)
+    noisy = (torch.rand(b, generator=generator) < 0.35 * s).float().view(b, 1, 1, 1)
+    x = x + noisy * uniform(0.0, 0.04, 1, 1, 1) * torch.randn(x.shape, generator=generator)
+    return (x.clamp(0, 1) - _MEAN) / _STD
+
+
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    return (pixels.float() / 255.0 - _MEAN) / _STD
+
+
+# --------------------------------------------------------------------------------------------
+# Loss
+
+
+def _multi_positive_nce(logits: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """Rows with at least one positive: mean over positives of log-softmax among the row's
+    positives and negatives (unknown entries are left out). Returns the mean over rows."""
+    positive = rel == POSITIVE
+    rows = positive.any(dim=1)
+    logits, rel, positive = logits[rows], rel[rows], positive[rows]
+    logits = logits.masked_fill(rel == UNKNOWN, -1e4)  # finite: exp() is 0, gradients stay finite
+    logp = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    per_row = -logp.masked_fill(~positive, 0.0).sum(dim=1) / positive.sum(dim=1)
+    return per_row.mean()
+
+
+def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, scale: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over ``[B, C]`` similarities with positives/negatives/unknowns ``rel``."""
+    logits = scale * F.normalize(image_features, dim=-1) @ F.normalize(text_features, dim=-1).T
+    return 0.5 * (_multi_positive_nce(logits, rel) + _multi_positive_nce(logits.T, rel.T))
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class ClipRecipe:
+    seed: int
+    width: int
+    layers: int
+    steps: int
+    batch_size: int
+    lr: float
+    vision_width: int | None = None
+    vision_layers: int | None = None
+    text_layers: int | None = None
+    image_size: int = 64
+    patch_size: int = 16
+    context_length: int = 24
+    mlp_ratio: float = 4.0
+    pool_size: int = 30_000
+    variants: tuple[str, ...] | None = None  # world_stream variants (repeat one to weight it)
+    warmup: float = 0.05  # fraction of steps
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    augment: float = 1.0
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embedding" not in name else rest).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _lr_at(step: int, recipe: ClipRecipe) -> float:
+    warm = max(1, int(recipe.warmup * recipe.steps))
+    if step < warm:
+        return recipe.lr * (step + 1) / warm
+    t = (step - warm) / max(1, recipe.steps - warm)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _save_weights(model: torch.nn.Module, file: Path) -> None:
+    state = {
+        k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
+        for k, v in sorted(model.state_dict().items())
+        if k != "attn_mask"
+    }
+    save_file(state, str(file))
+    file.chmod(0o644)  # safetensors creates the file private
+
+
+def _subsample(curve: list[float], points: int = 200) -> list[list[float]]:
+    if not curve:
+        return []
+    stride = max(1, math.ceil(len(curve) / points))
+    out = []
+    for start in range(0, len(curve), stride):
+        chunk = curve[start : start + stride]
+        out.append([start + len(chunk) - 1, round(sum(chunk) / len(chunk), 5)])
+    return out
+
+
+def train_recipe(out_dir: Path, recipe: ClipRecipe, log: Log | None = None, *, evaluate: bool = True) -> dict[str, Any]:
+    """Train a mini CLIP with ``recipe``, save it to ``out_dir`` and return its quality numbers
+    (:func:`quality_report`; empty when ``evaluate`` is false)."""
+    log = log or (lambda message: None)
+    out_dir = Path(out_dir)
+    wall_start = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    np.random.seed(recipe.seed)
+
+    # ---- folder: config + vocabulary, then the model the adapter will build from it ---------
+    if out_dir.exists():
+        for name in (CONFIG_FILE, BPE_FILE, WEIGHTS_FILE, LOG_FILE, "manifest.json"):
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(VOCAB_DIR / BPE_FILE, out_dir / BPE_FILE)
+    tokenizer = open_clip.SimpleTokenizer(bpe_path=str(out_dir / BPE_FILE), context_length=recipe.context_length)
+    config = {
+        "model_cfg": clip_config(
+            len(tokenizer.encoder),
+            tokenizer.eot_token_id,
+            width=recipe.width,
+            layers=recipe.layers,
+            vision_width=recipe.vision_width,
+            vision_layers=recipe.vision_layers,
+            text_layers=recipe.text_layers,
+            image_size=recipe.image_size,
+            patch_size=recipe.patch_size,
+            context_length=recipe.context_length,
+            mlp_ratio=recipe.mlp_ratio,
+        ),
+        "preprocess_cfg": preprocess_config(recipe.image_size),
+    }
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    torch.manual_seed(recipe.seed)
+    model = build_open_clip(out_dir).train()
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params / 1e6:.2f}M parameters")
+
+    # ---- data ---------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    pixels, captions = render_pool(recipe.pool_size, recipe.seed, recipe.image_size, recipe.variants, log)
+    pool_s = time.perf_counter() - t0
+    vocabulary = sorted(set(captions))
+    caption_index = {c: i for i, c in enumerate(vocabulary)}
+    labels = torch.tensor([caption_index[c] for c in captions])
+    rel_full = relation_matrix(vocabulary)
+    infos = [caption_info(c) for c in vocabulary]
+    colour_free = torch.tensor([infos[i].colour is None for i in labels.tolist()])
+    text_ids, text_eos = tokenize(tokenizer, vocabulary)
+    log(f"pool: {len(captions)} scenes, {len(vocabulary)} distinct captions, rendered in {pool_s:.0f} s")
+
+    # ---- optimization -------------------------------------------------------------------------
+    generator = torch.Generator().manual_seed(recipe.seed)
+    optimizer = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98), eps=1e-6)
+    order = torch.randperm(len(captions), generator=generator)
+    cursor = 0
+    curve: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(recipe.steps):
+        if cursor + recipe.batch_size > len(order):
+            order = torch.randperm(len(captions), generator=generator)
+            cursor = 0
+        batch = order[cursor : cursor + recipe.batch_size]
+        cursor += recipe.batch_size
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, recipe)
+        images = augment(pixels[batch], generator, recipe.augment, colour_free[batch])
+        image_features = model.encode_image(images)
+        text_features = encode_text_ids(model, text_ids, text_eos)
+        loss = contrastive_loss(image_features, text_features, model.logit_scale.exp(), rel_full[labels[batch]])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        curve.append(float(loss.detach()))
+        if step % 50 == 0 or step == recipe.steps - 1:
+            recent = curve[-50:]
+            elapsed = time.perf_counter() - t0
+            log(
+                f"step {step + 1}/{recipe.steps} loss {sum(recent) / len(recent):.4f} "
+                f"scale {model.logit_scale.exp().item():.1f} ({elapsed:.0f} s, {elapsed / (step + 1):.2f} s/step)"
+            )
+    train_s = time.perf_counter() - t0
+
+    model.eval()
+    _save_weights(model, out_dir / WEIGHTS_FILE)
+    t0 = time.perf_counter()
+    quality = quality_report(out_dir) if evaluate else {}
+    eval_s = time.perf_counter() - t0
+    if quality:
+        log("zero-shot: " + ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
+    tail = curve[-max(1, min(50, len(curve))) :]
+    record = {
+        "recipe": asdict(recipe),
+        "model": {"parameters": n_params, "model_cfg": config["model_cfg"]},
+        "pool": {"scenes": len(captions), "distinct_captions": len(vocabulary), "stream_seed": recipe.seed},
+        "loss_curve": _subsample(curve),
+        "loss_first": curve[0] if curve else None,
+        "loss_final": sum(tail) / len(tail) if curve else None,
+        "logit_scale": float(model.logit_scale.detach().exp()),
+        "quality": quality,
+        "quality_metric": f"zero-shot accuracy, prompt {PROMPT!r}, {HELDOUT_PER_CONCEPT} held-out images per concept",
+        "wall_s": {
+            "pool": round(pool_s, 1),
+            "train": round(train_s, 1),
+            "eval": round(eval_s, 1),
+            "total": round(time.perf_counter() - wall_start, 1),
+        },
+        "environment": {
+            "torch": torch.__version__,
+            "open_clip": open_clip.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+        },
+    }
+    (out_dir / LOG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_manifest(out_dir)
+    return quality
+
+
+def train_mini_clip(
+    out_dir: Path,
+    *,
+    seed: int = 1,
+    width: int = 128,
+    layers: int = 4,
+    steps: int = 800,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    log: Log | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Train the classification model ``mini-clip`` into ``out_dir``; returns its zero-shot
+    accuracies (:func:`quality_report`). ``options`` are further :class:`ClipRecipe` fields."""
+    evaluate = options.pop("evaluate", True)
+    recipe = ClipRecipe(seed=seed, width=width, layers=layers, steps=steps, batch_size=batch_size, lr=lr, **options)
+    return train_recipe(out_dir, recipe, log, evaluate=evaluate)
+
+
+def train_mini_judge(
+    out_dir: Path,
+    *,
+    seed: int = 2,
+    width: int = 96,
+    layers: int = 4,
+    steps: int = 800,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    log: Log | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The generation judge ``mini-judge``: the same recipe, trained separately (its own seed,
+    so its own initialization and its own scenes of the world stream) at its own width."""
+    return train_mini_clip(out_dir, seed=seed, width=width, layers=layers, steps=steps, batch_size=batch_size, lr=lr, log=log, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Quality
+
+
+def heldout_images(dataset: str) -> tuple[list, list[str]]:
+    """The held-out images of a synthetic dataset (the benchmark's own) and their concepts."""
+    variant, concepts = SYNTH_DATASETS[dataset]
+    spec = types.SimpleNamespace(
+        name=dataset,
+        concepts=[types.SimpleNamespace(name=c, init_word=c, anchor_word=None) for c in concepts],
+        heldout_per_concept=HELDOUT_PER_CONCEPT,
+        options={"variant": variant},
+    )
+    split = load_synth_dataset(spec, images_per_concept=0)
+    return [e.load_image() for e in split.heldout], [e.concept for e in split.heldout]
+
+
+def quality_report(folder: Path, datasets: Sequence[str] = tuple(SYNTH_DATASETS)) -> dict[str, float]:
+    """Zero-shot accuracy of the checkpoint in ``folder``, loaded by the adapter, on each synthetic
+    dataset's held-out images among its 10 concept names."""
+    adapter = OpenClipAdapter.from_pretrained(Path(folder))
+    report = {}
+    for dataset in datasets:
+        images, actual = heldout_images(dataset)
+        predicted = adapter.classify_images(images, list(SYNTH_DATASETS[dataset][1]), PROMPT)
+        report[dataset] = sum(p == a for p, a in zip(predicted, actual)) / len(actual)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", choices=["clip", "judge"])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON", help="recipe fields, e.g. steps=600 width=96")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+        if isinstance(overrides[key], list):
+            overrides[key] = tuple(overrides[key])
+    train = train_mini_clip if args.which == "clip" else train_mini_judge
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    quality = train(args.out_dir, log=log, **overrides)
+    print(json.dumps(quality, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The mini CLIP recipe (a few steps of a tiny configuration) and the shipped ``zoo/mini-clip`` and
+``zoo/mini-judge`` folders."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import vwbench.models  # noqa: F401  (torchvision shim before open_clip)
+from vwbench.data.synth.dataset import load_synth_dataset
+from vwbench.models.clip import OpenClipAdapter
+from vwbench.registry.checkpoints import verify_manifest
+from vwbench.zoo.manifest import MANIFEST
+from vwbench.zoo.recipes.clip import (
+    LOG_FILE,
+    NEGATIVE,
+    POSITIVE,
+    SYNTH_DATASETS,
+    UNKNOWN,
+    WEIGHTS_FILE,
+    _multi_positive_nce,
+    caption_info,
+    contrastive_loss,
+    relation,
+    train_mini_clip,
+)
+
+ZOO = Path(vwbench.models.__file__).parent.parent / "zoo"
+TINY = dict(seed=0, width=32, layers=1, steps=16, batch_size=16, lr=3e-3, pool_size=96, evaluate=False)
+
+
+def _train(out: Path) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster, and what the recipe runs with
+    try:
+        with torch.random.fork_rng(devices=[]):
+            train_mini_clip(out, **TINY)
+    finally:
+        torch.set_num_threads(threads)
+    return json.loads((out / LOG_FILE).read_text())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("mini_clip") / "clip"
+    return out, _train(out)
+
+
+def test_recipe_writes_a_loadable_open_clip_folder(trained):
+    out, log = trained
+    assert set(verify_manifest(out, out / MANIFEST)) == {
+        "open_clip_config.json", WEIGHTS_FILE, "bpe_simple_vocab.txt.gz", LOG_FILE,
+    }
+    adapter = OpenClipAdapter.from_pretrained(out)
+    assert all(p.dtype == torch.float32 for p in adapter.model.parameters())
+    config = json.loads((out / "open_clip_config.json").read_text())["model_cfg"]
+    assert config["text_cfg"]["pool_type"] == "eos"
+    assert config["text_cfg"]["eos_id"] == adapter.tokenizer.eot_token_id
+    assert adapter.embedding_dim == 32
+    labels = adapter.classify_images([Image.new("RGB", (64, 64), "red")], ["circle", "square"])
+    assert labels[0] in {"circle", "square"}
+    assert set(log["wall_s"]) >= {"pool", "train", "total"}
+    assert log["recipe"]["seed"] == 0
+
+
+def test_recipe_loss_goes_down(trained):
+    _, log = trained
+    losses = [loss for _, loss in log["loss_curve"]]
+    assert len(losses) == TINY["steps"]
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4
+
+
+def test_same_seed_same_weights(trained, tmp_path):
+    out, _ = trained
+    _train(tmp_path / "again")
+    assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (out / WEIGHTS_FILE).read_bytes()
+
+
+def test_caption_relations():
+    red_circle = caption_info("a photo of a red circle")
+    assert relation(red_circle, caption_info("a photo of circle")) == POSITIVE
+    assert relation(red_circle, caption_info("a photo of a blue circle")) == NEGATIVE
+    assert relation(red_circle, caption_info("a photo of a striped circle")) == UNKNOWN
+    assert relation(red_circle, caption_info("a photo of square")) == NEGATIVE
+    bluestar = caption_info("a photo of bluestar")
+    assert relation(bluestar, caption_info("a photo of star")) == UNKNOWN
+    assert relation(bluestar, caption_info("a photo of a red star")) == NEGATIVE
+    assert relation(caption_info("a photo of star"), caption_info("a photo of bluestar")) == UNKNOWN
+
+
+def test_contrastive_loss_ignores_unknowns():
+    rel = torch.tensor([[POSITIVE, NEGATIVE, UNKNOWN], [NEGATIVE, POSITIVE, NEGATIVE], [UNKNOWN, NEGATIVE, POSITIVE]])
+    logits = torch.eye(3) * 5
+    base = _multi_positive_nce(logits, rel)
+    assert torch.isfinite(base)
+    raised_unknown = logits.clone()
+    raised_unknown[0, 2] = 10.0
+    assert _multi_positive_nce(raised_unknown, rel) == pytest.approx(float(base))
+    raised_negative = logits.clone()
+    raised_negative[0, 1] = 10.0
+    assert _multi_positive_nce(raised_negative, rel) > base
+    # the symmetric loss on unit features is finite and lowest for matching pairs
+    scale = torch.tensor(10.0)
+    assert contrastive_loss(torch.eye(3), torch.eye(3), scale, rel) < contrastive_loss(torch.eye(3), torch.eye(3)[[1, 0, 2]], scale, rel)
+
+
+# ---- the shipped checkpoints -------------------------------------------------------------
+
+
+def _voc_heldout(per_concept: int = 4):
+    variant, concepts = SYNTH_DATASETS["synth-voc"]
+    spec = types.SimpleNamespace(
+        name="synth-voc",
+        concepts=[types.SimpleNamespace(name=c, init_word=c, anchor_word=None) for c in concepts],
+        heldout_per_concept=per_concept,
+        options={"variant": variant},
+    )
+    split = load_synth_dataset(spec, images_per_concept=0)
+    return [e.load_image() for e in split.heldout], [e.concept for e in split.heldout], list(concepts)
+
+
+@pytest.mark.parametrize("name", ["mini-clip", "mini-judge"])
+def test_shipped_checkpoint_loads_and_classifies(name):
+    folder = ZOO / name
+    if not (folder / MANIFEST).is_file():
+        pytest.skip(f"{name} has not been trained yet (vwbench zoo train --only {name})")
+    listed = verify_manifest(folder, folder / MANIFEST)
+    assert {"open_clip_config.json", WEIGHTS_FILE, "bpe_simple_vocab.txt.gz", LOG_FILE} <= set(listed)
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 6 * 1024 * 1024
+    adapter = OpenClipAdapter.from_pretrained(folder)
+    images, actual, classes = _voc_heldout()
+    assert len(images) == 40
+    predicted = adapter.classify_images(images, classes)
+    accuracy = sum(p == a for p, a in zip(predicted, actual)) / len(actual)
+    assert accuracy >= 0.8, f"{name}: zero-shot accuracy {accuracy:.2f} on 40 held-out synth-voc images"

@@ -80,7 +80,7 @@ def test_run_writes_a_schema_valid_result(tiny_tasks, tmp_path, pair):
     assert stored.transfer == ("identity" if source == target else "lstsq")
     assert stored.n_trials == 2 and stored.steps == 2 and len(stored.per_word) == 6
     assert set(stored.per_concept) == {"circle", "square", "triangle"}
-    assert 0.0 <= stored.value <= 1.0 and stored.ci95[0] <= stored.value <= stored.ci95[1]
+    assert 0.0 <= stored.ci95[0] <= stored.value <= stored.ci95[1] <= 1.0
     roles = {c.role for c in stored.provenance.checkpoints}
     assert roles >= {"source", "target"} and ("judge" in roles) == (target == "sd")
     assert all(c.sha256 for c in stored.provenance.checkpoints)

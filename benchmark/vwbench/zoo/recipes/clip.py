@@ -454,6 +454,8 @@ def train_recipe(out_dir: Path, recipe: ClipRecipe, log: Log | None = None, *, e
     infos = [caption_info(c) for c in vocabulary]
     colour_free = torch.tensor([infos[i].colour is None for i in labels.tolist()])
     text_ids, text_eos = tokenize(tokenizer, vocabulary)
+    # every step scores its images against the captions of its batch and all plain captions
+    plain = torch.tensor([i for i, c in enumerate(vocabulary) if len(c.split()) == 4])
     log(f"pool: {len(captions)} scenes, {len(vocabulary)} distinct captions, rendered in {pool_s:.0f} s")
 
     # ---- optimization -------------------------------------------------------------------------
@@ -473,8 +475,10 @@ def train_recipe(out_dir: Path, recipe: ClipRecipe, log: Log | None = None, *, e
             group["lr"] = _lr_at(step, recipe)
         images = augment(pixels[batch], generator, recipe.augment, colour_free[batch])
         image_features = model.encode_image(images)
-        text_features = encode_text_ids(model, text_ids, text_eos)
-        loss = contrastive_loss(image_features, text_features, model.logit_scale.exp(), rel_full[labels[batch]])
+        columns = torch.unique(torch.cat([labels[batch], plain]))
+        text_features = encode_text_ids(model, text_ids[columns], text_eos[columns])
+        rel = rel_full[labels[batch]][:, columns]
+        loss = contrastive_loss(image_features, text_features, model.logit_scale.exp(), rel)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)

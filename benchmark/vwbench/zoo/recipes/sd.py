@@ -10,14 +10,17 @@ Phases (each timed in ``training_log.json``):
 3. cache the VAE latents of the pool (``latent_dist.mean``, what the adapter's ``prepare`` uses);
 4. train a ``UNet2DConditionModel`` and a transformers ``CLIPTextModel`` (on the zoo's shared
    vocabulary) jointly from scratch, with ``DDPMScheduler(prediction_type="v_prediction")`` on
-   SD 2.1's noise schedule, Min-SNR loss weighting, caption dropout to the empty prompt (so
-   classifier-free guidance works) and an EMA of the weights (which is what is saved);
+   SD 2.1's noise schedule and its plain v MSE (Min-SNR weighting is an option), caption dropout
+   to the empty prompt (so classifier-free guidance works) and an EMA of the weights (what is
+   saved);
 5. save the diffusers folder layout (float16 safetensors, loaded as float32), ``samples.png``,
    ``training_log.json`` and, last, ``manifest.json``.
 
 Every phase with a wall-time budget stops at its budget or step count, whichever comes first, and
 its learning-rate schedule follows that progress, so a slower (shared) machine gets a complete
-schedule in fewer steps rather than a truncated one.
+schedule in fewer steps rather than a truncated one. Everything is seeded, but with budgets the
+step counts (so the weights) depend on the machine's speed; set the budgets to ``None`` for a
+bit-reproducible run of the step counts.
 
 ``python -m vwbench.zoo.recipes.sd --out benchmark/vwbench/zoo/mini-sd --seed 0`` trains the
 shipped model; ``--judge`` adds :func:`quality_report` to the log.

@@ -100,7 +100,11 @@ def test_second_run_reuses_the_trained_words(tiny_tasks, tmp_path):
     first_value = read_result(result_file).value
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
-    assert "reusing trained words" in second.output
+    assert "reusing the stored result" in second.output  # a finished unit is not evaluated again
+    result_file.unlink()
+    third = CliRunner().invoke(app, args)
+    assert third.exit_code == 0, third.output
+    assert "reusing trained words" in third.output
     assert words[0].stat().st_mtime_ns == mtime
     # same key -> the same result file, rewritten with the same number
     assert list((out / "results").rglob("*.json")) == [result_file]

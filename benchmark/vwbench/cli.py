@@ -65,7 +65,8 @@ def ls_command(
 def run_command(
     task: Annotated[str, typer.Option("--task", "-t", help="SOURCE->TARGET, each of sd, owlv2, clip (quote it in the shell).")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. synth-coco or coco.")],
-    transfer: Annotated[Optional[str], typer.Option(help="Transfer method (default: identity for x->x, lstsq otherwise).")] = None,
+    transfer: Annotated[Optional[str], typer.Option(help="Transfer method: a built-in name (lstsq, ridge, procrustes, knn, anchor, random, identity) or a submission's path (default: identity for x->x, lstsq otherwise).")] = None,
+    embeddings: Annotated[Optional[Path], typer.Option("--embeddings", help="An embeddings submission (safetensors): evaluate its words instead of training.")] = None,
     steps: Annotated[Optional[int], typer.Option(min=0, help="Training steps per word (default: the task's, 1000).")] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per concept, each from another init word.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
@@ -74,21 +75,35 @@ def run_command(
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (fewer is faster on a busy machine).")] = None,
+    delta: Annotated[Optional[float], typer.Option("--delta", min=0.0, help="Fracturing: keep each word within delta x its anchor's distance to the nearest other word (Eq. 4).")] = None,
+    anchors: Annotated[Optional[list[str]], typer.Option("--anchors", help="Fracturing anchors: concept=word pairs (comma-separated or repeated) or one word for all (default: the dataset's anchor words).")] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result."""
+    if embeddings is not None and (delta is not None or anchors):
+        raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
     from vwbench.progress import RichReporter
     from vwbench.runner import RunOptions, run_task
 
     reporter = RichReporter()
-    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
+    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads, embeddings=embeddings, delta=delta, anchors=anchors)
     result, path = run_task(spec, options, reporter)
     _print_summary(reporter.console, result, path)
 
 
 zoo_app = typer.Typer(help="The mini zoo: small trained models shipped with vwbench.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+from vwbench.commands.data import data_app  # noqa: E402
+from vwbench.commands.fracture import delta_sweep_command  # noqa: E402
+from vwbench.commands.analyze import analyze_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+app.add_typer(analyze_app, name="analyze")
+app.command("delta-sweep")(delta_sweep_command)
+from vwbench.commands.sweep import sweep_command  # noqa: E402
+
+app.command("sweep")(sweep_command)
 ZooOnly = Annotated[Optional[list[str]], typer.Option("--only", help="Only this model (repeatable): mini-clip, mini-judge, mini-owlv2, mini-sd.")]
 ZooRoot = Annotated[Optional[Path], typer.Option("--root", help="Zoo folder (default: the package's own).")]
 
@@ -117,6 +132,18 @@ def zoo_check_command(
         return
     report = check_zoo(root or ZOO_DIR, only)
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else _format_quality(report))
+
+
+@zoo_app.command("report")
+def zoo_report_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder for zoo.md and its images.")] = Path("leaderboards/mini"),
+    root: ZooRoot = None,
+) -> None:
+    """Write the zoo card (zoo.md: sizes, training times, curves, samples, quality numbers)."""
+    from vwbench.zoo.build import ZOO_DIR
+    from vwbench.zoo.report import write_zoo_report
+
+    typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR)}")
 
 
 def _format_quality(report: dict) -> str:
@@ -150,21 +177,36 @@ def _print_summary(console, result, path: Path) -> None:
     console.print(f"result: {path}")
 
 
+from vwbench.commands.bench import register as _register_commands  # noqa: E402  (validate, leaderboard, check)
+
+_register_commands(app)
+
+
+def _interrupted() -> None:
+    from vwbench.results import journal
+
+    print(f"interrupted: {journal.summary()}", file=sys.stderr)
+    sys.exit(130)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode, typer turns Ctrl-C and `raise typer.Exit(n)` into a return value
+        code = app(standalone_mode=False)
+        if code == 130:
+            _interrupted()
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("interrupted: trained words and results written so far are kept", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:
         # click's own errors (typer vendors click, so match them by interface, not by class)
         if type(exc).__name__ == "Abort":
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+            _interrupted()
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,15 @@ from vwbench.errors import UserError
 from vwbench.models.base import ConceptModel, EvalContext, TrainingData
 from vwbench.predictions import Predictions
 from vwbench.progress import Reporter
-from vwbench.results.atomic import atomic_write_json
+from vwbench import faults
+from vwbench.results import journal
+from vwbench.results.atomic import atomic_write_json, remove_stale_temps
+from vwbench.results.locks import compute_once
 from vwbench.results.provenance import git_commit, library_versions, utc_now
-from vwbench.results.schema import RunResult
+from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, cache_key, load_wordset, save_wordset
 from vwbench.training import TrainConfig, choose_init_words, train_words
+from vwbench.training.state import TrainState, load_train_state, save_train_state
 
 
 def load_split(task, hp, loader, data_root: Path | None) -> DatasetSplit:
@@ -42,8 +47,18 @@ def _init_plan(source: ConceptModel, split: DatasetSplit, trials: int) -> tuple[
     return concepts, trial_ids, init_words
 
 
-def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, hp, out_dir: Path, reporter: Reporter) -> tuple[WordSet, Path]:
-    """The trained words of this (model, dataset, settings), from the cache or trained now."""
+@dataclass(frozen=True)
+class WordsPlan:
+    """What a word set is trained from, and the cache key that hashes all of it."""
+
+    key: str
+    key_parts: dict[str, Any]
+    concepts: list[str]
+    trials: list[int]
+    init_words: list[str]
+
+
+def plan_words(source: ConceptModel, source_ckpt, split: DatasetSplit, hp, fracture: Any = None) -> WordsPlan:
     concepts, trials, init_words = _init_plan(source, split, hp.trials)
     key_parts = {
         "model": source.family,
@@ -55,36 +70,95 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
         "init_words": init_words,
         "hp": hp.model_dump(mode="json"),
     }
-    key = cache_key(key_parts)
+    if fracture is not None:  # the delta-ball experiment (vwbench.training.fracture)
+        key_parts["fracture"] = fracture.describe()
+    return WordsPlan(cache_key(key_parts), key_parts, concepts, trials, init_words)
+
+
+def checkpoint_interval(steps: int) -> int:
+    """Training is checkpointed ten times per run (every step for runs under ten steps)."""
+    return max(1, -(-steps // 10))
+
+
+def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, hp, out_dir: Path, reporter: Reporter, plan: WordsPlan | None = None) -> tuple[WordSet, Path]:
+    """The trained words of this (model, dataset, settings): from the cache, or trained now under
+    the words' lock (continuing from a training checkpoint a killed run left)."""
+    plan = plan or plan_words(source, source_ckpt, split, hp)
+    key = plan.key
     path = Path(out_dir) / "words" / split.name / source.family / f"{key[:16]}.safetensors"
-    cached = load_wordset(path)
-    if cached is not None and cached.metadata.get("key") == key:
+    state_path = path.with_suffix(".trainstate")
+
+    def load() -> WordSet | None:
+        cached = load_wordset(path)
+        return cached if cached is not None and cached.metadata.get("key") == key else None
+
+    def compute() -> WordSet:
+        remove_stale_temps(path)
+        remove_stale_temps(state_path)
+        index = {name: i for i, name in enumerate(split.concept_names)}
+        init = source.token_vectors(plan.init_words).to("cpu", torch.float32)
+        init = init[:, None, :].expand(-1, hp.n_vectors, -1).contiguous()
+        resume = load_train_state(state_path, key, tuple(init.shape), hp.steps)
+        if resume is not None:
+            reporter.log(f"resuming training at step {resume.step} of {hp.steps} from {state_path}")
+            journal.record(state_path, f"training checkpoint (step {resume.step} of {hp.steps})")
+
+        def checkpoint(state: TrainState) -> None:
+            save_train_state(state_path, state, key)
+            journal.record(state_path, f"training checkpoint (step {state.step} of {hp.steps})")
+
+        config = TrainConfig(steps=hp.steps, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, batch_size=hp.batch_size, seed=hp.seed)
+        data = TrainingData(split.train, split.concept_names)
+        with reporter.stage(f"train {len(plan.concepts)} words on {source.family}", total=hp.steps) as stage:
+            ball, ball_facts = None, {}
+            if "fracture" in plan.key_parts:
+                from vwbench.training.fracture import word_ball
+
+                ball, ball_facts = word_ball(source, plan.concepts, plan.key_parts["fracture"])
+            trained = train_words(
+                source, data, init, [index[c] for c in plan.concepts], config, progress=lambda n, loss: stage.advance(n, loss=loss),
+                resume=resume, checkpoint=checkpoint, checkpoint_every=checkpoint_interval(hp.steps), ball=ball,
+            )
+        words = WordSet(
+            vectors=trained.vectors,
+            concepts=plan.concepts,
+            trials=plan.trials,
+            init_words=plan.init_words,
+            metadata={"key": key, "vocab_hash": source.vocabulary().hash(), "loss_curve": trained.loss_curve[:: max(1, hp.steps // 100)], **plan.key_parts, **({"fracture_anchors": ball_facts} if ball_facts else {})},
+        )
+        save_wordset(path, words)
+        reporter.log(f"saved trained words {path}")
+        journal.record(path, "trained words")
+        faults.point("words-saved")
+        _drop_train_state(state_path)
+        return words
+
+    words, reused = compute_once(out_dir, f"words-{key[:32]}", load=load, compute=compute, what=f"the words of {source.family} on {split.name}", log=reporter.log)
+    if reused:
         reporter.log(f"reusing trained words {path}")
-        return cached, path
-    index = {name: i for i, name in enumerate(split.concept_names)}
-    init = source.token_vectors(init_words).to("cpu", torch.float32)
-    init = init[:, None, :].expand(-1, hp.n_vectors, -1).contiguous()
-    config = TrainConfig(steps=hp.steps, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, batch_size=hp.batch_size, seed=hp.seed)
-    data = TrainingData(split.train, split.concept_names)
-    with reporter.stage(f"train {len(concepts)} words on {source.family}", total=hp.steps) as stage:
-        trained = train_words(source, data, init, [index[c] for c in concepts], config, progress=lambda n, loss: stage.advance(n, loss=loss))
-    words = WordSet(
-        vectors=trained.vectors,
-        concepts=concepts,
-        trials=trials,
-        init_words=init_words,
-        metadata={"key": key, "vocab_hash": source.vocabulary().hash(), "loss_curve": trained.loss_curve[:: max(1, hp.steps // 100)], **key_parts},
-    )
-    save_wordset(path, words)
+        journal.record(path, "trained words")
+        _drop_train_state(state_path)  # a run killed after saving its words leaves its last checkpoint
     return words, path
 
 
-def transfer_words(name: str, source: ConceptModel, target: ConceptModel, vectors: torch.Tensor):
-    from vwbench.transfer import get_transfer
+def _drop_train_state(state_path: Path) -> None:
+    try:
+        state_path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only folder: the stale checkpoint is harmless (its words exist)
+    journal.forget(state_path)
 
-    method = get_transfer(name)
+
+def transfer_words(name_or_method, source: ConceptModel, target: ConceptModel, vectors: torch.Tensor, init_words: list[str] | None = None):
+    """Fit a transfer (a registry name or a ready method) on the two vocabularies and map the
+    words; ``init_words`` (each word's concept's init word) is what ``anchor`` uses."""
+    from vwbench.transfer import TransferMethod, get_transfer
+
+    method = name_or_method if isinstance(name_or_method, TransferMethod) else get_transfer(name_or_method)
     method.fit(source.vocabulary(), target.vocabulary())
-    return method, method.map(vectors)
+    if init_words is None:
+        return method, method.map(vectors)
+    return method, method.map_words(vectors, init_words)
 
 
 def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: WordSet, split: DatasetSplit, task, hp, reporter: Reporter) -> list[Predictions]:
@@ -135,7 +209,38 @@ def result_path(out_dir: Path, task, transfer: str, key: str) -> Path:
     return Path(out_dir) / "results" / task.dataset.name / pair / f"{transfer}-{key[:12]}.json"
 
 
-def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, out_dir, version) -> tuple[RunResult, Path]:
+def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, dict[str, str]]) -> str:
+    """The cache key of one result: the words, the transfer, the target's spec and settings, and
+    the sha256 of the files of the models that evaluate (target, and judge for generation)."""
+    parts: dict[str, Any] = {
+        "words": words_key,
+        "transfer": transfer_name,
+        "target": task.target.model_dump(mode="json"),
+        "eval": task.eval.model_dump(mode="json"),
+    }
+    if evaluators:
+        parts["evaluator_files"] = evaluators
+    return cache_key(parts)
+
+
+def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Reporter) -> RunResult | None:
+    """The finished result at ``path`` if it is intact and is this run's; ``None`` (recompute)
+    when it is missing, torn or does not match."""
+    if not Path(path).is_file():
+        return None
+    try:
+        stored = read_result(path)
+    except UserError as exc:
+        reporter.log(f"ignoring a damaged result ({exc}); computing it again")
+        return None
+    expected = (task.name, task.dataset.name, transfer_name, hp.seed, hp.steps, hp.trials)
+    if (stored.task, stored.dataset, stored.transfer, stored.seed, stored.steps, stored.n_trials) != expected:
+        reporter.log(f"ignoring {path}: it holds another run's result; computing it again")
+        return None
+    return stored
+
+
+def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, out_dir, version, path: Path | None = None) -> tuple[RunResult, Path]:
     summary = scored["summary"]
     result = RunResult(
         task=task.name,
@@ -151,6 +256,7 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
         transfer=transfer_name,
         transfer_params=method.describe(),
         n_trials=hp.trials,
+        fracture=_fracture_record(words.metadata),
         steps=hp.steps,
         seed=hp.seed,
         provenance={
@@ -167,12 +273,16 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
             "created": utc_now(),
         },
     )
-    unit_key = cache_key({
-        "words": words.metadata["key"],
-        "transfer": transfer_name,
-        "target": task.target.model_dump(mode="json"),
-        "eval": task.eval.model_dump(mode="json"),
-    })
-    path = result_path(out_dir, task, transfer_name, unit_key)
-    atomic_write_json(path, result.model_dump(mode="json"))
+    if path is None:
+        path = result_path(out_dir, task, transfer_name, result_key(words.metadata["key"], transfer_name, task, {}))
+    remove_stale_temps(path)
+    atomic_write_json(path, result.model_dump(mode="json"), phase="result")
+    journal.record(path, "result")
     return result, path
+
+
+def _fracture_record(metadata: dict) -> dict | None:
+    """delta, anchors and each anchor's ball facts of fractured words (None for ordinary words)."""
+    if "fracture" not in metadata:
+        return None
+    return {**metadata["fracture"], "anchor_facts": metadata.get("fracture_anchors", {})}

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 import vwbench
+from vwbench import faults
 from vwbench.errors import UserError
+from vwbench.results import journal
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
 from vwbench.registry.schema import ModelSpec, TaskSpec
@@ -35,6 +37,9 @@ class RunOptions:
     weights_dir: Path | None = None
     data_root: Path | None = None
     threads: int | None = None  # CPU intra-op threads; None keeps torch's default
+    delta: float | None = None  # fracturing: keep words within delta x the anchor's nearest-word distance
+    anchors: list[str] | None = None  # fracturing: --anchors values (concept=word pairs, or one word)
+    embeddings: Path | None = None  # an embeddings submission: evaluate its words instead of training
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,22 +71,48 @@ class _ModelCache:
     def __init__(self, device: torch.device, dtype: torch.dtype, weights_dir: Path | None) -> None:
         self.device, self.dtype, self.weights_dir = device, dtype, weights_dir
         self._models: dict[tuple, object] = {}
+        self._resolved: dict[str, object] = {}
         self.provenance: list[dict] = []
 
+    def resolve(self, spec: ModelSpec):
+        """Find and hash a checkpoint once per run (hashing a large one takes a while)."""
+        pin = spec.checkpoint.model_dump_json()
+        if pin not in self._resolved:
+            self._resolved[pin] = resolve_checkpoint(spec.checkpoint, self.weights_dir)
+        return self._resolved[pin]
+
     def get(self, spec: ModelSpec, role: str):
-        resolved = resolve_checkpoint(spec.checkpoint, self.weights_dir)
+        resolved = self.resolve(spec)
         self.provenance.append(
             {"role": role, "family": spec.family, "name": resolved.name, "revision": resolved.revision, "sha256": dict(resolved.files)}
         )
         key = (spec.family, str(resolved.path))
         if key not in self._models:
-            self._models[key] = adapter_class(spec.family).from_pretrained(resolved.path, device=self.device, dtype=self.dtype)
+            self._models[key] = _load_adapter(spec.family, resolved.path, self.device, self.dtype)
         return self._models[key], resolved
+
+
+def _load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dtype):
+    """Load a checkpoint; a damaged one (truncated weights, broken config) is a one-line error."""
+    from safetensors import SafetensorError
+
+    cls = adapter_class(family)
+    try:
+        return cls.from_pretrained(path, device=device, dtype=dtype)
+    except UserError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, EOFError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
 
 
 def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None):
     """Run one task end to end and store its result; returns ``(RunResult, result_path)``."""
-    from vwbench.pipeline_steps import evaluate_words, load_split, obtain_words, score_words, transfer_words, write_result
+    from vwbench.pipeline_steps import (
+        evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
+        transfer_words, write_result,
+    )
+    from vwbench.results.locks import compute_once
 
     reporter = reporter or NullReporter()
     if not task.pinned:
@@ -95,7 +126,10 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     hp = task.hyperparameters.model_copy(
         update={k: v for k, v in {"steps": options.steps, "trials": options.trials, "seed": options.seed}.items() if v is not None}
     )
-    transfer_name = options.transfer or task.default_transfer
+    from vwbench.submissions.run_support import concept_init_words, embedding_words, prepare_transfer
+
+    prepared = prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
+    transfer_name = prepared.label
     timer = _Timer()
     models = _ModelCache(device, dtype, options.weights_dir)
 
@@ -105,22 +139,62 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     with timer("load_source"), reporter.stage(f"load {task.source.family}") as stage:
         source, source_ckpt = models.get(task.source, "source")
         stage.advance(1)
-    with timer("train"):
-        words, words_path = obtain_words(source, source_ckpt, task, split, hp, options.out_dir, reporter)
-    with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
-        target, _ = models.get(task.target, "target")
-        judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
-        stage.advance(1)
-    with timer("transfer"), reporter.stage(f"transfer {transfer_name}") as stage:
-        method, mapped = transfer_words(transfer_name, source, target, words.vectors)
-        stage.advance(1)
-    with timer("evaluate"):
-        predictions = evaluate_words(target, judge, mapped, words, split, task, hp, reporter)
-    with timer("metrics"):
-        scored = score_words(predictions, words, task, target.kind)
-    result = write_result(
-        task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
-        method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
-        out_dir=options.out_dir, version=vwbench.__version__,
+    with timer("plan"):
+        if options.embeddings is not None:
+            submitted = embedding_words(options.embeddings, source, split, task)
+            words_key = submitted.metadata["key"]
+        else:
+            plan = plan_words(source, source_ckpt, split, hp, _fracture(options, split))
+            words_key = plan.key
+        evaluators = {"target": dict(models.resolve(task.target).files)}
+        if task.judge is not None and adapter_class(task.target.family).kind == "generation":
+            evaluators["judge"] = dict(models.resolve(task.judge).files)
+        key = result_key(words_key, prepared.key, task, evaluators)
+        path = result_path(options.out_dir, task, transfer_name, key)
+
+    def compute():
+        with timer("train"):
+            if options.embeddings is not None:
+                words, words_path = submitted, options.embeddings
+            else:
+                words, words_path = obtain_words(source, source_ckpt, task, split, hp, options.out_dir, reporter, plan)
+        with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
+            target, _ = models.get(task.target, "target")
+            judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
+            stage.advance(1)
+        with timer("transfer"), reporter.stage(f"transfer {transfer_name}") as stage:
+            method, mapped = transfer_words(prepared.method, source, target, words.vectors, concept_init_words(split, words.concepts))
+            stage.advance(1)
+        with timer("evaluate"):
+            predictions = evaluate_words(target, judge, mapped, words, split, task, hp, reporter)
+        faults.point("evaluated")
+        with timer("metrics"):
+            scored = score_words(predictions, words, task, target.kind)
+        result, _ = write_result(
+            task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
+            method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
+            out_dir=options.out_dir, version=vwbench.__version__, path=path,
+        )
+        return result
+
+    result, reused = compute_once(
+        options.out_dir, f"result-{key[:32]}", what=f"{task.name} on {task.dataset.name}", log=reporter.log,
+        load=lambda: load_stored_result(path, task, transfer_name, hp, reporter), compute=compute,
     )
-    return result
+    if reused:
+        reporter.log(f"reusing the stored result {path}")
+        journal.record(path, "result")
+    faults.point("result-done")
+    return result, path
+
+
+def _fracture(options: RunOptions, split):
+    """The delta-ball constraint of ``--delta`` / ``--anchors`` (None without ``--delta``)."""
+    if options.delta is None:
+        if options.anchors:
+            raise UserError("--anchors applies to the fracturing experiment: give --delta too")
+        return None
+    from vwbench.training.fracture import Fracture, parse_anchors
+
+    defaults = {c.name: c.anchor for c in split.concepts}
+    return Fracture(float(options.delta), parse_anchors(options.anchors, split.concept_names, defaults))

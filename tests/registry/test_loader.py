@@ -128,8 +128,9 @@ def test_include_and_defaults_merging(tasks_copy: Path) -> None:
     assert voc.hyperparameters.steps == 7  # from the included file's settings
     assert voc.hyperparameters.trials == 3  # the dataset file's own settings win over its include
     assert voc.hyperparameters.seed == 5 and voc.version == 3  # the per-task layer wins
-    assert voc.hyperparameters.lr == 1e-4  # untouched keys keep the defaults
-    assert voc.eval.batch_size == 4 and voc.eval.inference_steps == 50
+    assert voc.hyperparameters.lr == 1e-3  # untouched keys keep the tier's settings (models/mini.yaml)
+    assert voc.hyperparameters.betas == (0.9, 0.999)  # ... and the defaults below them
+    assert voc.eval.batch_size == 4 and voc.eval.inference_steps == 20
     coco = registry.get("clip->sd", "synth-coco")
     assert coco.version == 2 and coco.hyperparameters.seed == 0 and coco.hyperparameters.trials == 2
     assert registry.get("sd->sd", "synth-coco").version == 1

@@ -177,7 +177,7 @@ def test_identity_rejects_mismatched_dims() -> None:
 
 
 def test_registry() -> None:
-    assert set(TRANSFER_METHODS) == {"lstsq", "identity"}
+    assert set(TRANSFER_METHODS) == {"lstsq", "identity", "ridge", "procrustes", "knn", "anchor", "random"}
     assert all(issubclass(c, TransferMethod) and c.name == n for n, c in TRANSFER_METHODS.items())
     assert isinstance(get_transfer("lstsq"), LeastSquaresTransfer)
     assert get_transfer("lstsq", rcond=1e-6).describe()["rcond"] == 1e-6
@@ -188,8 +188,8 @@ def test_unknown_method_suggests() -> None:
         get_transfer("lstq")
     with pytest.raises(UserError, match="did you mean 'identity'"):
         get_transfer("identiy")
-    with pytest.raises(UserError, match="known: identity, lstsq"):
-        get_transfer("procrustes")
+    with pytest.raises(UserError, match="known: anchor, identity, knn, lstsq, procrustes, random, ridge"):
+        get_transfer("orthogonal")
 
 
 def test_metrics_and_transfer_do_not_import_models() -> None:

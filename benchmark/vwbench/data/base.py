@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,15 @@ class Example:
         return max(self.annotations, key=lambda a: a.area).category
 
     def load_image(self) -> Image.Image:
-        image = self.loader()
-        return image if image.mode == "RGB" else image.convert("RGB")
+        """The RGB image; an unreadable or truncated file is a :class:`DataError` naming it."""
+        try:
+            image = self.loader()
+            return image if image.mode == "RGB" else image.convert("RGB")
+        except DataError:
+            raise
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            where = self.path or f"image {self.image_id}"
+            raise DataError(f"{where}: not a readable image ({exc}); replace the file or remove it from the dataset") from exc
 
     def boxes_of(self, category: str) -> list[tuple[float, float, float, float]]:
         """The ``xyxy`` boxes of one category (ground truth for detecting that concept)."""
@@ -125,9 +133,22 @@ class DatasetSplit:
     def train_of(self, concept: str) -> list[Example]:
         return [e for e in self.train if e.concept == concept]
 
-    def validate(self, images_per_concept: int) -> None:
-        """Raise :class:`DataError` unless every concept has enough training images."""
+    def validate(self, images_per_concept: int, *, check_files: bool = True) -> None:
+        """Raise :class:`DataError` (one line naming the image and the problem) unless every image
+        has a unique id, sane boxes inside it and a concept label, its file (where it has one)
+        decodes to the size its annotations give, and every concept has enough training images.
+        Runs before any training, so bad data never costs a trained word or becomes a number."""
         names = set(self.concept_names)
+        for part, examples in (("training", self.train), ("held-out", self.heldout)):
+            seen: set[str] = set()
+            for ex in examples:
+                if ex.image_id in seen:
+                    raise DataError(f"{self.name}: image id {ex.image_id!r} appears twice among the {part} images; image ids must be unique")
+                seen.add(ex.image_id)
+        for ex in self.train + self.heldout:
+            check_example(self.name, ex)
+            if check_files and ex.path is not None:
+                check_image_file(ex)
         for ex in self.train + self.heldout:
             if ex.concept not in names:
                 raise DataError(
@@ -139,8 +160,43 @@ class DatasetSplit:
             if n < images_per_concept:
                 raise DataError(
                     f"{self.name}: concept {name!r} has {n} training images, "
-                    f"{images_per_concept} are required"
+                    f"{images_per_concept} are required; add images of it or lower images_per_concept"
                 )
+
+
+BOX_TOLERANCE = 1.0  # pixels a box may reach past the border (rounding in real annotations)
+
+
+def check_example(dataset: str, ex: Example) -> None:
+    """A :class:`DataError` naming the image unless its size is positive and every box is finite,
+    has positive width and height and lies inside the image (within :data:`BOX_TOLERANCE`)."""
+    where = f"{ex.path}" if ex.path is not None else f"{dataset}: image {ex.image_id}"
+    if not (isinstance(ex.width, int) and isinstance(ex.height, int)) or ex.width <= 0 or ex.height <= 0:
+        raise DataError(f"{where}: image size {ex.width}x{ex.height} is not a positive whole number of pixels")
+    if not ex.annotations:
+        raise DataError(f"{where}: the image has no boxes, so it has no concept label; drop it or annotate it")
+    for i, a in enumerate(ex.annotations):
+        if len(a.bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in a.bbox):
+            raise DataError(f"{where}: box {i} ({a.category!r}) is {a.bbox!r}; expected four finite numbers [x, y, width, height]")
+        x, y, w, h = a.bbox
+        if w <= 0 or h <= 0:
+            raise DataError(f"{where}: box {i} ({a.category!r}) [x {x}, y {y}, w {w}, h {h}] has zero or negative area")
+        tol = BOX_TOLERANCE
+        if x < -tol or y < -tol or x + w > ex.width + tol or y + h > ex.height + tol:
+            raise DataError(f"{where}: box {i} ({a.category!r}) [x {x}, y {y}, w {w}, h {h}] lies outside the {ex.width}x{ex.height} image")
+        if not isinstance(a.category, str) or not a.category:
+            raise DataError(f"{where}: box {i} has no category name")
+
+
+def check_image_file(ex: Example) -> None:
+    """Decode the image file fully (a truncated file fails here, not mid-evaluation) and compare
+    its size with the annotations'."""
+    image = ex.load_image()
+    if image.size != (ex.width, ex.height):
+        raise DataError(
+            f"{ex.path}: the file is {image.size[0]}x{image.size[1]} pixels, its annotations say {ex.width}x{ex.height}; "
+            f"fix the annotation file's width/height"
+        )
 
 
 def largest_box_label(annotations: Sequence[Annotation]) -> str:

@@ -1,10 +1,13 @@
-"""Export examples as a COCO instances dict (for users' tools and for validating annotations)."""
+"""Export examples as a COCO instances dict (for users' tools and for validating annotations), and
+the structural checks every COCO-format reader shares."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from vwbench.data.base import Example
+from vwbench.errors import DataError
 
 
 def to_coco(examples: Sequence[Example]) -> dict:
@@ -25,3 +28,22 @@ def to_coco(examples: Sequence[Example]) -> dict:
         "annotations": annotations,
         "categories": [{"id": i, "name": n} for n, i in cat_ids.items()],
     }
+
+
+def check_instances(data: object, path: Path | str) -> None:
+    """Structural checks of a COCO instances dict that a reader's per-entry checks do not catch:
+    the three lists exist, and image, category and annotation ids are unique (a duplicate image id
+    would silently merge two images' boxes). A :class:`DataError` names the file and the id."""
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
+        raise DataError(f"{path}: not a COCO instances file (expected 'images', 'annotations' and 'categories' lists)")
+    for key, what in (("images", "image"), ("categories", "category"), ("annotations", "annotation")):
+        seen: set = set()
+        for i, entry in enumerate(data[key]):
+            if not isinstance(entry, dict) or "id" not in entry:
+                raise DataError(f"{path}: {key}[{i}] has no 'id'")
+            ident = entry["id"]
+            if not isinstance(ident, (int, str)) or isinstance(ident, bool):
+                raise DataError(f"{path}: {key}[{i}] has id {ident!r}; expected an integer")
+            if ident in seen:
+                raise DataError(f"{path}: duplicate {what} id {ident!r} ({key}[{i}]); ids must be unique")
+            seen.add(ident)

@@ -347,9 +347,13 @@ class TaskRegistry:
 
     Build it with :meth:`from_dir`; then :meth:`tasks`, :meth:`get` and :meth:`datasets`."""
 
-    def __init__(self, tasks: list[TaskSpec], datasets: list[DatasetSpec], tiers: dict[str, TierFile], root: Path) -> None:
+    def __init__(
+        self, tasks: list[TaskSpec], datasets: list[DatasetSpec], tiers: dict[str, TierFile], root: Path,
+        suites: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> None:
         self.root = root
         self._tasks = tasks
+        self._suites = suites or {}
         self._datasets = {d.name: d for d in datasets}
         self._tiers = tiers
         self._by_key = {(t.name, t.dataset.name): t for t in tasks}
@@ -377,6 +381,15 @@ class TaskRegistry:
     def tasks(self) -> list[TaskSpec]:
         """Every task, suite by suite, dataset by dataset, pair by pair."""
         return list(self._tasks)
+
+    def suite(self, name: str) -> list[TaskSpec]:
+        """The tasks of ``tasks/suites/<name>.yaml``, in the suite's order."""
+        if name not in self._suites:
+            raise _suggest("suite", name, sorted(self._suites))
+        return [self._by_key[key] for key in self._suites[name]]
+
+    def suites(self) -> list[str]:
+        return sorted(self._suites)
 
     def datasets(self) -> list[DatasetSpec]:
         """Every dataset that has a file, sorted by tier then name."""
@@ -466,6 +479,7 @@ class _Builder:
             datasets[file.name] = (file.spec(), file, doc)
 
         tasks: list[TaskSpec] = []
+        suites: dict[str, list[tuple[str, str]]] = {}
         seen: dict[tuple[str, str], Loc] = {}
         for path in self._yaml_files("suites"):
             doc = self.files.load(path)
@@ -487,7 +501,8 @@ class _Builder:
                         if key in task_keys:
                             layers.append(doc.sub("tasks").sub(task_keys[key]))
                     tasks.append(self._task(pair, spec, tier, merge(*layers)))
-        return TaskRegistry(tasks, [d[0] for d in datasets.values()], {k: v[0] for k, v in tiers.items()}, self.root)
+                    suites.setdefault(suite.name, []).append((pair, dataset_name))
+        return TaskRegistry(tasks, [d[0] for d in datasets.values()], {k: v[0] for k, v in tiers.items()}, self.root, suites)
 
     @staticmethod
     def _suite_pairs(suite: SuiteFile, doc: Doc) -> list[str]:

@@ -1,14 +1,18 @@
 """Write files so that a reader never sees half of one: temp file in the same folder, flush,
-fsync, rename. A crash leaves either the old file or the new one, never a torn one."""
+fsync, rename, fsync the folder. A crash leaves either the old file or the new one, never a torn
+one; a full disk or a read-only folder is a one-line :class:`UserError` and leaves the old file."""
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from vwbench import faults
 from vwbench.errors import UserError
 
 
@@ -18,27 +22,78 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def write_error(path: Path, exc: OSError) -> UserError:
+    """The one-line error for an ``OSError`` met while writing ``path``, with the fix."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space on that disk or choose another --out; what was already saved is kept"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "the folder is not writable: choose a writable output directory with --out"
+    else:
+        fix = "check the disk, or choose another --out"
+    return UserError(f"cannot write {path}: {reason}; {fix}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a power loss after it keeps the new name)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the data itself is already synced
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file") -> None:
+    """Write ``data`` to ``path`` atomically. ``phase`` names the kind of file for the fault
+    points (``write:<phase>:tmp|synced|renamed``) the crash tests stop at."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}; choose a writable output directory with --out") from exc
+        raise write_error(path, exc) from exc
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            faults.point(f"write:{phase}:tmp")
             os.fsync(f.fileno())
+        faults.point(f"write:{phase}:synced")
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror}; free space or choose another --out") from exc
+        raise write_error(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+    faults.point(f"write:{phase}:renamed")
 
 
-def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+def atomic_write_json(path: Path, payload: Any, *, phase: str = "file") -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), phase=phase)
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete the temp files a killed writer of ``path`` left beside it (``.NAME.*.tmp``);
+    returns how many. Call it only while holding ``path``'s lock: a live writer's temp file has
+    the same pattern."""
+    path = Path(path)
+    removed = 0
+    try:
+        entries = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return 0
+    for tmp in entries:
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed

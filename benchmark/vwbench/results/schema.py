@@ -59,13 +59,14 @@ class RunResult(BaseModel):
     steps: int
     seed: int
     provenance: Provenance
+    fracture: dict | None = None  # delta-ball runs: delta, anchors, anchor_facts (unit distance, nearest word, radius)
 
 
 def read_result(path: Path) -> RunResult:
     """Read and validate a result file; a torn or foreign file is a one-line :class:`UserError`."""
     try:
         payload = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: not a readable result file ({exc})") from exc
     version = payload.get("schema_version") if isinstance(payload, dict) else None
     if version != SCHEMA_VERSION:

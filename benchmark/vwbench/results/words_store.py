@@ -37,6 +37,18 @@ def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def tensor_checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """sha256 over the tensors' names, shapes, dtypes and bytes and the other metadata, stored in
+    the file's metadata: a file that parses but whose bytes changed is caught on read."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous().cpu()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(json.dumps({k: v for k, v in meta.items() if k != "checksum"}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def save_wordset(path: Path, words: WordSet) -> None:
     meta = {
         "format": WORDS_FORMAT,
@@ -45,7 +57,9 @@ def save_wordset(path: Path, words: WordSet) -> None:
         "init_words": json.dumps(words.init_words),
         "metadata": json.dumps(words.metadata, sort_keys=True, default=str),
     }
-    atomic_write_bytes(path, save({"vectors": words.vectors.contiguous().to(torch.float32)}, metadata=meta))
+    tensors = {"vectors": words.vectors.contiguous().to(torch.float32)}
+    meta["checksum"] = tensor_checksum(tensors, meta)
+    atomic_write_bytes(path, save(tensors, metadata=meta), phase="words")
 
 
 def load_wordset(path: Path) -> WordSet | None:
@@ -62,6 +76,9 @@ def load_wordset(path: Path) -> WordSet | None:
         tensors = load_file(str(path))
         if meta.get("format") != WORDS_FORMAT or "vectors" not in tensors:
             return None
+        # files written before checksums were stored have none; every file written since has one
+        if "checksum" in meta and meta["checksum"] != tensor_checksum(tensors, meta):
+            return None
         words = WordSet(
             vectors=tensors["vectors"],
             concepts=json.loads(meta["concepts"]),
@@ -69,9 +86,10 @@ def load_wordset(path: Path) -> WordSet | None:
             init_words=json.loads(meta["init_words"]),
             metadata=json.loads(meta["metadata"]),
         )
-    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError):
+        lengths = {len(words.concepts), len(words.trials), len(words.init_words)}
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, TypeError):
         return None
-    if words.vectors.ndim != 3 or len(words.concepts) != words.vectors.shape[0]:
+    if words.vectors.ndim != 3 or lengths != {words.vectors.shape[0]} or not isinstance(words.metadata, dict):
         return None
     if not torch.isfinite(words.vectors).all():
         return None

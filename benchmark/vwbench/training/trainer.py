@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from vwbench import faults
+from vwbench.interrupts import deferred_interrupt
 from vwbench.models.base import ConceptModel, TrainingData
+from vwbench.training.state import TrainState
 
 
 @dataclass(frozen=True)
@@ -54,29 +57,68 @@ def train_words(
     *,
     ball: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    resume: TrainState | None = None,
+    checkpoint: Callable[[TrainState], None] | None = None,
+    checkpoint_every: int = 0,
 ) -> TrainedWords:
     """Optimise ``init[W, n, dim]`` so that word ``w`` solves the model's task for concept
     ``word_concepts[w]``. ``ball = (centers [W, dim], radii [W])`` constrains every step to the
-    anchor's neighbourhood by projected gradient descent (the fracturing experiment)."""
+    anchor's neighbourhood by projected gradient descent (the fracturing experiment).
+
+    ``checkpoint`` is called with the trainer's state every ``checkpoint_every`` steps and when
+    Ctrl-C is pressed (then training stops with :class:`KeyboardInterrupt` after saving);
+    ``resume`` continues from such a state with the same arithmetic as an uninterrupted run."""
     prepared = model.prepare(data)
     vectors = init.detach().to(torch.float32).clone().to(model.device)
     if ball is not None:
         centers, radii = (t.to(model.device, torch.float32) for t in ball)
         vectors = project_to_ball(vectors, centers, radii)
+    if resume is not None:
+        vectors = resume.vectors.to(model.device, torch.float32).clone()
     vectors.requires_grad_(True)
     optimizer = torch.optim.Adam([vectors], lr=config.lr, betas=config.betas, eps=config.eps)
     generator = torch.Generator().manual_seed(config.seed)
     curve: list[float] = []
-    for _ in range(config.steps):
-        optimizer.zero_grad(set_to_none=True)
-        losses = model.loss(vectors, word_concepts, prepared, generator, config.batch_size)
-        losses.sum().backward()
-        optimizer.step()
-        if ball is not None:
-            with torch.no_grad():
-                vectors.copy_(project_to_ball(vectors, centers, radii))
-        mean_loss = float(losses.detach().mean())
-        curve.append(mean_loss)
-        if progress is not None:
-            progress(1, mean_loss)
+    first = 0
+    if resume is not None:
+        moments = {"step": resume.adam_step.clone(), "exp_avg": resume.exp_avg.clone(), "exp_avg_sq": resume.exp_avg_sq.clone()}
+        optimizer.load_state_dict({"state": {0: moments}, "param_groups": optimizer.state_dict()["param_groups"]})
+        generator.set_state(resume.generator.clone())
+        curve, first = list(resume.loss_curve), resume.step
+        if progress is not None and first:
+            progress(first, curve[-1])
+
+    def snapshot(step: int) -> TrainState:
+        moments = optimizer.state[vectors]
+        return TrainState(
+            step=step,
+            vectors=vectors.detach().to("cpu", torch.float32).clone(),
+            exp_avg=moments["exp_avg"].detach().to("cpu", torch.float32).clone(),
+            exp_avg_sq=moments["exp_avg_sq"].detach().to("cpu", torch.float32).clone(),
+            adam_step=torch.as_tensor(moments["step"]).detach().to("cpu", torch.float32).clone(),
+            generator=generator.get_state(),
+            loss_curve=list(curve),
+        )
+
+    with deferred_interrupt(enabled=checkpoint is not None) as interrupt:
+        for step in range(first, config.steps):
+            optimizer.zero_grad(set_to_none=True)
+            losses = model.loss(vectors, word_concepts, prepared, generator, config.batch_size)
+            losses.sum().backward()
+            optimizer.step()
+            if ball is not None:
+                with torch.no_grad():
+                    vectors.copy_(project_to_ball(vectors, centers, radii))
+            mean_loss = float(losses.detach().mean())
+            curve.append(mean_loss)
+            if progress is not None:
+                progress(1, mean_loss)
+            faults.point("train-step")
+            done = step + 1
+            due = checkpoint_every > 0 and done % checkpoint_every == 0 and done < config.steps
+            if checkpoint is not None and (due or interrupt.requested):
+                checkpoint(snapshot(done))
+                faults.point("train-checkpoint")
+            if interrupt.requested:
+                raise KeyboardInterrupt
     return TrainedWords(vectors.detach().to("cpu", torch.float32), curve)

@@ -8,7 +8,12 @@ models: vocabularies are anything with ``.tokens`` and ``.matrix``.
 name           method
 =============  ==================================================================
 ``lstsq``      least squares over the shared vocabulary rows, ``y @ T`` (paper)
-``identity``   ``x -> x``, for in-domain evaluation
+``identity``   ``x -> x``, for in-domain evaluation (the ceiling, on ``x->x`` tasks)
+``ridge``      ridge regression, penalty chosen on held-out shared rows
+``procrustes`` orthogonal map after centring and scaling both spaces
+``knn``        softmax-weighted mix of the target rows of the nearest shared words
+``anchor``     the concept's init word in the target model, untrained
+``random``     a random linear map matched in location and scale (the floor)
 =============  ==================================================================
 """
 
@@ -20,10 +25,18 @@ from typing import Any
 from vwbench.errors import UserError
 from vwbench.transfer.base import TransferMethod, VocabularyLike, shared_rows
 from vwbench.transfer.identity import IdentityTransfer
+from vwbench.transfer.anchor import AnchorTransfer
+from vwbench.transfer.knn import KnnTransfer
 from vwbench.transfer.lstsq import LeastSquaresTransfer
+from vwbench.transfer.procrustes import ProcrustesTransfer
+from vwbench.transfer.random_map import RandomTransfer
+from vwbench.transfer.ridge import RidgeTransfer
 
 TRANSFER_METHODS: dict[str, type[TransferMethod]] = {
-    cls.name: cls for cls in (LeastSquaresTransfer, IdentityTransfer)
+    cls.name: cls
+    for cls in (
+        LeastSquaresTransfer, IdentityTransfer, RidgeTransfer, ProcrustesTransfer, KnnTransfer, AnchorTransfer, RandomTransfer,
+    )
 }
 
 
@@ -44,6 +57,11 @@ def get_transfer(name: str, **params: Any) -> TransferMethod:
 
 __all__ = [
     "TRANSFER_METHODS",
+    "AnchorTransfer",
+    "KnnTransfer",
+    "ProcrustesTransfer",
+    "RandomTransfer",
+    "RidgeTransfer",
     "IdentityTransfer",
     "LeastSquaresTransfer",
     "TransferMethod",

@@ -10,6 +10,7 @@ duck-typed so that this package never imports model code.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
@@ -91,6 +92,7 @@ class TransferMethod(ABC):
     """
 
     name: ClassVar[str]
+    uses_init_words: ClassVar[bool] = False  # True: needs map_words(), map() alone cannot work
 
     def __init__(self) -> None:
         self.source_dim: int | None = None
@@ -122,6 +124,19 @@ class TransferMethod(ABC):
                 f"{self.name} transfer maps vectors of dim {self.source_dim}, got shape {tuple(vectors.shape)}"
             )
         return self._map(vectors)
+
+    def map_words(self, vectors: torch.Tensor, init_words: Sequence[str]) -> torch.Tensor:
+        """Map a word set ``[W, ..., ds]`` whose word ``w`` belongs to a concept with init word
+        ``init_words[w]``. Methods that ignore the vectors (``anchor``) use the words; for every
+        other method this is ``map(vectors)``."""
+        if not self.uses_init_words:
+            return self.map(vectors)
+        if not self.fitted:
+            raise RuntimeError(f"{type(self).__name__} must be fitted before map_words(): call fit(source, target)")
+        return self._map_words(vectors, list(init_words))
+
+    def _map_words(self, vectors: torch.Tensor, init_words: list[str]) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} sets uses_init_words but does not implement _map_words")
 
     def describe(self) -> dict[str, Any]:
         """Name and parameters, for provenance (JSON-serializable)."""

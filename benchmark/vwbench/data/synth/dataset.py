@@ -26,7 +26,7 @@ from vwbench.data.base import Annotation, Concept, DatasetSplit, Example, Manife
 from vwbench.data.synth.world import CATALOG, PlacedObject, render_scene
 from vwbench.errors import DataError
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 BASIC_SHAPES = [name for name, style in CATALOG.items() if style.colour is None]
 
 
@@ -42,7 +42,7 @@ class SceneRecipe:
 RECIPES: dict[str, SceneRecipe] = {
     "imagenet": SceneRecipe((0, 0), (0.28, 0.40), (0.0, 0.0), 3, "none"),
     "dreambooth": SceneRecipe((0, 2), (0.24, 0.36), (0.45, 0.8), 2, "lookalike"),
-    "coco": SceneRecipe((3, 6), (0.13, 0.2), (0.5, 0.85), 8, "world"),
+    "coco": SceneRecipe((3, 5), (0.16, 0.23), (0.55, 0.9), 8, "world"),
     "voc": SceneRecipe((0, 2), (0.22, 0.34), (0.45, 0.8), 2, "concepts"),
 }
 _SPLITS = {"train": 0, "heldout": 1}

@@ -14,6 +14,23 @@ Two phases, as OWL-ViT starts from CLIP:
    ``Owlv2ClassPredictionHead`` computes them), L1 + GIoU on the matched boxes, and a focal
    loss on the objectness logits (matched regions are objects).
 
+What mattered (measured while building the recipe, one CPU thread, shared machine):
+
+* **Data, not steps, was the limit.** A 16k-scene pool was memorized (batch region accuracy 0.94,
+  shapes of new scenes ~0.3, synth-voc mAP@.5 0.20); a 100k-scene pool with *fewer* steps gave
+  synth-voc mAP@.5 0.54. Scenes are cheap (~4 ms each), so the pool is large.
+* **Patch 16 (4x4 regions) over patch 8 (8x8).** From scratch, the ViT learned colour (the
+  instances) quickly but shape barely at all with 8-px patches (basic-shape accuracy near chance
+  after 1,000 steps, also for a plain classifier on single large objects); 16-px tokens learn shape
+  several times faster, at the cost of coarser regions for COCO-like small objects.
+* A softmax region-text cross-entropy (matched regions plus every region whose centre lies in the
+  core of a box) next to the focal loss speeds up learning the categories. Sin-cos position
+  embeddings, mimetic attention init and PCA-whitened patch embeddings did not help (options kept,
+  off). Phase 1 mostly teaches the text tower the caption words (colours, patterns); it did not
+  measurably speed up detection.
+* The detection heads need their own init: transformers initializes them with std
+  ``initializer_factor`` (1.0) unless the top-level config has ``initializer_range``.
+
 Text queries go through the adapter's own text path (end-of-text pooling at the known position,
 :meth:`Owlv2Adapter._text_queries`) and images through the adapter's preprocessing
 (:meth:`Owlv2Adapter.pixel_values`), so training sees exactly what evaluation sees. The scene pool
@@ -88,7 +105,7 @@ class MiniOwlv2Config:
     image_size: int = 64
     patch_size: int = 16  # 4x4 = 16 regions (patch 8 learned shapes far slower; see the log)
     vision_width: int = 128
-    vision_layers: int = 4
+    vision_layers: int = 6
     vision_heads: int = 4
     text_width: int = 64  # also the projection (query) width
     text_layers: int = 3
@@ -107,10 +124,10 @@ class MiniOwlv2Config:
     pretrain_batch: int = 128
     pretrain_lr: float = 2e-3
     # phase 2: detection training
-    detect_steps: int = 7600
+    detect_steps: int = 10000
     detect_batch: int = 64
     detect_lr: float = 1.5e-3
-    detect_budget_s: float = 1600.0  # >0: stop detection training after this many seconds; the lr
+    detect_budget_s: float = 1700.0  # >0: stop detection training after this many seconds; the lr
     # schedule then follows max(step / detect_steps, elapsed / detect_budget_s)
     weight_decay: float = 0.05
     warmup_steps: int = 50

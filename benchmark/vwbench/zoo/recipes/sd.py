@@ -76,7 +76,7 @@ class MiniSDConfig:
     # scene pool: rendered once, shared by the VAE and the UNet. Scene variants are drawn uniformly
     # from this tuple (repeats weight them): single salient objects mostly, no COCO-like clutter,
     # so that "a photo of <name>" depicts the named object large and clear.
-    pool_size: int = 6000
+    pool_size: int = 16000
     variants: tuple[str, ...] = ("imagenet", "imagenet", "imagenet", "voc")
     # VAE: len(vae_channels) - 1 downsamplings (3 blocks: 64 px -> 16 x 16 x 4 latents)
     vae_channels: tuple[int, ...] = (16, 32, 64)
@@ -108,6 +108,11 @@ class MiniSDConfig:
     unet_lr: float = 1e-3
     warmup_steps: int = 100
     caption_dropout: float = 0.1
+    # Learning-rate multiplier of the text encoder. 0 freezes it, as SD freezes its (pretrained)
+    # text encoder: trained jointly from scratch here, it collapsed the shape names onto one state
+    # (cosine 0.99-1.0 between "circle", "square", "star", ... at the name position, measured), so
+    # the UNet drew the same blob for all of them. A frozen encoder keeps every word distinct.
+    text_lr_scale: float = 0.0
     # UNet batches draw scenes of basic shapes (random colour and pattern: their shape is all that
     # names them) this many times as often as scenes of the fixed-look instances, learned sooner.
     shape_weight: float = 2.0
@@ -356,8 +361,12 @@ def train_unet(
     """Joint UNet + text-encoder training; returns the log and the EMA copies (unet, text)."""
     rng = np.random.default_rng([seed, 2])
     gen = torch.Generator().manual_seed(seed + 2)
-    params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, betas=(0.9, 0.99), weight_decay=0.01)
+    text_encoder.requires_grad_(cfg.text_lr_scale > 0)
+    params = list(unet.parameters()) + (list(text_encoder.parameters()) if cfg.text_lr_scale > 0 else [])
+    groups = [{"params": list(unet.parameters()), "lr_scale": 1.0}]
+    if cfg.text_lr_scale > 0:
+        groups.append({"params": list(text_encoder.parameters()), "lr_scale": cfg.text_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=cfg.unet_lr, betas=(0.9, 0.99), weight_decay=0.01)
     alphas = scheduler.alphas_cumprod.float()
     snr = alphas / (1 - alphas)
     n_t = int(scheduler.config.num_train_timesteps)
@@ -405,7 +414,7 @@ def train_unet(
         if progress >= 1.0:
             break
         for g in opt.param_groups:
-            g["lr"] = cfg.unet_lr * _lr_scale(step, progress, cfg.warmup_steps)
+            g["lr"] = cfg.unet_lr * _lr_scale(step, progress, cfg.warmup_steps) * g["lr_scale"]
         rows = torch.from_numpy(rng.choice(len(latents), cfg.unet_batch, p=weights))
         ids = caption_ids[rows].clone()
         drop = torch.from_numpy(rng.random(cfg.unet_batch) < cfg.caption_dropout)

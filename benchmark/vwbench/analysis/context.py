@@ -1,0 +1,82 @@
+"""Reopen a stored run for analysis: its task, its trained words, and the models it used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vwbench.errors import UserError
+from vwbench.registry import TaskRegistry, adapter_class, resolve_checkpoint
+from vwbench.registry.schema import ModelSpec, TaskSpec
+from vwbench.results.schema import RunResult, read_result
+from vwbench.results.words_store import WordSet, load_wordset
+
+
+@dataclass
+class Models:
+    """Loads each checkpoint once, whichever result asks for it."""
+
+    device: torch.device
+    weights_dir: Path | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, spec: ModelSpec) -> Any:
+        resolved = resolve_checkpoint(spec.checkpoint, self.weights_dir)
+        key = f"{spec.family}:{resolved.path}"
+        if key not in self._cache:
+            dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+            self._cache[key] = adapter_class(spec.family).from_pretrained(resolved.path, device=self.device, dtype=dtype)
+        return self._cache[key]
+
+
+@dataclass
+class StoredRun:
+    path: Path
+    result: RunResult
+    task: TaskSpec
+    words: WordSet
+
+    @property
+    def word_anchors(self) -> list[str]:
+        """Each word's anchor word (fractured runs) or init word."""
+        if self.result.fracture:
+            anchors = self.result.fracture.get("anchors", {})
+            return [anchors.get(c, i) for c, i in zip(self.words.concepts, self.words.init_words)]
+        return list(self.words.init_words)
+
+    def source(self, models: Models) -> Any:
+        return models.get(self.task.source)
+
+    def target(self, models: Models) -> Any:
+        return models.get(self.task.target)
+
+    def mapped(self, models: Models) -> torch.Tensor:
+        """The words carried into the target's space by the run's own transfer method."""
+        from vwbench.pipeline_steps import transfer_words
+
+        _, mapped = transfer_words(self.result.transfer, self.source(models), self.target(models), self.words.vectors)
+        return mapped.to(torch.float32)
+
+
+def open_run(path: Path, registry: TaskRegistry) -> StoredRun:
+    result = read_result(path)
+    task = registry.get(result.task, result.dataset)
+    words_file = Path(result.provenance.words_file or "")
+    candidates = [words_file] + ([] if words_file.is_absolute() else [Path(path).parent / words_file])
+    words = next((w for w in (load_wordset(c) for c in candidates if c.name) if w is not None), None)
+    if words is None:
+        raise UserError(f"{path}: its trained words {words_file} are missing or unreadable; run the task again to retrain them")
+    return StoredRun(Path(path), result, task, words)
+
+
+def sd_words(run: StoredRun, models: Models) -> tuple[Any, torch.Tensor]:
+    """The Stable Diffusion model a layer analysis runs on, and the run's words in its space:
+    transferred words when SD is the target, trained words when it is the source."""
+    if run.task.target.family == "sd":
+        return run.target(models), run.mapped(models)
+    if run.task.source.family == "sd":
+        return run.source(models), run.words.vectors.to(torch.float32)
+    raise UserError(f"{run.path}: task {run.task.name} involves no generation model; layer analyses need sd as source or target")

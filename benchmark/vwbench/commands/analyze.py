@@ -1,0 +1,137 @@
+"""``vwbench analyze neighbors|truncation|tsne``: analyses of stored runs' words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+analyze_app = typer.Typer(help="Analyses of trained words (nearest words, text-encoder layers).", no_args_is_help=True)
+
+Results = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (repeatable where noted).")]
+Out = Annotated[Optional[Path], typer.Option("--out", help="Output file stem (default: next to the first result, analysis-<name>).")]
+Weights = Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+TasksDir = Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")]
+Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced, e.g. 1,8,16,24).")]
+
+
+def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, device: str):
+    from vwbench.analysis.context import Models, open_run
+    from vwbench.registry import TaskRegistry
+    from vwbench.runner import resolve_device
+
+    registry = TaskRegistry.from_dir(tasks_dir)
+    runs = [open_run(p, registry) for p in results]
+    return registry, runs, Models(resolve_device(device), weights)
+
+
+def _stem(out: Path | None, results: list[Path], name: str) -> Path:
+    return out if out is not None else results[0].parent / f"analysis-{name}-{results[0].stem}"
+
+
+def _layers(text: str | None, total: int) -> list[int]:
+    from vwbench.analysis.layers import check_layers, even_layers
+    from vwbench.errors import UserError
+
+    if text is None:
+        return even_layers(total)
+    try:
+        return check_layers([int(v) for v in text.split(",") if v.strip()], total)
+    except ValueError:
+        raise UserError(f"--layers {text!r}: expected comma-separated block numbers like 1,8,16,24") from None
+
+
+@analyze_app.command("neighbors")
+def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min=1, help="Nearest words per vector.")] = 5, out: Out = None, weights: Weights = None, device: Device = "auto", tasks_dir: TasksDir = None) -> None:
+    """Nearest vocabulary words of each trained word (source model) and of its transfer (target)."""
+    from vwbench.analysis.neighbors import neighbor_report
+    from vwbench.results.atomic import atomic_write_json
+
+    _, runs, models = _setup(result, tasks_dir, weights, device)
+    report = []
+    for run in runs:
+        source, target = run.source(models), run.target(models)
+        words = neighbor_report(run.words, source.vocabulary(), run.words.vectors, target.vocabulary(), run.mapped(models), k)
+        report.append({"result": str(run.path), "task": run.task.name, "dataset": run.task.dataset.name, "transfer": run.result.transfer, "words": words})
+        for w in words:
+            src = " | ".join(" ".join(t for t, _ in vec) for vec in w["source"])
+            tgt = " | ".join(" ".join(t for t, _ in vec) for vec in w["target"])
+            typer.echo(f"{run.task.name} {w['concept']} trial {w['trial']} (init {w['init_word']}): {run.task.source.family}: {src}  ->  {run.task.target.family}: {tgt}")
+    path = _stem(out, result, "neighbors").with_suffix(".json")
+    atomic_write_json(path, report)
+    typer.echo(f"written: {path}")
+
+
+@analyze_app.command("truncation")
+def truncation_command(
+    result: Results,
+    layers: Layers = None,
+    generations: Annotated[Optional[int], typer.Option(min=1, help="Images per word (default: the task's).")] = None,
+    inference_steps: Annotated[Optional[int], typer.Option(min=1, help="Denoising steps (default: the task's).")] = None,
+    out: Out = None, weights: Weights = None, device: Device = "auto", tasks_dir: TasksDir = None,
+) -> None:
+    """Generate with only the first N text-encoder blocks and measure generation accuracy (one result)."""
+    from vwbench.analysis.context import sd_words
+    from vwbench.analysis.layers import n_blocks, plot_truncation, truncation_accuracy
+    from vwbench.errors import UserError
+    from vwbench.results.atomic import atomic_write_json
+
+    if len(result) != 1:
+        raise UserError("analyze truncation takes one --result")
+    registry, (run,), models = _setup(result, tasks_dir, weights, device)
+    sd, vectors = sd_words(run, models)
+    judge = models.get(registry.models(run.task.tier)["judge"])
+    total = n_blocks(sd)
+    chosen = _layers(layers, total)
+    ev = run.task.eval
+    rows = truncation_accuracy(
+        sd, judge, vectors, run.words.concepts, run.task.dataset.concept_names, chosen,
+        generations=generations or ev.generations_per_word, steps=inference_steps or ev.inference_steps,
+        guidance=ev.guidance_scale, seed=run.result.seed,
+    )
+    stem = _stem(out, result, "truncation")
+    atomic_write_json(stem.with_suffix(".json"), {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows})
+    plot_truncation(rows, total, stem.with_suffix(".png"), f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
+    for r in rows:
+        typer.echo(f"first {r['layers']}/{total} blocks: generation accuracy {r['accuracy']:.3f}")
+    typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
+
+
+@analyze_app.command("tsne")
+def tsne_command(result: Results, layers: Layers = None, out: Out = None, weights: Weights = None, device: Device = "auto", tasks_dir: TasksDir = None) -> None:
+    """t-SNE of the pooled token's activations at evenly spaced text-encoder blocks (results pooled)."""
+    import numpy as np
+
+    from vwbench.analysis.context import sd_words
+    from vwbench.analysis.layers import n_blocks, plot_tsne, pooled_activations, tsne_2d
+    from vwbench.errors import UserError
+    from vwbench.results.atomic import atomic_write_json
+
+    _, runs, models = _setup(result, tasks_dir, weights, device)
+    per_layer: dict[int, list] = {}
+    concepts: list[str] = []
+    anchors: list[str] = []
+    total = None
+    for run in runs:
+        sd, vectors = sd_words(run, models)
+        if total is not None and n_blocks(sd) != total:
+            raise UserError("analyze tsne: the results use text encoders of different depths; pool runs of one model")
+        total = n_blocks(sd)
+        chosen = _layers(layers, total)
+        for n, acts in pooled_activations(sd, vectors, chosen).items():
+            per_layer.setdefault(n, []).append(acts)
+        concepts += list(run.words.concepts)
+        anchors += run.word_anchors
+    embeddings = {n: tsne_2d(np.concatenate(parts)) for n, parts in per_layer.items()}
+    stem = _stem(out, result, "tsne")
+    payload = {
+        "results": [str(p) for p in result], "blocks": total, "concepts": concepts, "anchors": anchors,
+        "points": {str(n): e.round(4).tolist() for n, e in embeddings.items()},
+    }
+    atomic_write_json(stem.with_suffix(".json"), payload)
+    plot_tsne(embeddings, concepts, anchors, total, stem.with_suffix(".png"), "pooled token activations (t-SNE)")
+    typer.echo(f"{len(concepts)} words, blocks {sorted(embeddings)} of {total}")
+    typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")

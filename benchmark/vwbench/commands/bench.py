@@ -1,0 +1,87 @@
+"""``vwbench validate``, ``vwbench leaderboard`` and ``vwbench check`` (heavy imports stay inside)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vwbench.errors import UserError
+
+
+def validate_command(
+    path: Annotated[Path, typer.Argument(help="A submission: a transfer-method folder (or its submission.yaml), a linear-map or an embeddings safetensors file.")],
+    no_run: Annotated[bool, typer.Option("--no-run", help="Do not run a transfer method's code (by default it is run once, sandboxed, on a planted problem).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a submission and explain every problem found (exit 1 when there are problems)."""
+    from vwbench.submissions import validate
+
+    report = validate(path, run_code=not no_run)
+    facts = {k: v for k, v in report.info.items() if k in ("dry_run", "describe", "d_source", "d_target")}
+    meta = report.info.get("meta") or report.info.get("manifest")
+    if meta is not None:
+        facts["about"] = meta.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if "words" in report.info:
+        facts["concepts"] = {k: list(v.shape) for k, v in report.info["words"].items()}
+    if as_json:
+        typer.echo(json.dumps({"path": str(path), "kind": report.kind, "ok": report.ok, "problems": report.problems, **facts}, indent=2, default=str))
+    elif report.ok:
+        typer.echo(f"{path}: valid {report.kind} submission")
+        for key, value in facts.items():
+            typer.echo(f"  {key}: {json.dumps(value, default=str)}")
+    else:
+        typer.echo(f"{path}: {len(report.problems)} problem(s) in this {report.kind} submission:", err=True)
+        for problem in report.problems:
+            typer.echo(f"  - {problem}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def leaderboard_command(
+    results: Annotated[Path, typer.Option("--results", help="Folder of result JSON files (what `vwbench run` wrote under OUT/results).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write README.md, leaderboard.json and index.html into.")],
+    name: Annotated[Optional[str], typer.Option(help="Leaderboard name (default: the --out folder's name).")] = None,
+    check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs) or 'all'. Repeatable.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Largest drop `vwbench check` accepts for the stored runs (absolute, in metric units).")] = 0.02,
+) -> None:
+    """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files."""
+    from vwbench.leaderboard import build, collect, write_leaderboard
+    from vwbench.leaderboard.check import check_section
+
+    section = None
+    if check:
+        preview = build(collect(results), name or out.name)
+        section = check_section(preview["results"], check, tolerance)
+    board = write_leaderboard(results, out, name, section)
+    skipped = f", {len(board['skipped'])} file(s) skipped" if board["skipped"] else ""
+    checks = f", {len(section['entries'])} run(s) stored for `vwbench check`" if section else ""
+    typer.echo(f"{out}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{checks}")
+
+
+def check_command(
+    baseline: Annotated[Path, typer.Option("--baseline", help="A leaderboard.json written with --check.")],
+    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (default: the repo's tasks/).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Keep the re-run's words and results here (default: a temporary folder).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
+) -> None:
+    """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance."""
+    from vwbench.leaderboard.check import format_drops, run_check
+
+    if not baseline.is_file():
+        raise UserError(f"--baseline {baseline}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
+    rows = run_check(baseline, tasks_dir, out, weights, data_root, log=lambda m: typer.echo(m, err=True))
+    if any(r.failed for r in rows):
+        typer.echo(format_drops(rows))
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(rows)} value(s) within tolerance of {baseline}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``validate``, ``leaderboard`` and ``check`` to ``app``."""
+    app.command("validate")(validate_command)
+    app.command("leaderboard")(leaderboard_command)
+    app.command("check")(check_command)

@@ -1,0 +1,85 @@
+"""MS COCO 2014/2017 instances files, as the COCO site ships them.
+
+Layout under ``DATA_ROOT/<subdir>`` (``subdir: coco``)::
+
+    annotations/instances_train2017.json   (or ..._train2014.json)
+    annotations/instances_val2017.json
+    train2017/<file_name>   val2017/<file_name>
+
+Training images come from the train split, held-out images from the val split. ``options.year``
+(``2017`` or ``2014``) picks the release; without it 2017 is used when its files are there.
+Crowd annotations (``iscrowd: 1``) are regions of many objects, not boxes of one, and are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vwbench.data.base import Annotation, DatasetSplit
+from vwbench.data.coco_format import check_instances
+from vwbench.data.real import Pools, Record, checked_box, load_real_dataset, read_json
+from vwbench.errors import DataError
+
+EXPECTED = "a COCO instances file with 'images', 'annotations' and 'categories' lists"
+YEARS = ("2017", "2014")
+
+
+def _year(spec: Any, folder: Path) -> str:
+    year = (getattr(spec, "options", {}) or {}).get("year")
+    if year is not None:
+        if str(year) not in YEARS:
+            raise DataError(f"dataset {spec.name}: options.year is {year!r}; choose one of {', '.join(YEARS)}")
+        return str(year)
+    for candidate in YEARS:
+        if (folder / "annotations" / f"instances_train{candidate}.json").is_file():
+            return candidate
+    raise DataError(f"{folder / 'annotations' / 'instances_train2017.json'} not found (nor the 2014 file); expected {EXPECTED}")
+
+
+def read_instances(path: Path, image_dir: str) -> list[Record]:
+    """Every image of one instances file that has at least one (non-crowd) box."""
+    data = read_json(path, EXPECTED)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
+        raise DataError(f"{path} is not {EXPECTED}")
+    check_instances(data, path)  # unique ids: a duplicate image id would merge two images' boxes
+    try:
+        categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        images = {int(i["id"]): (str(i["file_name"]), int(i["width"]), int(i["height"])) for i in data["images"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: an image or category entry lacks {exc}; expected {EXPECTED}") from exc
+    boxes: dict[int, list[Annotation]] = {}
+    for ann in data["annotations"]:
+        try:
+            ann_id, image_id, category_id = ann.get("id"), int(ann["image_id"]), int(ann["category_id"])
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            crowd = bool(ann.get("iscrowd", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{path}: annotation {ann!r:.80} is malformed ({exc!r}); expected image_id, category_id and bbox [x, y, w, h]") from exc
+        where = f"annotation {ann_id}"
+        if category_id not in categories:
+            raise DataError(f"{path}: {where} has category_id {category_id}, which is not in 'categories' (unknown category)")
+        if image_id not in images:
+            raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
+        if crowd:
+            continue
+        _, width, height = images[image_id]
+        bbox = checked_box(path, where, x, y, x + w, y + h, width, height)
+        boxes.setdefault(image_id, []).append(Annotation(bbox, categories[category_id]))
+    return [
+        Record(f"{image_dir}/{images[i][0]}", images[i][1], images[i][2], anns) for i, anns in sorted(boxes.items())
+    ]
+
+
+def scan_coco(spec: Any, folder: Path) -> Pools:
+    year = _year(spec, folder)
+    pools = {}
+    for split in ("train", "val"):
+        path = folder / "annotations" / f"instances_{split}{year}.json"
+        pools[split] = read_instances(path, f"{split}{year}")
+    return Pools(pools["train"], pools["val"], extra={"format": f"coco{year}"})
+
+
+def load_coco_dataset(spec: Any, *, images_per_concept: int = 8, data_root: Any = None) -> DatasetSplit:
+    """The split of a COCO dataset spec (see the module docstring for the layout)."""
+    return load_real_dataset(spec, scan_coco, images_per_concept=images_per_concept, data_root=data_root)

@@ -1,0 +1,38 @@
+"""``vwbench data prepare``: fix a real dataset's split once and record it.
+
+The selection (10 concepts x ``images_per_concept`` seeded training images and the held-out
+images, each labelled by its largest box) is made from the raw annotation files and written with
+its manifest (every selected file and its sha256) to ``<dataset folder>/vwbench_split.json``.
+Later loads read that file instead of re-parsing the annotations and refuse to run when a listed
+image has changed; results cite the manifest's hash (``provenance.dataset_manifest_hash``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vwbench.data.base import DatasetSplit
+from vwbench.data.real import SPLIT_FILE, dataset_folder, load_real_dataset, split_payload
+from vwbench.errors import DataError
+from vwbench.registry.models import _import_target
+from vwbench.results.atomic import atomic_write_json
+
+SCANNERS: dict[str, str] = {
+    "coco": "vwbench.data.coco:scan_coco",
+    "voc": "vwbench.data.voc:scan_voc",
+    "imagenet": "vwbench.data.imagenet:scan_imagenet",
+    "dreambooth": "vwbench.data.dreambooth:scan_dreambooth",
+}
+"""Loader name -> the function that reads its on-disk format (real datasets only)."""
+
+
+def prepare_dataset(spec: Any, root: Path, images_per_concept: int) -> tuple[Path, DatasetSplit]:
+    """Select the split from the raw files and write it (atomically); returns its path and split."""
+    if spec.loader not in SCANNERS:
+        raise DataError(f"dataset {spec.name} is built by the {spec.loader!r} loader, not read from disk; there is nothing to prepare")
+    scan = _import_target(SCANNERS[spec.loader], f"dataset loader {spec.loader!r}")
+    split = load_real_dataset(spec, scan, images_per_concept=images_per_concept, data_root=root, use_prepared=False)
+    path = dataset_folder(spec, root) / SPLIT_FILE
+    atomic_write_json(path, split_payload(spec, split, images_per_concept))
+    return path, split

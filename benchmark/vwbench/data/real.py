@@ -1,0 +1,303 @@
+"""What the four real-dataset loaders share: finding the files, checking boxes, the seeded split.
+
+Each format module (``coco``, ``voc``, ``imagenet``, ``dreambooth``) only reads its own on-disk
+format into :class:`Record` pools; :func:`load_real_dataset` turns the pools into a
+:class:`~vwbench.data.base.DatasetSplit`:
+
+1. the dataset folder is ``DATA_ROOT/<options.subdir>`` with ``DATA_ROOT`` from ``--data-root``
+   or ``$VWBENCH_DATA``;
+2. if ``vwbench data prepare`` wrote a split file there for the same selection settings, its
+   images and boxes are used as they are (no re-parsing of the annotation files);
+3. otherwise each image is labelled with the class of its largest box, and per concept
+   ``images_per_concept`` training images and ``heldout_per_concept`` held-out images are drawn
+   in a seeded order (``options.seed``, default 0), so the same files give the same split;
+4. every selected image file is hashed into the split's manifest, whose hash results cite.
+
+Every problem with the files is a one-line :class:`~vwbench.errors.DataError` naming the file and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vwbench.data.base import Annotation, Concept, DatasetSplit, Example, Manifest
+from vwbench.errors import DataError
+from vwbench.hashing import sha256_file
+
+DATA_ENV = "VWBENCH_DATA"
+SPLIT_FILE = "vwbench_split.json"
+SPLIT_FORMAT = 1
+BOX_TOLERANCE = 1.0  # pixels a box may reach past the image border (rounding in real annotations)
+
+
+@dataclass
+class Record:
+    """One annotated image on disk. ``name`` is its path relative to the dataset folder (what the
+    manifest lists); boxes are COCO ``[x, y, w, h]`` in pixels."""
+
+    name: str
+    width: int
+    height: int
+    annotations: list[Annotation]
+
+    @property
+    def label(self) -> str:
+        return max(self.annotations, key=lambda a: a.area).category
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "width": self.width, "height": self.height,
+            "boxes": [{"bbox": list(a.bbox), "category": a.category} for a in self.annotations],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        boxes = [Annotation(tuple(float(v) for v in b["bbox"]), str(b["category"])) for b in data["boxes"]]
+        return cls(str(data["name"]), int(data["width"]), int(data["height"]), boxes)
+
+
+@dataclass
+class Pools:
+    """Candidate images of a dataset. With ``shared`` (DreamBooth: no official split) training and
+    held-out images are both drawn from ``train``."""
+
+    train: list[Record]
+    heldout: list[Record] = field(default_factory=list)
+    shared: bool = False
+    extra: dict[str, str] = field(default_factory=dict)  # format facts for the manifest (year, layout)
+
+
+Scanner = Callable[[Any, Path], Pools]
+
+
+# ---- locating files ------------------------------------------------------------------------------
+
+
+def dataset_folder(spec: Any, data_root: Path | str | None) -> Path:
+    """``DATA_ROOT/<subdir>`` of a dataset spec; a one-line error when it is not there."""
+    subdir = str((getattr(spec, "options", {}) or {}).get("subdir", spec.name))
+    if data_root is None and os.environ.get(DATA_ENV):
+        data_root = os.environ[DATA_ENV]
+    if data_root is None:
+        raise DataError(
+            f"dataset {spec.name} is read from disk: pass --data-root DIR (or set ${DATA_ENV}) "
+            f"where DIR/{subdir} holds the dataset"
+        )
+    folder = Path(data_root).expanduser() / subdir
+    if not folder.is_dir():
+        raise DataError(f"dataset {spec.name}: folder {folder} not found; expected the dataset under DATA_ROOT/{subdir}")
+    return folder
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"{path} not found; expected {what}")
+    return path
+
+
+def read_json(path: Path, what: str) -> Any:
+    require_file(path, what)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); expected {what}") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); expected {what}") from exc
+
+
+def checked_box(file: Path | str, where: str, x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[float, float, float, float]:
+    """COCO ``[x, y, w, h]`` of a corner box, or a :class:`DataError` when it has no area or lies
+    outside its ``width x height`` image."""
+    if not all(np.isfinite([x0, y0, x1, y1])):
+        raise DataError(f"{file}: {where} has a non-numeric box ({x0}, {y0}, {x1}, {y1})")
+    if x1 <= x0 or y1 <= y0:
+        raise DataError(f"{file}: {where} has a zero-area box (x {x0}..{x1}, y {y0}..{y1}); expected a box with positive width and height")
+    tol = BOX_TOLERANCE
+    if x0 < -tol or y0 < -tol or x1 > width + tol or y1 > height + tol:
+        raise DataError(
+            f"{file}: {where} has a box (x {x0}..{x1}, y {y0}..{y1}) outside its {width}x{height} image"
+        )
+    x0, y0 = max(0.0, x0), max(0.0, y0)
+    x1, y1 = min(float(width), x1), min(float(height), y1)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+# ---- selection -----------------------------------------------------------------------------------
+
+
+def _rng(*parts: Any) -> np.random.Generator:
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def seeded_order(records: Sequence[Record], *key: Any) -> list[Record]:
+    """``records`` sorted by name, then permuted by a seed derived from ``key``: independent of
+    the order files were listed in."""
+    ordered = sorted(records, key=lambda r: r.name)
+    return [ordered[i] for i in _rng(*key).permutation(len(ordered))]
+
+
+def by_label(records: Sequence[Record], names: Sequence[str]) -> dict[str, list[Record]]:
+    groups: dict[str, list[Record]] = {n: [] for n in names}
+    for record in records:
+        if record.annotations and record.label in groups:
+            groups[record.label].append(record)
+    return groups
+
+
+def select(spec: Any, pools: Pools, images_per_concept: int, seed: int) -> tuple[list[Record], list[Record]]:
+    """The seeded training and held-out images of every concept (concept order, then draw order).
+
+    With a shared pool (no official split) the first ``k`` images of a concept's seeded order are
+    held out, ``k = min(heldout_per_concept, n // 3)`` but at least 1, and the rest train; when
+    fewer than ``images_per_concept`` remain they are repeated in the same order (DreamBooth has
+    4 to 6 images per subject, the protocol trains on 8)."""
+    names = [c.name for c in spec.concepts]
+    heldout_n = int(spec.heldout_per_concept)
+    train_groups = by_label(pools.train, names)
+    heldout_groups = train_groups if pools.shared else by_label(pools.heldout, names)
+    train: list[Record] = []
+    heldout: list[Record] = []
+    for name in names:
+        order = seeded_order(train_groups[name], spec.name, seed, name, "train")
+        if pools.shared:
+            k = max(1, min(heldout_n, len(order) // 3))
+            held, rest = order[:k], order[k:]
+            if not rest:
+                raise DataError(f"dataset {spec.name}: concept {name!r} has {len(order)} image(s) with boxes; at least 2 are needed (1 held out)")
+            chosen = [rest[i % len(rest)] for i in range(images_per_concept)]
+        else:
+            if len(order) < images_per_concept:
+                raise DataError(
+                    f"dataset {spec.name}: concept {name!r} labels {len(order)} training image(s) "
+                    f"(class of the largest box), {images_per_concept} are required"
+                )
+            chosen = order[:images_per_concept]
+            held = seeded_order(heldout_groups[name], spec.name, seed, name, "heldout")[:heldout_n]
+            if not held:
+                raise DataError(f"dataset {spec.name}: concept {name!r} labels no held-out image (class of the largest box)")
+        train.extend(chosen)
+        heldout.extend(held)
+    return train, heldout
+
+
+# ---- building the split --------------------------------------------------------------------------
+
+
+def selection_settings(spec: Any, images_per_concept: int) -> dict[str, Any]:
+    """Everything the selection depends on besides the files; a prepared split is reused only for
+    the same settings."""
+    options = dict(getattr(spec, "options", {}) or {})
+    return {
+        "dataset": spec.name,
+        "concepts": [[c.name, c.init_word, c.anchor_word] for c in spec.concepts],
+        "images_per_concept": int(images_per_concept),
+        "heldout_per_concept": int(spec.heldout_per_concept),
+        "options": json.loads(json.dumps(options, sort_keys=True, default=str)),
+    }
+
+
+def _image_loader(path: Path, name: str) -> Callable[[], Image.Image]:
+    def load() -> Image.Image:
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except OSError as exc:
+            raise DataError(f"{path}: not a readable image ({exc}); expected the image file of {name}") from exc
+
+    return load
+
+
+def to_split(spec: Any, folder: Path, train: list[Record], heldout: list[Record], extra: dict[str, str]) -> DatasetSplit:
+    """Examples backed by the files, and the manifest of every distinct selected file's sha256."""
+    hashes: dict[str, str] = {}
+    for record in train + heldout:
+        if record.name not in hashes:
+            path = folder / record.name
+            require_file(path, f"the image file of {spec.name} listed in its annotations")
+            hashes[record.name] = sha256_file(path)
+    seen: dict[str, int] = {}
+
+    def example(record: Record, split: str) -> Example:
+        n = seen.get(f"{split}/{record.name}", 0)
+        seen[f"{split}/{record.name}"] = n + 1
+        image_id = f"{split}/{record.name}" + (f"#{n}" if n else "")  # repeats (shared pools) stay distinct
+        path = folder / record.name
+        return Example(image_id, record.width, record.height, list(record.annotations), loader=_image_loader(path, record.name), path=path)
+
+    concepts = [Concept(c.name, c.init_word, getattr(c, "anchor_word", None)) for c in spec.concepts]
+    entries = [(f"train/{r.name}", hashes[r.name]) for r in train] + [(f"heldout/{r.name}", hashes[r.name]) for r in heldout]
+    manifest = Manifest(
+        dataset=spec.name,
+        entries=tuple(dict.fromkeys(entries)),
+        extra=tuple(sorted({"split_rule": "largest_box/seeded", **extra}.items())),
+    )
+    return DatasetSplit(
+        spec.name, concepts, [example(r, "train") for r in train], [example(r, "heldout") for r in heldout], manifest
+    )
+
+
+def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record], list[Record], dict[str, str], dict[str, str]] | None:
+    """The selection stored by ``vwbench data prepare`` for these settings, if there is one:
+    training and held-out records, the manifest's extra facts and its ``{name: sha256}``."""
+    path = folder / SPLIT_FILE
+    if not path.is_file():
+        return None
+    data = read_json(path, f"a split file written by `vwbench data prepare` (format {SPLIT_FORMAT})")
+    try:
+        if data.get("format") != SPLIT_FORMAT or data.get("settings") != settings:
+            return None
+        train = [Record.from_json(r) for r in data["train"]]
+        heldout = [Record.from_json(r) for r in data["heldout"]]
+        extra = {str(k): str(v) for k, v in data["manifest"]["extra"].items()}
+        expected = {e["name"]: e["sha256"] for e in data["manifest"]["entries"]}
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path} is malformed ({exc!r}); delete it and run `vwbench data prepare` again") from exc
+    return train, heldout, extra, expected
+
+
+def load_real_dataset(spec: Any, scan: Scanner, *, images_per_concept: int, data_root: Path | str | None, use_prepared: bool = True) -> DatasetSplit:
+    """The split of a real dataset (see the module docstring)."""
+    folder = dataset_folder(spec, data_root)
+    seed = int((getattr(spec, "options", {}) or {}).get("seed", 0))
+    settings = selection_settings(spec, images_per_concept)
+    prepared = read_prepared(folder, settings) if use_prepared else None
+    if prepared is not None:
+        train, heldout, extra, expected = prepared
+        split = to_split(spec, folder, train, heldout, extra)
+        for name, digest in split.manifest.entries:
+            if expected.get(name) != digest:
+                raise DataError(
+                    f"{folder / name.split('/', 1)[1]} changed since `vwbench data prepare` (sha256 {digest[:12]}..., "
+                    f"{SPLIT_FILE} says {str(expected.get(name))[:12]}...); restore the file or prepare again"
+                )
+        return split
+    pools = scan(spec, folder)
+    train, heldout = select(spec, pools, images_per_concept, seed)
+    return to_split(spec, folder, train, heldout, {**pools.extra, "seed": str(seed)})
+
+
+def split_payload(spec: Any, split: DatasetSplit, images_per_concept: int) -> dict[str, Any]:
+    """The split file's content: settings, manifest, and the selected images with their boxes."""
+
+    def record(example: Example) -> dict[str, Any]:
+        name = example.image_id.split("/", 1)[1].split("#", 1)[0]
+        return Record(name, example.width, example.height, list(example.annotations)).to_json()
+
+    return {
+        "format": SPLIT_FORMAT,
+        "settings": selection_settings(spec, images_per_concept),
+        "manifest": split.manifest.to_json(),
+        "train": [record(e) for e in split.train],
+        "heldout": [record(e) for e in split.heldout],
+    }

@@ -1,0 +1,138 @@
+"""The leaderboard as data (``leaderboard.json``, schema ``vwbench.leaderboard/1``).
+
+Per dataset: a table per ordered pair (every method's value with its 95% CI and rank, and the
+in-domain ceiling: the target model's own word), a summary over the cross-model pairs, and a
+source x target grid per method (the paper's Figure 3). Every number cites a result id; the
+``results`` section holds each result's file, sha256 and provenance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import vwbench
+from vwbench.leaderboard.collect import Collected, Entry
+from vwbench.results.provenance import utc_now
+
+SCHEMA = "vwbench.leaderboard/1"
+SCHEMA_VERSION = 1
+IN_DOMAIN = "in-domain"
+FAMILY_ORDER = ("sd", "owlv2", "clip")
+PREFERRED_GRID_METHODS = ("lstsq",)
+
+
+def _ranks(rows: list[dict[str, Any]], key: str = "value") -> None:
+    """Competition ranks (1, 2, 2, 4) by ``key``, highest first; ``tied_with_best`` when a row's
+    CI reaches the best row's CI."""
+    ordered = sorted(rows, key=lambda r: -r[key])
+    for i, row in enumerate(ordered):
+        row["rank"] = 1 + next(j for j, other in enumerate(ordered) if other[key] == row[key]) if i else 1
+    if ordered and "ci95" in ordered[0]:
+        best_low = ordered[0]["ci95"][0]
+        for row in ordered:
+            row["tied_with_best"] = bool(row["ci95"][1] >= best_low)
+
+
+def _pair_key(task: str) -> tuple[int, int]:
+    s, t = task.split("->")
+    return (FAMILY_ORDER.index(s) if s in FAMILY_ORDER else 9, FAMILY_ORDER.index(t) if t in FAMILY_ORDER else 9)
+
+
+def _result_record(e: Entry) -> dict[str, Any]:
+    r, p = e.result, e.result.provenance
+    return {
+        "file": e.file, "sha256": e.sha256, "task": r.task, "dataset": r.dataset, "transfer": r.transfer, "metric": r.metric,
+        "value": r.value, "ci95": list(r.ci95), "per_concept": r.per_concept, "n_trials": r.n_trials, "steps": r.steps, "seed": r.seed,
+        "secondary_metrics": r.metrics, "transfer_params": r.transfer_params,
+        "provenance": {
+            "vwbench_version": p.vwbench_version, "git_commit": p.git_commit, "task_version": p.task_version, "created": p.created,
+            "device": p.device, "dtype": p.dtype, "dataset_manifest_hash": p.dataset_manifest_hash,
+            "checkpoints": [{"role": c.role, "family": c.family, "name": c.name, "revision": c.revision, "sha256": c.sha256} for c in p.checkpoints],
+            "versions": p.versions,
+        },
+        "samples": e.samples,
+    }
+
+
+def build(collected: Collected, name: str, check: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``leaderboard.json`` payload for ``collected`` results."""
+    ids = {e.file: f"r{i + 1}" for i, e in enumerate(collected.entries)}
+    by_dataset: dict[str, list[Entry]] = {}
+    for e in collected.entries:
+        by_dataset.setdefault(e.result.dataset, []).append(e)
+    datasets = {ds: _dataset(entries, ids) for ds, entries in sorted(by_dataset.items())}
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "generated": utc_now(),
+        "vwbench_version": vwbench.__version__,
+        "datasets": datasets,
+        "results": {ids[e.file]: _result_record(e) for e in collected.entries},
+        "skipped": [{"file": f, "reason": why} for f, why in collected.skipped],
+        "superseded": collected.superseded,
+        "check": check,
+    }
+
+
+def _row(e: Entry, ids: dict[str, str], method: str) -> dict[str, Any]:
+    return {"method": method, "value": e.result.value, "ci95": list(e.result.ci95), "result": ids[e.file]}
+
+
+def _dataset(entries: list[Entry], ids: dict[str, str]) -> dict[str, Any]:
+    in_domain = {e.result.target: e for e in entries if e.result.source == e.result.target and e.result.transfer == "identity"}
+    pairs: dict[str, Any] = {}
+    for task in sorted({e.result.task for e in entries}, key=_pair_key):
+        mine = [e for e in entries if e.result.task == task]
+        source, target = task.split("->")
+        rows = [_row(e, ids, e.result.transfer) for e in mine]
+        _ranks(rows)
+        ceiling = in_domain.get(target)
+        pairs[task] = {
+            "source": source, "target": target, "metric": mine[0].result.metric,
+            "rows": sorted(rows, key=lambda r: (r["rank"], r["method"])),
+            "in_domain": _row(ceiling, ids, IN_DOMAIN) if ceiling is not None and source != target else None,
+        }
+    cross = [t for t, p in pairs.items() if p["source"] != p["target"]]
+    methods = sorted({r["method"] for t in cross for r in pairs[t]["rows"]})
+    summary = []
+    for method in methods:
+        values = {t: r["value"] for t in cross for r in pairs[t]["rows"] if r["method"] == method}
+        summary.append({"method": method, "mean": sum(values.values()) / len(values), "n_pairs": len(values), "values": values})
+    ceiling_values = {t: pairs[t]["in_domain"]["value"] for t in cross if pairs[t]["in_domain"]}
+    if ceiling_values:
+        summary.append({"method": IN_DOMAIN, "mean": sum(ceiling_values.values()) / len(ceiling_values), "n_pairs": len(ceiling_values), "values": ceiling_values})
+    _ranks(summary, key="mean")
+    summary.sort(key=lambda r: (r["rank"], r["method"]))
+    return {
+        "metrics": sorted({p["metric"] for p in pairs.values()}),
+        "cross_pairs": cross,
+        "summary": summary,
+        "pairs": pairs,
+        "grids": _grids(entries, ids, in_domain),
+    }
+
+
+def _grids(entries: list[Entry], ids: dict[str, str], in_domain: dict[str, Entry]) -> list[dict[str, Any]]:
+    """Source x target grids, one per method: cell (s, t) is the method's s->t result; the
+    diagonal falls back to the in-domain word where the method has no x->x result."""
+    families = [f for f in FAMILY_ORDER if any(f in (e.result.source, e.result.target) for e in entries)]
+    families += sorted({f for e in entries for f in (e.result.source, e.result.target)} - set(families))
+    methods = sorted({e.result.transfer for e in entries if e.result.source != e.result.target})
+    methods.sort(key=lambda m: (m not in PREFERRED_GRID_METHODS, m))
+    grids = []
+    for method in methods:
+        cells: dict[str, dict[str, Any]] = {}
+        for e in entries:
+            r = e.result
+            if r.transfer == method:
+                cells.setdefault(r.source, {})[r.target] = {"value": r.value, "result": ids[e.file], "in_domain": r.source == r.target}
+        for family, e in in_domain.items():
+            cells.setdefault(family, {}).setdefault(family, {"value": e.result.value, "result": ids[e.file], "in_domain": True})
+        grids.append({"method": method, "models": families, "cells": cells})
+    return grids
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"

@@ -1,0 +1,113 @@
+"""Regression checks: re-run a stored leaderboard's check subset and compare (``vwbench check``).
+
+A leaderboard written with ``--check SPEC`` stores, in ``leaderboard.json``'s ``check`` section,
+the runs to repeat (task, dataset, transfer, steps, trials, seed), their values and an absolute
+``tolerance``. :func:`run_check` repeats each run from scratch on the CPU in a fresh folder
+(nothing cached is reused) and reports every value that dropped by more than the tolerance.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vwbench.errors import UserError
+from vwbench.leaderboard.build import SCHEMA
+
+
+@dataclass
+class CheckRow:
+    dataset: str
+    task: str
+    transfer: str
+    baseline: float
+    value: float
+    tolerance: float
+
+    @property
+    def drop(self) -> float:
+        return self.baseline - self.value
+
+    @property
+    def failed(self) -> bool:
+        return self.drop > self.tolerance
+
+
+def check_section(results: dict[str, dict[str, Any]], specs: list[str], tolerance: float) -> dict[str, Any]:
+    """The ``check`` section for the results matching ``specs`` (``DATASET:TASK:TRANSFER``, each
+    part a glob; ``all`` for every result)."""
+    if tolerance < 0:
+        raise UserError("--tolerance must be >= 0")
+    entries = []
+    for spec in specs:
+        parts = ["*", "*", "*"] if spec == "all" else spec.split(":")
+        if len(parts) != 3:
+            raise UserError(f"--check {spec!r}: use DATASET:TASK:TRANSFER (globs allowed, e.g. 'synth-coco:*:lstsq') or 'all'")
+        matched = [
+            (rid, r) for rid, r in results.items()
+            if all(fnmatch.fnmatchcase(v, p) for v, p in zip((r["dataset"], r["task"], r["transfer"]), parts))
+        ]
+        if not matched:
+            raise UserError(f"--check {spec!r} matches no result")
+        for rid, r in matched:
+            entry = {k: r[k] for k in ("dataset", "task", "transfer", "steps", "n_trials", "seed", "value")}
+            submission = (r.get("transfer_params") or {}).get("submission") or {}
+            if submission.get("path"):  # re-run a submission from where it was run
+                entry["transfer_path"] = submission["path"]
+            if entry not in entries:
+                entries.append({**entry, "result": rid})
+    return {"tolerance": tolerance, "device": "cpu", "entries": entries}
+
+
+def load_check(baseline: Path) -> dict[str, Any]:
+    try:
+        board = json.loads(Path(baseline).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--baseline {baseline}: not a readable leaderboard.json ({exc})") from exc
+    if not isinstance(board, dict) or board.get("schema") != SCHEMA:
+        raise UserError(f"--baseline {baseline}: schema {board.get('schema') if isinstance(board, dict) else None!r}, this vwbench reads {SCHEMA}")
+    check = board.get("check")
+    if not check or not check.get("entries"):
+        raise UserError(f"--baseline {baseline}: it stores no check subset; regenerate it with `vwbench leaderboard ... --check SPEC`")
+    return check
+
+
+def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print) -> list[CheckRow]:
+    """Repeat the baseline's check runs; one :class:`CheckRow` each."""
+    from vwbench.progress import NullReporter
+    from vwbench.registry import TaskRegistry
+    from vwbench.runner import RunOptions, run_task
+
+    check = load_check(baseline)
+    registry = TaskRegistry.from_dir(tasks_dir)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vwbench-check-") as tmp:
+        out = Path(out_dir) if out_dir is not None else Path(tmp)
+        for e in check["entries"]:
+            spec = registry.get(e["task"], e["dataset"])
+            options = RunOptions(
+                transfer=e.get("transfer_path", e["transfer"]), steps=e["steps"], trials=e["n_trials"], seed=e["seed"], device=check.get("device", "cpu"),
+                out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
+            )
+            result, _ = run_task(spec, options, NullReporter())
+            row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
+            log(f"{row.dataset} {row.task} {row.transfer}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
+            rows.append(row)
+    return rows
+
+
+def format_drops(rows: list[CheckRow]) -> str:
+    failed = [r for r in rows if r.failed]
+    lines = [f"{len(failed)} of {len(rows)} checked values dropped beyond their tolerance:", ""]
+    header = ("dataset", "task", "transfer", "baseline", "now", "drop", "tolerance")
+    table = [header] + [(r.dataset, r.task, r.transfer, f"{r.baseline:.4f}", f"{r.value:.4f}", f"{r.drop:.4f}", f"{r.tolerance:.4f}") for r in failed]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

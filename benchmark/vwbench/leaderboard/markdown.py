@@ -1,0 +1,74 @@
+"""``README.md`` of a leaderboard: markdown tables per dataset and per pair, with CIs, ranks and a
+result id on every number (the provenance table at the end resolves it).
+
+Names come from result files, which anyone can write, so every text cell is escaped: HTML
+special characters become entities (GitHub renders inline HTML) and markdown's table and
+emphasis characters are backslash-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from vwbench.leaderboard.build import fmt
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()|~])")
+
+
+def md_escape(text: Any) -> str:
+    """Safe inside a markdown table cell: no HTML, no links, no table breaks, one line."""
+    escaped = html.escape(str(text), quote=True)
+    escaped = _MD_SPECIAL.sub(r"\\\1", escaped)
+    return " ".join(escaped.split())
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if not row:
+        return "–"
+    low, high = row["ci95"]
+    return f"{fmt(row['value'])} [{fmt(low)}, {fmt(high)}] <sub>{md_escape(row['result'])}</sub>"
+
+
+def render_markdown(board: dict[str, Any]) -> str:
+    out = [f"# Leaderboard: {md_escape(board['name'])}", ""]
+    out.append(
+        f"Generated {md_escape(board['generated'])} by vwbench {md_escape(board['vwbench_version'])} "
+        f"(schema {md_escape(board['schema'])}) from {len(board['results'])} result files. Values are the task's "
+        "metric with its 95% confidence interval over concepts x trials; the small id after each number "
+        "is its result file in the provenance table below. Ranks are by value (ties share a rank)."
+    )
+    out.append("")
+    for ds, data in board["datasets"].items():
+        out += [f"## {md_escape(ds)}", ""]
+        if data["summary"]:
+            cross = data["cross_pairs"]
+            out.append("Mean over the cross-model pairs (each pair in its target's metric):")
+            out.append("")
+            out.append("| rank | method | mean | pairs | " + " | ".join(md_escape(t) for t in cross) + " |")
+            out.append("|---:|---|---:|---:|" + "---:|" * len(cross))
+            for row in data["summary"]:
+                values = " | ".join(fmt(row["values"].get(t)) for t in cross)
+                out.append(f"| {row['rank']} | {md_escape(row['method'])} | {fmt(row['mean'])} | {row['n_pairs']} | {values} |")
+            out.append("")
+        for task, pair in data["pairs"].items():
+            out += [f"### {md_escape(ds)}: {md_escape(task)} ({md_escape(pair['metric'])})", ""]
+            out += ["| rank | method | value [95% CI] |", "|---:|---|---|"]
+            for row in pair["rows"]:
+                out.append(f"| {row['rank']} | {md_escape(row['method'])} | {_cell(row)} |")
+            if pair["in_domain"]:
+                out.append(f"| ceiling | in-domain ({md_escape(pair['target'])} word) | {_cell(pair['in_domain'])} |")
+            out.append("")
+    out += ["## Provenance", "", "| id | file | sha256 | task | dataset | transfer | steps | trials | seed | git commit | created |", "|---|---|---|---|---|---|---:|---:|---:|---|---|"]
+    for rid, r in board["results"].items():
+        p = r["provenance"]
+        out.append(
+            f"| {rid} | {md_escape(r['file'])} | {md_escape(r['sha256'][:16])} | {md_escape(r['task'])} | {md_escape(r['dataset'])} | "
+            f"{md_escape(r['transfer'])} | {r['steps']} | {r['n_trials']} | {r['seed']} | {md_escape(p['git_commit'] or '–')} | {md_escape(p['created'])} |"
+        )
+    if board["skipped"]:
+        out += ["", "Skipped files (not valid results):", ""]
+        out += [f"- {md_escape(s['file'])}: {md_escape(s['reason'])}" for s in board["skipped"]]
+    out.append("")
+    return "\n".join(out)

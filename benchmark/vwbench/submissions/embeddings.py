@@ -1,0 +1,60 @@
+"""An embeddings submission as the run's word set (``vwbench run --embeddings PATH``).
+
+The file replaces training: its words must live in the task's *source* model's space (family and
+vocabulary hash), belong to the task's dataset and cover exactly its concepts. All of that is
+checked before any model is asked to evaluate them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from vwbench.errors import UserError
+from vwbench.results.words_store import WordSet
+from vwbench.submissions.validate import check_embeddings
+
+
+def load_embedding_words(path: Path, *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str], init_words: dict[str, str]) -> WordSet:
+    """The words of an embeddings file, concept-major in ``concepts`` order; raises ``UserError``
+    naming every mismatch with the task."""
+    path = Path(path)
+    report = check_embeddings(path)
+    report.raise_if_bad()
+    meta = report.info["meta"]
+    words: dict[str, torch.Tensor] = report.info["words"]
+    problems = []
+    if meta.model != family:
+        problems.append(f"the words are in {meta.model}'s space, the task's source model is {family}")
+    if meta.dataset != dataset:
+        problems.append(f"the words are for dataset {meta.dataset}, the task's is {dataset}")
+    if meta.vocab_hash != vocab_hash:
+        problems.append(f"vocab_hash {meta.vocab_hash[:12]}… is not the source model's ({vocab_hash[:12]}…): the words were trained on another checkpoint")
+    missing, extra = sorted(set(concepts) - set(words)), sorted(set(words) - set(concepts))
+    if missing:
+        problems.append(f"no words for concepts {missing}")
+    if extra:
+        problems.append(f"words for concepts the dataset does not have: {extra}")
+    d = next(iter(words.values())).shape[-1]
+    if d != dim:
+        problems.append(f"the words are {d}-dim, the source model's embeddings are {dim}-dim")
+    if problems:
+        raise UserError(f"{path}: " + "; ".join(problems))
+    vectors, names, trials, inits = [], [], [], []
+    for concept in concepts:
+        for t, word in enumerate(words[concept]):
+            vectors.append(word)
+            names.append(concept)
+            trials.append(t)
+            inits.append(init_words[concept])
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    about = meta.model_dump(exclude_none=True)
+    return WordSet(
+        vectors=torch.stack(vectors).to(torch.float32),
+        concepts=names,
+        trials=trials,
+        init_words=inits,
+        metadata={"key": f"embeddings-{sha}", "vocab_hash": vocab_hash, "embeddings": {"file": path.name, "sha256": sha, **about}},
+    )

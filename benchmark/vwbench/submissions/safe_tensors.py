@@ -1,0 +1,138 @@
+"""Reading safetensors files from strangers: every check happens before a byte becomes a tensor.
+
+A safetensors file is ``[8-byte little-endian header length N][N bytes of JSON header][data]``.
+The header is parsed here, by this module, with limits on the file and header sizes; tensor
+dtypes, shapes and byte ranges are checked against the file before ``safetensors`` itself reads
+it, and values are checked for NaN/inf after. Pickle (``torch.save``) files are recognised and
+refused by their first bytes; nothing here ever unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+MAX_FILE_BYTES = 2 * 2**30
+MAX_HEADER_BYTES = 1 * 2**20
+FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+OTHER_DTYPES = {"F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1, "I16": 2, "U16": 2, "I32": 4, "U32": 4, "I64": 8, "U64": 8}
+
+
+@dataclass
+class TensorFile:
+    """What a checked file holds: tensors (float32, finite) and its ``__metadata__`` strings."""
+
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+    header: dict[str, dict] = field(default_factory=dict)
+
+
+class TensorFileError(ValueError):
+    """The file is not a safe, well-formed safetensors file; the message says why and what to do."""
+
+
+def _sniff(head: bytes) -> str | None:
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (torch.save / pickle.dump output)"
+    if head[:2] == b"PK":
+        return "a zip archive (torch.save's default format, which holds a pickle)"
+    if head[:6] == b"\x93NUMPY":
+        return "a NumPy .npy file"
+    return None
+
+
+def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_bytes: int = MAX_HEADER_BYTES) -> tuple[dict[str, dict], dict[str, str]]:
+    """Parse and check the header of ``path``; returns ``(tensor entries, metadata)``.
+
+    Raises :class:`TensorFileError` naming the problem: pickles and other formats, a file or
+    header over its limit, a header that is not a JSON object of tensor entries, unknown dtypes,
+    byte ranges that do not match shapes or the file size.
+    """
+    path = Path(path)
+    fix = "save tensors with safetensors.torch.save_file (or safetensors.numpy.save_file)"
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            kind = _sniff(head)
+            if kind is not None:
+                raise TensorFileError(f"{path.name} is {kind}, not safetensors; vwbench never loads pickles: {fix}")
+            if size > max_file_bytes:
+                raise TensorFileError(f"{path.name} is {size} bytes, over the {max_file_bytes}-byte limit")
+            if len(head) < 8:
+                raise TensorFileError(f"{path.name} is {size} bytes, too short to be safetensors: {fix}")
+            (n,) = struct.unpack("<Q", head)
+            if n > max_header_bytes:
+                raise TensorFileError(f"{path.name} declares a {n}-byte header, over the {max_header_bytes}-byte limit")
+            if 8 + n > size:
+                raise TensorFileError(f"{path.name} declares a {n}-byte header but holds {size - 8} bytes after the length: truncated or not safetensors")
+            raw = f.read(n)
+    except OSError as exc:
+        raise TensorFileError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TensorFileError(f"{path.name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
+    if not isinstance(header, dict):
+        raise TensorFileError(f"{path.name}: the header is not a JSON object: not safetensors")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TensorFileError(f"{path.name}: __metadata__ must map strings to strings")
+    data_size = size - 8 - n
+    spans = []
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise TensorFileError(f"{path.name}: tensor {name!r} needs exactly dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        width = FLOAT_DTYPES.get(dtype) or OTHER_DTYPES.get(dtype)
+        if width is None:
+            raise TensorFileError(f"{path.name}: tensor {name!r} has unknown dtype {dtype!r}")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise TensorFileError(f"{path.name}: tensor {name!r} has shape {shape!r}, not a list of sizes")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise TensorFileError(f"{path.name}: tensor {name!r} has data_offsets {offsets!r}, not [begin, end]")
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * width:
+            raise TensorFileError(
+                f"{path.name}: tensor {name!r} ({dtype} {shape}) claims bytes {begin}..{end} of a {data_size}-byte data section"
+            )
+        spans.append((begin, end))
+    spans.sort()
+    position = 0
+    for begin, end in spans:
+        if begin != position:
+            raise TensorFileError(f"{path.name}: tensor data overlaps or leaves gaps (at byte {begin}); not a valid safetensors file")
+        position = end
+    if position != data_size:
+        raise TensorFileError(f"{path.name}: {data_size - position} bytes after the last tensor; not a valid safetensors file")
+    return header, dict(metadata)
+
+
+def read_tensors(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_bytes: int = MAX_HEADER_BYTES) -> TensorFile:
+    """Check ``path`` (:func:`read_header`), then load it: only float tensors are accepted, they
+    are returned as float32 and must hold finite values."""
+    header, metadata = read_header(path, max_file_bytes, max_header_bytes)
+    for name, entry in header.items():
+        if entry["dtype"] not in FLOAT_DTYPES:
+            raise TensorFileError(f"{Path(path).name}: tensor {name!r} is {entry['dtype']}; vwbench reads float tensors (F16, BF16, F32, F64)")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        raw = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise TensorFileError(f"{Path(path).name}: safetensors refused the file ({exc})") from exc
+    tensors = {}
+    for name, tensor in raw.items():
+        tensor = tensor.to(torch.float32)  # an F64 value beyond float32's range becomes inf: caught below
+        finite = torch.isfinite(tensor)
+        if not finite.all():
+            bad = int((~finite).sum())
+            raise TensorFileError(f"{Path(path).name}: tensor {name!r} holds {bad} NaN or infinite value(s) (as float32); every value must be finite")
+        tensors[name] = tensor
+    return TensorFile(tensors=tensors, metadata=metadata, header=header)

@@ -1,0 +1,246 @@
+"""Check a submission and explain every problem found (``vwbench validate PATH``).
+
+Each ``check_*`` function collects all the problems it can find rather than stopping at the
+first, and returns a :class:`Report`; the loaders that ``vwbench run`` uses call the same checks
+and refuse a submission with problems. Nothing here executes submitted code except
+:func:`dry_run`, which goes through the sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from vwbench.errors import UserError
+from vwbench.submissions.safe_tensors import TensorFileError, read_tensors
+from vwbench.submissions.schema import EMBEDDINGS_FORMAT, LINEAR_FORMAT, EmbeddingsMeta, LinearMapMeta, SubmissionManifest
+
+MAX_MANIFEST_BYTES = 64_000
+MAX_FOLDER_BYTES = 20 * 2**20
+MAX_FOLDER_FILES = 200
+
+
+@dataclass
+class Report:
+    """What :func:`validate` found: the submission's kind, its problems, and facts about it."""
+
+    path: Path
+    kind: str = "unknown"
+    problems: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_bad(self) -> None:
+        if self.problems:
+            more = f" (and {len(self.problems) - 1} more; run `vwbench validate {self.path}`)" if len(self.problems) > 1 else ""
+            raise UserError(f"{self.path}: invalid {self.kind} submission: {self.problems[0]}{more}")
+
+
+def _pydantic_problems(exc: ValidationError, where: str) -> list[str]:
+    out = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        out.append(f"{where} {loc}: {e['msg']}")
+    return out
+
+
+def check_linear_map(path: Path, report: Report | None = None) -> Report:
+    report = report or Report(Path(path), "linear-map")
+    report.kind = "linear-map"
+    try:
+        tf = read_tensors(path)
+    except TensorFileError as exc:
+        report.problems.append(str(exc))
+        return report
+    try:
+        report.info["meta"] = LinearMapMeta.model_validate(dict(tf.metadata))
+    except ValidationError as exc:
+        report.problems += _pydantic_problems(exc, "metadata")
+    extra = sorted(set(tf.tensors) - {"weight", "bias"})
+    if extra:
+        report.problems.append(f"unexpected tensors {extra}: a linear map holds 'weight' and optionally 'bias'")
+    weight, bias = tf.tensors.get("weight"), tf.tensors.get("bias")
+    if weight is None:
+        report.problems.append("no 'weight' tensor: a linear map needs weight [d_target, d_source]")
+    elif weight.ndim != 2 or 0 in weight.shape:
+        report.problems.append(f"'weight' has shape {list(weight.shape)}, expected [d_target, d_source]")
+    if bias is not None and (bias.ndim != 1 or (weight is not None and weight.ndim == 2 and bias.shape[0] != weight.shape[0])):
+        expected = f"[{weight.shape[0]}]" if weight is not None and weight.ndim == 2 else "[d_target]"
+        report.problems.append(f"'bias' has shape {list(bias.shape)}, expected {expected}")
+    if not report.problems:
+        report.info.update(weight=weight, bias=bias, d_target=int(weight.shape[0]), d_source=int(weight.shape[1]))
+    return report
+
+
+def check_embeddings(path: Path, report: Report | None = None) -> Report:
+    report = report or Report(Path(path), "embeddings")
+    report.kind = "embeddings"
+    try:
+        tf = read_tensors(path)
+    except TensorFileError as exc:
+        report.problems.append(str(exc))
+        return report
+    try:
+        report.info["meta"] = EmbeddingsMeta.model_validate(dict(tf.metadata))
+    except ValidationError as exc:
+        report.problems += _pydantic_problems(exc, "metadata")
+    if not tf.tensors:
+        report.problems.append("no tensors: embeddings hold one tensor per concept, [n_vectors, d]")
+    shapes = {}
+    for name, t in sorted(tf.tensors.items()):
+        if t.ndim not in (2, 3) or 0 in t.shape:
+            report.problems.append(f"concept {name!r} has shape {list(t.shape)}, expected [n_vectors, d] or [trials, n_vectors, d]")
+        else:
+            shapes[name] = tuple(t.shape[-2:])
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{k}: {list(v)}" for k, v in shapes.items())
+        report.problems.append(f"concepts differ in [n_vectors, d] ({listed}); every word must have the same shape")
+    if not report.problems:
+        report.info["words"] = {k: (t if t.ndim == 3 else t[None]) for k, t in tf.tensors.items()}
+    return report
+
+
+def _class_problems(source: str, entry: str, class_name: str) -> list[str]:
+    try:
+        tree = ast.parse(source, filename=entry)
+    except SyntaxError as exc:
+        return [f"{entry} line {exc.lineno}: syntax error: {exc.msg}"]
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    if class_name not in classes:
+        imported = any(isinstance(n, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == class_name for a in n.names) for n in tree.body)
+        return [] if imported else [f"{entry} defines no top-level class {class_name!r} (set 'class' in submission.yaml)"]
+    node = classes[class_name]
+    methods = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if node.bases:  # methods may be inherited; the dry run checks them
+        return []
+    return [f"class {class_name} has no {m}() method" for m in ("fit", "map") if m not in methods]
+
+
+def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
+    folder = Path(folder)
+    report = report or Report(folder, "transfer-method")
+    report.kind = "transfer-method"
+    manifest_path = folder / "submission.yaml"
+    if not manifest_path.is_file():
+        report.problems.append(f"no submission.yaml in {folder} (a transfer-method submission is a folder with submission.yaml and a .py file)")
+        return report
+    files = [p for p in folder.rglob("*") if "__pycache__" not in p.parts]
+    links = [p for p in files if p.is_symlink()]
+    if links:
+        report.problems.append(f"symbolic links are not allowed in a submission: {', '.join(str(p.relative_to(folder)) for p in links[:5])}")
+    size = sum(p.stat().st_size for p in files if p.is_file() and not p.is_symlink())
+    if size > MAX_FOLDER_BYTES or len(files) > MAX_FOLDER_FILES:
+        report.problems.append(f"the folder holds {len(files)} files, {size} bytes; the limits are {MAX_FOLDER_FILES} files, {MAX_FOLDER_BYTES} bytes")
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        report.problems.append(f"submission.yaml is over {MAX_MANIFEST_BYTES} bytes")
+        return report
+    try:
+        raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        report.problems.append(f"submission.yaml is not valid YAML: {str(exc).splitlines()[0]}")
+        return report
+    if not isinstance(raw, dict):
+        report.problems.append("submission.yaml must be a mapping of name, authors, description, url, license, entry, class")
+        return report
+    try:
+        manifest = SubmissionManifest.model_validate(raw)
+    except ValidationError as exc:
+        report.problems += _pydantic_problems(exc, "submission.yaml")
+        return report
+    report.info["manifest"] = manifest
+    entry = folder / manifest.entry
+    if not entry.is_file() or entry.is_symlink():
+        report.problems.append(f"entry file {manifest.entry} is not in {folder}")
+        return report
+    try:
+        source = entry.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        report.problems.append(f"{manifest.entry} is not UTF-8 text")
+        return report
+    report.problems += _class_problems(source, manifest.entry, manifest.class_name)
+    return report
+
+
+def detect_kind(path: Path) -> str:
+    """``transfer-method`` (a folder or its submission.yaml), ``linear-map`` or ``embeddings``
+    (by the ``format`` in a safetensors header), or ``unknown``."""
+    path = Path(path)
+    if path.is_dir() or path.name == "submission.yaml":
+        return "transfer-method"
+    if path.suffix == ".py":
+        return "transfer-method"
+    try:
+        from vwbench.submissions.safe_tensors import read_header
+
+        _, meta = read_header(path)
+    except TensorFileError:
+        return "safetensors?"
+    return {LINEAR_FORMAT: "linear-map", EMBEDDINGS_FORMAT: "embeddings"}.get(meta.get("format", ""), "safetensors?")
+
+
+def validate(path: Path, dry_run_limits=None, run_code: bool = True) -> Report:
+    """Check any submission; for a transfer method, also run it once in the sandbox on a planted
+    problem (unless ``run_code`` is false)."""
+    path = Path(path)
+    report = Report(path)
+    if not path.exists():
+        report.problems.append(f"{path} does not exist")
+        return report
+    kind = detect_kind(path)
+    if kind == "transfer-method":
+        folder = path if path.is_dir() else path.parent
+        check_transfer_folder(folder, report)
+        if report.ok and run_code:
+            dry_run(folder, report, dry_run_limits)
+    elif kind == "linear-map":
+        check_linear_map(path, report)
+    elif kind == "embeddings":
+        check_embeddings(path, report)
+    else:
+        try:
+            from vwbench.submissions.safe_tensors import read_header
+
+            _, meta = read_header(path)
+            fmt = meta.get("format")
+            report.problems.append(
+                f"metadata 'format' is {fmt!r}; a submission file says {LINEAR_FORMAT!r} (linear map) or {EMBEDDINGS_FORMAT!r} (embeddings)"
+            )
+        except TensorFileError as exc:
+            report.problems.append(str(exc))
+    return report
+
+
+def dry_run(folder: Path, report: Report, limits=None) -> None:
+    """Fit and map a planted 200-row problem (a random linear relation) in the sandbox."""
+    import numpy as np
+
+    from vwbench.submissions.sandbox import Limits, SubmissionFailure, run_transfer_submission
+
+    manifest: SubmissionManifest = report.info["manifest"]
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal((200, 16)).astype(np.float32)
+    target = (source @ rng.standard_normal((16, 12))).astype(np.float32)
+    tokens = [f"w{i:03d}</w>" for i in range(200)]
+    vectors = source[:6]
+    try:
+        mapped, describe, facts = run_transfer_submission(
+            folder, manifest.entry, manifest.class_name, source, target, tokens, vectors, [t[:-4] for t in tokens[:6]],
+            limits or Limits(time_limit_s=120), label=f"dry run of {manifest.name}",
+        )
+    except SubmissionFailure as exc:
+        report.problems.append(str(exc))
+        return
+    if mapped.shape != (6, 12):
+        report.problems.append(f"dry run: map() returned shape {list(mapped.shape)} for 6 vectors into a 12-dim space, expected [6, 12]")
+        return
+    report.info["dry_run"] = {"relative_error": float(np.linalg.norm(mapped - target[:6]) / np.linalg.norm(target[:6])), **facts}
+    report.info["describe"] = json.loads(json.dumps(describe, default=str))

@@ -1,0 +1,228 @@
+"""``vwbench zoo report``: the mini zoo's card, ``leaderboards/mini/zoo.md``.
+
+Everything in it is read from what the checkpoints carry (``training_log.json``, ``samples.png``,
+``manifest.json``) plus a fresh look at the world: one sample image per synthetic dataset. Curves
+are drawn with matplotlib into ``zoo/*.png`` next to the markdown; every number is the one the
+training log recorded when the checkpoint was made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vwbench.results.atomic import atomic_write_bytes
+from vwbench.zoo.build import ENTRIES, ZOO_DIR
+
+SYNTH_VARIANTS = {"synth-imagenet": "imagenet", "synth-dreambooth": "dreambooth", "synth-coco": "coco", "synth-voc": "voc"}
+
+
+def _curves(log: Any, prefix: str = "") -> dict[str, list[list[float]]]:
+    """Every ``[[step, value], ...]`` list in a training log, keyed by its dotted path."""
+    found: dict[str, list[list[float]]] = {}
+    if isinstance(log, dict):
+        for key, value in log.items():
+            found.update(_curves(value, f"{prefix}.{key}" if prefix else key))
+    elif isinstance(log, list) and log and all(isinstance(p, list) and len(p) == 2 for p in log):
+        found[prefix] = log
+    return found
+
+
+def _plot_curves(name: str, curves: dict[str, list[list[float]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted(curves)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, panels):
+        steps, values = zip(*curves[key])
+        ax.plot(steps, values, lw=1.2)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"{name}: training curves", fontsize=11)
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(out)
+
+
+def _world_samples(out: Path, per_dataset: int = 6) -> None:
+    """A strip of held-out images of each synthetic dataset, with their boxes."""
+    from PIL import Image, ImageDraw
+
+    from vwbench.registry import TaskRegistry
+
+    registry = TaskRegistry.from_dir(None)
+    tiles = []
+    for dataset in SYNTH_VARIANTS:
+        task = registry.get("clip->clip", dataset)
+        from vwbench.data.synth import load_synth_dataset
+
+        split = load_synth_dataset(task.dataset, images_per_concept=0)
+        step = max(1, len(split.heldout) // per_dataset)
+        row = []
+        for example in split.heldout[::step][:per_dataset]:
+            image = example.load_image().convert("RGB").resize((128, 128), Image.Resampling.NEAREST)
+            draw = ImageDraw.Draw(image)
+            scale = 128 / example.width if getattr(example, "width", None) else 2
+            for a in example.annotations:
+                x, y, w, h = (v * scale for v in a.bbox)
+                draw.rectangle([x, y, x + w, y + h], outline=(255, 255, 255) if a.category == example.concept else (0, 0, 0))
+            row.append(image)
+        tiles.append((dataset, row))
+    sheet = Image.new("RGB", (128 * per_dataset + 130, 132 * len(tiles)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (dataset, row) in enumerate(tiles):
+        draw.text((4, 132 * r + 60), dataset, fill=(0, 0, 0))
+        for c, image in enumerate(row):
+            sheet.paste(image, (130 + 128 * c, 132 * r))
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    sheet.save(tmp)
+    tmp.replace(out)
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+
+
+def _quality_lines(name: str, log: dict) -> list[str]:
+    quality = log.get("quality") or {}
+    if not quality or isinstance(quality, str):
+        return [f"- quality: {quality or 'not recorded'}"]
+    lines = []
+    if name in ("mini-clip", "mini-judge"):
+        lines.append("| dataset | zero-shot accuracy |\n|---|---|")
+        lines += [f"| {k} | {v:.3f} |" for k, v in quality.items()]
+    elif name == "mini-owlv2":
+        lines.append("| dataset | mAP | mAP@.5 |\n|---|---|---|")
+        lines += [f"| {k} | {v['map']:.3f} | {v['map50']:.3f} |" for k, v in quality.get("datasets", {}).items()]
+    elif name == "mini-sd":
+        lines.append("| dataset | judge accuracy of 'a photo of {name}' |\n|---|---|")
+        lines += [f"| {k} | {v['accuracy']:.3f} |" for k, v in quality.get("datasets", {}).items()]
+    return lines
+
+
+# What the mini tier aims for (issue "The mini zoo"), as (dataset, minimum) per model; the card
+# shows the measured value next to each.
+TARGETS: dict[str, tuple[tuple[str, ...], float, str]] = {
+    "mini-clip": (tuple(SYNTH_VARIANTS), 0.90, "zero-shot accuracy"),
+    "mini-judge": (tuple(SYNTH_VARIANTS), 0.95, "zero-shot accuracy on real held-out images"),
+    "mini-owlv2": (("synth-coco", "synth-voc"), 0.70, "mAP@.5, class names as queries"),
+    "mini-sd": (tuple(SYNTH_VARIANTS), 0.80, "judge accuracy of 'a photo of {name}'"),
+}
+
+
+def _measured(name: str, quality: Any, dataset: str) -> float | None:
+    if not isinstance(quality, dict):
+        return None
+    if name in ("mini-clip", "mini-judge"):
+        return quality.get(dataset)
+    entry = (quality.get("datasets") or {}).get(dataset) or {}
+    return entry.get("map50") if name == "mini-owlv2" else entry.get("accuracy")
+
+
+def _target_lines(logs: dict[str, dict]) -> list[str]:
+    lines = ["| model | measure | dataset | target | measured | met |", "|---|---|---|---|---|---|"]
+    for name, (datasets, minimum, measure) in TARGETS.items():
+        for dataset in datasets:
+            value = _measured(name, (logs.get(name) or {}).get("quality"), dataset)
+            shown = "not measured" if value is None else f"{value:.3f}"
+            met = "" if value is None else ("yes" if value >= minimum else "**no**")
+            lines.append(f"| {name} | {measure} | {dataset} | >= {minimum:.2f} | {shown} | {met} |")
+    return lines
+
+
+def _wall_time(log: dict) -> str:
+    for key in ("wall_s", "wall_time_s", "phases_wall_s"):
+        value = log.get(key)
+        if isinstance(value, dict):
+            total = value.get("total") or value.get("total_s")
+            if total is not None:
+                return f"{float(total) / 60:.1f} min"
+    return "not recorded"
+
+
+def write_zoo_report(out_dir: Path, root: Path = ZOO_DIR, names: Iterable[str] | None = None) -> Path:
+    """Write ``out_dir/zoo.md`` and its images (``out_dir/zoo/``); returns the markdown path."""
+    out_dir = Path(out_dir)
+    assets = out_dir / "zoo"
+    assets.mkdir(parents=True, exist_ok=True)
+    names = list(names or ENTRIES)
+    sections: list[str] = [
+        "# The mini zoo",
+        "",
+        "Small models of the three real architectures (and a judge), trained from scratch on the",
+        "procedural world by `vwbench zoo train` and shipped inside the package. Every number below is",
+        "read from the checkpoint's own `training_log.json` (regenerate this page with",
+        "`vwbench zoo report`).",
+        "",
+        "## The world",
+        "",
+        "Held-out images of the four synthetic datasets (white box: the image's concept).",
+        "",
+        "![world](zoo/world.png)",
+        "",
+    ]
+    _world_samples(assets / "world.png")
+    total_mb = 0.0
+    logs: dict[str, dict] = {}
+    summary = ["| model | parameters | size (MB) | training time | torch threads |", "|---|---|---|---|---|"]
+    for name in names:
+        folder = root / name
+        log_file = folder / "training_log.json"
+        if not log_file.is_file():
+            sections += [f"## {name}", "", f"Not built: `vwbench zoo train --only {name}`.", ""]
+            continue
+        log = json.loads(log_file.read_text())
+        logs[name] = log
+        size = _size_mb(folder)
+        total_mb += size
+        params = log.get("parameters") or (log.get("model") or {}).get("parameters")
+        if isinstance(params, dict):
+            params = sum(params.values())
+        threads = log.get("torch_threads") or log.get("threads") or (log.get("environment") or {}).get("threads")
+        summary.append(f"| {name} | {params / 1e6:.2f}M | {size:.1f} | {_wall_time(log)} | {threads} |" if params else f"| {name} | ? | {size:.1f} | {_wall_time(log)} | {threads} |")
+        curves = _curves({k: v for k, v in log.items() if k != "quality"})
+        sections += [f"## {name}", ""]
+        if curves:
+            _plot_curves(name, curves, assets / f"{name}-curves.png")
+            sections += [f"![{name} curves](zoo/{name}-curves.png)", ""]
+        sections += _quality_lines(name, log) + [""]
+        samples = folder / "samples.png"
+        if samples.is_file():
+            shutil.copyfile(samples, assets / f"{name}-samples.png")
+            sections += [f"Samples ({name}, 'a photo of {{name}}'):", "", f"![{name} samples](zoo/{name}-samples.png)", ""]
+    at = sections.index("## The world")
+    sections[at:at] = [
+        "## Checkpoints", "", *summary, "", f"Total size: {total_mb:.1f} MB. Training times are wall times "
+        "as recorded in each log (one torch thread; the machine may have been shared).", "",
+        "## Quality against the mini tier's targets", "", *_target_lines(logs), "",
+    ]
+    out = out_dir / "zoo.md"
+    atomic_write_bytes(out, ("\n".join(sections) + "\n").encode())
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - thin wrapper
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write leaderboards/mini/zoo.md")
+    parser.add_argument("--out", type=Path, default=Path("leaderboards/mini"))
+    parser.add_argument("--root", type=Path, default=ZOO_DIR)
+    args = parser.parse_args(argv)
+    print(write_zoo_report(args.out, args.root))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,7 @@
+"""Reference submission: vwbench's built-in `random` transfer behind the submission interface."""
+
+from vwbench.submissions.reference import BuiltinTransfer
+
+
+class Transfer(BuiltinTransfer):
+    method = "random"

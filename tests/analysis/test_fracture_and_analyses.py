@@ -1,0 +1,142 @@
+"""`vwbench run --delta`, `vwbench delta-sweep` and `vwbench analyze ...` on tiny random models.
+
+The numbers are meaningless (untrained models); what is checked is that the constraint holds on
+real adapters, that results record it, and that every analysis writes its files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vwbench.cli import app
+from vwbench.results import read_result
+from vwbench.results.words_store import load_wordset
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def run(tiny_tasks: Path, out: Path, pair: str, *extra: str) -> Path:
+    invoke("run", "--task", pair, "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--device", "cpu", *extra)
+    files = sorted((out / "results").rglob("*.json"), key=lambda p: p.stat().st_mtime)
+    return files[-1]
+
+
+@pytest.fixture(scope="module")
+def sd_run(tiny_tasks, tmp_path_factory) -> Path:
+    return run(tiny_tasks, tmp_path_factory.mktemp("sd"), "sd->sd")
+
+
+def _source(tiny_tasks):
+    from vwbench.models.clip import OpenClipAdapter
+
+    return OpenClipAdapter.from_pretrained(tiny_tasks.parent / "clip")
+
+
+def test_delta_zero_run_keeps_the_anchor_and_records_it(tiny_tasks, tmp_path):
+    path = run(tiny_tasks, tmp_path, "clip->clip", "--delta", "0", "--anchors", "square=ring")
+    result = read_result(path)
+    assert result.fracture["delta"] == 0.0
+    assert result.fracture["anchors"] == {"circle": "circle", "square": "ring", "triangle": "triangle"}
+    assert result.fracture["anchor_facts"]["ring"]["radius"] == 0.0
+    words = load_wordset(Path(result.provenance.words_file))
+    anchors = [result.fracture["anchors"][c] for c in words.concepts]
+    expected = _source(tiny_tasks).token_vectors(anchors)
+    assert torch.equal(words.vectors, expected[:, None].expand_as(words.vectors))
+
+
+def test_delta_run_stays_in_the_normalised_ball(tiny_tasks, tmp_path):
+    result = read_result(run(tiny_tasks, tmp_path, "clip->owlv2", "--delta", "0.5", "--steps", "3"))
+    words = load_wordset(Path(result.provenance.words_file))
+    source = _source(tiny_tasks)
+    facts = result.fracture["anchor_facts"]
+    anchors = [result.fracture["anchors"][c] for c in words.concepts]
+    units = torch.tensor([facts[a]["unit_distance"] for a in anchors])
+    ratio = (words.vectors - source.token_vectors(anchors)[:, None]).norm(dim=-1) / units[:, None]
+    assert ratio.max() <= 0.5 + 1e-5
+    # an ordinary run of the same task is a different result (the words' cache key differs)
+    plain = read_result(run(tiny_tasks, tmp_path, "clip->owlv2", "--steps", "3"))
+    assert plain.fracture is None and plain.provenance.words_file != result.provenance.words_file
+
+
+def test_anchors_without_delta_is_one_line_error(tiny_tasks, tmp_path):
+    result = CliRunner().invoke(app, ["run", "--task", "clip->clip", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path), "--anchors", "ring"])
+    assert result.exit_code != 0 and "--delta" in str(result.exception)
+
+
+def test_delta_sweep_writes_table_and_plot(tiny_tasks, tmp_path):
+    out = invoke(
+        "delta-sweep", "--task", "clip->clip", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--deltas", "0.1,1.0",
+        "--steps", "2", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path), "--device", "cpu",
+    ).output
+    stem = tmp_path / "sweeps" / "synth-tiny" / "delta-clip-to-clip_clip-to-owlv2"
+    data = json.loads(stem.with_suffix(".json").read_text())
+    assert [(r["task"], r["delta"]) for r in data["rows"]] == [("clip->clip", 0.1), ("clip->clip", 1.0), ("clip->owlv2", 0.1), ("clip->owlv2", 1.0)]
+    for row in data["rows"]:
+        assert read_result(Path(row["result"])).fracture["delta"] == row["delta"]
+        assert 0.0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 1.0
+    table = stem.with_suffix(".md").read_text()
+    assert "delta 0.1" in table and "| clip->owlv2 | map |" in table and "delta 0.1" in out
+    assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # both deltas of clip->owlv2 reused the words clip->clip trained
+    assert len(list((tmp_path / "words").rglob("*.safetensors"))) == 2
+
+
+def test_analyze_neighbors(tiny_tasks, tmp_path):
+    result = run(tiny_tasks, tmp_path, "clip->owlv2", "--steps", "0")
+    out = invoke("analyze", "neighbors", "--result", str(result), "--k", "3", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb")).output
+    report = json.loads((tmp_path / "nb.json").read_text())
+    words = report[0]["words"]
+    assert len(words) == 6 and len(words[0]["source"]) == 4 and len(words[0]["source"][0]) == 3
+    # 0 steps: each word is still its init word's embedding, so that word is its nearest (distance 0)
+    for w in words:
+        assert all(vec[0] == [w["init_word"], 0.0] for vec in w["source"])
+    assert "circle trial 0 (init circle)" in out
+
+
+def test_analyze_truncation(tiny_tasks, sd_run, tmp_path):
+    invoke("analyze", "truncation", "--result", str(sd_run), "--generations", "1", "--inference-steps", "2", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "tr"))
+    data = json.loads((tmp_path / "tr.json").read_text())
+    assert data["blocks"] == 2 and [r["layers"] for r in data["rows"]] == [1, 2]
+    assert all(0.0 <= r["accuracy"] <= 1.0 and set(r["per_concept"]) == {"circle", "square", "triangle"} for r in data["rows"])
+    assert (tmp_path / "tr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_truncation_changes_the_text_states(tiny_tasks):
+    from vwbench.analysis.layers import pooled_activations, truncated
+    from vwbench.models.sd import StableDiffusionAdapter
+
+    sd = StableDiffusionAdapter.from_pretrained(tiny_tasks.parent / "sd")
+    vectors = sd.token_vectors(["circle", "square"])[:, None].expand(-1, 4, -1)
+    full, eos = sd.encode_word_states(vectors)
+    with truncated(sd, 1):
+        one, _ = sd.encode_word_states(vectors)
+    assert len(sd._text.encoder.layers) == 2  # restored
+    assert not torch.allclose(full, one)
+    # the hook's block-2 activation, normalised, is the full encoder's output
+    acts = pooled_activations(sd, vectors, [1, 2])
+    final = sd._text.final_layer_norm(torch.from_numpy(acts[2]))
+    torch.testing.assert_close(final, full[:, eos])
+
+
+def test_analyze_tsne(tiny_tasks, sd_run, tmp_path):
+    out = invoke("analyze", "tsne", "--result", str(sd_run), "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "ts")).output
+    data = json.loads((tmp_path / "ts.json").read_text())
+    assert data["blocks"] == 2 and set(data["points"]) == {"1", "2"}
+    assert all(len(p) == 6 and len(p[0]) == 2 for p in data["points"].values())
+    assert len(data["concepts"]) == len(data["anchors"]) == 6
+    assert (tmp_path / "ts.png").read_bytes()[:4] == b"\x89PNG" and "6 words" in out
+
+
+def test_layer_analysis_needs_sd(tiny_tasks, tmp_path):
+    result = run(tiny_tasks, tmp_path, "clip->owlv2", "--steps", "0")
+    res = CliRunner().invoke(app, ["analyze", "tsne", "--result", str(result), "--tasks-dir", str(tiny_tasks), "--device", "cpu"])
+    assert res.exit_code != 0 and "generation model" in str(res.exception)

@@ -1,0 +1,289 @@
+"""The real-format loaders on fixtures written in each on-disk format, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.data import fixtures_real as fx
+from vwbench.data.coco import load_coco_dataset
+from vwbench.data.dreambooth import load_dreambooth_dataset
+from vwbench.data.imagenet import load_imagenet_dataset
+from vwbench.data.real import SPLIT_FILE, load_real_dataset, split_payload
+from vwbench.data.voc import load_voc_dataset
+from vwbench.errors import DataError
+from vwbench.registry import TaskRegistry
+
+PAPER = TaskRegistry.from_dir()
+
+
+def paper_spec(name: str, heldout: int = 2):
+    return PAPER.dataset(name).model_copy(update={"heldout_per_concept": heldout})
+
+
+def names(spec) -> list[str]:
+    return [c.name for c in spec.concepts]
+
+
+def check_split(split, spec, per_concept: int, heldout: int) -> None:
+    for concept in names(spec):
+        train = split.train_of(concept)
+        assert len(train) == per_concept
+        assert sum(e.concept == concept for e in split.heldout) == heldout
+    split.validate(per_concept)
+    image = split.train[0].load_image()
+    assert image.mode == "RGB" and image.size == (split.train[0].width, split.train[0].height) == (fx.W, fx.H)
+    assert all(len(h) == 64 for _, h in split.manifest.entries)
+    assert {n.split("/", 1)[0] for n, _ in split.manifest.entries} == {"train", "heldout"}
+
+
+def test_coco_paper_concepts_load(tmp_path):
+    spec = paper_spec("coco")
+    fx.write_coco(tmp_path / "coco", names(spec))
+    split = load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    check_split(split, spec, 2, 2)
+    dog = split.train_of("dog")[0]
+    assert dog.path.parent.name == "train2017" and dog.boxes_of("dog") == [(4.0, 3.0, 22.0, 15.0)]
+    assert {a.category for a in dog.annotations} == {"dog", "person"}
+    assert all(e.path.parent.name == "val2017" for e in split.heldout)
+
+
+def test_voc_paper_concepts_load_with_renamed_classes(tmp_path):
+    spec = paper_spec("voc")
+    voc_classes = ["aeroplane" if n == "airplane" else n for n in names(spec)]
+    fx.write_voc(tmp_path / "voc", voc_classes)
+    split = load_voc_dataset(spec, images_per_concept=3, data_root=tmp_path)
+    check_split(split, spec, 3, 2)
+    plane = split.train_of("airplane")[0]
+    # VOC's 1-based (5, 4, 22, 15) is the 0-based corner box (4, 3, 22, 15)
+    assert plane.boxes_of("airplane") == [(4.0, 3.0, 22.0, 15.0)]
+
+
+def test_imagenet_paper_concepts_load_by_synset(tmp_path):
+    spec = paper_spec("imagenet")
+    wnids = [spec.options["synsets"][n] for n in names(spec)]
+    fx.write_imagenet(tmp_path / "imagenet", wnids)
+    split = load_imagenet_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    check_split(split, spec, 2, 2)
+    held = [e for e in split.heldout if e.concept == "scuba diver"][0]
+    assert {a.category for a in held.annotations} == {"scuba diver", "n99999999"}
+
+
+def test_dreambooth_loads_boxes_and_repeats_training_photos(tmp_path):
+    spec = paper_spec("dreambooth", heldout=25)
+    folder = tmp_path / "dreambooth"
+    fx.write_dreambooth_photos(folder, names(spec), n=5)
+    fx.write_dreambooth_boxes(folder, names(spec))
+    split = load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path)
+    # 5 photos: 1 held out (n // 3), 4 train, repeated to 8
+    check_split(split, spec, 8, 1)
+    train = split.train_of("cat2")
+    assert len({e.path for e in train}) == 4 and len({e.image_id for e in train}) == 8
+    held = {e.path for e in split.heldout if e.concept == "cat2"}
+    assert held.isdisjoint({e.path for e in train})
+
+
+def test_selection_is_seeded_and_order_independent(tmp_path):
+    spec = paper_spec("coco")
+    fx.write_coco(tmp_path / "coco", names(spec), train_n=5)
+    a = load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    b = load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    assert a.manifest.hash == b.manifest.hash
+    other = spec.model_copy(update={"options": {**spec.options, "seed": 1}})
+    c = load_coco_dataset(other, images_per_concept=2, data_root=tmp_path)
+    assert [e.image_id for e in c.train] != [e.image_id for e in a.train]
+
+
+def test_data_root_from_environment(tmp_path, monkeypatch):
+    spec = paper_spec("coco")
+    fx.write_coco(tmp_path / "coco", names(spec))
+    monkeypatch.setenv("VWBENCH_DATA", str(tmp_path))
+    assert len(load_coco_dataset(spec, images_per_concept=2, data_root=None).train) == 20
+    monkeypatch.delenv("VWBENCH_DATA")
+    with pytest.raises(DataError, match="--data-root"):
+        load_coco_dataset(spec, images_per_concept=2, data_root=None)
+
+
+def test_prepared_split_is_reused_and_checked(tmp_path):
+    from vwbench.data.coco import scan_coco
+
+    spec = paper_spec("coco")
+    folder = fx.write_coco(tmp_path / "coco", names(spec))
+    split = load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    (folder / SPLIT_FILE).write_text(json.dumps(split_payload(spec, split, 2)))
+    # the annotation files are no longer needed: the prepared selection is used as it is
+    (folder / "annotations" / "instances_train2017.json").unlink()
+    again = load_real_dataset(spec, scan_coco, images_per_concept=2, data_root=tmp_path)
+    assert again.manifest.hash == split.manifest.hash
+    assert [e.annotations for e in again.train] == [e.annotations for e in split.train]
+    fx.image(split.train[0].path, 255)  # a changed image file is caught
+    with pytest.raises(DataError, match="changed since"):
+        load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+
+
+# ---- malformed variants -------------------------------------------------------------------------
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def _coco(tmp_path, mutate) -> Path:
+    spec = paper_spec("coco")
+    folder = fx.write_coco(tmp_path / "coco", names(spec))
+    path = folder / "annotations" / "instances_train2017.json"
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d["annotations"][0].update(category_id=999), "unknown category"),
+        (lambda d: d["annotations"][0].update(bbox=[20, 2, 10, 5]), "outside its 24x16 image"),
+        (lambda d: d["annotations"][0].update(bbox=[2, 2, 0, 5]), "zero-area box"),
+        (lambda d: d["annotations"][0].update(image_id=5), "not in 'images'"),
+        (lambda d: d.pop("categories"), "COCO instances file"),
+        (lambda d: d["images"].append(dict(d["images"][0])), "duplicate image id"),
+    ],
+)
+def test_coco_malformed(tmp_path, mutate, expected):
+    path = _coco(tmp_path, mutate)
+    with pytest.raises(DataError) as exc:
+        load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+    message = _one_line(exc)
+    assert expected in message and str(path) in message
+
+
+def test_coco_bad_json_and_missing_file(tmp_path):
+    path = _coco(tmp_path, lambda d: None)
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+    path.unlink()
+    with pytest.raises(DataError, match="instances_train2017.json not found"):
+        load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+
+
+def test_coco_missing_image_file(tmp_path):
+    spec = paper_spec("coco")
+    folder = fx.write_coco(tmp_path / "coco", names(spec), train_n=2)
+    victim = sorted((folder / "train2017").iterdir())[0]
+    victim.unlink()
+    with pytest.raises(DataError) as exc:
+        load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    assert str(victim) in _one_line(exc)
+
+
+def test_too_few_images_names_the_concept(tmp_path):
+    spec = paper_spec("coco")
+    fx.write_coco(tmp_path / "coco", names(spec), train_n=2)
+    with pytest.raises(DataError, match="'laptop' labels 2 training image"):
+        load_coco_dataset(spec, images_per_concept=3, data_root=tmp_path)
+
+
+def _voc(tmp_path) -> tuple[Path, object]:
+    spec = paper_spec("voc")
+    devkit = fx.write_voc(tmp_path / "voc", ["aeroplane" if n == "airplane" else n for n in names(spec)])
+    return devkit, spec
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("<annotation><size><width>24</width>", "not valid XML"),
+        (fx.voc_xml("a.jpg", [("spaceship", (5, 4, 22, 15))]), "unknown category"),
+        (fx.voc_xml("a.jpg", [("dog", (5, 4, 40, 15))]), "outside its 24x16 image"),
+        (fx.voc_xml("a.jpg", [("dog", (9, 4, 9, 15))]), "zero-area box"),
+        ("<annotation><filename>a.jpg</filename></annotation>", "<size>"),
+    ],
+)
+def test_voc_malformed(tmp_path, content, expected):
+    devkit, spec = _voc(tmp_path)
+    path = sorted((devkit / "Annotations").glob("*.xml"))[0]
+    path.write_text(content)
+    with pytest.raises(DataError) as exc:
+        load_voc_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    message = _one_line(exc)
+    assert expected in message and str(path) in message
+
+
+def test_voc_missing_annotation_and_image_set(tmp_path):
+    devkit, spec = _voc(tmp_path)
+    path = sorted((devkit / "Annotations").glob("*.xml"))[0]
+    path.unlink()
+    with pytest.raises(DataError, match=f"{path.name} not found"):
+        load_voc_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    (devkit / "ImageSets" / "Main" / "train.txt").unlink()
+    with pytest.raises(DataError, match="train.txt not found"):
+        load_voc_dataset(spec, images_per_concept=2, data_root=tmp_path)
+
+
+def test_imagenet_malformed(tmp_path):
+    spec = paper_spec("imagenet")
+    base = fx.write_imagenet(tmp_path / "imagenet", [spec.options["synsets"][n] for n in names(spec)])
+    path = sorted((base / "Annotations" / "CLS-LOC" / "val").glob("*.xml"))[0]
+    path.write_text(fx.voc_xml(path.stem, [("strawberry", (4, 3, 22, 15))]))
+    with pytest.raises(DataError, match="not a WordNet synset id"):
+        load_imagenet_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    path.write_text(fx.voc_xml(path.stem, [("n07745940", (4, 3, 4, 15))]))
+    with pytest.raises(DataError, match="zero-area"):
+        load_imagenet_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    no_synsets = spec.model_copy(update={"options": {"subdir": "imagenet"}})
+    with pytest.raises(DataError, match="options.synsets"):
+        load_imagenet_dataset(no_synsets, images_per_concept=2, data_root=tmp_path)
+
+
+def test_dreambooth_without_boxes_says_how_to_make_them(tmp_path):
+    spec = paper_spec("dreambooth")
+    fx.write_dreambooth_photos(tmp_path / "dreambooth", names(spec))
+    with pytest.raises(DataError) as exc:
+        load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path)
+    assert "vwbench data box" in _one_line(exc)
+
+
+def main_exit(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI entry point in-process (``vwbench.cli.main``: the mapping of errors to one
+    line and exit code 2) and return its exit code and stderr."""
+    from vwbench import cli
+
+    monkeypatch.setattr(sys, "argv", ["vwbench", *args])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_cli_bad_dataset_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """Through `vwbench run`: the data stage fails before any model is loaded."""
+    spec = paper_spec("voc")
+    devkit, _ = _voc(tmp_path)
+    path = sorted((devkit / "Annotations").glob("*.xml"))[0]
+    path.write_text("<annotation>")
+    monkeypatch.setenv("VWBENCH_DATA", str(tmp_path))
+    code, err = main_exit(monkeypatch, capsys, "run", "--task", "owlv2->owlv2", "--dataset", spec.name, "--out", str(tmp_path / "o"))
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "not valid XML" in errors[0] and str(path) in errors[0]
+    assert "Traceback" not in err
+    assert not (tmp_path / "o" / "results").exists()
+
+
+def test_every_paper_dataset_has_a_loader_and_complete_options():
+    from vwbench.data.voc import VOC_CLASSES
+    from vwbench.registry import dataset_loader
+
+    for name in ("coco", "voc", "imagenet", "dreambooth"):
+        spec = PAPER.dataset(name)
+        assert callable(dataset_loader(spec.loader)) and spec.tier == "paper"
+    imagenet = PAPER.dataset("imagenet")
+    assert set(imagenet.options["synsets"]) == set(names(imagenet))
+    voc = PAPER.dataset("voc")
+    renamed = {voc.options["names"].get(c, c) for c in VOC_CLASSES}
+    assert set(names(voc)) <= renamed

@@ -1,0 +1,53 @@
+"""The HTML leaderboard in headless Chromium: it renders its tables and heatmaps, its own sorter
+runs, and the script a result file smuggled in as a method name does not.
+
+Skipped where Chromium is not installed (`.ci/run` installs Debian's `chromium`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from .test_leaderboard import EVIL, hostile_results, make_board  # noqa: F401
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / "profile"
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", *args],
+        capture_output=True, text=True, timeout=180, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+
+
+def test_page_renders_in_headless_chromium(hostile_results, tmp_path) -> None:  # noqa: F811
+    out = tmp_path / "board"
+    board = make_board(hostile_results, out)
+    page = (out / "index.html").resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    res = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", page)
+    assert shot.is_file(), res.stderr[-2000:]
+    with Image.open(shot) as im:
+        assert im.size == (1280, 2000)
+        colours = im.convert("RGB").getcolors(maxcolors=1_000_000)
+        assert colours is not None and len(colours) > 20  # not a blank page: text, tables, heatmap shades
+
+    dom = chromium(tmp_path, "--dump-dom", page).stdout
+    assert "<table" in dom and dom.count('<table class="sortable pair">') == len(board["datasets"]["synth-tiny"]["pairs"])
+    n_grids = len(board["datasets"]["synth-tiny"]["grids"])
+    assert dom.count('<figure class="heatmap"') == n_grids and dom.count('<rect class="cell"') == n_grids * 4
+    assert 'data-sortable="ready"' in dom  # the page's own script ran
+    assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]  # the smuggled one did not
+    assert "&lt;script&gt;document.body.setAttribute" in dom  # it is shown as text
+    assert "data:image/png;base64," in dom  # the sample generation rendered inline

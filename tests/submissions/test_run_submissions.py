@@ -1,0 +1,127 @@
+"""Submissions evaluated by `vwbench run` on tiny real models, and the reference submissions
+checked against the built-in methods they wrap."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from tests.test_end_to_end import tiny_tasks  # noqa: F401
+from vwbench.cli import app
+from vwbench.results import read_result
+from vwbench.submissions.sandbox import Limits, run_transfer_submission
+from vwbench.transfer import get_transfer
+
+from .helpers import embeddings, hostile, linear_map, planted, transfer_folder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_args(tasks: Path, out: Path, task: str, *extra: str) -> list[str]:
+    return ["run", "--task", task, "--dataset", "synth-tiny", "--tasks-dir", str(tasks), "--out", str(out), "--device", "cpu", "--threads", "1", *extra]
+
+
+def load_model(tasks: Path, family: str):
+    from vwbench.registry import adapter_class
+
+    path = yaml.safe_load((tasks / "models" / "tiny.yaml").read_text())["models"][family]["checkpoint"]["path"]
+    return adapter_class(family).from_pretrained(Path(path))
+
+
+def results_of(out: Path) -> dict[str, Path]:
+    return {read_result(p).transfer: p for p in (out / "results").rglob("*.json")}
+
+
+def test_reference_submissions_equal_the_builtins() -> None:
+    source, target, tokens = planted(n=150, ds=8, dt=6, seed=4)
+    vectors = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    init = [t[:-4] for t in tokens[:6]]
+    for name in ("lstsq", "ridge", "procrustes", "knn", "anchor", "random"):
+        folder = REPO / "submissions" / f"ref-{name}"
+        mapped, describe, _ = run_transfer_submission(folder, "transfer.py", "Transfer", source, target, tokens, vectors, init, Limits(time_limit_s=120))
+        method = get_transfer(name)
+
+        class V:
+            def __init__(self, m):
+                self.tokens, self.matrix = tokens, torch.from_numpy(m)
+
+        method.fit(V(source), V(target))
+        expected = method.map_words(torch.from_numpy(vectors), init).numpy()
+        np.testing.assert_allclose(mapped, expected, rtol=1e-5, atol=1e-5, err_msg=name)
+        assert describe, name
+
+
+def test_run_with_a_transfer_submission_matches_the_builtin(tiny_tasks, tmp_path) -> None:  # noqa: F811
+    out = tmp_path / "runs"
+    assert CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2")).exit_code == 0
+    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(REPO / "submissions" / "ref-lstsq")))
+    assert res.exit_code == 0, res.output
+    files = results_of(out)
+    builtin, submitted = read_result(files["lstsq"]), read_result(files["ref-lstsq"])
+    assert submitted.value == pytest.approx(builtin.value, abs=1e-9)
+    assert submitted.per_concept == pytest.approx(builtin.per_concept, abs=1e-9)
+    sub = submitted.transfer_params["submission"]
+    assert sub["name"] == "ref-lstsq" and len(sub["sha256"]) == 64 and submitted.transfer_params["reported"]["solver"] == "numpy.linalg.lstsq"
+    assert submitted.transfer_params["sandbox"]["network_isolation"] in ("unshare -rn", "audit hook only")
+
+
+def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:  # noqa: F811
+    clip, owl = load_model(tiny_tasks, "clip"), load_model(tiny_tasks, "owlv2")
+    lstsq = get_transfer("lstsq").fit(clip.vocabulary(), owl.vocabulary())
+    path = linear_map(tmp_path / "map.safetensors", lstsq.T.T.contiguous(), source_vocab_hash=clip.vocabulary().hash(), target_vocab_hash=owl.vocabulary().hash())
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(path)))
+    assert res.exit_code == 0, res.output
+    stored = read_result(results_of(out)["my-map"])
+    assert stored.transfer_params["submission"]["kind"] == "linear-map"
+    # the wrong pair, and a map made for other checkpoints, are refused before anything runs
+    wrong = CliRunner().invoke(app, run_args(tiny_tasks, tmp_path / "o2", "owlv2->clip", "--transfer", str(path)))
+    assert wrong.exit_code != 0 and "is for clip->owlv2" in str(wrong.exception)
+    other = linear_map(tmp_path / "other.safetensors", lstsq.T.T.contiguous(), target_vocab_hash=owl.vocabulary().hash())
+    proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, tmp_path / "o3", "clip->owlv2", "--transfer", str(other))], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "source_vocab_hash" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o3" / "results").exists()
+
+
+def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:  # noqa: F811
+    clip = load_model(tiny_tasks, "clip")
+    vocab = clip.vocabulary()
+    g = torch.Generator().manual_seed(0)
+    words = {c: torch.randn(4, vocab.dim, generator=g) for c in ("circle", "square", "triangle")}
+    path = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path)))
+    assert res.exit_code == 0, res.output
+    stored = read_result(results_of(out)["lstsq"])
+    assert len(stored.per_word) == 3 and stored.provenance.words_file == str(path)
+    assert not (out / "words").exists()  # nothing was trained
+    for bad, message in (
+        (embeddings(tmp_path / "b1.safetensors", words, vocab_hash="c" * 64), "vocab_hash"),
+        (embeddings(tmp_path / "b2.safetensors", {"circle": words["circle"]}, vocab_hash=vocab.hash()), "no words for concepts ['square', 'triangle']"),
+        (embeddings(tmp_path / "b3.safetensors", words, vocab_hash=vocab.hash(), model="owlv2"), "the task's source model is clip"),
+    ):
+        proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, tmp_path / "o", "clip->owlv2", "--embeddings", str(bad))], capture_output=True, text=True, timeout=300)
+        # the error is one line, after the progress bars of the stages it needed (data, source model)
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+        assert all(re.match(r"\s*(data|load) \S+ .*\b1/1\b", line) for line in lines[:-1]), proc.stderr  # finished stages only
+    assert not (tmp_path / "o" / "results").exists()
+
+
+def test_a_hostile_submission_fails_the_run_cleanly(tiny_tasks, tmp_path) -> None:  # noqa: F811
+    folder = transfer_folder(tmp_path, hostile("import socket", "socket.socket()"), name="sneaky")
+    out = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(folder))], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "submission sneaky: raised in fit(): PermissionError" in proc.stderr
+    assert not (out / "results").exists() or not list((out / "results").rglob("*.json"))

@@ -1,0 +1,51 @@
+"""`vwbench sweep --suite`: every task of a suite, resumable through the stored results."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from tests.test_end_to_end import tiny_tasks  # noqa: F401  (fixture)
+from vwbench.cli import app
+from vwbench.registry import TaskRegistry
+from vwbench.results import read_result
+
+
+def test_registry_knows_its_suites(tiny_tasks):  # noqa: F811
+    registry = TaskRegistry.from_dir(tiny_tasks)
+    assert registry.suites() == ["tiny"]
+    tasks = registry.suite("tiny")
+    assert len(tasks) == 9 and {t.dataset.name for t in tasks} == {"synth-tiny"}
+
+
+def test_sweep_runs_the_selected_tasks_then_reuses_them(tiny_tasks, tmp_path):  # noqa: F811
+    out = tmp_path / "runs"
+    args = ["sweep", "--suite", "tiny", "--pair", "clip->clip", "--pair", "clip->owlv2", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--device", "cpu"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    files = sorted((out / "results").rglob("*.json"))
+    assert [read_result(f).task for f in files] == ["clip->clip", "clip->owlv2"]
+    # one word set serves both targets
+    assert len(list((out / "words").rglob("*.safetensors"))) == 1
+    stamps = [f.stat().st_mtime_ns for f in files]
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert second.output.count("reusing the stored result") == 2
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+
+
+def test_sweep_refuses_unknown_suite_and_pair(tiny_tasks, tmp_path):  # noqa: F811
+    runner = CliRunner()
+    bad_suite = runner.invoke(app, ["sweep", "--suite", "tinyy", "--tasks-dir", str(tiny_tasks)])
+    assert bad_suite.exit_code != 0 and "tiny" in str(bad_suite.exception or bad_suite.output)
+    bad_pair = runner.invoke(app, ["sweep", "--suite", "tiny", "--pair", "sd->dalle", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path)])
+    assert bad_pair.exit_code != 0 and "sd->dalle" in str(bad_pair.exception or bad_pair.output)
+
+
+def test_sweep_runs_each_transfer_on_cross_model_tasks_only(tiny_tasks, tmp_path):  # noqa: F811
+    out = tmp_path / "runs"
+    args = ["sweep", "--suite", "tiny", "--target", "clip", "--pair", "clip->clip", "--pair", "owlv2->clip",
+            "--transfer", "lstsq", "--transfer", "random", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--device", "cpu"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    stored = sorted((read_result(f).task, read_result(f).transfer) for f in (out / "results").rglob("*.json"))
+    assert stored == [("clip->clip", "identity"), ("owlv2->clip", "lstsq"), ("owlv2->clip", "random")]

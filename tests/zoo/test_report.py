@@ -1,0 +1,35 @@
+"""`vwbench zoo report` writes the zoo card from the checkpoints' own training logs."""
+
+from __future__ import annotations
+
+import json
+
+from vwbench.zoo.report import _curves, write_zoo_report
+
+
+def test_curves_are_found_at_any_depth():
+    log = {"loss_curve": [[0, 2.0], [9, 1.0]], "detect": {"loss": {"total": [[0, 5.0], [5, 3.0]]}}, "quality": {"a": 0.5}, "x": [1, 2]}
+    assert set(_curves(log)) == {"loss_curve", "detect.loss.total"}
+
+
+def test_report_lists_built_and_missing_models(tmp_path):
+    root = tmp_path / "zoo"
+    clip = root / "mini-clip"
+    clip.mkdir(parents=True)
+    (clip / "training_log.json").write_text(json.dumps({
+        "model": {"parameters": 1_500_000},
+        "loss_curve": [[0, 4.0], [99, 1.5]],
+        "quality": {"synth-voc": 0.93, "synth-coco": 0.91},
+        "wall_s": {"total": 600.0},
+        "environment": {"threads": 1},
+    }))
+    out = write_zoo_report(tmp_path / "board", root, names=["mini-clip", "mini-owlv2"])
+    text = out.read_text()
+    assert "| mini-clip | 1.50M |" in text and "10.0 min" in text
+    assert "| synth-voc | 0.930 |" in text
+    assert "| mini-clip | zero-shot accuracy | synth-voc | >= 0.90 | 0.930 | yes |" in text
+    assert "| mini-clip | zero-shot accuracy | synth-imagenet | >= 0.90 | not measured |  |" in text
+    assert "| mini-owlv2 | mAP@.5, class names as queries | synth-coco | >= 0.70 | not measured |  |" in text
+    assert "Not built: `vwbench zoo train --only mini-owlv2`" in text
+    assert (tmp_path / "board" / "zoo" / "mini-clip-curves.png").stat().st_size > 1000
+    assert (tmp_path / "board" / "zoo" / "world.png").stat().st_size > 1000

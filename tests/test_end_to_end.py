@@ -87,6 +87,11 @@ def test_run_writes_a_schema_valid_result(tiny_tasks, tmp_path, pair):
     assert {"train", "evaluate"} <= set(stored.provenance.wall_time_s)
     assert stored.provenance.versions["torch"]
     assert Path(stored.provenance.words_file).exists()
+    samples = files[0].with_suffix(".samples")
+    if target == "sd":  # one sample generation per concept, for the leaderboard page
+        assert sorted(p.name for p in samples.iterdir()) == ["circle.png", "square.png", "triangle.png"]
+    else:
+        assert not samples.exists()
 
 
 def test_second_run_reuses_the_trained_words(tiny_tasks, tmp_path):

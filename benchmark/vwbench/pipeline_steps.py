@@ -15,7 +15,7 @@ from vwbench.predictions import Predictions
 from vwbench.progress import Reporter
 from vwbench import faults
 from vwbench.results import journal
-from vwbench.results.atomic import atomic_write_json, remove_stale_temps
+from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from vwbench.results.locks import compute_once
 from vwbench.results.provenance import git_commit, library_versions, utc_now
 from vwbench.results.schema import RunResult, read_result
@@ -161,7 +161,9 @@ def transfer_words(name_or_method, source: ConceptModel, target: ConceptModel, v
     return method, method.map_words(vectors, init_words)
 
 
-def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: WordSet, split: DatasetSplit, task, hp, reporter: Reporter) -> list[Predictions]:
+def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: WordSet, split: DatasetSplit, task, hp, reporter: Reporter, samples: dict | None = None) -> list[Predictions]:
+    """Predictions of every word on the target. A generation target also puts the first image of
+    each concept's first word into ``samples`` (concept -> PIL image) when it is given."""
     index = {name: i for i, name in enumerate(split.concept_names)}
     ev = task.eval
     total = len(words.concepts) * (ev.generations_per_word if target.kind == "generation" else 1)
@@ -174,7 +176,7 @@ def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: Wor
             inference_steps=ev.inference_steps,
             batch_size=ev.batch_size,
             progress=lambda n: stage.advance(n),
-            options={"guidance_scale": ev.guidance_scale},
+            options={"guidance_scale": ev.guidance_scale, **({"samples": samples} if samples is not None else {})},
         )
         return target.predict(mapped, [index[c] for c in words.concepts], split.heldout, ctx)
 
@@ -286,3 +288,20 @@ def _fracture_record(metadata: dict) -> dict | None:
     if "fracture" not in metadata:
         return None
     return {**metadata["fracture"], "anchor_facts": metadata.get("fracture_anchors", {})}
+
+
+def write_samples(result_file: Path, samples: dict) -> Path | None:
+    """Sample generations beside a result, ``<result stem>.samples/<concept>.png`` (what the
+    leaderboard page shows). Each file is written atomically; samples are illustrations, so a run
+    killed before they are written keeps its result."""
+    if not samples:
+        return None
+    import io
+
+    folder = result_file.with_suffix(".samples")
+    folder.mkdir(parents=True, exist_ok=True)
+    for concept, image in samples.items():
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        atomic_write_bytes(folder / f"{concept}.png", buffer.getvalue(), phase="samples")
+    return folder

@@ -110,7 +110,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     """Run one task end to end and store its result; returns ``(RunResult, result_path)``."""
     from vwbench.pipeline_steps import (
         evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
-        transfer_words, write_result,
+        transfer_words, write_result, write_samples,
     )
     from vwbench.results.locks import compute_once
 
@@ -165,8 +165,9 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         with timer("transfer"), reporter.stage(f"transfer {transfer_name}") as stage:
             method, mapped = transfer_words(prepared.method, source, target, words.vectors, concept_init_words(split, words.concepts))
             stage.advance(1)
+        samples: dict = {}
         with timer("evaluate"):
-            predictions = evaluate_words(target, judge, mapped, words, split, task, hp, reporter)
+            predictions = evaluate_words(target, judge, mapped, words, split, task, hp, reporter, samples)
         faults.point("evaluated")
         with timer("metrics"):
             scored = score_words(predictions, words, task, target.kind)
@@ -175,6 +176,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
             method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
             out_dir=options.out_dir, version=vwbench.__version__, path=path,
         )
+        write_samples(path, samples)
         return result
 
     result, reused = compute_once(

@@ -328,8 +328,11 @@ class StableDiffusionAdapter(ConceptModel):
             progress=ctx.progress,
         )
         predictions: list[Predictions] = []
+        samples = ctx.options.get("samples")  # a dict to collect one generation per concept into
         for concept, word_images in zip(word_concepts, images):
             target = ctx.concepts[concept]
+            if samples is not None and word_images:
+                samples.setdefault(target, word_images[0])
             labels = list(ctx.judge.classify_images(word_images, ctx.concepts))
             predictions.append(
                 LabelPredictions(target=target, predicted=labels, actual=[target] * len(labels))

@@ -53,18 +53,27 @@ def _pydantic_problems(exc: ValidationError, where: str) -> list[str]:
     return out
 
 
-def check_linear_map(path: Path, report: Report | None = None) -> Report:
-    report = report or Report(Path(path), "linear-map")
-    report.kind = "linear-map"
+def _read_submission_file(path: Path, report: Report, kind: str, meta_model: Any):
+    """Read a submitted safetensors file into ``report`` (its kind, its validated metadata under
+    ``info["meta"]``, every problem found); returns the tensors, or None when unreadable."""
+    report.kind = kind
     try:
         tf = read_tensors(path)
     except TensorFileError as exc:
         report.problems.append(str(exc))
-        return report
+        return None
     try:
-        report.info["meta"] = LinearMapMeta.model_validate(dict(tf.metadata))
+        report.info["meta"] = meta_model.model_validate(dict(tf.metadata))
     except ValidationError as exc:
         report.problems += _pydantic_problems(exc, "metadata")
+    return tf
+
+
+def check_linear_map(path: Path, report: Report | None = None) -> Report:
+    report = report or Report(Path(path), "linear-map")
+    tf = _read_submission_file(path, report, "linear-map", LinearMapMeta)
+    if tf is None:
+        return report
     extra = sorted(set(tf.tensors) - {"weight", "bias"})
     if extra:
         report.problems.append(f"unexpected tensors {extra}: a linear map holds 'weight' and optionally 'bias'")
@@ -83,16 +92,9 @@ def check_linear_map(path: Path, report: Report | None = None) -> Report:
 
 def check_embeddings(path: Path, report: Report | None = None) -> Report:
     report = report or Report(Path(path), "embeddings")
-    report.kind = "embeddings"
-    try:
-        tf = read_tensors(path)
-    except TensorFileError as exc:
-        report.problems.append(str(exc))
+    tf = _read_submission_file(path, report, "embeddings", EmbeddingsMeta)
+    if tf is None:
         return report
-    try:
-        report.info["meta"] = EmbeddingsMeta.model_validate(dict(tf.metadata))
-    except ValidationError as exc:
-        report.problems += _pydantic_problems(exc, "metadata")
     if not tf.tensors:
         report.problems.append("no tensors: embeddings hold one tensor per concept, [n_vectors, d]")
     shapes = {}

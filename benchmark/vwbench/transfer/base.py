@@ -80,6 +80,15 @@ def shared_rows(
     return source_vocab.matrix[src_idx], target_vocab.matrix[tgt_idx], tokens
 
 
+def apply_float64(vectors: torch.Tensor, matrix64: torch.Tensor) -> torch.Tensor:
+    """``vectors @ matrix64`` computed in float64 (on the CPU where the device has no float64,
+    e.g. MPS), returned on the vectors' device and dtype: the linear maps solve in float64 and
+    apply in float64 so that a map and its submitted copy agree to the last bit."""
+    compute = vectors.device if vectors.device.type != "mps" else torch.device("cpu")
+    out = vectors.to(compute, torch.float64) @ matrix64.to(compute)
+    return out.to(vectors.device, vectors.dtype)
+
+
 class TransferMethod(ABC):
     """Maps input-embedding vectors of a source model into a target model's embedding space.
 

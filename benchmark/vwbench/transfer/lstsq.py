@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from vwbench.transfer.base import TransferMethod, VocabularyLike, shared_rows
+from vwbench.transfer.base import TransferMethod, VocabularyLike, apply_float64, shared_rows
 
 
 class LeastSquaresTransfer(TransferMethod):
@@ -69,10 +69,7 @@ class LeastSquaresTransfer(TransferMethod):
 
     def _map(self, vectors: torch.Tensor) -> torch.Tensor:
         assert self.T64 is not None
-        # float64 where the device supports it (MPS does not): compute on CPU then.
-        compute = vectors.device if vectors.device.type != "mps" else torch.device("cpu")
-        out = vectors.to(compute, torch.float64) @ self.T64.to(compute)
-        return out.to(vectors.device, vectors.dtype)
+        return apply_float64(vectors, self.T64)
 
     def _describe(self) -> dict[str, Any]:
         cond = self.condition_number

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from vwbench.transfer.base import TransferMethod, VocabularyLike, shared_rows
+from vwbench.transfer.base import TransferMethod, VocabularyLike, apply_float64, shared_rows
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
 
@@ -75,9 +75,7 @@ class RidgeTransfer(TransferMethod):
 
     def _map(self, vectors: torch.Tensor) -> torch.Tensor:
         assert self.T64 is not None
-        compute = vectors.device if vectors.device.type != "mps" else torch.device("cpu")
-        out = vectors.to(compute, torch.float64) @ self.T64.to(compute)
-        return out.to(vectors.device, vectors.dtype)
+        return apply_float64(vectors, self.T64)
 
     def _describe(self) -> dict[str, Any]:
         return {"lambda": self.lam, "lambdas": self.lambdas, "heldout": self.heldout, "seed": self.seed, "heldout_mse": self.heldout_mse}

@@ -39,3 +39,12 @@ def vocab_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("vocab")
     write_clip_vocabulary(TEST_WORDS, d)
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_tasks(tmp_path_factory, vocab_dir) -> Path:
+    """A tasks folder whose `tiny` tier points at freshly built tiny checkpoints of all three
+    families (and a judge), with a 2-step, 2-trial `tiny` suite on `synth-tiny`."""
+    from tests.tiny_world import build_tiny_tasks
+
+    return build_tiny_tasks(tmp_path_factory.mktemp("tiny"), vocab_dir, steps=2, trials=2, with_sd=True)

@@ -20,50 +20,7 @@ from typer.testing import CliRunner
 from vwbench.cli import app
 from vwbench.results import read_result
 
-REPO_TASKS = Path(__file__).resolve().parents[1] / "tasks"
 PAIRS = ["sd->sd", "owlv2->owlv2", "clip->clip", "sd->owlv2", "owlv2->clip", "clip->sd"]
-
-
-@pytest.fixture(scope="session")
-def tiny_tasks(tmp_path_factory, vocab_dir) -> Path:
-    """A tasks folder whose `tiny` tier points at freshly built tiny checkpoints."""
-    from vwbench.zoo.manifest import write_manifest
-    from vwbench.zoo.tiny_clip import save_tiny_clip
-    from vwbench.zoo.tiny_owlv2 import save_tiny_owlv2
-    from vwbench.zoo.tiny_sd import save_tiny_sd
-
-    root = tmp_path_factory.mktemp("tiny")
-    ckpt = {
-        "sd": save_tiny_sd(root / "sd", vocab_dir, seed=0),
-        "owlv2": save_tiny_owlv2(root / "owlv2", vocab_dir, seed=1),
-        "clip": save_tiny_clip(root / "clip", vocab_dir, seed=2),
-        "judge": save_tiny_clip(root / "judge", vocab_dir, seed=3),
-    }
-    for folder in ckpt.values():
-        write_manifest(folder)
-    tasks = root / "tasks"
-    (tasks / "models").mkdir(parents=True)
-    (tasks / "datasets").mkdir()
-    (tasks / "suites").mkdir()
-    shutil.copy(REPO_TASKS / "defaults.yaml", tasks / "defaults.yaml")
-
-    def model(family, path):
-        return {"family": family, "checkpoint": {"path": str(path), "manifest": "manifest.json"}}
-
-    tier = {"tier": "tiny", "models": {f: model(f, ckpt[f]) for f in ("sd", "owlv2", "clip")}, "judge": model("clip", ckpt["judge"])}
-    (tasks / "models" / "tiny.yaml").write_text(yaml.safe_dump(tier))
-    dataset = {
-        "name": "synth-tiny", "tier": "tiny", "loader": "synth", "heldout_per_concept": 2,
-        "options": {"variant": "voc", "image_size": 32, "seed": 0}, "concepts": ["circle", "square", "triangle"],
-    }
-    (tasks / "datasets" / "synth-tiny.yaml").write_text(yaml.safe_dump(dataset))
-    suite = {
-        "name": "tiny", "datasets": ["synth-tiny"], "pairs": "all",
-        "settings": {"hyperparameters": {"steps": 2, "trials": 2, "images_per_concept": 2},
-                     "eval": {"generations_per_word": 2, "inference_steps": 2}},
-    }
-    (tasks / "suites" / "tiny.yaml").write_text(yaml.safe_dump(suite))
-    return tasks
 
 
 @pytest.mark.parametrize("pair", PAIRS)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from tests.test_end_to_end import tiny_tasks  # noqa: F401  (fixture)
 from vwbench.cli import app
 from vwbench.registry import TaskRegistry
 from vwbench.results import read_result
 
 
-def test_registry_knows_its_suites(tiny_tasks):  # noqa: F811
+def test_registry_knows_its_suites(tiny_tasks):
     registry = TaskRegistry.from_dir(tiny_tasks)
     assert registry.suites() == ["tiny"]
     tasks = registry.suite("tiny")
     assert len(tasks) == 9 and {t.dataset.name for t in tasks} == {"synth-tiny"}
 
 
-def test_sweep_runs_the_selected_tasks_then_reuses_them(tiny_tasks, tmp_path):  # noqa: F811
+def test_sweep_runs_the_selected_tasks_then_reuses_them(tiny_tasks, tmp_path):
     out = tmp_path / "runs"
     args = ["sweep", "--suite", "tiny", "--pair", "clip->clip", "--pair", "clip->owlv2", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--device", "cpu"]
     first = CliRunner().invoke(app, args)
@@ -33,7 +32,7 @@ def test_sweep_runs_the_selected_tasks_then_reuses_them(tiny_tasks, tmp_path):  
     assert [f.stat().st_mtime_ns for f in files] == stamps
 
 
-def test_sweep_refuses_unknown_suite_and_pair(tiny_tasks, tmp_path):  # noqa: F811
+def test_sweep_refuses_unknown_suite_and_pair(tiny_tasks, tmp_path):
     runner = CliRunner()
     bad_suite = runner.invoke(app, ["sweep", "--suite", "tinyy", "--tasks-dir", str(tiny_tasks)])
     assert bad_suite.exit_code != 0 and "tiny" in str(bad_suite.exception or bad_suite.output)
@@ -41,7 +40,7 @@ def test_sweep_refuses_unknown_suite_and_pair(tiny_tasks, tmp_path):  # noqa: F8
     assert bad_pair.exit_code != 0 and "sd->dalle" in str(bad_pair.exception or bad_pair.output)
 
 
-def test_sweep_runs_each_transfer_on_cross_model_tasks_only(tiny_tasks, tmp_path):  # noqa: F811
+def test_sweep_runs_each_transfer_on_cross_model_tasks_only(tiny_tasks, tmp_path):
     out = tmp_path / "runs"
     args = ["sweep", "--suite", "tiny", "--target", "clip", "--pair", "clip->clip", "--pair", "owlv2->clip",
             "--transfer", "lstsq", "--transfer", "random", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--device", "cpu"]

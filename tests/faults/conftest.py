@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.tiny_world import build_tiny_tasks
+from tests.tiny_world import build_tiny_tasks
 
 HERE = Path(__file__).resolve().parent
 STEPS = 6  # checkpointed after every step (vwbench checkpoints ten times per run, at most once a step)

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_end_to_end import tiny_tasks  # noqa: F401  (the tiny task tier fixture)
 from vwbench.cli import app
 
 CROSS = ["clip->owlv2", "owlv2->clip"]
@@ -21,7 +20,7 @@ def vw_run(tasks: Path, out: Path, task: str, *extra: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_results(tiny_tasks, tmp_path_factory) -> Path:  # noqa: F811
+def tiny_results(tiny_tasks, tmp_path_factory) -> Path:
     """``runs/`` of the in-domain runs and every baseline on both cross pairs (words trained once per source)."""
     out = tmp_path_factory.mktemp("lb") / "runs"
     for task in ("clip->clip", "owlv2->owlv2"):

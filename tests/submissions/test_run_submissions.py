@@ -15,7 +15,6 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from tests.test_end_to_end import tiny_tasks  # noqa: F401
 from vwbench.cli import app
 from vwbench.results import read_result
 from vwbench.submissions.sandbox import Limits, run_transfer_submission
@@ -60,7 +59,7 @@ def test_reference_submissions_equal_the_builtins() -> None:
         assert describe, name
 
 
-def test_run_with_a_transfer_submission_matches_the_builtin(tiny_tasks, tmp_path) -> None:  # noqa: F811
+def test_run_with_a_transfer_submission_matches_the_builtin(tiny_tasks, tmp_path) -> None:
     out = tmp_path / "runs"
     assert CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2")).exit_code == 0
     res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(REPO / "submissions" / "ref-lstsq")))
@@ -74,7 +73,7 @@ def test_run_with_a_transfer_submission_matches_the_builtin(tiny_tasks, tmp_path
     assert submitted.transfer_params["sandbox"]["network_isolation"] in ("unshare -rn", "audit hook only")
 
 
-def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:  # noqa: F811
+def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:
     clip, owl = load_model(tiny_tasks, "clip"), load_model(tiny_tasks, "owlv2")
     lstsq = get_transfer("lstsq").fit(clip.vocabulary(), owl.vocabulary())
     path = linear_map(tmp_path / "map.safetensors", lstsq.T.T.contiguous(), source_vocab_hash=clip.vocabulary().hash(), target_vocab_hash=owl.vocabulary().hash())
@@ -92,7 +91,7 @@ def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:  # noqa: F811
     assert not (tmp_path / "o3" / "results").exists()
 
 
-def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:  # noqa: F811
+def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
     clip = load_model(tiny_tasks, "clip")
     vocab = clip.vocabulary()
     g = torch.Generator().manual_seed(0)
@@ -118,7 +117,7 @@ def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:  # noqa: F81
     assert not (tmp_path / "o" / "results").exists()
 
 
-def test_a_hostile_submission_fails_the_run_cleanly(tiny_tasks, tmp_path) -> None:  # noqa: F811
+def test_a_hostile_submission_fails_the_run_cleanly(tiny_tasks, tmp_path) -> None:
     folder = transfer_folder(tmp_path, hostile("import socket", "socket.socket()"), name="sneaky")
     out = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(folder))], capture_output=True, text=True, timeout=300)

@@ -8,6 +8,7 @@ recomputed (``run_task`` reuses it), so a sweep that was stopped resumes where i
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,8 +72,7 @@ def sweep_command(
         label = f" ({method})" if method else ""
         console.print(f"[bold][{i}/{len(units)}][/bold] {task.name} on {task.dataset.name}{label}")
         t0 = time.perf_counter()
-        options.transfer = method
-        result, path = run_task(task, options, RichReporter())
+        result, path = run_task(task, replace(options, transfer=method), RichReporter())
         rows.append((task, result, path, time.perf_counter() - t0))
     table = Table(title=f"suite {suite}: {len(rows)} runs in {time.perf_counter() - start:.0f} s")
     for column in ("dataset", "task", "transfer", "metric", "mean", "95% CI", "seconds"):

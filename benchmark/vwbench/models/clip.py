@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,18 @@ def _quiet_open_clip() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(noise)
+
+
+def preprocess_config(image_size: int) -> dict[str, Any]:
+    """The ``preprocess_cfg`` a checkpoint folder's config holds for ``image_size`` px inputs:
+    CLIP's mean and std, bicubic resize of the shorter side (what the zoo's models are built with)."""
+    return {
+        "size": image_size,
+        "mean": list(open_clip.OPENAI_DATASET_MEAN),
+        "std": list(open_clip.OPENAI_DATASET_STD),
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
 
 
 def build_open_clip(path: Path, *, precision: str = "fp32", device: str | torch.device = "cpu") -> nn.Module:

@@ -61,21 +61,19 @@ def _world_samples(out: Path, per_dataset: int = 6) -> None:
     """A strip of held-out images of each synthetic dataset, with their boxes."""
     from PIL import Image, ImageDraw
 
+    from vwbench.data.synth import load_synth_dataset
     from vwbench.registry import TaskRegistry
 
     registry = TaskRegistry.from_dir(None)
     tiles = []
     for dataset in SYNTH_VARIANTS:
-        task = registry.get("clip->clip", dataset)
-        from vwbench.data.synth import load_synth_dataset
-
-        split = load_synth_dataset(task.dataset, images_per_concept=0)
+        split = load_synth_dataset(registry.dataset(dataset), images_per_concept=0)
         step = max(1, len(split.heldout) // per_dataset)
         row = []
         for example in split.heldout[::step][:per_dataset]:
             image = example.load_image().convert("RGB").resize((128, 128), Image.Resampling.NEAREST)
             draw = ImageDraw.Draw(image)
-            scale = 128 / example.width if getattr(example, "width", None) else 2
+            scale = 128 / example.width
             for a in example.annotations:
                 x, y, w, h = (v * scale for v in a.bbox)
                 draw.rectangle([x, y, x + w, y + h], outline=(255, 255, 255) if a.category == example.concept else (0, 0, 0))

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 import vwbench.models  # noqa: F401  (installs the torchvision shim before open_clip imports)
 import open_clip  # noqa: E402
-from vwbench.models.clip import BPE_FILE, CONFIG_FILE, build_open_clip  # noqa: E402
+from vwbench.models.clip import BPE_FILE, CONFIG_FILE, build_open_clip, preprocess_config  # noqa: E402
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
 
@@ -59,16 +59,6 @@ def tiny_clip_config(
     }
 
 
-def tiny_preprocess_config(image_size: int) -> dict[str, Any]:
-    return {
-        "size": image_size,
-        "mean": list(open_clip.OPENAI_DATASET_MEAN),
-        "std": list(open_clip.OPENAI_DATASET_STD),
-        "interpolation": "bicubic",
-        "resize_mode": "shortest",
-    }
-
-
 def save_tiny_clip(
     out_dir: Path,
     vocab_dir: Path,
@@ -97,7 +87,7 @@ def save_tiny_clip(
             width=width,
             context_length=context_length,
         ),
-        "preprocess_cfg": tiny_preprocess_config(image_size),
+        "preprocess_cfg": preprocess_config(image_size),
     }
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     shutil.copyfile(bpe, out_dir / BPE_FILE)

@@ -56,7 +56,7 @@ import vwbench.models  # noqa: F401  (installs the torchvision shim before open_
 import open_clip  # noqa: E402
 from vwbench.data.synth.dataset import load_synth_dataset  # noqa: E402
 from vwbench.data.synth.world import CATALOG  # noqa: E402
-from vwbench.models.clip import BPE_FILE, CONFIG_FILE, OpenClipAdapter, build_open_clip  # noqa: E402
+from vwbench.models.clip import BPE_FILE, CONFIG_FILE, OpenClipAdapter, build_open_clip, preprocess_config  # noqa: E402
 from vwbench.models.words import pool_at  # noqa: E402
 from vwbench.zoo.manifest import write_manifest  # noqa: E402
 from vwbench.zoo.vocabulary import VOCAB_DIR  # noqa: E402
@@ -211,16 +211,6 @@ def clip_config(
             "eos_id": eos_id,
             "pad_id": 0,
         },
-    }
-
-
-def preprocess_config(image_size: int) -> dict[str, Any]:
-    return {
-        "size": image_size,
-        "mean": list(open_clip.OPENAI_DATASET_MEAN),
-        "std": list(open_clip.OPENAI_DATASET_STD),
-        "interpolation": "bicubic",
-        "resize_mode": "shortest",
     }
 
 

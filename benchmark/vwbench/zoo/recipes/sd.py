@@ -362,10 +362,10 @@ def train_unet(
     rng = np.random.default_rng([seed, 2])
     gen = torch.Generator().manual_seed(seed + 2)
     text_encoder.requires_grad_(cfg.text_lr_scale > 0)
-    params = list(unet.parameters()) + (list(text_encoder.parameters()) if cfg.text_lr_scale > 0 else [])
     groups = [{"params": list(unet.parameters()), "lr_scale": 1.0}]
     if cfg.text_lr_scale > 0:
         groups.append({"params": list(text_encoder.parameters()), "lr_scale": cfg.text_lr_scale})
+    params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=cfg.unet_lr, betas=(0.9, 0.99), weight_decay=0.01)
     alphas = scheduler.alphas_cumprod.float()
     snr = alphas / (1 - alphas)

@@ -1,5 +1,6 @@
 """Build a tasks folder whose ``tiny`` tier points at freshly built tiny checkpoints of the real
-architectures, for the fault-injection tests (steps and sizes small enough for dozens of runs)."""
+architectures (steps and sizes small enough for dozens of runs): the end-to-end tests' world and
+the fault-injection tests' one."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from pathlib import Path
 
 import yaml
 
-REPO_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+REPO_TASKS = Path(__file__).resolve().parents[1] / "tasks"
 
 
-def build_tiny_tasks(root: Path, vocab_dir: Path, *, steps: int = 6, trials: int = 2) -> Path:
+def build_tiny_tasks(root: Path, vocab_dir: Path, *, steps: int = 6, trials: int = 2, with_sd: bool = False) -> Path:
+    """``with_sd`` builds a tiny SD too; without it (the fault tests run detection and
+    classification pairs, the fastest) the tier's ``sd`` points at the clip folder only so that the
+    tier file is complete."""
     from vwbench.zoo.manifest import write_manifest
     from vwbench.zoo.tiny_clip import save_tiny_clip
     from vwbench.zoo.tiny_owlv2 import save_tiny_owlv2
+    from vwbench.zoo.tiny_sd import save_tiny_sd
 
     ckpt = {
+        **({"sd": save_tiny_sd(root / "sd", vocab_dir, seed=0)} if with_sd else {}),
         "owlv2": save_tiny_owlv2(root / "owlv2", vocab_dir, seed=1),
         "clip": save_tiny_clip(root / "clip", vocab_dir, seed=2),
         "judge": save_tiny_clip(root / "judge", vocab_dir, seed=3),
@@ -31,11 +37,9 @@ def build_tiny_tasks(root: Path, vocab_dir: Path, *, steps: int = 6, trials: int
     def model(family: str, path: Path) -> dict:
         return {"family": family, "checkpoint": {"path": str(path), "manifest": "manifest.json"}}
 
-    # sd is not built (the fault tests run detection and classification pairs, the fastest);
-    # it points at the clip folder only so that the tier file is complete.
     tier = {
         "tier": "tiny",
-        "models": {"sd": model("sd", ckpt["clip"]), "owlv2": model("owlv2", ckpt["owlv2"]), "clip": model("clip", ckpt["clip"])},
+        "models": {"sd": model("sd", ckpt.get("sd", ckpt["clip"])), "owlv2": model("owlv2", ckpt["owlv2"]), "clip": model("clip", ckpt["clip"])},
         "judge": model("clip", ckpt["judge"]),
     }
     (tasks / "models" / "tiny.yaml").write_text(yaml.safe_dump(tier))

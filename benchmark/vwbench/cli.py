@@ -37,11 +37,16 @@ def ls_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the task list as JSON.")] = False,
     tier: Annotated[Optional[str], typer.Option(help="Only tasks of this tier: paper or mini.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Only tasks on this dataset.")] = None,
+    studies: Annotated[bool, typer.Option("--studies", help="List the study tasks (probe, align, sae) instead.")] = False,
     tasks_dir: TasksDir = None,
 ) -> None:
-    """List every task (SOURCE->TARGET x dataset)."""
+    """List every task (SOURCE->TARGET x dataset) and, in the table view, the study tasks."""
+    from vwbench.commands.studies import print_studies, study_rows
     from vwbench.registry import list_tasks_table
 
+    if studies:
+        print_studies(study_rows(tasks_dir, tier, dataset), as_json)
+        return
     rows = list_tasks_table(_registry(tasks_dir))
     if tier:
         rows = [r for r in rows if r["tier"] == tier]
@@ -59,11 +64,12 @@ def ls_command(
     for r in rows:
         table.add_row(r["task"], r["dataset"], r["tier"], r["metric"], str(r["version"]), "yes" if r["pinned"] else "no")
     Console().print(table)
+    print_studies(study_rows(tasks_dir, tier, dataset), as_json=False)
 
 
 @app.command("run")
 def run_command(
-    task: Annotated[str, typer.Option("--task", "-t", help="SOURCE->TARGET, each of sd, owlv2, clip (quote it in the shell).")],
+    task: Annotated[str, typer.Option("--task", "-t", help="SOURCE->TARGET, each of sd, owlv2, clip (quote it in the shell); or a study task FAMILY:ENCODER (probe:clip, align:owlv2->clip, sae:clip; see `vwbench ls --studies`).")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. synth-coco or coco.")],
     transfer: Annotated[Optional[str], typer.Option(help="Transfer method: a built-in name (lstsq, ridge, procrustes, knn, anchor, random, identity) or a submission's path (default: identity for x->x, lstsq otherwise).")] = None,
     embeddings: Annotated[Optional[Path], typer.Option("--embeddings", help="An embeddings submission (safetensors): evaluate its words instead of training.")] = None,
@@ -75,11 +81,19 @@ def run_command(
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (fewer is faster on a busy machine).")] = None,
+    feature_cache: Annotated[bool, typer.Option("--feature-cache/--no-feature-cache", help="Keep frozen image-side features under OUT/features and reuse them.")] = True,
     delta: Annotated[Optional[float], typer.Option("--delta", min=0.0, help="Fracturing: keep each word within delta x its anchor's distance to the nearest other word (Eq. 4).")] = None,
     anchors: Annotated[Optional[list[str]], typer.Option("--anchors", help="Fracturing anchors: concept=word pairs (comma-separated or repeated) or one word for all (default: the dataset's anchor words).")] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
-    """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result."""
+    """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result.
+
+    A study task (``probe:clip``, ``align:owlv2->clip``, ``sae:clip``) runs its study instead."""
+    if ":" in task:
+        from vwbench.commands.studies import run_study_command
+
+        word_only = {"--embeddings": embeddings, "--steps": steps, "--trials": trials, "--delta": delta, "--anchors": anchors}
+        return run_study_command(task, dataset, tasks_dir=tasks_dir, word_only=word_only, transfer=transfer, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
     if embeddings is not None and (delta is not None or anchors):
         raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
@@ -87,7 +101,7 @@ def run_command(
     from vwbench.runner import RunOptions, run_task
 
     reporter = RichReporter()
-    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads, embeddings=embeddings, delta=delta, anchors=anchors)
+    options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads, embeddings=embeddings, delta=delta, anchors=anchors, feature_cache=feature_cache)
     result, path = run_task(spec, options, reporter)
     _print_summary(reporter.console, result, path)
 
@@ -104,6 +118,9 @@ app.command("delta-sweep")(delta_sweep_command)
 from vwbench.commands.sweep import sweep_command  # noqa: E402
 
 app.command("sweep")(sweep_command)
+from vwbench.commands.perf import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
 ZooOnly = Annotated[Optional[list[str]], typer.Option("--only", help="Only this model (repeatable): mini-clip, mini-judge, mini-owlv2, mini-sd.")]
 ZooRoot = Annotated[Optional[Path], typer.Option("--root", help="Zoo folder (default: the package's own).")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ def _init_plan(source: ConceptModel, split: DatasetSplit, trials: int) -> tuple[
     return concepts, trial_ids, init_words
 
 
+TRAINER_VERSION = 2  # 2: each word draws its batches from its own generator (seeded by seed, concept, trial)
+
+
 @dataclass(frozen=True)
 class WordsPlan:
     """What a word set is trained from, and the cache key that hashes all of it."""
@@ -56,6 +60,11 @@ class WordsPlan:
     concepts: list[str]
     trials: list[int]
     init_words: list[str]
+
+    @property
+    def word_keys(self) -> list[str]:
+        """Each word's name, ``concept/trial``: what seeds its random stream and names its unit."""
+        return [f"{c}/{t}" for c, t in zip(self.concepts, self.trials)]
 
 
 def plan_words(source: ConceptModel, source_ckpt, split: DatasetSplit, hp, fracture: Any = None) -> WordsPlan:
@@ -69,6 +78,7 @@ def plan_words(source: ConceptModel, source_ckpt, split: DatasetSplit, hp, fract
         "concepts": concepts,
         "init_words": init_words,
         "hp": hp.model_dump(mode="json"),
+        "trainer": TRAINER_VERSION,
     }
     if fracture is not None:  # the delta-ball experiment (vwbench.training.fracture)
         key_parts["fracture"] = fracture.describe()
@@ -80,12 +90,70 @@ def checkpoint_interval(steps: int) -> int:
     return max(1, -(-steps // 10))
 
 
+def words_path(out_dir: Path, split: DatasetSplit, family: str, key: str) -> Path:
+    """Where the word set of cache key ``key`` is stored."""
+    return Path(out_dir) / "words" / split.name / family / f"{key[:16]}.safetensors"
+
+
+def unit_word_path(set_path: Path, word_key: str) -> Path:
+    """Where one word of a set is stored when it was trained as a sweep's work unit."""
+    concept, trial = word_key.rsplit("/", 1)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in concept)
+    digest = hashlib.sha256(word_key.encode()).hexdigest()[:8]
+    return set_path.with_suffix(".units") / f"{safe}-t{trial}-{digest}.safetensors"
+
+
+def load_unit_word(path: Path, key: str, word_key: str) -> WordSet | None:
+    unit = load_wordset(path)
+    if unit is None or unit.metadata.get("key") != key or unit.metadata.get("word_key") != word_key:
+        return None
+    return unit
+
+
+def train_plan_words(
+    source: ConceptModel, split: DatasetSplit, hp, plan: WordsPlan, which: list[int], reporter: Reporter, state_path: Path
+) -> tuple[torch.Tensor, list[float], dict]:
+    """Train the words ``which`` (indices into the plan) together, continuing from the training
+    checkpoint at ``state_path`` if one for exactly these words exists. Returns the vectors
+    ``[len(which), n, dim]``, the mean loss curve and the fracturing facts."""
+    remove_stale_temps(state_path)
+    key = plan.key if len(which) == len(plan.concepts) else cache_key({"plan": plan.key, "words": [plan.word_keys[i] for i in which]})
+    index = {name: i for i, name in enumerate(split.concept_names)}
+    concepts = [plan.concepts[i] for i in which]
+    init = source.token_vectors([plan.init_words[i] for i in which]).to("cpu", torch.float32)
+    init = init[:, None, :].expand(-1, hp.n_vectors, -1).contiguous()
+    resume = load_train_state(state_path, key, tuple(init.shape), hp.steps)
+    if resume is not None:
+        reporter.log(f"resuming training at step {resume.step} of {hp.steps} from {state_path}")
+        journal.record(state_path, f"training checkpoint (step {resume.step} of {hp.steps})")
+
+    def checkpoint(state: TrainState) -> None:
+        save_train_state(state_path, state, key)
+        journal.record(state_path, f"training checkpoint (step {state.step} of {hp.steps})")
+
+    config = TrainConfig(steps=hp.steps, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, batch_size=hp.batch_size, seed=hp.seed)
+    data = TrainingData(split.train, split.concept_names)
+    with reporter.stage(f"train {len(which)} words on {source.family}", total=hp.steps) as stage:
+        ball, ball_facts = None, {}
+        if "fracture" in plan.key_parts:
+            from vwbench.training.fracture import word_ball
+
+            ball, ball_facts = word_ball(source, concepts, plan.key_parts["fracture"])
+        trained = train_words(
+            source, data, init, [index[c] for c in concepts], config, progress=lambda n, loss: stage.advance(n, loss=loss),
+            resume=resume, checkpoint=checkpoint, checkpoint_every=checkpoint_interval(hp.steps), ball=ball,
+            word_keys=[plan.word_keys[i] for i in which],
+        )
+    return trained.vectors, trained.loss_curve, ball_facts
+
+
 def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, hp, out_dir: Path, reporter: Reporter, plan: WordsPlan | None = None) -> tuple[WordSet, Path]:
-    """The trained words of this (model, dataset, settings): from the cache, or trained now under
-    the words' lock (continuing from a training checkpoint a killed run left)."""
+    """The trained words of this (model, dataset, settings): from the cache, assembled from the
+    words a sweep trained as separate units, or trained now under the words' lock (continuing
+    from a training checkpoint a killed run left). Only the words without a stored unit train."""
     plan = plan or plan_words(source, source_ckpt, split, hp)
     key = plan.key
-    path = Path(out_dir) / "words" / split.name / source.family / f"{key[:16]}.safetensors"
+    path = words_path(out_dir, split, source.family, key)
     state_path = path.with_suffix(".trainstate")
 
     def load() -> WordSet | None:
@@ -94,37 +162,30 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
 
     def compute() -> WordSet:
         remove_stale_temps(path)
-        remove_stale_temps(state_path)
-        index = {name: i for i, name in enumerate(split.concept_names)}
-        init = source.token_vectors(plan.init_words).to("cpu", torch.float32)
-        init = init[:, None, :].expand(-1, hp.n_vectors, -1).contiguous()
-        resume = load_train_state(state_path, key, tuple(init.shape), hp.steps)
-        if resume is not None:
-            reporter.log(f"resuming training at step {resume.step} of {hp.steps} from {state_path}")
-            journal.record(state_path, f"training checkpoint (step {resume.step} of {hp.steps})")
-
-        def checkpoint(state: TrainState) -> None:
-            save_train_state(state_path, state, key)
-            journal.record(state_path, f"training checkpoint (step {state.step} of {hp.steps})")
-
-        config = TrainConfig(steps=hp.steps, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, batch_size=hp.batch_size, seed=hp.seed)
-        data = TrainingData(split.train, split.concept_names)
-        with reporter.stage(f"train {len(plan.concepts)} words on {source.family}", total=hp.steps) as stage:
-            ball, ball_facts = None, {}
-            if "fracture" in plan.key_parts:
-                from vwbench.training.fracture import word_ball
-
-                ball, ball_facts = word_ball(source, plan.concepts, plan.key_parts["fracture"])
-            trained = train_words(
-                source, data, init, [index[c] for c in plan.concepts], config, progress=lambda n, loss: stage.advance(n, loss=loss),
-                resume=resume, checkpoint=checkpoint, checkpoint_every=checkpoint_interval(hp.steps), ball=ball,
-            )
+        units = [load_unit_word(unit_word_path(path, k), key, k) for k in plan.word_keys]
+        missing = [i for i, u in enumerate(units) if u is None]
+        vectors: list[torch.Tensor | None] = [None if u is None else u.vectors[0] for u in units]
+        curves = [u.metadata.get("loss_curve", []) for u in units if u is not None]
+        ball_facts: dict = {}
+        if len(missing) < len(units):
+            reporter.log(f"{len(units) - len(missing)} of {len(units)} words were trained as sweep units")
+        if missing:
+            trained, curve, ball_facts = train_plan_words(source, split, hp, plan, missing, reporter, state_path)
+            for row, i in enumerate(missing):
+                vectors[i] = trained[row]
+            curve = curve[:: max(1, hp.steps // 100)]
+            curves.extend([curve] * len(missing))
+        for u in units:
+            if u is not None:
+                ball_facts.update(u.metadata.get("fracture_anchors") or {})
+        length = min((len(c) for c in curves), default=0)
+        mean_curve = [sum(c[s] for c in curves) / len(curves) for s in range(length)]
         words = WordSet(
-            vectors=trained.vectors,
+            vectors=torch.stack(vectors),  # type: ignore[arg-type]
             concepts=plan.concepts,
             trials=plan.trials,
             init_words=plan.init_words,
-            metadata={"key": key, "vocab_hash": source.vocabulary().hash(), "loss_curve": trained.loss_curve[:: max(1, hp.steps // 100)], **plan.key_parts, **({"fracture_anchors": ball_facts} if ball_facts else {})},
+            metadata={"key": key, "vocab_hash": source.vocabulary().hash(), "loss_curve": mean_curve, **plan.key_parts, **({"fracture_anchors": ball_facts} if ball_facts else {})},
         )
         save_wordset(path, words)
         reporter.log(f"saved trained words {path}")

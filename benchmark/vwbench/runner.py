@@ -7,10 +7,7 @@ here knows which model family it is running.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +16,7 @@ import vwbench
 from vwbench import faults
 from vwbench.errors import UserError
 from vwbench.results import journal
+from vwbench.results.provenance import StageTimer
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
 from vwbench.registry.schema import ModelSpec, TaskSpec
@@ -40,6 +38,17 @@ class RunOptions:
     delta: float | None = None  # fracturing: keep words within delta x the anchor's nearest-word distance
     anchors: list[str] | None = None  # fracturing: --anchors values (concept=word pairs, or one word)
     embeddings: Path | None = None  # an embeddings submission: evaluate its words instead of training
+    feature_cache: bool = True  # keep frozen image-side features under out_dir/features
+
+    @property
+    def feature_cache_dir(self) -> Path | None:
+        return Path(self.out_dir) / "features" if self.feature_cache else None
+
+
+def resolve_hyperparameters(task: TaskSpec, options: RunOptions):
+    """The task's training settings with the run's overrides applied."""
+    overrides = {"steps": options.steps, "trials": options.trials, "seed": options.seed}
+    return task.hyperparameters.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,24 +61,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class _Timer:
-    stages: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - start, 3)
-
-
 class _ModelCache:
     """Loads each checkpoint once per run (the source is the target in x->x)."""
 
-    def __init__(self, device: torch.device, dtype: torch.dtype, weights_dir: Path | None) -> None:
+    def __init__(self, device: torch.device, dtype: torch.dtype, weights_dir: Path | None, feature_cache_dir: Path | None = None) -> None:
         self.device, self.dtype, self.weights_dir = device, dtype, weights_dir
+        self.feature_cache = None
+        if feature_cache_dir is not None:
+            from vwbench.cache import FeatureCache
+
+            self.feature_cache = FeatureCache(feature_cache_dir)
         self._models: dict[tuple, object] = {}
         self._resolved: dict[str, object] = {}
         self.provenance: list[dict] = []
@@ -88,7 +89,10 @@ class _ModelCache:
         )
         key = (spec.family, str(resolved.path))
         if key not in self._models:
-            self._models[key] = _load_adapter(spec.family, resolved.path, self.device, self.dtype)
+            model = _load_adapter(spec.family, resolved.path, self.device, self.dtype)
+            if self.feature_cache is not None:
+                model.use_feature_cache(self.feature_cache, {"checkpoint": resolved.name, "files": dict(resolved.files)})
+            self._models[key] = model
         return self._models[key], resolved
 
 
@@ -123,15 +127,13 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         # other processes hold the cores.
         torch.set_num_threads(options.threads)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    hp = task.hyperparameters.model_copy(
-        update={k: v for k, v in {"steps": options.steps, "trials": options.trials, "seed": options.seed}.items() if v is not None}
-    )
+    hp = resolve_hyperparameters(task, options)
     from vwbench.submissions.run_support import concept_init_words, embedding_words, prepare_transfer
 
     prepared = prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
     transfer_name = prepared.label
-    timer = _Timer()
-    models = _ModelCache(device, dtype, options.weights_dir)
+    timer = StageTimer()
+    models = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir)
 
     with timer("data"), reporter.stage(f"data {task.dataset.name}") as stage:
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)

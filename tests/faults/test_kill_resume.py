@@ -60,6 +60,16 @@ def assert_no_torn_files(out: Path) -> None:
             continue
         if path.suffix == ".json":
             read_result(path)
+        elif path.relative_to(out).parts[0] == "features":
+            from safetensors import safe_open
+
+            from vwbench.cache import FeatureCache
+
+            with safe_open(str(path), framework="pt") as f:
+                key = (f.metadata() or {}).get("key", "")
+            namespace = path.relative_to(out).parts[1]
+            cache = FeatureCache(out / "features")
+            assert cache.path(namespace, key) == path and cache.load(namespace, key) is not None, f"torn feature file {path}"
         elif path.suffix == ".safetensors":
             assert load_wordset(path) is not None, f"torn words file {path}"
         elif path.suffix == ".trainstate":

@@ -8,7 +8,7 @@ import threading
 import torch
 
 from tests.training.test_trainer import QuadraticModel
-from vwbench.models.base import TrainingData
+from vwbench.models.base import TrainingData, per_word_generators
 from vwbench.results import journal
 from vwbench.results.locks import compute_once, exclusive, lock_path
 from vwbench.training import TrainConfig, train_words
@@ -18,9 +18,10 @@ from vwbench.training.state import TrainState, load_train_state, save_train_stat
 class NoisyModel(QuadraticModel):
     """Consumes the batch generator like the real adapters, so resuming must restore its state."""
 
-    def loss(self, vectors, word_concepts, prepared, generator, batch_size=8):
-        noise = torch.randn(vectors.shape, generator=generator) * 0.1
-        return super().loss(vectors + noise, word_concepts, prepared, generator, batch_size)
+    def loss(self, vectors, word_concepts, prepared, generators, batch_size=8):
+        gens = per_word_generators(generators, vectors.shape[0])
+        noise = torch.stack([torch.randn(vectors.shape[1:], generator=g) for g in gens]) * 0.1
+        return super().loss(vectors + noise, word_concepts, prepared, generators, batch_size)
 
 
 def _setup():

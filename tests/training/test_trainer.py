@@ -55,6 +55,27 @@ def test_training_many_words_at_once_equals_one_at_a_time():
         torch.testing.assert_close(alone[0], together[w], rtol=0, atol=1e-6)
 
 
+def test_each_word_draws_its_own_batches_whichever_words_share_its_batch():
+    from tests.faults.test_units import NoisyModel
+
+    torch.manual_seed(0)
+    model = NoisyModel(torch.randn(3, 5))
+    init = torch.randn(6, 2, 5)
+    concepts = [0, 1, 2, 0, 1, 2]
+    keys = [f"{c}/{i}" for i, c in enumerate("abcabc")]
+    data = TrainingData([], ["a", "b", "c"])
+    config = TrainConfig(steps=30, lr=0.05, seed=3)
+    together = train_words(model, data, init, concepts, config, word_keys=keys).vectors
+    reordered = train_words(model, data, init.flip(0), concepts[::-1], config, word_keys=keys[::-1]).vectors
+    torch.testing.assert_close(reordered.flip(0), together, rtol=0, atol=1e-6)
+    for w in range(6):
+        alone = train_words(model, data, init[w : w + 1], [concepts[w]], config, word_keys=[keys[w]]).vectors
+        torch.testing.assert_close(alone[0], together[w], rtol=0, atol=1e-6)
+    # another seed or another key gives another random stream
+    other = train_words(model, data, init[:1], concepts[:1], config, word_keys=["a/9"]).vectors
+    assert not torch.allclose(other[0], together[0])
+
+
 def test_training_lowers_the_loss():
     model = QuadraticModel(torch.ones(1, 4))
     result = train_words(model, TrainingData([], ["a"]), torch.zeros(1, 2, 4), [0], TrainConfig(steps=100, lr=0.05))

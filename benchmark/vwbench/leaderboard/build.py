@@ -2,8 +2,10 @@
 
 Per dataset: a table per ordered pair (every method's value with its 95% CI and rank, and the
 in-domain ceiling: the target model's own word), a summary over the cross-model pairs, and a
-source x target grid per method (the paper's Figure 3). Every number cites a result id; the
-``results`` section holds each result's file, sha256 and provenance.
+source x target grid per method (the paper's Figure 3). Study results (``vwbench.studies``:
+probe, align, sae) go to ``studies``: per family and dataset, one ranked row per result with
+the family's main metrics as columns, and each result's tables. Every number cites a result id;
+the ``results`` section holds each result's file, sha256 and provenance.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _result_record(e: Entry) -> dict[str, Any]:
             "versions": p.versions,
         },
         "samples": e.samples,
+        "study": None if r.study is None else {"family": r.study.family, "key": r.study.key, "encoders": r.study.encoders},
     }
 
 
@@ -60,7 +63,8 @@ def build(collected: Collected, name: str, check: dict[str, Any] | None = None) 
     ids = {e.file: f"r{i + 1}" for i, e in enumerate(collected.entries)}
     by_dataset: dict[str, list[Entry]] = {}
     for e in collected.entries:
-        by_dataset.setdefault(e.result.dataset, []).append(e)
+        if e.result.study is None:
+            by_dataset.setdefault(e.result.dataset, []).append(e)
     datasets = {ds: _dataset(entries, ids) for ds, entries in sorted(by_dataset.items())}
     return {
         "schema": SCHEMA,
@@ -69,6 +73,7 @@ def build(collected: Collected, name: str, check: dict[str, Any] | None = None) 
         "generated": utc_now(),
         "vwbench_version": vwbench.__version__,
         "datasets": datasets,
+        "studies": _studies([e for e in collected.entries if e.result.study is not None], ids),
         "results": {ids[e.file]: _result_record(e) for e in collected.entries},
         "skipped": [{"file": f, "reason": why} for f, why in collected.skipped],
         "superseded": collected.superseded,
@@ -132,6 +137,52 @@ def _grids(entries: list[Entry], ids: dict[str, str], in_domain: dict[str, Entry
             cells.setdefault(family, {}).setdefault(family, {"value": e.result.value, "result": ids[e.file], "in_domain": True})
         grids.append({"method": method, "models": families, "cells": cells})
     return grids
+
+
+def _studies(entries: list[Entry], ids: dict[str, str]) -> dict[str, Any]:
+    """Per study family and dataset: ranked rows (headline value and CI, the family's columns)
+    and each result's tables."""
+    from vwbench.studies import PAIRED_FAMILIES, STUDY_COLUMNS, STUDY_FAMILIES, STUDY_INTERVALS
+
+    families = sorted({e.result.study.family for e in entries}, key=lambda f: (list(STUDY_FAMILIES).index(f) if f in STUDY_FAMILIES else 99, f))
+    out: dict[str, Any] = {}
+    for family in families:
+        datasets: dict[str, Any] = {}
+        mine = [e for e in entries if e.result.study.family == family]
+        for ds in sorted({e.result.dataset for e in mine}):
+            here = [e for e in mine if e.result.dataset == ds]
+            rows = [
+                {"task": e.result.task, "method": e.result.transfer, "metric": e.result.metric, "value": e.result.value,
+                 "ci95": list(e.result.ci95), "metrics": e.result.metrics, "result": ids[e.file]}
+                for e in here
+            ]
+            # a paired family (align) ranks the methods of each task; the others rank their encoders
+            group = (lambda r: r["task"]) if family in PAIRED_FAMILIES else (lambda r: "")
+            for key in {group(r) for r in rows}:
+                _ranks([r for r in rows if group(r) == key])
+            rows.sort(key=lambda r: (group(r), r["rank"], r["task"], r["method"]))
+            present = {k for r in rows for k in r["metrics"]}
+            by_id = {ids[e.file]: e for e in here}
+            datasets[ds] = {
+                "metrics": sorted({r["metric"] for r in rows}),
+                "columns": [c for c in STUDY_COLUMNS.get(family, ()) if c in present],
+                "rows": rows,
+                "tables": {r["result"]: _study_tables(by_id[r["result"]].result.study) for r in rows},
+            }
+        out[family] = {"interval": STUDY_INTERVALS.get(family, ""), "datasets": datasets}
+    return out
+
+
+def _study_tables(study) -> dict[str, dict[str, Any]]:
+    """A study result's tables as ``{name: {"columns": [...], "rows": [...]}}`` (the stored column
+    order, else first-seen)."""
+    out = {}
+    for name, rows in study.tables.items():
+        columns = list(study.table_columns.get(name) or [])
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        out[name] = {"columns": columns, "rows": rows}
+    return out
 
 
 def fmt(value: float | None) -> str:

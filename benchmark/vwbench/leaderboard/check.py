@@ -39,12 +39,15 @@ class CheckRow:
 
 def check_section(results: dict[str, dict[str, Any]], specs: list[str], tolerance: float) -> dict[str, Any]:
     """The ``check`` section for the results matching ``specs`` (``DATASET:TASK:TRANSFER``, each
-    part a glob; ``all`` for every result)."""
+    part a glob; ``all`` for every result). A study task's name holds a colon itself
+    (``synth-imagenet:probe:clip:probe``): the first part is the dataset, the last the transfer."""
     if tolerance < 0:
         raise UserError("--tolerance must be >= 0")
     entries = []
     for spec in specs:
         parts = ["*", "*", "*"] if spec == "all" else spec.split(":")
+        if len(parts) > 3:
+            parts = [parts[0], ":".join(parts[1:-1]), parts[-1]]
         if len(parts) != 3:
             raise UserError(f"--check {spec!r}: use DATASET:TASK:TRANSFER (globs allowed, e.g. 'synth-coco:*:lstsq') or 'all'")
         matched = [
@@ -58,6 +61,8 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
             submission = (r.get("transfer_params") or {}).get("submission") or {}
             if submission.get("path"):  # re-run a submission from where it was run
                 entry["transfer_path"] = submission["path"]
+            if r.get("study"):  # a study task (vwbench.studies), re-run by its own runner
+                entry["study"] = r["study"]["family"]
             if entry not in entries:
                 entries.append({**entry, "result": rid})
     return {"tolerance": tolerance, "device": "cpu", "entries": entries}
@@ -88,12 +93,17 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
     with tempfile.TemporaryDirectory(prefix="vwbench-check-") as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp)
         for e in check["entries"]:
-            spec = registry.get(e["task"], e["dataset"])
-            options = RunOptions(
-                transfer=e.get("transfer_path", e["transfer"]), steps=e["steps"], trials=e["n_trials"], seed=e["seed"], device=check.get("device", "cpu"),
-                out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
-            )
-            result, _ = run_task(spec, options, NullReporter())
+            if e.get("study"):  # a study task: its own runner
+                from vwbench.studies.runner import rerun_for_check
+
+                result = rerun_for_check(e, registry, out, weights_dir, data_root)
+            else:
+                spec = registry.get(e["task"], e["dataset"])
+                options = RunOptions(
+                    transfer=e.get("transfer_path", e["transfer"]), steps=e["steps"], trials=e["n_trials"], seed=e["seed"], device=check.get("device", "cpu"),
+                    out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
+                )
+                result, _ = run_task(spec, options, NullReporter())
             row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
             log(f"{row.dataset} {row.task} {row.transfer}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
             rows.append(row)

@@ -60,6 +60,7 @@ def render_markdown(board: dict[str, Any]) -> str:
             if pair["in_domain"]:
                 out.append(f"| ceiling | in-domain ({md_escape(pair['target'])} word) | {_cell(pair['in_domain'])} |")
             out.append("")
+    out += _render_studies(board.get("studies") or {})
     out += ["## Provenance", "", "| id | file | sha256 | task | dataset | transfer | steps | trials | seed | git commit | created |", "|---|---|---|---|---|---|---:|---:|---:|---|---|"]
     for rid, r in board["results"].items():
         p = r["provenance"]
@@ -72,3 +73,52 @@ def render_markdown(board: dict[str, Any]) -> str:
         out += [f"- {md_escape(s['file'])}: {md_escape(s['reason'])}" for s in board["skipped"]]
     out.append("")
     return "\n".join(out)
+
+
+MAX_TABLE_ROWS = 40
+
+
+def _value(value: Any) -> str:
+    """One table cell: numbers to 3 decimals (tiny ones in e-notation), anything else as escaped text."""
+    if isinstance(value, bool) or value is None:
+        return "–" if value is None else ("yes" if value else "no")
+    if isinstance(value, float):
+        return fmt(value) if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return md_escape(value)
+
+
+def _render_table(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """Row dicts as a markdown table with the given columns."""
+    out = ["| " + " | ".join(md_escape(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows[:MAX_TABLE_ROWS]:
+        out.append("| " + " | ".join(_value(row.get(c)) for c in columns) + " |")
+    if len(rows) > MAX_TABLE_ROWS:
+        out.append(f"\n({len(rows) - MAX_TABLE_ROWS} more rows in leaderboard.json)")
+    return out
+
+
+def _render_studies(studies: dict[str, Any]) -> list[str]:
+    """A section per study family (probe, align, sae): a ranked table per dataset, then each
+    result's own tables."""
+    out: list[str] = []
+    for family, data in studies.items():
+        out += [f"## Study: {md_escape(family)}", ""]
+        if data.get("interval"):
+            out += [f"Value: the family's headline metric with its {md_escape(data['interval'])}.", ""]
+        for ds, table in data["datasets"].items():
+            metrics = ", ".join(md_escape(m) for m in table["metrics"])
+            out += [f"### {md_escape(family)} on {md_escape(ds)} (ranked by {metrics})", ""]
+            columns = table["columns"]
+            out.append("| rank | task | method | value [95% CI] | " + " | ".join(md_escape(c) for c in columns) + " |")
+            out.append("|---:|---|---|---|" + "---:|" * len(columns))
+            for row in table["rows"]:
+                values = " | ".join(fmt(row["metrics"].get(c)) for c in columns)
+                out.append(f"| {row['rank']} | {md_escape(row['task'])} | {md_escape(row['method'])} | {_cell(row)} | {values} |")
+            out.append("")
+            for rid, tables in table["tables"].items():
+                owner = next((r for r in table["rows"] if r["result"] == rid), {"task": "", "method": ""})
+                for name, t in tables.items():
+                    if t["rows"]:
+                        title = f"{md_escape(rid)} ({md_escape(owner['task'])}, {md_escape(owner['method'])}): {md_escape(name)}"
+                        out += [f"#### {title}", ""] + _render_table(t["columns"], t["rows"]) + [""]
+    return out

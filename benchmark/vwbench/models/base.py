@@ -10,7 +10,7 @@ Life of an adapter in a run::
     model = Adapter.from_pretrained(path, device=..., dtype=...)
     init = model.token_vectors(["dog", "cat"])        # single-token init words -> [2, dim]
     prepared = model.prepare(TrainingData(...))       # frozen image side, computed once
-    loss = model.loss(vectors, word_concepts, prepared, generator, batch_size)  # -> [W]
+    loss = model.loss(vectors, word_concepts, prepared, generators, batch_size)  # -> [W]
     preds = model.predict(vectors, word_concepts, heldout, ctx)  # -> one Predictions per word
     vocab = model.vocabulary()                        # input-embedding rows keyed by token string
 """
@@ -22,15 +22,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Union
 
 import torch
 from PIL import Image
 
+from vwbench.cache.features import FeatureCache
 from vwbench.data.base import Example
 from vwbench.predictions import Predictions
 
 TaskKind = Literal["generation", "detection", "classification"]
+Generators = Union[torch.Generator, Sequence[torch.Generator]]  # one per word, or one shared
 PROMPT_TEMPLATE = "a photo of {}"
 
 
@@ -108,6 +110,27 @@ class ConceptModel(ABC):
 
     device: torch.device
     dtype: torch.dtype
+    feature_cache: FeatureCache | None = None  # set by use_feature_cache
+    feature_identity: dict[str, Any] = {}
+
+    def use_feature_cache(self, cache: FeatureCache | None, identity: dict[str, Any]) -> None:
+        """Keep the frozen image side (features, regions, latents) in ``cache`` on disk.
+        ``identity`` names the checkpoint (e.g. its file hashes); the cache namespace adds the
+        family, dtype, device type and the feature kind."""
+        self.feature_cache = cache
+        self.feature_identity = {**identity, "family": self.family, "dtype": str(self.dtype), "device": self.device.type}
+
+    def cached_image_side(
+        self, kind: str, images: Sequence[Image.Image], compute: Callable[[list[Image.Image]], list[dict[str, torch.Tensor]]]
+    ) -> list[dict[str, torch.Tensor]]:
+        """Per-image tensors of ``kind``: from the feature cache when one is attached, else (and for
+        the images it lacks) from ``compute``, which gets a list of images and returns one dict
+        of tensors per image."""
+        if self.feature_cache is None:
+            return compute(list(images))
+        namespace = self.feature_cache.namespace({**self.feature_identity, "kind": kind})
+        rows = self.feature_cache.fetch(namespace, images, compute)
+        return [{k: v.to(self.device) for k, v in row.items()} for row in rows]
 
     @classmethod
     @abstractmethod
@@ -140,12 +163,17 @@ class ConceptModel(ABC):
         vectors: torch.Tensor,
         word_concepts: Sequence[int],
         prepared: Any,
-        generator: torch.Generator,
+        generators: Generators,
         batch_size: int = 8,
     ) -> torch.Tensor:
         """Per-word task loss ``[W]`` for ``vectors[W, n, dim]``; word ``w`` is a word for concept
         ``word_concepts[w]`` (an index into ``prepared``'s concepts). Each entry depends only on
-        its own word's vectors, so summing and back-propagating trains every word independently."""
+        its own word's vectors, so summing and back-propagating trains every word independently.
+
+        ``generators`` holds one generator per word: word ``w``'s random draws (its images, and
+        for generation its timesteps and noise) come from ``generators[w]`` alone, so a word
+        trains the same whichever words share its batch. A single generator is shared by all
+        words, drawn word after word."""
 
     @abstractmethod
     def predict(
@@ -169,6 +197,17 @@ class ConceptModel(ABC):
 
         Used by analyses; adapters whose loss uses pooled features implement it. Optional."""
         raise NotImplementedError(f"{type(self).__name__} does not expose pooled word features")
+
+
+def per_word_generators(generators: Generators, n_words: int) -> list[torch.Generator]:
+    """One generator per word: ``generators`` itself when it is a sequence of ``n_words``, or one
+    shared generator repeated."""
+    if isinstance(generators, torch.Generator):
+        return [generators] * n_words
+    generators = list(generators)
+    if len(generators) != n_words:
+        raise ValueError(f"{n_words} words but {len(generators)} random generators")
+    return generators
 
 
 def sample_from_pool(pool: torch.Tensor, k: int, generator: torch.Generator, what: str = "concept") -> torch.Tensor:

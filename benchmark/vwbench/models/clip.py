@@ -38,7 +38,9 @@ from vwbench.models.base import (
     EvalContext,
     TaskKind,
     TrainingData,
+    Generators,
     Vocabulary,
+    per_word_generators,
     sample_from_pool,
 )
 from vwbench.models.words import SpecialIds, WordPrompt, build_text_prompts, build_word_prompt, pool_at, splice
@@ -236,6 +238,7 @@ class OpenClipAdapter(ConceptModel):
                 f"{self.text.token_embedding.num_embeddings} embedding rows"
             )
         self._word_prompts: dict[int, WordPrompt] = {}
+        self._is_causal: bool | None = None
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -316,12 +319,28 @@ class OpenClipAdapter(ConceptModel):
 
     # ---- text features ---------------------------------------------------------------------
 
+    def _causal_text(self) -> bool:
+        """Whether the text tower's attention is causal (then no position sees later ones)."""
+        if self._is_causal is None:
+            mask = self.text.attn_mask
+            self._is_causal = mask is not None and bool(
+                torch.equal(mask, torch.full_like(mask, float("-inf")).triu(1))
+            )
+        return self._is_causal
+
     def _text_from_embeds(self, embeds: torch.Tensor, eos_positions: torch.Tensor | int) -> torch.Tensor:
         """open_clip's ``encode_text`` from input embeddings ``[B, L, w]`` on, pooled at the
-        given end-of-text positions. Returns unnormalized float32 features ``[B, D]``."""
+        given end-of-text positions. Returns unnormalized float32 features ``[B, D]``.
+
+        With causal attention the pooled state never depends on the positions after the last
+        end-of-text position, so they are not computed (a word prompt uses 9 of 77 positions)."""
         cast = self.text.transformer.get_cast_dtype()
         x = embeds.to(cast) + self.text.positional_embedding.to(cast)
-        x = self.text.transformer(x, attn_mask=self.text.attn_mask)
+        mask = self.text.attn_mask
+        if self._causal_text():
+            length = int(eos_positions if isinstance(eos_positions, int) else eos_positions.max()) + 1
+            x, mask = x[:, :length], mask[:length, :length]
+        x = self.text.transformer(x, attn_mask=mask)
         x = pool_at(self.text.ln_final(x), eos_positions)
         projection = self.text.text_projection
         if isinstance(projection, nn.Linear):
@@ -374,9 +393,14 @@ class OpenClipAdapter(ConceptModel):
     ) -> torch.Tensor:
         chunks = []
         batch_size = max(1, batch_size)
+
+        def compute(todo: list[Image.Image]) -> list[dict[str, torch.Tensor]]:
+            return [{"features": row} for row in self.encode_images(todo, batch_size)]
+
         for start in range(0, len(examples), batch_size):
             images = [e.load_image() for e in examples[start : start + batch_size]]
-            chunks.append(self.encode_images(images, batch_size))
+            rows = self.cached_image_side("image_features", images, compute)
+            chunks.append(torch.stack([r["features"] for r in rows]))
             if progress is not None:
                 progress(len(images))
         return torch.cat(chunks) if chunks else torch.empty(0, self.feature_dim, device=self.device)
@@ -401,15 +425,16 @@ class OpenClipAdapter(ConceptModel):
         vectors: torch.Tensor,
         word_concepts: Sequence[int],
         prepared: ClipPrepared,
-        generator: torch.Generator,
+        generators: Generators,
         batch_size: int = 8,
     ) -> torch.Tensor:
         """Table 1: ``w * cos(e_image, e_text)``, -1 for the word's concept's images, +1 for the
-        others', on ``batch_size`` sampled images of each kind per word. Returns ``[W]``."""
+        others', on ``batch_size`` sampled images of each kind per word (drawn from the word's
+        own generator, positives first). Returns ``[W]``."""
         if len(word_concepts) != vectors.shape[0]:
             raise ValueError(f"{vectors.shape[0]} words but {len(word_concepts)} word concepts")
         pos, neg = [], []
-        for c in word_concepts:
+        for c, generator in zip(word_concepts, per_word_generators(generators, len(word_concepts))):
             name = prepared.concepts[c]
             if prepared.positives[c].numel() == 0 or prepared.negatives[c].numel() == 0:
                 raise ValueError(f"concept {name!r} needs training images of its own and of other concepts")

@@ -18,7 +18,6 @@ ground-truth box and ``+1`` for every other region, as ``-cos(target) + mean(cos
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,10 @@ from transformers.masking_utils import create_causal_mask  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound, DataError  # noqa: E402
-from vwbench.models.base import ConceptModel, EvalContext, TrainingData, Vocabulary, sample_from_pool  # noqa: E402
+from vwbench.cache.features import image_key  # noqa: E402
+from vwbench.models.base import (  # noqa: E402
+    ConceptModel, EvalContext, Generators, TrainingData, Vocabulary, per_word_generators, sample_from_pool,
+)
 from vwbench.models.words import (  # noqa: E402
     SpecialIds,
     WordPrompt,
@@ -124,12 +126,6 @@ def pad_to_square(image: torch.Tensor, value: float = PAD_VALUE) -> torch.Tensor
     return F.pad(image, (0, side - width, 0, side - height), value=value)
 
 
-def image_key(image: Image.Image) -> str:
-    """Content key of an image for the feature cache (ids are not unique across datasets)."""
-    digest = hashlib.sha1(image.tobytes()).hexdigest()
-    return f"{image.width}x{image.height}:{digest}"
-
-
 @dataclass
 class RegionFeatures:
     """The word-independent outputs of the vision side for one image with ``P`` regions."""
@@ -145,6 +141,17 @@ class RegionFeatures:
     @property
     def num_regions(self) -> int:
         return int(self.boxes.shape[0])
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """The fields as named tensors (what the feature cache stores)."""
+        fields = ("class_embeds", "boxes", "objectness", "logit_shift", "logit_scale")
+        return {**{f: getattr(self, f) for f in fields}, "size": torch.tensor([self.width, self.height])}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> RegionFeatures:
+        width, height = (int(v) for v in tensors["size"].tolist())
+        fields = ("class_embeds", "boxes", "objectness", "logit_shift", "logit_scale")
+        return cls(**{f: tensors[f].cpu() for f in fields}, width=width, height=height)
 
 
 @dataclass
@@ -276,8 +283,12 @@ class Owlv2Adapter(ConceptModel):
     def _text_queries(self, token_embeds: torch.Tensor, eos_positions: torch.Tensor | int) -> torch.Tensor:
         """Run the text tower on token embeddings ``[B, L, d]``; query embeddings ``[B, Dq]``.
 
-        Mirrors ``Owlv2TextTransformer.forward`` except for the pooling position."""
+        Mirrors ``Owlv2TextTransformer.forward`` except for the pooling position. Its attention
+        is causal, so the positions after the last end-of-text position, which the pooled state
+        never sees, are not computed."""
         text = self.text_model
+        length = int(eos_positions if isinstance(eos_positions, int) else eos_positions.max()) + 1
+        token_embeds = token_embeds[:, :length]
         hidden = text.embeddings(inputs_embeds=token_embeds)  # adds the position embeddings
         mask = create_causal_mask(
             config=text.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None
@@ -357,11 +368,16 @@ class Owlv2Adapter(ConceptModel):
             keys.append(key)
             if key not in self._region_cache:
                 todo[key] = image
+        def compute(images: list[Image.Image]) -> list[dict[str, torch.Tensor]]:
+            rows: list[dict[str, torch.Tensor]] = []
+            for start in range(0, len(images), self.image_batch_size):
+                rows.extend(r.to_tensors() for r in self._run_vision(images[start : start + self.image_batch_size]))
+            return rows
+
         pending = list(todo.items())
-        for start in range(0, len(pending), self.image_batch_size):
-            chunk = pending[start : start + self.image_batch_size]
-            for (key, _), regions in zip(chunk, self._run_vision([image for _, image in chunk])):
-                self._region_cache[key] = regions
+        rows = self.cached_image_side("regions", [image for _, image in pending], compute)
+        for (key, _), row in zip(pending, rows):
+            self._region_cache[key] = RegionFeatures.from_tensors(row)
         return [self._region_cache[key] for key in keys]
 
     def clear_image_cache(self) -> None:
@@ -393,13 +409,14 @@ class Owlv2Adapter(ConceptModel):
     def sample_batches(
         word_concepts: Sequence[int],
         prepared: Owlv2Prepared,
-        generator: torch.Generator,
+        generators: Generators,
         batch_size: int,
     ) -> torch.Tensor:
         """Training-image indices ``[W, batch_size]`` for each word, drawn from its concept's
-        images: without replacement when there are enough, with replacement otherwise."""
+        images with the word's own generator: without replacement when there are enough, with
+        replacement otherwise."""
         rows = []
-        for concept in word_concepts:
+        for concept, generator in zip(word_concepts, per_word_generators(generators, len(word_concepts))):
             pool = prepared.image_indices[concept]
             rows.append(sample_from_pool(pool, batch_size, generator, f"concept {prepared.concepts[concept]!r}"))
         return torch.stack(rows)
@@ -409,12 +426,12 @@ class Owlv2Adapter(ConceptModel):
         vectors: torch.Tensor,
         word_concepts: Sequence[int],
         prepared: Owlv2Prepared,
-        generator: torch.Generator,
+        generators: Generators,
         batch_size: int = 8,
     ) -> torch.Tensor:
         if len(word_concepts) != vectors.shape[0]:
             raise ValueError(f"{vectors.shape[0]} words but {len(word_concepts)} word concepts")
-        batch = self.sample_batches(word_concepts, prepared, generator, batch_size).to(self.device)
+        batch = self.sample_batches(word_concepts, prepared, generators, batch_size).to(self.device)
         queries = F.normalize(self.encode_words(vectors), dim=-1)  # [W, Dq] float32
         mean_direction = prepared.directions[batch].mean(1)  # [W, Dq]
         return (mean_direction * queries).sum(-1)

@@ -37,7 +37,9 @@ from vwbench.models.base import (  # noqa: E402
     ConceptModel,
     EvalContext,
     TrainingData,
+    Generators,
     Vocabulary,
+    per_word_generators,
     sample_from_pool,
 )
 from vwbench.models.words import (  # noqa: E402
@@ -234,11 +236,15 @@ class StableDiffusionAdapter(ConceptModel):
     @torch.no_grad()
     def prepare(self, data: TrainingData) -> SDPrepared:
         """VAE-encode every training image once (see :class:`SDPrepared` for the latent choice)."""
+        def encode(images: list[Image.Image]) -> list[dict[str, torch.Tensor]]:
+            pixels = torch.stack([image_to_tensor(im, self.image_size) for im in images])
+            dist = self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
+            return [{"latents": row} for row in self._scale_latents(dist.mean.float())]
+
         latents = []
         for chunk in _chunks(data.examples, 8):
-            pixels = torch.stack([image_to_tensor(e.load_image(), self.image_size) for e in chunk])
-            dist = self.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
-            latents.append(self._scale_latents(dist.mean.float()))
+            rows = self.cached_image_side(f"vae_latents@{self.image_size}", [e.load_image() for e in chunk], encode)
+            latents.append(torch.stack([r["latents"] for r in rows]))
         concept_rows = [torch.tensor(data.indices_of(i), dtype=torch.long) for i in range(len(data.concepts))]
         empty = torch.empty(0, *self._latent_shape(), device=self.device)
         return SDPrepared(torch.cat(latents) if latents else empty, concept_rows, list(data.concepts))
@@ -248,27 +254,32 @@ class StableDiffusionAdapter(ConceptModel):
         vectors: torch.Tensor,
         word_concepts: Sequence[int],
         prepared: SDPrepared,
-        generator: torch.Generator,
+        generators: Generators,
         batch_size: int = 8,
     ) -> torch.Tensor:
         """Denoising loss per word ``[W]`` (float32) on ``batch_size`` latents of its concept.
 
-        All randomness (which latents, timesteps, noise) comes from ``generator``, drawn on its
-        device in that order. One UNet call covers all ``W * batch_size`` items; item ``i`` is
+        Word ``w``'s randomness (which latents, then timesteps, then noise) comes from
+        ``generators[w]``, drawn on its device in that order, so a word's batch does not depend on
+        the other words. One UNet call covers all ``W * batch_size`` items; item ``i`` is
         conditioned on word ``i // batch_size`` only, so each word's loss depends on its own
         vectors alone.
         """
         n_words = int(vectors.shape[0])
         if len(word_concepts) != n_words:
             raise ValueError(f"{n_words} words but {len(word_concepts)} word concepts")
-        rows = self._sample_rows(word_concepts, prepared, generator, batch_size)
+        num_train_timesteps = int(self.noise_scheduler.config.num_train_timesteps)
+        picks, steps, noises = [], [], []
+        for concept, generator in zip(word_concepts, per_word_generators(generators, n_words)):
+            pool = prepared.concept_rows[concept]
+            picks.append(sample_from_pool(pool, batch_size, generator, f"concept {prepared.concepts[concept]!r}"))
+            steps.append(torch.randint(0, num_train_timesteps, (batch_size,), generator=generator, device=generator.device))
+            shape = (batch_size, *prepared.latents.shape[1:])
+            noises.append(torch.randn(shape, generator=generator, device=generator.device))
+        rows = torch.cat(picks)
         latents = prepared.latents[rows.to(prepared.latents.device)].to(self.device, torch.float32)
-        n_items = latents.shape[0]
-        timesteps = torch.randint(
-            0, int(self.noise_scheduler.config.num_train_timesteps), (n_items,),
-            generator=generator, device=generator.device,
-        ).to(self.device)
-        noise = torch.randn(latents.shape, generator=generator, device=generator.device).to(self.device)
+        timesteps = torch.cat(steps).to(self.device)
+        noise = torch.cat(noises).to(self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         target = self.training_target(latents, noise, timesteps)
 
@@ -290,17 +301,6 @@ class StableDiffusionAdapter(ConceptModel):
         if kind == "sample":
             return latents
         raise ValueError(f"unsupported prediction_type {kind!r}")
-
-    def _sample_rows(
-        self, word_concepts: Sequence[int], prepared: SDPrepared, generator: torch.Generator, batch_size: int
-    ) -> torch.Tensor:
-        """``batch_size`` latent indices per word: distinct ones where the concept has enough
-        images, otherwise drawn with replacement. Returns ``[W * batch_size]`` (cpu)."""
-        picks = []
-        for concept in word_concepts:
-            pool = prepared.concept_rows[concept]
-            picks.append(sample_from_pool(pool, batch_size, generator, f"concept {prepared.concepts[concept]!r}"))
-        return torch.cat(picks)
 
     # ------------------------------------------------------------------ generation
 

@@ -245,7 +245,26 @@ class DatasetSpec(_Strict):
         return [c.name for c in self.concepts]
 
 
-class TaskSpec(_Strict):
+class RegistryEntry:
+    """What every registry entry (a word task, a study task) derives from its ``name``,
+    ``dataset`` and ``checkpoints`` (each subclass defines them)."""
+
+    @property
+    def tier(self) -> str:
+        return self.dataset.tier
+
+    @property
+    def key(self) -> str:
+        """``NAME@dataset``: unique in a registry."""
+        return f"{self.name}@{self.dataset.name}"
+
+    @property
+    def pinned(self) -> bool:
+        """True when every checkpoint the entry loads is pinned to exact bytes."""
+        return all(pin.pinned for pin in self.checkpoints)
+
+
+class TaskSpec(RegistryEntry, _Strict):
     """One benchmark task: train on ``source``, transfer, evaluate on ``target`` over ``dataset``.
 
     ``judge`` is the classifier that labels generated images; it is set only when the target is a
@@ -279,24 +298,10 @@ class TaskSpec(_Strict):
         return self
 
     @property
-    def tier(self) -> str:
-        return self.dataset.tier
-
-    @property
-    def key(self) -> str:
-        """``SOURCE->TARGET@dataset``: unique in a registry."""
-        return f"{self.name}@{self.dataset.name}"
-
-    @property
     def checkpoints(self) -> list[CheckpointPin]:
         """Every checkpoint the task loads (source, target, and the judge where there is one)."""
         models = [self.source, self.target] + ([self.judge] if self.judge is not None else [])
         return [m.checkpoint for m in models]
-
-    @property
-    def pinned(self) -> bool:
-        """True when every checkpoint the task loads is pinned to exact bytes."""
-        return all(pin.pinned for pin in self.checkpoints)
 
 
 # ---- file-level schemas: what each kind of YAML file under tasks/ may hold -----------------------

@@ -40,6 +40,22 @@ class Provenance(BaseModel):
     created: str  # ISO 8601 UTC
 
 
+class StudyRecord(BaseModel):
+    """What a study task (``vwbench.studies``: probe, align, sae) stores beyond the common fields:
+    its family, cache key, encoders by role, effective settings and data, and its tables (lists of
+    rows: per transformation, per class, reconstruction vs sparsity, bridging pairs, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    family: str
+    key: str
+    encoders: dict[str, str]  # role (encoder, source, target) -> the study's encoder name
+    pooling: dict[str, str] = Field(default_factory=dict)  # role -> how images were pooled
+    settings: dict = Field(default_factory=dict)
+    data: dict = Field(default_factory=dict)
+    tables: dict[str, list[dict]] = Field(default_factory=dict)
+    table_columns: dict[str, list[str]] = Field(default_factory=dict)  # each table's column order (JSON objects are stored key-sorted)
+
+
 class RunResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = SCHEMA_VERSION
@@ -60,6 +76,7 @@ class RunResult(BaseModel):
     seed: int
     provenance: Provenance
     fracture: dict | None = None  # delta-ball runs: delta, anchors, anchor_facts (unit distance, nearest word, radius)
+    study: StudyRecord | None = None  # study tasks (probe:clip, align:owlv2->clip, sae:clip); None for word tasks
 
 
 def read_result(path: Path) -> RunResult:

@@ -1,6 +1,6 @@
 """Training checkpoints: everything needed to continue a word training exactly where it stopped.
 
-A :class:`TrainState` holds the word vectors, Adam's moments and step count, the batch sampler's
+A :class:`TrainState` holds the word vectors, Adam's moments and step count, each word's
 random-generator state and the loss curve after ``step`` steps. Continuing from it follows the
 same arithmetic as never stopping, so a run killed during training and started again gives the
 same words, bit for bit (on CPU).
@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save
 from vwbench.results.atomic import atomic_write_bytes
 from vwbench.results.words_store import tensor_checksum
 
-STATE_FORMAT = "vwbench.train-state/1"
+STATE_FORMAT = "vwbench.train-state/2"  # /2: one generator state per word
 
 
 @dataclass
@@ -35,7 +35,7 @@ class TrainState:
     exp_avg: torch.Tensor  # Adam's first moment, same shape
     exp_avg_sq: torch.Tensor  # Adam's second moment, same shape
     adam_step: torch.Tensor  # Adam's step counter (a 0-d float tensor)
-    generator: torch.Tensor  # torch.Generator.get_state() (uint8)
+    generators: torch.Tensor  # [W, S] uint8: each word's torch.Generator.get_state()
     loss_curve: list[float] = field(default_factory=list)
 
 
@@ -45,7 +45,7 @@ def save_train_state(path: Path, state: TrainState, key: str) -> None:
         "exp_avg": state.exp_avg.contiguous(),
         "exp_avg_sq": state.exp_avg_sq.contiguous(),
         "adam_step": state.adam_step.reshape(1).contiguous(),
-        "generator": state.generator.contiguous(),
+        "generators": state.generators.contiguous(),
         "loss_curve": torch.tensor(state.loss_curve, dtype=torch.float64),
     }
     meta = {"format": STATE_FORMAT, "key": key, "step": str(state.step)}
@@ -75,12 +75,13 @@ def load_train_state(path: Path, key: str, shape: tuple[int, ...], total_steps: 
             exp_avg=tensors["exp_avg"],
             exp_avg_sq=tensors["exp_avg_sq"],
             adam_step=tensors["adam_step"].reshape(()),
-            generator=tensors["generator"],
+            generators=tensors["generators"],
             loss_curve=[float(x) for x in curve],
         )
     except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, TypeError, json.JSONDecodeError):
         return None
     shapes_ok = all(tuple(t.shape) == tuple(shape) for t in (state.vectors, state.exp_avg, state.exp_avg_sq))
+    shapes_ok = shapes_ok and state.generators.ndim == 2 and state.generators.shape[0] == shape[0]
     if not shapes_ok or not 0 < step <= total_steps or len(state.loss_curve) != step:
         return None
     return state

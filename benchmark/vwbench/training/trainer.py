@@ -2,12 +2,14 @@
 
 All words (concepts x trials) live in one tensor ``vectors[W, n_vectors, dim]`` and one Adam
 optimizer. The adapter's loss returns one value per word and each value depends only on its own
-word's vectors, and Adam's update is elementwise, so training W words together follows the same
-trajectory as training each alone on the same batches.
+word's vectors, Adam's update is elementwise, and each word draws its batches from its own random
+generator (seeded by the run's seed and the word's key), so training W words together follows the
+same trajectory as training each alone, up to float rounding.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +50,20 @@ def project_to_ball(vectors: torch.Tensor, centers: torch.Tensor, radii: torch.T
     return centers[:, None, :] + offset * scale
 
 
+def word_seed(seed: int, key: str) -> int:
+    """The random seed of the word ``key`` (e.g. ``"dog/2"``: concept and trial) in a run seeded
+    with ``seed``: independent of which other words are trained with it."""
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def word_generators(seed: int, keys: Sequence[str]) -> list[torch.Generator]:
+    """One CPU generator per word, seeded by :func:`word_seed`."""
+    if len(set(keys)) != len(keys):
+        raise ValueError("word keys must be distinct (each word needs its own random stream)")
+    return [torch.Generator().manual_seed(word_seed(seed, k)) for k in keys]
+
+
 def train_words(
     model: ConceptModel,
     data: TrainingData,
@@ -60,6 +76,7 @@ def train_words(
     resume: TrainState | None = None,
     checkpoint: Callable[[TrainState], None] | None = None,
     checkpoint_every: int = 0,
+    word_keys: Sequence[str] | None = None,
 ) -> TrainedWords:
     """Optimise ``init[W, n, dim]`` so that word ``w`` solves the model's task for concept
     ``word_concepts[w]``. ``ball = (centers [W, dim], radii [W])`` constrains every step to the
@@ -67,7 +84,11 @@ def train_words(
 
     ``checkpoint`` is called with the trainer's state every ``checkpoint_every`` steps and when
     Ctrl-C is pressed (then training stops with :class:`KeyboardInterrupt` after saving);
-    ``resume`` continues from such a state with the same arithmetic as an uninterrupted run."""
+    ``resume`` continues from such a state with the same arithmetic as an uninterrupted run.
+
+    ``word_keys`` name the words (default: their positions); word ``w`` draws its batches from a
+    generator seeded by ``(config.seed, word_keys[w])``, so the same word trains the same alone or
+    in any batch."""
     prepared = model.prepare(data)
     vectors = init.detach().to(torch.float32).clone().to(model.device)
     if ball is not None:
@@ -77,13 +98,17 @@ def train_words(
         vectors = resume.vectors.to(model.device, torch.float32).clone()
     vectors.requires_grad_(True)
     optimizer = torch.optim.Adam([vectors], lr=config.lr, betas=config.betas, eps=config.eps)
-    generator = torch.Generator().manual_seed(config.seed)
+    keys = [str(w) for w in range(init.shape[0])] if word_keys is None else list(word_keys)
+    if len(keys) != init.shape[0]:
+        raise ValueError(f"{init.shape[0]} words but {len(keys)} word keys")
+    generators = word_generators(config.seed, keys)
     curve: list[float] = []
     first = 0
     if resume is not None:
         moments = {"step": resume.adam_step.clone(), "exp_avg": resume.exp_avg.clone(), "exp_avg_sq": resume.exp_avg_sq.clone()}
         optimizer.load_state_dict({"state": {0: moments}, "param_groups": optimizer.state_dict()["param_groups"]})
-        generator.set_state(resume.generator.clone())
+        for generator, state in zip(generators, resume.generators):
+            generator.set_state(state.clone())
         curve, first = list(resume.loss_curve), resume.step
         if progress is not None and first:
             progress(first, curve[-1])
@@ -96,14 +121,14 @@ def train_words(
             exp_avg=moments["exp_avg"].detach().to("cpu", torch.float32).clone(),
             exp_avg_sq=moments["exp_avg_sq"].detach().to("cpu", torch.float32).clone(),
             adam_step=torch.as_tensor(moments["step"]).detach().to("cpu", torch.float32).clone(),
-            generator=generator.get_state(),
+            generators=torch.stack([g.get_state() for g in generators]),
             loss_curve=list(curve),
         )
 
     with deferred_interrupt(enabled=checkpoint is not None) as interrupt:
         for step in range(first, config.steps):
             optimizer.zero_grad(set_to_none=True)
-            losses = model.loss(vectors, word_concepts, prepared, generator, config.batch_size)
+            losses = model.loss(vectors, word_concepts, prepared, generators, config.batch_size)
             losses.sum().backward()
             optimizer.step()
             if ball is not None:

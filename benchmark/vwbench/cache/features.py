@@ -1,0 +1,123 @@
+"""Frozen image-side features on disk, computed once per (checkpoint, image).
+
+Training and evaluating a word only needs the text side of a model: CLIP's image features,
+OWLv2's region embeddings, boxes and objectness, and SD's VAE latents never change with the word.
+:class:`FeatureCache` stores them as one small safetensors file per image under a *namespace*
+that hashes what produced them (model family, checkpoint file hashes, dtype, device type, feature
+kind and preprocessing), keyed by a hash of the image's pixels::
+
+    cache = FeatureCache(Path("runs/features"))
+    ns = cache.namespace({"family": "clip", "files": {...}, "kind": "image_features", ...})
+    rows = cache.fetch(ns, images, compute=lambda todo: [{"features": f} for f in encode(todo)])
+
+A damaged or foreign file is ignored and recomputed; files are written atomically, so parallel
+runs sharing a cache folder at worst compute the same features twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
+
+from vwbench.errors import UserError
+from vwbench.results.atomic import atomic_write_bytes, remove_stale_temps
+
+FEATURES_FORMAT = "vwbench.features/1"
+Features = dict[str, torch.Tensor]
+
+
+def image_key(image: Image.Image) -> str:
+    """Content key of an image (ids are not unique across datasets; pixels are)."""
+    digest = hashlib.sha1(image.tobytes()).hexdigest()
+    return f"{image.width}x{image.height}:{digest}"
+
+
+def _checksum(tensors: Features) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Per-image frozen features under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def namespace(parts: dict[str, Any]) -> str:
+        """A short hash of everything that determines the features."""
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def path(self, namespace: str, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / namespace / digest[:2] / f"{digest}.safetensors"
+
+    def load(self, namespace: str, key: str) -> Features | None:
+        path = self.path(namespace, key)
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError):
+            return None
+        if meta.get("format") != FEATURES_FORMAT or meta.get("key") != key or meta.get("checksum") != _checksum(tensors):
+            return None
+        return tensors
+
+    def store(self, namespace: str, key: str, tensors: Features) -> None:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+        meta = {"format": FEATURES_FORMAT, "key": key, "checksum": _checksum(tensors)}
+        path = self.path(namespace, key)
+        # A killed writer's temp file is removed here. Were it a live writer's (two runs storing
+        # the same image at once), that writer's rename fails and it skips storing: harmless.
+        remove_stale_temps(path)
+        try:
+            atomic_write_bytes(path, save(tensors, metadata=meta), phase="features")
+        except UserError:
+            pass  # a full or read-only disk only costs the recomputation next time
+
+    def fetch(
+        self,
+        namespace: str,
+        images: Sequence[Image.Image],
+        compute: Callable[[list[Image.Image]], list[Features]],
+    ) -> list[Features]:
+        """The features of each image: read from disk, or computed (in one call for all missing
+        images, which ``compute`` batches as it likes) and stored."""
+        keys = [image_key(im) for im in images]
+        found: dict[str, Features] = {}
+        todo: dict[str, Image.Image] = {}
+        for key, image in zip(keys, images):
+            if key in found or key in todo:
+                continue
+            hit = self.load(namespace, key)
+            if hit is None:
+                todo[key] = image
+            else:
+                found[key] = hit
+        self.hits += len(found)
+        self.misses += len(todo)
+        if todo:
+            computed = compute(list(todo.values()))
+            if len(computed) != len(todo):
+                raise RuntimeError(f"feature computation returned {len(computed)} rows for {len(todo)} images")
+            for key, tensors in zip(todo, computed):
+                self.store(namespace, key, tensors)
+                found[key] = {k: v.detach().to("cpu") for k, v in tensors.items()}
+        return [found[k] for k in keys]

@@ -1,0 +1,73 @@
+"""The study tasks in ``vwbench ls`` and ``vwbench run`` (``--task probe:clip``, ``align:owlv2->clip``,
+``sae:clip``); heavy imports stay inside the functions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vwbench.errors import UserError
+
+# Options of `vwbench run` that only word tasks take, with what they do there.
+_WORD_ONLY = {"--embeddings": "evaluates submitted words", "--steps": "sets word training steps", "--trials": "sets word trials", "--delta": "constrains word training", "--anchors": "constrains word training"}
+
+
+def study_rows(tasks_dir: Path | None, tier: str | None = None, dataset: str | None = None) -> list[dict[str, Any]]:
+    from vwbench.registry.studies import StudyRegistry, list_studies_table
+
+    rows = list_studies_table(StudyRegistry.from_dir(tasks_dir))
+    return [r for r in rows if (tier is None or r["tier"] == tier) and (dataset is None or r["dataset"] == dataset)]
+
+
+def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """``vwbench ls --studies``: the study tasks as JSON or a table."""
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} study tasks (vwbench run --task FAMILY:ENCODER --dataset D)")
+    for column in ("task", "dataset", "tier", "encoders", "version", "pinned"):
+        table.add_column(column)
+    for r in rows:
+        encoders = ", ".join(f"{name}={ckpt}" for name, ckpt in r["encoders"].items())
+        table.add_row(r["task"], r["dataset"], r["tier"], encoders, str(r["version"]), "yes" if r["pinned"] else "no")
+    Console().print(table)
+
+
+def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_only: dict[str, Any], **options: Any) -> None:
+    """``vwbench run --task FAMILY:...``: run a study task and print its numbers. ``word_only``
+    holds the values of the options that apply to word tasks only (each must be unset)."""
+    given = [name for name, value in word_only.items() if value not in (None, [], False)]
+    if given:
+        raise UserError(f"{given[0]} {_WORD_ONLY.get(given[0], 'applies to word tasks')}; it does not apply to the study task {task}")
+    from vwbench.registry.studies import StudyRegistry
+
+    spec = StudyRegistry.from_dir(tasks_dir).get(task, dataset)
+    from vwbench.progress import RichReporter
+    from vwbench.studies.runner import StudyOptions, run_study
+
+    reporter = RichReporter()
+    result, path = run_study(spec, StudyOptions(**options), reporter)
+    print_study_summary(reporter.console, result, path)
+
+
+def print_study_summary(console, result, path: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    low, high = result.ci95
+    table.add_row(f"[bold]{result.metric}", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
+    for name, value in result.metrics.items():
+        if name != result.metric:
+            table.add_row(name, f"{value:.4g}")
+    console.print(table)
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
+    console.print(f"wall time: {times}")
+    console.print(f"result: {path}")

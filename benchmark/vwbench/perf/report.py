@@ -1,0 +1,315 @@
+"""``leaderboards/perf.md`` (and ``perf.json`` beside it): the machine, the versions and the numbers.
+
+Both files are written atomically. The JSON holds everything measured; ``vwbench bench --project
+paper`` reads its training and evaluation costs back (:mod:`vwbench.perf.project`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from vwbench.errors import UserError
+
+SCHEMA = "vwbench.perf/1"
+_PACKAGES = ("torch", "diffusers", "transformers", "open_clip_torch", "faster-coco-eval", "pycocotools", "torchmetrics", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the packages whose speed the bench measures."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """The machine the numbers come from: OS, CPU model, cores, memory, load, and the GPU if used."""
+    info: dict[str, Any] = {
+        "host_os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": _memory_gb(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "device": device,
+    }
+    if device == "cuda":
+        import torch
+
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = props.name
+        info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+    return info
+
+
+# ------------------------------------------------------------------ markdown
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if digits == 0 and isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.{digits}g}"
+        return f"{value:,.{digits}f}" if abs(value) < 100 else f"{value:,.1f}"
+    return str(value)
+
+
+def _flop(value: float | None) -> str:
+    if not value:
+        return "—"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}FLOP"
+    return f"{value:.3g} FLOP"
+
+
+def _ratio(section: dict) -> str:
+    ratio = section.get("ratio")
+    if ratio is None:
+        return "—"
+    target = section.get("target")
+    if target is None:
+        return f"{ratio:.1f}x"
+    return f"{ratio:.1f}x ({'meets' if section.get('meets_target') else 'below'} the {target:g}x target)"
+
+
+_TRAINING_TEXT = {
+    "detection": (
+        "vwbench: all words in one batch on region features computed once (`prepare`: OWLv2's vision tower "
+        "once per training image), so a step runs only the text tower. Reference: transformers' "
+        "`Owlv2ForObjectDetection(input_ids, pixel_values)` every step on the word's 8 images, one word at a "
+        "time; the word is spliced into the token embeddings by a forward hook; the target region is picked "
+        "from that step's predicted boxes. transformers' input convention is one text query per image, so the "
+        "reference runs the text tower once per image (8x per step)."
+    ),
+    "classification": (
+        "vwbench: all words in one batch on image features computed once. Reference: open_clip's "
+        "`model(images, text)` every step on the word's 8 positive and 8 negative images (loaded and "
+        "preprocessed every step), one word at a time, the word spliced in by a forward hook."
+    ),
+    "generation": (
+        "vwbench: all words in one UNet batch on VAE latents computed once (the posterior mean). Reference: "
+        "the recipe of diffusers' `examples/textual_inversion/textual_inversion.py`, one word at a time: "
+        "placeholder tokens added to the tokenizer and the token-embedding matrix resized, every step the "
+        "batch VAE-encoded and the full text encoder run on the tokenized prompt, AdamW over the whole "
+        "embedding matrix, every row but the placeholders' restored after the step. Differences from the "
+        "script, each needed for the two loss curves to be the same computation: the latent is the VAE "
+        "posterior's mean (the script samples it); the prompt is vwbench's \"a photo of <word>\" (the script "
+        "draws one of its imagenet templates per image); the images are vwbench's resize and centre crop "
+        "without the script's random flip; the batch, timesteps and noise come from the word's own generator "
+        "in vwbench's order (the script uses a shuffled DataLoader and the global RNG); AdamW runs with "
+        "weight decay 0 (the script's default is 1e-2) and with vwbench's batch size (8; the script's default "
+        "is 16) and learning rate, so that it is vwbench's Adam; no accelerate (so no mixed precision on a CPU), "
+        "no lr scheduler (the script's default is constant), no checkpointing or validation, no gradient "
+        "accumulation, no data-loader workers."
+    ),
+}
+
+
+def _training_md(section: dict) -> list[str]:
+    v, r, c, facts = section["vwbench"], section["reference"], section["check"], section["facts"]
+    lines = [
+        f"## {section['name'].capitalize()} training ({facts['checkpoint']})",
+        "",
+        _TRAINING_TEXT[section["name"]],
+        "",
+        f"Workload: {facts['words']} words ({facts['concepts']} concepts x {facts['trials']} trial(s)) of "
+        f"{facts['dataset']}, {facts['n_vectors']} vectors per word, batch {facts['batch_size']} per word, "
+        f"{facts['device']} {facts['dtype']}.",
+        "",
+        "| | words x steps | seconds | word-steps/s | FLOPs per word-step | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| vwbench (batched, `train_words`) | {v['words']} x {v['steps']} | {_num(v['seconds_total'])} "
+        f"(prepare {_num(v['seconds_prepare'])}) | {_num(v['word_steps_per_s'])} (steps only: "
+        f"{_num(v['steady_word_steps_per_s'])}) | {_flop(_per_word(v))} | {_num(v.get('peak_rss_mb'), 0)} |",
+        f"| reference (one word at a time) | {len(r['words'])} x {r['steps']} | {_num(r['seconds'])} | "
+        f"{_num(r['word_steps_per_s'])} | {_flop(r.get('flops_per_word_step'))} | {_num(r.get('peak_rss_mb'), 0)} |",
+        "",
+        f"**Ratio: {_ratio(section)}** in word-steps per second (vwbench's rate includes `prepare`). "
+        f"From the median step times instead (steps only, robust to other work on the machine): "
+        f"{_num(section.get('median_step_ratio'), 1)}x.",
+        "",
+        f"Same losses: the per-word losses of the first {c['steps_compared']} steps of words {c['words_compared']} "
+        f"differ by at most {_num(c['max_abs_diff'])} (tolerance {c['tolerance']:g}): "
+        f"{'**ok**' if c['ok'] else '**FAILED**'}.",
+    ]
+    if v.get("achieved_flops_per_s"):
+        lines += ["", f"vwbench's training steps ran at {v['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s as "
+                  f"`torch.utils.flop_counter` counts them (matmuls, convolutions, attention)" + _share(v) + "."]
+    return lines + [""]
+
+
+def _per_word(v: dict) -> float | None:
+    flops = v.get("flops_per_step")
+    return flops / v["words"] if flops and v.get("words") else None
+
+
+def _share(v: dict) -> str:
+    share = v.get("peak_flops_share")
+    return f", {share:.1%} of the GPU's peak" if share is not None else ""
+
+
+def _map_md(section: dict) -> list[str]:
+    v, r, c = section["vwbench"], section["reference"], section["check"]
+    return [
+        "## Detection mAP: faster-coco-eval vs pycocotools",
+        "",
+        f"`vwbench.metrics.detection.detection_map` (torchmetrics' COCO evaluation) with each backend on the same "
+        f"{section['images']} procedurally drawn images ({v['ground_truth']} ground-truth boxes, {v['detections']} "
+        "detections: noisy hits and random false positives with random scores, fixed seed), each backend in its own "
+        "process after a small warm-up call.",
+        "",
+        "| backend | seconds (best) | map | map50 | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|",
+        f"| faster-coco-eval | {_num(v['seconds'])} | {v['values']['map']!r} | {v['values']['map50']!r} | {_num(v.get('peak_rss_mb'), 0)} |",
+        f"| pycocotools | {_num(r['seconds'])} | {r['values']['map']!r} | {r['values']['map50']!r} | {_num(r.get('peak_rss_mb'), 0)} |",
+        "",
+        f"**Ratio: {_ratio(section)}** (best of {v['repeats']} calls each; from the median calls: "
+        f"{_num(section.get('median_ratio'), 1)}x). Identical values: {'**yes**' if c['ok'] else '**NO**'}.",
+        "",
+    ]
+
+
+def _suite_md(section: dict) -> list[str]:
+    cold, warm = section["cold"], section["warm"]
+    scope = "reduced to " + ", ".join(section["datasets"]) if len(section["datasets"]) == 1 else ", ".join(section["datasets"])
+    return [
+        f"## The {section['suite']} suite, cold vs warm ({scope})",
+        "",
+        f"`{section['command']}` twice in one fresh output folder: cold (nothing stored) and warm (every word set, "
+        "feature and result stored by the cold run)" + (" (quick: 2 steps, 1 trial)" if section.get("quick") else "") + ".",
+        "",
+        "| run | wall seconds | peak RSS (MiB) |",
+        "|---|---:|---:|",
+        f"| cold | {_num(cold['wall_s'], 1)} | {_num(cold['peak_rss_mb'], 0)} |",
+        f"| warm | {_num(warm['wall_s'], 1)} | {_num(warm['peak_rss_mb'], 0)} |",
+        "",
+        f"**Cold / warm: {_ratio(section)}.**",
+        "",
+    ]
+
+
+def _memory_md(rows: list[dict], device: str) -> list[str]:
+    lines = [
+        "## Peak memory",
+        "",
+        "Peak resident set size of each measuring process (`ru_maxrss` of that child, from `os.wait4`)"
+        + (", and the peak CUDA memory `torch.cuda` allocated" if device == "cuda" else "")
+        + ". Target on a CPU: under 4 GiB (4,096 MiB) for the mini suite.",
+        "",
+        "| process | peak RSS (MiB) | CUDA peak (MiB) | over 4 GiB (CPU) |",
+        "|---|---:|---:|---|",
+    ]
+    for row in rows:
+        flag = "**yes**" if row["over_cpu_target"] else ("no" if device == "cpu" else "—")
+        lines.append(f"| {row['process']} | {_num(row['peak_rss_mb'], 0)} | {_num(row['cuda_peak_mb'], 0)} | {flag} |")
+    return lines + [""]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The perf report as markdown."""
+    machine, versions, sections = results["machine"], results["versions"], results["sections"]
+    opts = results["options"]
+    lines = [
+        "# vwbench performance",
+        "",
+        f"Measured {results['created']} by `{results['command']}` (vwbench {results['vwbench_version']}, "
+        f"commit {results.get('git_commit') or 'unknown'}).",
+        "",
+        "## Machine and versions",
+        "",
+        f"- machine: {machine['host_os']}; CPU: {machine['cpu_model']}, {machine['cpu_cores']} cores "
+        f"({machine['cpu_cores_usable']} usable), {machine['memory_gb']} GB memory"
+        + (f"; GPU: {machine['gpu']} ({machine['gpu_memory_gb']} GB)" if machine.get("gpu") else "; no GPU used"),
+        f"- torch threads per process: {opts.get('threads') or 'torch default'}; device {opts['device']}, {opts['dtype']}",
+        f"- load average at start / end: {machine.get('load_average')} / {results.get('load_average_end')} "
+        "(other work on the machine slows every measurement; the two sides of a ratio run one after the other)",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        "Every measured thing ran in a fresh process. Ratios are speeds: word-steps per second for training "
+        "(a word-step is one optimizer step of one word on its batch of 8 images), seconds for mAP and the suite. "
+        "Losses are checked to agree before speeds are compared.",
+        "",
+        "## Summary",
+        "",
+        "| section | ratio | check |",
+        "|---|---|---|",
+    ]
+    for name, section in sections.items():
+        check = section.get("check")
+        verdict = "—" if check is None else ("ok" if check["ok"] else "**FAILED**")
+        if check is not None and "max_abs_diff" in check:
+            verdict += f" (max loss diff {_num(check['max_abs_diff'])})"
+        median = section.get("median_step_ratio", section.get("median_ratio"))
+        extra = f"; median-based {median:.1f}x" if median else ""
+        lines.append(f"| {name} | {_ratio(section)}{extra} | {verdict} |")
+    lines.append("")
+    for name, section in sections.items():
+        if name == "map":
+            lines += _map_md(section)
+        elif name == "suite":
+            lines += _suite_md(section)
+        else:
+            lines += _training_md(section)
+    lines += _memory_md(results["memory"], opts["device"])
+    if results.get("projection"):
+        from vwbench.perf.project import render_projection
+
+        lines += ["## Projection: the paper's study on this implementation", "", "```", render_projection(results["projection"]), "```", ""]
+    return "\n".join(lines)
+
+
+def write_report(results: dict[str, Any], markdown_path: Path) -> tuple[Path, Path]:
+    """Write ``perf.md`` and ``perf.json`` (same folder and stem) atomically; returns both paths."""
+    from vwbench.results.atomic import atomic_write_bytes, atomic_write_json
+
+    markdown_path = Path(markdown_path)
+    json_path = markdown_path.with_suffix(".json")
+    atomic_write_json(json_path, results, phase="perf")
+    atomic_write_bytes(markdown_path, render_markdown(results).encode(), phase="perf")
+    return markdown_path, json_path
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """A stored ``perf.json``; a missing or foreign file is a :class:`UserError`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"no stored bench results at {path}: run `vwbench bench` first, or pass --costs FILE") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable bench result ({exc}); run `vwbench bench` again") from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise UserError(f"{path} is not a vwbench bench result (schema {SCHEMA!r} expected)")
+    return data

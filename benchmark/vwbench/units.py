@@ -1,0 +1,168 @@
+"""Work units of a sweep: one trained word each, runnable anywhere and stored on its own.
+
+A task's words are ``concepts x trials`` (at one ``delta`` for the fracturing runs). Each word
+draws its batches from its own random stream, so it trains the same alone or in any batch (up to
+float rounding), and a sweep may train its words in whatever chunks suit its workers:
+:func:`run_word_units` trains the given units of one task together and writes each one's file
+atomically; ``run_task`` later assembles the task's word set from them instead of training.
+
+>>> units = plan_word_units(task, options)        # every word the task needs
+>>> todo = [u for u in units if not unit_done(task, options, u)]
+>>> run_word_units(task, todo, options)           # trains them in one batch, one file each
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vwbench.errors import UserError
+from vwbench.progress import NullReporter, Reporter
+from vwbench.registry.schema import TaskSpec
+from vwbench.results import journal
+from vwbench.results.words_store import WordSet, save_wordset
+
+
+@dataclass(frozen=True)
+class WordUnit:
+    """One trained word: the task whose source model trains it, and which word it is."""
+
+    task: str  # e.g. "sd->owlv2"; all tasks of one (source, dataset) share the word
+    dataset: str
+    source: str  # source family
+    concept: str
+    trial: int
+    delta: float | None = None
+
+    @property
+    def word_key(self) -> str:
+        return f"{self.concept}/{self.trial}"
+
+    def label(self) -> str:
+        delta = f" delta={self.delta:g}" if self.delta is not None else ""
+        return f"{self.source} on {self.dataset}: {self.concept} trial {self.trial}{delta}"
+
+
+@dataclass
+class _Context:
+    """What a process needs to place and train a task's words (loaded once per process)."""
+
+    split: Any
+    hp: Any
+    source: Any
+    plan: Any
+    set_path: Path
+
+
+_CONTEXTS: dict[tuple, _Context] = {}
+
+
+def _context(task: TaskSpec, options: Any) -> _Context:
+    from vwbench.pipeline_steps import load_split, plan_words, words_path
+    from vwbench.registry import dataset_loader
+    from vwbench.runner import _fracture, _ModelCache, resolve_device, resolve_hyperparameters
+
+    marker = (task.key, task.model_dump_json(), options.steps, options.trials, options.seed, options.delta,
+              tuple(options.anchors or ()), str(options.out_dir), str(options.weights_dir), str(options.data_root), options.device, options.feature_cache)
+    if marker not in _CONTEXTS:
+        if options.embeddings is not None:
+            raise UserError("a submitted embeddings file has no words to train; run it with vwbench run --embeddings")
+        hp = resolve_hyperparameters(task, options)
+        device = resolve_device(options.device)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
+        source, ckpt = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir).get(task.source, "source")
+        plan = plan_words(source, ckpt, split, hp, _fracture(options, split))
+        _CONTEXTS[marker] = _Context(split, hp, source, plan, words_path(options.out_dir, split, source.family, plan.key))
+    return _CONTEXTS[marker]
+
+
+def plan_word_units(task: TaskSpec, options: Any) -> list[WordUnit]:
+    """Every word the task's run needs, without loading anything (concepts x trials)."""
+    from vwbench.runner import resolve_hyperparameters
+
+    hp = resolve_hyperparameters(task, options)
+    return [
+        WordUnit(task.name, task.dataset.name, task.source.family, concept, trial, options.delta)
+        for concept in task.dataset.concept_names
+        for trial in range(hp.trials)
+    ]
+
+
+def unit_path(out_dir: Path, task: TaskSpec, options: Any, unit: WordUnit) -> Path:
+    """Where ``unit``'s word file is stored (``out_dir`` must be ``options.out_dir``)."""
+    from vwbench.pipeline_steps import unit_word_path
+
+    if Path(out_dir) != Path(options.out_dir):
+        raise ValueError(f"unit_path: out_dir {out_dir} differs from the options' {options.out_dir}")
+    return unit_word_path(_context(task, options).set_path, unit.word_key)
+
+
+def unit_done(task: TaskSpec, options: Any, unit: WordUnit) -> bool:
+    """Whether ``unit``'s word is stored (intact, for this exact plan) or its whole word set is."""
+    from vwbench.pipeline_steps import load_unit_word, unit_word_path
+    from vwbench.results.words_store import load_wordset
+
+    ctx = _context(task, options)
+    whole = load_wordset(ctx.set_path)
+    if whole is not None and whole.metadata.get("key") == ctx.plan.key:
+        return True
+    return load_unit_word(unit_word_path(ctx.set_path, unit.word_key), ctx.plan.key, unit.word_key) is not None
+
+
+def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter: Reporter | None = None) -> list[Path]:
+    """Train the units of ``task`` that are not stored yet, together in one batch, and write each
+    one's word file atomically; returns every unit's path (stored ones are skipped)."""
+    from vwbench.pipeline_steps import train_plan_words, unit_word_path
+    from vwbench.results.words_store import cache_key
+
+    reporter = reporter or NullReporter()
+    ctx = _context(task, options)
+    index = {k: i for i, k in enumerate(ctx.plan.word_keys)}
+    for unit in units:
+        if unit.word_key not in index or unit.source != task.source.family or unit.dataset != task.dataset.name:
+            raise UserError(f"work unit {unit.label()} does not belong to task {task.name} on {task.dataset.name}")
+    paths = [unit_word_path(ctx.set_path, u.word_key) for u in units]
+    todo = [i for i, u in enumerate(units) if not unit_done(task, options, u)]
+    if not todo:
+        return paths
+    which = [index[units[i].word_key] for i in todo]
+    chunk = cache_key({"plan": ctx.plan.key, "words": sorted(units[i].word_key for i in todo)})[:16]
+    state_path = ctx.set_path.with_suffix(".units") / f"chunk-{chunk}.trainstate"
+    vectors, curve, facts = train_plan_words(ctx.source, ctx.split, ctx.hp, ctx.plan, which, reporter, state_path)
+    curve = curve[:: max(1, ctx.hp.steps // 100)]
+    plan = ctx.plan
+    for row, (i, w) in enumerate(zip(todo, which)):
+        word = WordSet(
+            vectors=vectors[row : row + 1].clone(),
+            concepts=[plan.concepts[w]],
+            trials=[plan.trials[w]],
+            init_words=[plan.init_words[w]],
+            metadata={"key": plan.key, "word_key": plan.word_keys[w], "loss_curve": curve, "batch_words": len(todo),
+                      **({"fracture_anchors": _anchor_facts(plan, w, facts)} if facts else {})},
+        )
+        save_wordset(paths[i], word)
+        journal.record(paths[i], "trained word (sweep unit)")
+    try:
+        state_path.unlink(missing_ok=True)
+    except OSError:
+        pass
+    journal.forget(state_path)
+    return paths
+
+
+def _anchor_facts(plan: Any, word: int, facts: dict[str, dict]) -> dict[str, dict]:
+    """The fracturing facts of word ``word``'s anchor (facts are keyed by anchor word)."""
+    anchor = plan.key_parts["fracture"]["anchors"][plan.concepts[word]]
+    return {anchor: facts[anchor]} if anchor in facts else {}
+
+
+def release_contexts() -> None:
+    """Drop the models and splits loaded to place and train units (a sweep's driver calls it
+    after planning, so it does not hold every source model for the rest of the sweep)."""
+    _CONTEXTS.clear()

@@ -1,0 +1,64 @@
+"""The on-disk feature cache: each frozen image-side result is computed once per (checkpoint,
+image), a damaged file is recomputed, and cached runs give the uncached runs' numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from vwbench.cache import FeatureCache, image_key
+from vwbench.registry import TaskRegistry
+from vwbench.runner import RunOptions, run_task
+
+
+def _images(n: int) -> list[Image.Image]:
+    return [Image.new("RGB", (8, 8), (i * 20, 255 - i * 20, 7)) for i in range(n)]
+
+
+def test_features_are_computed_once_and_read_back(tmp_path):
+    cache = FeatureCache(tmp_path)
+    calls: list[int] = []
+
+    def compute(images):
+        calls.append(len(images))
+        return [{"x": torch.tensor([float(im.getpixel((0, 0))[0])])} for im in images]
+
+    ns = cache.namespace({"model": "m"})
+    first = cache.fetch(ns, _images(4) + _images(2), compute)  # duplicates are computed once
+    second = cache.fetch(ns, _images(4), compute)
+    assert calls == [4]
+    assert [r["x"].item() for r in second] == [r["x"].item() for r in first[:4]] == [0.0, 20.0, 40.0, 60.0]
+    assert (cache.hits, cache.misses) == (4, 4)
+    # another model's namespace does not see them
+    cache.fetch(cache.namespace({"model": "other"}), _images(1), compute)
+    assert calls == [4, 1]
+
+
+def test_a_damaged_feature_file_is_recomputed(tmp_path):
+    cache = FeatureCache(tmp_path)
+    ns = cache.namespace({"model": "m"})
+    image = _images(1)[0]
+    cache.fetch(ns, [image], lambda ims: [{"x": torch.ones(3)} for _ in ims])
+    path = cache.path(ns, image_key(image))
+    path.write_bytes(path.read_bytes()[:-4] + b"\x00\x00\x00\x01")
+    assert cache.load(ns, image_key(image)) is None
+    again = cache.fetch(ns, [image], lambda ims: [{"x": torch.full((3,), 2.0)} for _ in ims])
+    assert torch.equal(again[0]["x"], torch.full((3,), 2.0))
+
+
+@pytest.mark.parametrize("pair", ["clip->owlv2", "owlv2->clip", "sd->clip"])
+def test_cached_runs_give_the_uncached_numbers(tiny_tasks, tmp_path, pair):
+    task = TaskRegistry.from_dir(tiny_tasks).get(pair, "synth-tiny")
+    plain, _ = run_task(task, RunOptions(out_dir=tmp_path / "plain", device="cpu", threads=1, feature_cache=False))
+    cached = RunOptions(out_dir=tmp_path / "cached", device="cpu", threads=1)
+    cold, _ = run_task(task, cached)
+    files = sorted((tmp_path / "cached" / "features").rglob("*.safetensors"))
+    assert files, "the run stored no features"
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    # other words (another seed) on the same images read every image-side feature from disk
+    warm, _ = run_task(task, RunOptions(out_dir=tmp_path / "cached", device="cpu", threads=1, seed=5))
+    assert {p: p.stat().st_mtime_ns for p in sorted((tmp_path / "cached" / "features").rglob("*.safetensors"))} == stamps
+    assert cold.value == pytest.approx(plain.value, abs=1e-6)
+    assert [w[task.metric] for w in cold.per_word] == pytest.approx([w[task.metric] for w in plain.per_word], abs=1e-6)
+    assert warm.seed == 5

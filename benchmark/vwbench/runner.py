@@ -51,6 +51,16 @@ def resolve_hyperparameters(task: TaskSpec, options: RunOptions):
     return task.hyperparameters.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
+def compute_setup(device_name: str, threads: int | None) -> tuple[torch.device, torch.dtype]:
+    """The device and model dtype of a run (fp16 on CUDA), with torch's CPU threads set."""
+    device = resolve_device(device_name)
+    if threads:
+        # Small models on a shared CPU run far faster on fewer threads: OpenMP workers spin while
+        # other processes hold the cores.
+        torch.set_num_threads(threads)
+    return device, (torch.float16 if device.type == "cuda" else torch.float32)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,12 +131,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     reporter = reporter or NullReporter()
     if not task.pinned:
         reporter.log(f"warning: {task.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
-    device = resolve_device(options.device)
-    if options.threads:
-        # Small models on a shared CPU run far faster on fewer threads: OpenMP workers spin while
-        # other processes hold the cores.
-        torch.set_num_threads(options.threads)
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    device, dtype = compute_setup(options.device, options.threads)
     hp = resolve_hyperparameters(task, options)
     from vwbench.submissions.run_support import concept_init_words, embedding_words, prepare_transfer
 

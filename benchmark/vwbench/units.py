@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from vwbench.errors import UserError
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry.schema import TaskSpec
@@ -63,7 +61,7 @@ _CONTEXTS: dict[tuple, _Context] = {}
 def _context(task: TaskSpec, options: Any) -> _Context:
     from vwbench.pipeline_steps import load_split, plan_words, words_path
     from vwbench.registry import dataset_loader
-    from vwbench.runner import _fracture, _ModelCache, resolve_device, resolve_hyperparameters
+    from vwbench.runner import _fracture, _ModelCache, compute_setup, resolve_hyperparameters
 
     marker = (task.key, task.model_dump_json(), options.steps, options.trials, options.seed, options.delta,
               tuple(options.anchors or ()), str(options.out_dir), str(options.weights_dir), str(options.data_root), options.device, options.feature_cache)
@@ -71,10 +69,7 @@ def _context(task: TaskSpec, options: Any) -> _Context:
         if options.embeddings is not None:
             raise UserError("a submitted embeddings file has no words to train; run it with vwbench run --embeddings")
         hp = resolve_hyperparameters(task, options)
-        device = resolve_device(options.device)
-        if options.threads:
-            torch.set_num_threads(options.threads)
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        device, dtype = compute_setup(options.device, options.threads)
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
         source, ckpt = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir).get(task.source, "source")
         plan = plan_words(source, ckpt, split, hp, _fracture(options, split))

@@ -100,20 +100,15 @@ def _columns(rows: list[dict]) -> list[str]:
 def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None = None) -> tuple[RunResult, Path]:
     """Run one study task and store its result (or reuse the stored one); returns
     ``(RunResult, result_path)``."""
-    import torch
-
     from vwbench.results.words_store import cache_key
-    from vwbench.runner import resolve_device
+    from vwbench.runner import compute_setup
     from vwbench.studies.encoders import EncoderCache
     from vwbench.studies.families import StudyContext
 
     reporter = reporter or NullReporter()
     if not spec.pinned:
         reporter.log(f"warning: {spec.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
-    device = resolve_device(options.device)
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    device, dtype = compute_setup(options.device, options.threads)
     family = study_family(spec.family)
     values = {**spec.settings, **({"seed": options.seed} if options.seed is not None else {})}
     settings = family.settings(values)

@@ -155,12 +155,14 @@ def zoo_check_command(
 def zoo_report_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for zoo.md and its images.")] = Path("leaderboards/mini"),
     root: ZooRoot = None,
+    measure: Annotated[bool, typer.Option("--measure", help="Measure the quality numbers now on the current datasets (as vwbench zoo check) instead of reading the training logs'.")] = False,
 ) -> None:
     """Write the zoo card (zoo.md: sizes, training times, curves, samples, quality numbers)."""
-    from vwbench.zoo.build import ZOO_DIR
+    from vwbench.zoo.build import ZOO_DIR, check_zoo
     from vwbench.zoo.report import write_zoo_report
 
-    typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR)}")
+    measured = check_zoo(root or ZOO_DIR) if measure else None
+    typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR, measured=measured)}")
 
 
 def _format_quality(report: dict) -> str:

@@ -116,11 +116,27 @@ def train_plan_words(
     """Train the words ``which`` (indices into the plan) together, continuing from the training
     checkpoint at ``state_path`` if one for exactly these words exists. Returns the vectors
     ``[len(which), n, dim]``, the mean loss curve and the fracturing facts."""
+    (vectors,), curve, (facts,) = train_plans_together(source, split, hp, [(plan, which)], reporter, state_path)
+    return vectors, curve, facts
+
+
+def train_plans_together(
+    source: ConceptModel, split: DatasetSplit, hp, parts: list[tuple[WordsPlan, list[int]]], reporter: Reporter, state_path: Path
+) -> tuple[list[torch.Tensor], list[float], list[dict]]:
+    """Train the words of several plans of one source model and split in one batch (e.g. the
+    deltas of a fracturing sweep: each word keeps its own ball and its own random stream, so it
+    trains the same as in its own run). ``parts`` are ``(plan, word indices)``; returns each
+    part's vectors ``[len(which), n, dim]`` and fracturing facts, and the mean loss curve.
+    Continues from the training checkpoint at ``state_path`` if one for exactly these words exists."""
     remove_stale_temps(state_path)
-    key = plan.key if len(which) == len(plan.concepts) else cache_key({"plan": plan.key, "words": [plan.word_keys[i] for i in which]})
+    if len(parts) == 1 and len(parts[0][1]) == len(parts[0][0].concepts):
+        key = parts[0][0].key
+    else:
+        key = cache_key({"plans": [{"plan": plan.key, "words": [plan.word_keys[i] for i in which]} for plan, which in parts]})
     index = {name: i for i, name in enumerate(split.concept_names)}
-    concepts = [plan.concepts[i] for i in which]
-    init = source.token_vectors([plan.init_words[i] for i in which]).to("cpu", torch.float32)
+    concepts = [plan.concepts[i] for plan, which in parts for i in which]
+    word_keys = [plan.word_keys[i] for plan, which in parts for i in which]
+    init = source.token_vectors([plan.init_words[i] for plan, which in parts for i in which]).to("cpu", torch.float32)
     init = init[:, None, :].expand(-1, hp.n_vectors, -1).contiguous()
     resume = load_train_state(state_path, key, tuple(init.shape), hp.steps)
     if resume is not None:
@@ -131,20 +147,36 @@ def train_plan_words(
         save_train_state(state_path, state, key)
         journal.record(state_path, f"training checkpoint (step {state.step} of {hp.steps})")
 
+    ball, facts = _plans_ball(source, parts)
     config = TrainConfig(steps=hp.steps, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, batch_size=hp.batch_size, seed=hp.seed)
     data = TrainingData(split.train, split.concept_names)
-    with reporter.stage(f"train {len(which)} words on {source.family}", total=hp.steps) as stage:
-        ball, ball_facts = None, {}
-        if "fracture" in plan.key_parts:
-            from vwbench.training.fracture import word_ball
-
-            ball, ball_facts = word_ball(source, concepts, plan.key_parts["fracture"])
+    with reporter.stage(f"train {len(concepts)} words on {source.family}", total=hp.steps) as stage:
         trained = train_words(
             source, data, init, [index[c] for c in concepts], config, progress=lambda n, loss: stage.advance(n, loss=loss),
             resume=resume, checkpoint=checkpoint, checkpoint_every=checkpoint_interval(hp.steps), ball=ball,
-            word_keys=[plan.word_keys[i] for i in which],
+            word_keys=word_keys,
         )
-    return trained.vectors, trained.loss_curve, ball_facts
+    sizes = [len(which) for _, which in parts]
+    return list(trained.vectors.split(sizes)), trained.loss_curve, facts
+
+
+def _plans_ball(source: ConceptModel, parts: list[tuple[WordsPlan, list[int]]]) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, list[dict]]:
+    """The delta balls of every word of ``parts`` (None when no plan is a fracturing one) and
+    each part's facts. Plans trained together are all fracturing plans or none."""
+    fracturing = ["fracture" in plan.key_parts for plan, _ in parts]
+    if not any(fracturing):
+        return None, [{} for _ in parts]
+    if not all(fracturing):
+        raise ValueError("plans trained together must all be fracturing plans, or none")
+    from vwbench.training.fracture import word_ball
+
+    centers, radii, facts = [], [], []
+    for plan, which in parts:
+        (c, r), f = word_ball(source, [plan.concepts[i] for i in which], plan.key_parts["fracture"])
+        centers.append(c)
+        radii.append(r)
+        facts.append(f)
+    return (torch.cat(centers), torch.cat(radii)), facts
 
 
 def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, hp, out_dir: Path, reporter: Reporter, plan: WordsPlan | None = None) -> tuple[WordSet, Path]:
@@ -178,20 +210,8 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
         for u in units:
             if u is not None:
                 ball_facts.update(u.metadata.get("fracture_anchors") or {})
-        length = min((len(c) for c in curves), default=0)
-        mean_curve = [sum(c[s] for c in curves) / len(curves) for s in range(length)]
-        words = WordSet(
-            vectors=torch.stack(vectors),  # type: ignore[arg-type]
-            concepts=plan.concepts,
-            trials=plan.trials,
-            init_words=plan.init_words,
-            metadata={"key": key, "vocab_hash": source.vocabulary().hash(), "loss_curve": mean_curve, **plan.key_parts, **({"fracture_anchors": ball_facts} if ball_facts else {})},
-        )
-        save_wordset(path, words)
-        reporter.log(f"saved trained words {path}")
-        journal.record(path, "trained words")
-        faults.point("words-saved")
-        _drop_train_state(state_path)
+        words = _word_set(source, plan, torch.stack(vectors), curves, ball_facts)  # type: ignore[arg-type]
+        _store_words(path, words, state_path, reporter)
         return words
 
     words, reused = compute_once(out_dir, f"words-{key[:32]}", load=load, compute=compute, what=f"the words of {source.family} on {split.name}", log=reporter.log)
@@ -200,6 +220,54 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
         journal.record(path, "trained words")
         _drop_train_state(state_path)  # a run killed after saving its words leaves its last checkpoint
     return words, path
+
+
+def _word_set(source: ConceptModel, plan: WordsPlan, vectors: torch.Tensor, curves: list[list[float]], ball_facts: dict) -> WordSet:
+    """The stored form of a plan's trained words (``curves``: the loss curves they trained with)."""
+    length = min((len(c) for c in curves), default=0)
+    mean_curve = [sum(c[s] for c in curves) / len(curves) for s in range(length)]
+    return WordSet(
+        vectors=vectors,
+        concepts=plan.concepts,
+        trials=plan.trials,
+        init_words=plan.init_words,
+        metadata={"key": plan.key, "vocab_hash": source.vocabulary().hash(), "loss_curve": mean_curve, **plan.key_parts, **({"fracture_anchors": ball_facts} if ball_facts else {})},
+    )
+
+
+def _store_words(path: Path, words: WordSet, state_path: Path | None, reporter: Reporter) -> None:
+    """Save a word set; its training checkpoint (if given) is no longer needed."""
+    save_wordset(path, words)
+    reporter.log(f"saved trained words {path}")
+    journal.record(path, "trained words")
+    faults.point("words-saved")
+    if state_path is not None:
+        _drop_train_state(state_path)
+
+
+def obtain_words_together(source: ConceptModel, split: DatasetSplit, hp, plans: list[WordsPlan], out_dir: Path, reporter: Reporter) -> list[Path]:
+    """Store the word sets of several plans of one source model and split (the deltas of a
+    fracturing sweep), training all that are not stored yet in one batch; ``obtain_words`` then
+    finds them. Plans with words stored as sweep units are left to ``obtain_words``, which
+    trains only their missing words. Returns each plan's word-set path."""
+    paths = [words_path(out_dir, split, source.family, plan.key) for plan in plans]
+
+    def stored(plan: WordsPlan, path: Path) -> bool:
+        cached = load_wordset(path)
+        return (cached is not None and cached.metadata.get("key") == plan.key) or path.with_suffix(".units").is_dir()
+
+    first_of_key = {plan.key: i for i, plan in reversed(list(enumerate(plans)))}  # a delta given twice trains once
+    todo = [i for i in sorted(first_of_key.values()) if not stored(plans[i], paths[i])]
+    if not todo:
+        return paths
+    state_path = paths[todo[0]].parent / f"together-{cache_key([plans[i].key for i in todo])[:16]}.trainstate"
+    parts = [(plans[i], list(range(len(plans[i].concepts)))) for i in todo]
+    vectors, curve, facts = train_plans_together(source, split, hp, parts, reporter, state_path)
+    curve = curve[:: max(1, hp.steps // 100)]
+    for i, v, f in zip(todo, vectors, facts):
+        _store_words(paths[i], _word_set(source, plans[i], v.clone(), [curve], f), None, reporter)
+    _drop_train_state(state_path)
+    return paths
 
 
 def _drop_train_state(state_path: Path) -> None:

@@ -197,6 +197,22 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     return result, path
 
 
+def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter | None = None) -> None:
+    """Train the words of several fracturing runs of ``task`` (one ``RunOptions`` per delta, the
+    same in all else) in one batch and store each run's word set, which ``run_task`` then reuses.
+    Each word keeps its own ball and random stream, so it equals the word of its own run."""
+    from vwbench.pipeline_steps import load_split, obtain_words_together, plan_words
+
+    reporter = reporter or NullReporter()
+    first = runs[0]
+    device, dtype = compute_setup(first.device, first.threads)
+    hp = resolve_hyperparameters(task, first)
+    split = load_split(task, hp, dataset_loader(task.dataset.loader), first.data_root)
+    source, ckpt = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir).get(task.source, "source")
+    plans = [plan_words(source, ckpt, split, hp, _fracture(options, split)) for options in runs]
+    obtain_words_together(source, split, hp, plans, first.out_dir, reporter)
+
+
 def _fracture(options: RunOptions, split):
     """The delta-ball constraint of ``--delta`` / ``--anchors`` (None without ``--delta``)."""
     if options.delta is None:

@@ -55,3 +55,34 @@ def test_a_stored_unit_is_not_trained_again(tiny_tasks, tmp_path):
     run_word_units(task, [first, *rest], options)
     assert path.stat().st_mtime_ns == stamp
     assert all(unit_done(task, options, u) for u in (first, *rest))
+
+
+@pytest.mark.parametrize("pair", ["clip->clip", "sd->sd"])
+def test_deltas_trained_together_equal_each_delta_trained_in_its_own_run(tiny_tasks, tmp_path, pair):
+    from vwbench.runner import train_delta_words
+
+    task = TaskRegistry.from_dir(tiny_tasks).get(pair, "synth-tiny")
+    deltas = (0.1, 0.5, 2.0)
+
+    def runs(name: str) -> list[RunOptions]:
+        return [RunOptions(out_dir=tmp_path / name, device="cpu", threads=1, steps=3, delta=d) for d in deltas]
+
+    train_delta_words(task, runs("together"))
+    together = {p.stat().st_ino: load_wordset(p) for p in (tmp_path / "together" / "words").rglob("*.safetensors")}
+    assert len(together) == len(deltas)
+    for options in runs("apart"):
+        run_task(task, options)
+    apart = [load_wordset(p) for p in (tmp_path / "apart" / "words").rglob("*.safetensors")]
+    by_key = {w.metadata["key"]: w for w in together.values()}
+    assert sorted(by_key) == sorted(w.metadata["key"] for w in apart)  # same plans, same cache keys
+    for alone in apart:
+        batched = by_key[alone.metadata["key"]]
+        torch.testing.assert_close(batched.vectors, alone.vectors, rtol=1e-4, atol=1e-5)
+        assert batched.metadata["fracture_anchors"] == alone.metadata["fracture_anchors"]
+    # the deltas' words differ (each kept its own ball), and a run of the batch reuses its words
+    small, large = (by_key[w.metadata["key"]] for w in sorted(apart, key=lambda w: w.metadata["fracture"]["delta"])[::2])
+    assert not torch.allclose(small.vectors, large.vectors)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "together" / "words").rglob("*.safetensors")}
+    run_task(task, runs("together")[0])
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert not list((tmp_path / "together" / "words").rglob("*.trainstate"))

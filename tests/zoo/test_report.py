@@ -33,3 +33,15 @@ def test_report_lists_built_and_missing_models(tmp_path):
     assert "Not built: `vwbench zoo train --only mini-owlv2`" in text
     assert (tmp_path / "board" / "zoo" / "mini-clip-curves.png").stat().st_size > 1000
     assert (tmp_path / "board" / "zoo" / "world.png").stat().st_size > 1000
+
+
+def test_measured_numbers_replace_the_logs_and_are_stored(tmp_path):
+    root = tmp_path / "zoo"
+    (root / "mini-clip").mkdir(parents=True)
+    (root / "mini-clip" / "training_log.json").write_text(json.dumps({"model": {"parameters": 1_000_000}, "quality": {"synth-voc": 0.5}}))
+    measured = {"mini-clip": {"synth-voc": 0.95}}
+    out = write_zoo_report(tmp_path / "board", root, names=["mini-clip"], measured=measured)
+    text = out.read_text()
+    assert "| mini-clip | zero-shot accuracy | synth-voc | >= 0.90 | 0.950 | yes |" in text and "0.500" not in text
+    assert "measured by `vwbench zoo check`" in text
+    assert json.loads((tmp_path / "board" / "zoo" / "quality.json").read_text()) == measured

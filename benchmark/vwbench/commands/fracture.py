@@ -41,19 +41,26 @@ def delta_sweep_command(
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
     from vwbench.results.atomic import atomic_write_bytes, atomic_write_json
-    from vwbench.runner import RunOptions, run_task
+    from vwbench.runner import RunOptions, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
     values = _deltas(deltas)
     reporter = RichReporter()
+    runs = [
+        RunOptions(
+            steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights,
+            data_root=data_root, threads=threads, delta=delta, anchors=anchors,
+        )
+        for delta in values
+    ]
+    trained_sources: set[str] = set()
     rows: list[SweepRow] = []
     for spec in specs:
-        for delta in values:
-            options = RunOptions(
-                steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights,
-                data_root=data_root, threads=threads, delta=delta, anchors=anchors,
-            )
+        if spec.source.model_dump_json() not in trained_sources:  # tasks of one source share its words
+            train_delta_words(spec, runs, reporter)  # every delta's words in one batch
+            trained_sources.add(spec.source.model_dump_json())
+        for delta, options in zip(values, runs):
             result, path = run_task(spec, options, reporter)
             rows.append(SweepRow(spec.name, spec.dataset.name, delta, result.metric, result.value, result.ci95[0], result.ci95[1], str(path)))
             reporter.console.print(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")

@@ -118,7 +118,7 @@ def _render_studies(studies: dict[str, Any]) -> list[str]:
             for rid, tables in table["tables"].items():
                 owner = next((r for r in table["rows"] if r["result"] == rid), {"task": "", "method": ""})
                 for name, t in tables.items():
-                    if t["rows"]:
-                        title = f"{md_escape(rid)} ({md_escape(owner['task'])}, {md_escape(owner['method'])}): {md_escape(name)}"
-                        out += [f"#### {title}", ""] + _render_table(t["columns"], t["rows"]) + [""]
+                    title = f"{md_escape(rid)} ({md_escape(owner['task'])}, {md_escape(owner['method'])}): {md_escape(name)}"
+                    body = _render_table(t["columns"], t["rows"]) if t["rows"] else ["No rows (the study found none)."]
+                    out += [f"#### {title}", ""] + body + [""]
     return out

@@ -58,9 +58,9 @@ def word_seed(seed: int, key: str) -> int:
 
 
 def word_generators(seed: int, keys: Sequence[str]) -> list[torch.Generator]:
-    """One CPU generator per word, seeded by :func:`word_seed`."""
-    if len(set(keys)) != len(keys):
-        raise ValueError("word keys must be distinct (each word needs its own random stream)")
+    """One CPU generator per word, seeded by :func:`word_seed`. Words may share a key when they
+    are the same word of different runs (the deltas of a fracturing sweep): each still gets its
+    own generator, which draws what that word draws in its own run."""
     return [torch.Generator().manual_seed(word_seed(seed, k)) for k in keys]
 
 

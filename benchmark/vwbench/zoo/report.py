@@ -2,8 +2,10 @@
 
 Everything in it is read from what the checkpoints carry (``training_log.json``, ``samples.png``,
 ``manifest.json``) plus a fresh look at the world: one sample image per synthetic dataset. Curves
-are drawn with matplotlib into ``zoo/*.png`` next to the markdown; every number is the one the
-training log recorded when the checkpoint was made.
+are drawn with matplotlib into ``zoo/*.png`` next to the markdown. Quality numbers are the ones
+the training log recorded when the checkpoint was made, or, with ``measured`` (``vwbench zoo
+report --measure``), the ones ``vwbench zoo check`` measures now on the current datasets, which
+also go to ``zoo/quality.json``.
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def _size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
 
 
-def _quality_lines(name: str, log: dict) -> list[str]:
-    quality = log.get("quality") or {}
+def _quality_lines(name: str, quality: Any) -> list[str]:
+    quality = quality or {}
     if not quality or isinstance(quality, str):
         return [f"- quality: {quality or 'not recorded'}"]
     lines = []
@@ -151,19 +153,35 @@ def _wall_time(log: dict) -> str:
     return "not recorded"
 
 
-def write_zoo_report(out_dir: Path, root: Path = ZOO_DIR, names: Iterable[str] | None = None) -> Path:
-    """Write ``out_dir/zoo.md`` and its images (``out_dir/zoo/``); returns the markdown path."""
+def write_zoo_report(
+    out_dir: Path, root: Path = ZOO_DIR, names: Iterable[str] | None = None, measured: dict[str, Any] | None = None
+) -> Path:
+    """Write ``out_dir/zoo.md`` and its images (``out_dir/zoo/``); returns the markdown path.
+    ``measured`` (model -> quality numbers, as :func:`vwbench.zoo.build.check_zoo` returns them)
+    replaces the quality numbers of the training logs."""
     out_dir = Path(out_dir)
     assets = out_dir / "zoo"
     assets.mkdir(parents=True, exist_ok=True)
     names = list(names or ENTRIES)
+    if measured is not None:
+        source = [
+            "procedural world by `vwbench zoo train` and shipped inside the package. Sizes, times and",
+            "curves are read from each checkpoint's own `training_log.json`; the quality numbers were",
+            "measured by `vwbench zoo check` on the current datasets when this page was written",
+            "(`vwbench zoo report --measure`; also in `zoo/quality.json`).",
+        ]
+        atomic_write_bytes(assets / "quality.json", (json.dumps(measured, indent=2, default=str) + "\n").encode())
+    else:
+        source = [
+            "procedural world by `vwbench zoo train` and shipped inside the package. Every number below is",
+            "read from the checkpoint's own `training_log.json` (regenerate this page with",
+            "`vwbench zoo report`).",
+        ]
     sections: list[str] = [
         "# The mini zoo",
         "",
         "Small models of the three real architectures (and a judge), trained from scratch on the",
-        "procedural world by `vwbench zoo train` and shipped inside the package. Every number below is",
-        "read from the checkpoint's own `training_log.json` (regenerate this page with",
-        "`vwbench zoo report`).",
+        *source,
         "",
         "## The world",
         "",
@@ -183,6 +201,8 @@ def write_zoo_report(out_dir: Path, root: Path = ZOO_DIR, names: Iterable[str] |
             sections += [f"## {name}", "", f"Not built: `vwbench zoo train --only {name}`.", ""]
             continue
         log = json.loads(log_file.read_text())
+        if measured is not None and name in measured:
+            log = {**log, "quality": measured[name]}
         logs[name] = log
         size = _size_mb(folder)
         total_mb += size
@@ -196,7 +216,7 @@ def write_zoo_report(out_dir: Path, root: Path = ZOO_DIR, names: Iterable[str] |
         if curves:
             _plot_curves(name, curves, assets / f"{name}-curves.png")
             sections += [f"![{name} curves](zoo/{name}-curves.png)", ""]
-        sections += _quality_lines(name, log) + [""]
+        sections += _quality_lines(name, log.get("quality")) + [""]
         samples = folder / "samples.png"
         if samples.is_file():
             shutil.copyfile(samples, assets / f"{name}-samples.png")
@@ -218,8 +238,14 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - thin 
     parser = argparse.ArgumentParser(description="write leaderboards/mini/zoo.md")
     parser.add_argument("--out", type=Path, default=Path("leaderboards/mini"))
     parser.add_argument("--root", type=Path, default=ZOO_DIR)
+    parser.add_argument("--measure", action="store_true", help="measure the quality numbers now (vwbench zoo check)")
     args = parser.parse_args(argv)
-    print(write_zoo_report(args.out, args.root))
+    measured = None
+    if args.measure:
+        from vwbench.zoo.build import check_zoo
+
+        measured = check_zoo(args.root)
+    print(write_zoo_report(args.out, args.root, measured=measured))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vwbench.data.synth.dataset import RECIPES, compose_scene
+from vwbench.data.synth.dataset import GENERATOR_VERSION, RECIPES, SCENE_RECIPES, compose_scene
 from vwbench.data.synth.world import CATALOG, render_scene
 
 CATEGORIES = sorted(CATALOG)
@@ -42,14 +42,18 @@ def caption_for(category: str, colour: str | None, texture: str | None, rng: np.
     return f"a photo of a {pattern} {category}"
 
 
-def sample_scene(index: int, size: int, seed: int = 0, variants: tuple[str, ...] = tuple(RECIPES)) -> CaptionedScene:
-    """The ``index``-th scene of the training stream (deterministic in ``seed`` and ``index``)."""
+def sample_scene(
+    index: int, size: int, seed: int = 0, variants: tuple[str, ...] = tuple(RECIPES), world: str = GENERATOR_VERSION
+) -> CaptionedScene:
+    """The ``index``-th scene of the training stream (deterministic in ``seed`` and ``index``),
+    drawn with the scene recipes of generator version ``world``."""
+    recipes = SCENE_RECIPES[world]
     rng = np.random.default_rng([TRAIN_STREAM_SALT, seed, index])
     variant = variants[int(rng.integers(len(variants)))]
     for _ in range(20):
         category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
-        objects = compose_scene(category, CATEGORIES, RECIPES[variant], size, rng)
-        image, boxes = render_scene(objects, size, size, rng, clutter=RECIPES[variant].clutter)
+        objects = compose_scene(category, CATEGORIES, recipes[variant], size, rng)
+        image, boxes = render_scene(objects, size, size, rng, clutter=recipes[variant].clutter)
         if boxes and max(boxes, key=lambda b: b[1][2] * b[1][3])[0] == category:
             main = next(o for o in objects if o.category == category)
             return CaptionedScene(image, category, caption_for(category, main.style.colour, main.style.texture, rng), boxes)

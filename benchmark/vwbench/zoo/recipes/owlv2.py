@@ -118,6 +118,7 @@ class MiniOwlv2Config:
     # data: a pool of world-stream scenes rendered once; duplicated variants are drawn more often
     pool_size: int = 100000  # large: a 16k pool was memorized (see the report)
     pool_variants: tuple[str, ...] = ("coco", "coco", "voc", "voc", "imagenet", "dreambooth")
+    world: str = "2"  # scene recipes of this synth generator version (the shipped checkpoint's)
     instance_main_keep: float = 0.5  # fraction of scenes whose main object is an instance kept
     # phase 1: contrastive pretraining of the towers
     pretrain_steps: int = 300
@@ -392,7 +393,7 @@ def build_pool(adapter: Owlv2Adapter, cfg: MiniOwlv2Config, seed: int, log: Log)
     for i in range(cfg.pool_size):
         while True:  # scenes whose main object is an instance are kept with instance_main_keep
             index += 1
-            scene = sample_scene(index, size, seed=seed, variants=cfg.pool_variants)
+            scene = sample_scene(index, size, seed=seed, variants=cfg.pool_variants, world=cfg.world)
             if CATALOG[scene.category].colour is None or cfg.instance_main_keep >= 1:
                 break
             if np.random.default_rng([seed, index]).random() < cfg.instance_main_keep:
@@ -701,7 +702,7 @@ def train_mini_owlv2(
 
     # --- the scene pool
     t0 = time.time()
-    pool_key = f"pool2-{seed}-{cfg.pool_size}-{cfg.image_size}-{cfg.instance_main_keep}-{'_'.join(cfg.pool_variants)}.pt"
+    pool_key = f"pool2-w{cfg.world}-{seed}-{cfg.pool_size}-{cfg.image_size}-{cfg.instance_main_keep}-{'_'.join(cfg.pool_variants)}.pt"
     if cache_dir is not None and (Path(cache_dir) / pool_key).is_file():
         pool = ScenePool(**torch.load(Path(cache_dir) / pool_key, weights_only=False))
     else:

@@ -78,6 +78,7 @@ class MiniSDConfig:
     # so that "a photo of <name>" depicts the named object large and clear.
     pool_size: int = 16000
     variants: tuple[str, ...] = ("imagenet", "imagenet", "imagenet", "voc")
+    world: str = "2"  # scene recipes of this synth generator version (the shipped checkpoint's)
     # VAE: len(vae_channels) - 1 downsamplings (3 blocks: 64 px -> 16 x 16 x 4 latents)
     vae_channels: tuple[int, ...] = (16, 32, 64)
     vae_layers_per_block: int = 1
@@ -266,7 +267,7 @@ def _to_pixels(images: np.ndarray) -> torch.Tensor:
 def render_pool(cfg: MiniSDConfig, seed: int) -> tuple[np.ndarray, list[str], list[str]]:
     images, captions, categories = [], [], []
     for i in range(cfg.pool_size):
-        scene = sample_scene(i, cfg.image_size, seed, cfg.variants)
+        scene = sample_scene(i, cfg.image_size, seed, cfg.variants, cfg.world)
         images.append(np.asarray(scene.image.convert("RGB"), dtype=np.uint8))
         captions.append(scene.caption)
         categories.append(scene.category)

@@ -189,8 +189,7 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
     state_path = path.with_suffix(".trainstate")
 
     def load() -> WordSet | None:
-        cached = load_wordset(path)
-        return cached if cached is not None and cached.metadata.get("key") == key else None
+        return _stored_words(path, key)
 
     def compute() -> WordSet:
         remove_stale_temps(path)
@@ -220,6 +219,12 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
         journal.record(path, "trained words")
         _drop_train_state(state_path)  # a run killed after saving its words leaves its last checkpoint
     return words, path
+
+
+def _stored_words(path: Path, key: str) -> WordSet | None:
+    """The word set stored at ``path`` if it is intact and has cache key ``key``."""
+    cached = load_wordset(path)
+    return cached if cached is not None and cached.metadata.get("key") == key else None
 
 
 def _word_set(source: ConceptModel, plan: WordsPlan, vectors: torch.Tensor, curves: list[list[float]], ball_facts: dict) -> WordSet:
@@ -253,8 +258,7 @@ def obtain_words_together(source: ConceptModel, split: DatasetSplit, hp, plans: 
     paths = [words_path(out_dir, split, source.family, plan.key) for plan in plans]
 
     def stored(plan: WordsPlan, path: Path) -> bool:
-        cached = load_wordset(path)
-        return (cached is not None and cached.metadata.get("key") == plan.key) or path.with_suffix(".units").is_dir()
+        return _stored_words(path, plan.key) is not None or path.with_suffix(".units").is_dir()
 
     first_of_key = {plan.key: i for i, plan in reversed(list(enumerate(plans)))}  # a delta given twice trains once
     todo = [i for i in sorted(first_of_key.values()) if not stored(plans[i], paths[i])]

@@ -244,7 +244,7 @@ def tokenize(tokenizer: open_clip.SimpleTokenizer, captions: Sequence[str]) -> t
 
 
 def render_pool(
-    size: int, seed: int, image_size: int, variants: Sequence[str] | None, log: Log, world: str = "2"
+    size: int, seed: int, image_size: int, variants: Sequence[str] | None, log: Log, world: str
 ) -> tuple[torch.Tensor, list[str]]:
     """``size`` scenes of the world stream as uint8 ``[N, 3, S, S]`` and their captions."""
     from PIL import Image
@@ -376,7 +376,7 @@ class ClipRecipe:
     mlp_ratio: float = 4.0
     pool_size: int = 30_000
     variants: tuple[str, ...] | None = None  # world_stream variants (repeat one to weight it)
-    world: str = "2"  # scene recipes of this synth generator version
+    world: str = "3"  # scene recipes of this synth generator version
     warmup: float = 0.05  # fraction of steps
     weight_decay: float = 0.1
     grad_clip: float = 1.0

@@ -155,6 +155,13 @@ def test_unknown_task_suggests(registry: TaskRegistry) -> None:
     assert "\n" not in message
 
 
+def test_a_task_cut_by_a_shell_redirect_says_to_quote_it(registry: TaskRegistry) -> None:
+    with pytest.raises(UserError) as info:
+        registry.get("sd-", "coco")  # what `--task sd->owlv2` leaves after bash's redirect
+    message = str(info.value)
+    assert "quote it (--task 'sd->TARGET')" in message and "\n" not in message
+
+
 def test_unknown_dataset_suggests(registry: TaskRegistry) -> None:
     with pytest.raises(UserError) as info:
         registry.get("sd->sd", "synth-cocoo")

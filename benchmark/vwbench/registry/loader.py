@@ -418,7 +418,10 @@ class TaskRegistry:
         task_name = normalize_task_name(name)
         pairs = all_pairs()
         if task_name not in pairs:
-            raise _suggest("task", name, pairs, extra="; a task is SOURCE->TARGET with each of sd, owlv2, clip", query=task_name)
+            extra = "; a task is SOURCE->TARGET with each of sd, owlv2, clip"
+            if task_name.endswith("-"):  # an unquoted > in a shell cut the name and redirected the output
+                extra += f"; in a shell, quote it (--task '{task_name}>TARGET'): a bare > redirects into a file"
+            raise _suggest("task", name, pairs, extra=extra, query=task_name)
         ds = self.dataset(dataset)
         task = self._by_key.get((task_name, ds.name))
         if task is None:

@@ -118,7 +118,7 @@ class MiniOwlv2Config:
     # data: a pool of world-stream scenes rendered once; duplicated variants are drawn more often
     pool_size: int = 100000  # large: a 16k pool was memorized (see the report)
     pool_variants: tuple[str, ...] = ("coco", "coco", "voc", "voc", "imagenet", "dreambooth")
-    world: str = "2"  # scene recipes of this synth generator version (the shipped checkpoint's)
+    world: str = "3"  # scene recipes of this synth generator version (the shipped checkpoint's)
     instance_main_keep: float = 0.5  # fraction of scenes whose main object is an instance kept
     # phase 1: contrastive pretraining of the towers
     pretrain_steps: int = 300

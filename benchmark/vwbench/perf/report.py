@@ -6,7 +6,6 @@ paper`` reads its training and evaluation costs back (:mod:`vwbench.perf.project
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
@@ -21,13 +20,9 @@ _PACKAGES = ("torch", "diffusers", "transformers", "open_clip_torch", "faster-co
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and the packages whose speed the bench measures."""
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    from vwbench.results.provenance import library_versions as versions_of
+
+    return versions_of(_PACKAGES, missing="not installed")
 
 
 def _cpu_model() -> str:

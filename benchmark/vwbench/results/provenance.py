@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,13 +18,16 @@ import vwbench
 _PACKAGES = ("torch", "diffusers", "transformers", "open_clip_torch", "torchmetrics", "numpy")
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(packages: Sequence[str] = _PACKAGES, missing: str | None = None) -> dict[str, str]:
+    """Versions of Python and ``packages``; a package that is not installed is left out, or shown
+    as ``missing`` when that is given."""
     versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in packages:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            continue
+            if missing is not None:
+                versions[name] = missing
     return versions
 
 

@@ -121,16 +121,20 @@ app.command("sweep")(sweep_command)
 from vwbench.commands.perf import bench_command  # noqa: E402
 
 app.command("bench")(bench_command)
-ZooOnly = Annotated[Optional[list[str]], typer.Option("--only", help="Only this model (repeatable): mini-clip, mini-judge, mini-owlv2, mini-sd.")]
+ZooOnly = Annotated[Optional[list[str]], typer.Option("--only", help="Only this model (repeatable): mini-clip, mini-judge, mini-sd-text, mini-owlv2, mini-sd.")]
 ZooRoot = Annotated[Optional[Path], typer.Option("--root", help="Zoo folder (default: the package's own).")]
 
 
 @zoo_app.command("train")
-def zoo_train_command(only: ZooOnly = None, root: ZooRoot = None) -> None:
-    """Rebuild the mini checkpoints from their seeds (CPU; the whole zoo takes under two hours)."""
+def zoo_train_command(
+    only: ZooOnly = None,
+    root: ZooRoot = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Models trained side by side, each in its own process on an equal share of the CPU threads (a model waits for the checkpoints it is built on).")] = 2,
+) -> None:
+    """Rebuild the mini checkpoints from their seeds on a CPU (see leaderboards/mini/zoo.md for each one's time)."""
     from vwbench.zoo.build import ZOO_DIR, train_zoo
 
-    train_zoo(root or ZOO_DIR, only, log=lambda m: typer.echo(m, err=True))
+    train_zoo(root or ZOO_DIR, only, log=lambda m: typer.echo(m, err=True), jobs=jobs)
 
 
 @zoo_app.command("check")

@@ -81,4 +81,4 @@ def test_shipped_mini_sd_loads_and_generates():
     images = adapter.generate(adapter.token_vectors(["circle", "bluestar"])[:, None, :], 1, steps=3)
     assert [im.size for word in images for im in word] == [(64, 64), (64, 64)]
     size = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
-    assert size <= 8_000_000
+    assert size <= 10_000_000  # its share of the zoo's 30 MB (tests/zoo/test_shipped_zoo.py checks the sum)

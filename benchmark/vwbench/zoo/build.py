@@ -2,21 +2,32 @@
 
 Each mini checkpoint is trained into a temporary folder beside its final place and swapped in only
 when training finished, so an interrupted rebuild never leaves a half-written checkpoint. The judge
-is trained before mini-sd, whose quality report needs it.
+is trained before mini-sd, whose quality report needs it, and mini-sd-text (the CLIP whose frozen text
+tower conditions mini-sd, as OpenCLIP's conditions SD 2.1) before mini-sd, which is built on it.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from vwbench.errors import UserError
 
 ZOO_DIR = Path(__file__).parent
+BUILD_DIR_ENV = "VWBENCH_ZOO_BUILD"
 Log = Callable[[str], None]
+
+
+def build_dir() -> Path:
+    """Where models that are built but not shipped live (``$VWBENCH_ZOO_BUILD``, default
+    ``~/.cache/vwbench/zoo-build``)."""
+    return Path(os.environ.get(BUILD_DIR_ENV) or "~/.cache/vwbench/zoo-build").expanduser()
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,16 @@ class ZooEntry:
     name: str
     train: Callable[[Path, Path, Log], dict]  # (out_dir, zoo_root, log) -> training log
     quality: Callable[[Path, Path], dict]  # (folder, zoo_root) -> quality numbers
+    after: tuple[str, ...] = ()  # entries whose finished checkpoints this one's training reads
+    # False: an ingredient of another model, kept in build_dir(), not in the package (mini-sd-text's
+    # text tower ships inside mini-sd, as OpenCLIP's inside SD 2.1; its own copy would take the zoo
+    # past its 30 MB)
+    shipped: bool = True
+
+
+def entry_folder(root: Path, name: str) -> Path:
+    """The folder of zoo entry ``name``: in ``root`` if it ships, else in :func:`build_dir`."""
+    return Path(root) / name if ENTRIES[name].shipped else build_dir() / name
 
 
 def _clip_train(out: Path, root: Path, log: Log) -> dict:
@@ -38,6 +59,12 @@ def _judge_train(out: Path, root: Path, log: Log) -> dict:
     return train_mini_judge(out, log=log)
 
 
+def _sd_text_train(out: Path, root: Path, log: Log) -> dict:
+    from vwbench.zoo.recipes.clip import train_sd_text_tower
+
+    return train_sd_text_tower(out, log=log)
+
+
 def _owlv2_train(out: Path, root: Path, log: Log) -> dict:
     from vwbench.zoo.recipes.owlv2 import train_mini_owlv2
 
@@ -47,8 +74,17 @@ def _owlv2_train(out: Path, root: Path, log: Log) -> dict:
 def _sd_train(out: Path, root: Path, log: Log) -> dict:
     from vwbench.zoo.recipes.sd import train_mini_sd
 
+    from vwbench.zoo.recipes.sd import MiniSDConfig
+
+    tower = entry_folder(root, "mini-sd-text")
+    if not (tower / "manifest.json").is_file():
+        raise UserError(
+            f"mini-sd is built on mini-sd-text, which is not in {tower.parent}: run "
+            f"`vwbench zoo train --only mini-sd-text` first (or set ${BUILD_DIR_ENV} to where it is)"
+        )
     judge = root / "mini-judge"
-    return train_mini_sd(out, seed=0, judge_folder=judge if judge.exists() else None, log=log)
+    config = MiniSDConfig(text_tower=str(tower))
+    return train_mini_sd(out, seed=0, config=config, judge_folder=judge if judge.exists() else None, log=log)
 
 
 def _clip_quality(folder: Path, root: Path) -> dict:
@@ -74,8 +110,9 @@ ENTRIES: dict[str, ZooEntry] = {
     for e in (
         ZooEntry("mini-clip", _clip_train, _clip_quality),
         ZooEntry("mini-judge", _judge_train, _clip_quality),
+        ZooEntry("mini-sd-text", _sd_text_train, _clip_quality, shipped=False),
         ZooEntry("mini-owlv2", _owlv2_train, _owlv2_quality),
-        ZooEntry("mini-sd", _sd_train, _sd_quality),
+        ZooEntry("mini-sd", _sd_train, _sd_quality, after=("mini-sd-text", "mini-judge")),
     )
 }
 
@@ -98,32 +135,86 @@ def _swap_in(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def train_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None, log: Log = print) -> dict[str, dict]:
-    """Train the selected mini models (all by default) into ``root``; returns their training logs."""
+def _train_entry(name: str, root: Path, log: Log) -> dict:
+    """Train one entry into a temporary folder beside its place, then swap it in."""
     import torch
 
-    logs = {}
-    for entry in _select(only):
-        tmp = root / f".{entry.name}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        start = time.perf_counter()
-        torch.manual_seed(0)
-        log(f"training {entry.name} ...")
-        logs[entry.name] = entry.train(tmp, root, log)
-        _swap_in(tmp, root / entry.name)
-        log(f"{entry.name}: done in {time.perf_counter() - start:.0f} s")
-    return logs
+    entry = ENTRIES[name]
+    final = entry_folder(root, name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    log(f"training {name} into {final} ...")
+    result = entry.train(tmp, root, log)
+    _swap_in(tmp, final)
+    log(f"{name}: done in {time.perf_counter() - start:.0f} s")
+    return result
+
+
+def _train_in_worker(name: str, root: str, threads: int) -> dict:
+    """A worker process's job: one entry on ``threads`` torch threads, its log lines prefixed."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return _train_entry(name, Path(root), lambda message: print(f"[{name}] {message}", flush=True))
+
+
+def run_in_order(names: Sequence[str], submit: Callable[[str], Future]) -> dict[str, dict]:
+    """Run every entry of ``names`` through ``submit`` (which starts it and returns its future) as
+    soon as the entries it comes ``after`` among ``names`` have finished; the others run side by
+    side. The first failure cancels what has not started and is raised."""
+    pending = list(names)
+    running: dict[Future, str] = {}
+    done: dict[str, dict] = {}
+    while pending or running:
+        for name in [n for n in pending if all(d in done or d not in names for d in ENTRIES[n].after)]:
+            pending.remove(name)
+            running[submit(name)] = name
+        if not running:
+            raise UserError(f"zoo entries {pending} wait on each other")
+        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in finished:
+            name = running.pop(future)
+            try:
+                done[name] = future.result()
+            except BaseException:
+                for other in running:
+                    other.cancel()
+                raise
+    return {n: done[n] for n in names}
+
+
+def train_zoo(
+    root: Path = ZOO_DIR, only: Sequence[str] | None = None, log: Log = print, jobs: int = 1
+) -> dict[str, dict]:
+    """Train the selected mini models (all by default) into ``root``; returns their training logs.
+    ``jobs`` > 1 trains that many side by side, each in its own process on an equal share of the
+    CPU's threads, each starting once the checkpoints it is built on are finished."""
+    names = [entry.name for entry in _select(only)]
+    if jobs <= 1 or len(names) == 1:
+        return {name: _train_entry(name, root, log) for name in names}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log(f"training {len(names)} models, {jobs} at a time on {threads} thread(s) each")
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        return run_in_order(names, lambda name: pool.submit(_train_in_worker, name, str(root), threads))
 
 
 def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[str, Path]:
     """Hash-check every selected checkpoint against its manifest (a ``UserError`` names the first
-    bad file); returns the folders."""
+    bad file); returns the folders. Unshipped entries are checked when they were built here (or
+    named in ``only``)."""
     from vwbench.registry.checkpoints import resolve_checkpoint
     from vwbench.registry.schema import CheckpointPin
 
     folders = {}
     for entry in _select(only):
-        resolved = resolve_checkpoint(CheckpointPin(path=str(root / entry.name), manifest="manifest.json"))
+        folder = entry_folder(root, entry.name)
+        if not entry.shipped and not only and not (folder / "manifest.json").is_file():
+            continue
+        resolved = resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
         folders[entry.name] = resolved.path
     return folders
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from vwbench.results.atomic import atomic_write_bytes
-from vwbench.zoo.build import ENTRIES, ZOO_DIR
+from vwbench.zoo.build import ENTRIES, ZOO_DIR, entry_folder
 
+CLIP_MODELS = ("mini-clip", "mini-judge", "mini-sd-text")  # open_clip models: zero-shot accuracy per dataset
 SYNTH_VARIANTS = {"synth-imagenet": "imagenet", "synth-dreambooth": "dreambooth", "synth-coco": "coco", "synth-voc": "voc"}
 
 
@@ -101,7 +102,7 @@ def _quality_lines(name: str, quality: Any) -> list[str]:
     if not quality or isinstance(quality, str):
         return [f"- quality: {quality or 'not recorded'}"]
     lines = []
-    if name in ("mini-clip", "mini-judge"):
+    if name in CLIP_MODELS:
         lines.append("| dataset | zero-shot accuracy |\n|---|---|")
         lines += [f"| {k} | {v:.3f} |" for k, v in quality.items()]
     elif name == "mini-owlv2":
@@ -126,7 +127,7 @@ TARGETS: dict[str, tuple[tuple[str, ...], float, str]] = {
 def _measured(name: str, quality: Any, dataset: str) -> float | None:
     if not isinstance(quality, dict):
         return None
-    if name in ("mini-clip", "mini-judge"):
+    if name in CLIP_MODELS:
         return quality.get(dataset)
     entry = (quality.get("datasets") or {}).get(dataset) or {}
     return entry.get("map50") if name == "mini-owlv2" else entry.get("accuracy")
@@ -195,24 +196,29 @@ def write_zoo_report(
     logs: dict[str, dict] = {}
     summary = ["| model | parameters | size (MB) | training time | torch threads |", "|---|---|---|---|---|"]
     for name in names:
-        folder = root / name
+        folder = entry_folder(root, name)
         log_file = folder / "training_log.json"
         if not log_file.is_file():
             sections += [f"## {name}", "", f"Not built: `vwbench zoo train --only {name}`.", ""]
             continue
+        shipped = ENTRIES[name].shipped
         log = json.loads(log_file.read_text())
         if measured is not None and name in measured:
             log = {**log, "quality": measured[name]}
         logs[name] = log
         size = _size_mb(folder)
-        total_mb += size
+        total_mb += size if shipped else 0.0
         params = log.get("parameters") or (log.get("model") or {}).get("parameters")
         if isinstance(params, dict):
             params = sum(params.values())
         threads = log.get("torch_threads") or log.get("threads") or (log.get("environment") or {}).get("threads")
-        summary.append(f"| {name} | {params / 1e6:.2f}M | {size:.1f} | {_wall_time(log)} | {threads} |" if params else f"| {name} | ? | {size:.1f} | {_wall_time(log)} | {threads} |")
+        shown = f"{size:.1f}" if shipped else f"{size:.1f} (not shipped)"
+        summary.append(f"| {name} | {f'{params / 1e6:.2f}M' if params else '?'} | {shown} | {_wall_time(log)} | {threads} |")
         curves = _curves({k: v for k, v in log.items() if k != "quality"})
         sections += [f"## {name}", ""]
+        if not shipped:
+            sections += [f"Built by `vwbench zoo train` into `$VWBENCH_ZOO_BUILD` (default `~/.cache/vwbench/zoo-build`), "
+                         "not shipped: another model is built from it.", ""]
         if curves:
             _plot_curves(name, curves, assets / f"{name}-curves.png")
             sections += [f"![{name} curves](zoo/{name}-curves.png)", ""]

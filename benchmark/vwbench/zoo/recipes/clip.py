@@ -30,6 +30,7 @@ Run (one thread; the shipped checkpoints were made this way)::
 
     python -m vwbench.zoo.recipes.clip clip  benchmark/vwbench/zoo/mini-clip
     python -m vwbench.zoo.recipes.clip judge benchmark/vwbench/zoo/mini-judge
+    python -m vwbench.zoo.recipes.clip sd-text ~/.cache/vwbench/zoo-build/mini-sd-text  # mini-sd's text tower
 """
 
 from __future__ import annotations
@@ -596,21 +597,19 @@ def train_mini_clip(
     return train_recipe(out_dir, recipe, log, evaluate=evaluate)
 
 
-def train_mini_judge(
-    out_dir: Path,
-    *,
-    seed: int = 2,
-    width: int = 96,
-    layers: int = 4,
-    steps: int = 7000,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    log: Log | None = None,
-    **options: Any,
-) -> dict[str, Any]:
+def train_mini_judge(out_dir: Path, **options: Any) -> dict[str, Any]:
     """The generation judge ``mini-judge``: the same recipe, trained separately (its own seed,
-    so its own initialization and its own scenes of the world stream) at its own text width."""
-    return train_mini_clip(out_dir, seed=seed, width=width, layers=layers, steps=steps, batch_size=batch_size, lr=lr, log=log, **options)
+    so its own initialization and its own scenes of the world stream) at its own text width
+    (seed 2, width 96 unless ``options`` say otherwise)."""
+    return train_mini_clip(out_dir, **{"seed": 2, "width": 96, **options})
+
+
+def train_sd_text_tower(out_dir: Path, **options: Any) -> dict[str, Any]:
+    """``mini-sd-text``: the CLIP whose frozen text tower conditions ``mini-sd``, as SD 2.1
+    conditions on an OpenCLIP trained on its own. The same recipe again, with its own seed and
+    width (seed 3, width 160: its text space is neither mini-clip's nor the judge's) and SD's
+    context length of 32 (word prompts of up to 27 vectors)."""
+    return train_mini_clip(out_dir, **{"seed": 3, "width": 160, "context_length": 32, **options})
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,7 +646,7 @@ def quality_report(folder: Path, datasets: Sequence[str] = tuple(SYNTH_DATASETS)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["clip", "judge"])
+    parser.add_argument("which", choices=["clip", "judge", "sd-text"])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON", help="recipe fields, e.g. steps=600 width=96")
@@ -659,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides[key] = json.loads(value)
         if isinstance(overrides[key], list):
             overrides[key] = tuple(overrides[key])
-    train = train_mini_clip if args.which == "clip" else train_mini_judge
+    train = {"clip": train_mini_clip, "judge": train_mini_judge, "sd-text": train_sd_text_tower}[args.which]
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

@@ -72,9 +72,7 @@ def _owlv2_train(out: Path, root: Path, log: Log) -> dict:
 
 
 def _sd_train(out: Path, root: Path, log: Log) -> dict:
-    from vwbench.zoo.recipes.sd import train_mini_sd
-
-    from vwbench.zoo.recipes.sd import MiniSDConfig
+    from vwbench.zoo.recipes.sd import MiniSDConfig, train_mini_sd
 
     tower = entry_folder(root, "mini-sd-text")
     if not (tower / "manifest.json").is_file():
@@ -82,7 +80,7 @@ def _sd_train(out: Path, root: Path, log: Log) -> dict:
             f"mini-sd is built on mini-sd-text, which is not in {tower.parent}: run "
             f"`vwbench zoo train --only mini-sd-text` first (or set ${BUILD_DIR_ENV} to where it is)"
         )
-    judge = root / "mini-judge"
+    judge = entry_folder(root, "mini-judge")
     config = MiniSDConfig(text_tower=str(tower))
     return train_mini_sd(out, seed=0, config=config, judge_folder=judge if judge.exists() else None, log=log)
 

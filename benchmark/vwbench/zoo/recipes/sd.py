@@ -536,8 +536,7 @@ def _tower_record(folder: str | None) -> dict | str:
     record = {"folder": Path(folder).name, "weights_sha256": files.get("open_clip_model.safetensors")}
     if log_file.is_file():  # the tower is not shipped: its own log's essentials travel with mini-sd's
         log = json.loads(log_file.read_text())
-        record.update({"recipe": "vwbench.zoo.recipes.clip.train_sd_text_tower", "settings": log.get("recipe"),
-                       "zero_shot_accuracy": log.get("quality"), "wall_s": log.get("wall_s")})
+        record.update({"settings": log.get("recipe"), "zero_shot_accuracy": log.get("quality"), "wall_s": log.get("wall_s")})
     return record
 
 

@@ -624,8 +624,7 @@ def train_mini_sd(
         result = {
             "recipe": "vwbench.zoo.recipes.sd.train_mini_sd",
             "seed": seed,
-            "config": {**asdict(cfg), "text_tower": cfg.text_tower and Path(cfg.text_tower).name,
-                       "vae_from": cfg.vae_from and str(cfg.vae_from)},
+            "config": {**asdict(cfg), "text_tower": cfg.text_tower and Path(cfg.text_tower).name},
             "parameters": sizes,
             "text_tower": _tower_record(cfg.text_tower),
             "threads": torch.get_num_threads(),

@@ -321,3 +321,14 @@ def test_low_precision_weights_keep_fp32_losses(clip_dir: Path, train: TrainingD
     loss.sum().backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss).all()
     assert vectors.grad is not None and vectors.grad.dtype == torch.float32
+
+
+def test_half_precision_pixels_go_in_at_the_layers_dtype(clip_dir: Path):
+    """open_clip in half precision keeps the class and position embeddings in float32, so the image
+    tower's first parameter does not say what pixels it takes (the naive bench loop once read it
+    there and failed on a GPU)."""
+    half = OpenClipAdapter.from_pretrained(clip_dir, dtype=torch.float16)
+    assert half.input_dtype == torch.float16
+    assert next(half.model.visual.parameters()).dtype == torch.float32
+    features = half.encode_images([make_example("red", 0).load_image()])
+    assert features.dtype == torch.float32 and torch.isfinite(features).all()

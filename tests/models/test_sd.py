@@ -331,3 +331,12 @@ def test_low_precision_weights_keep_fp32_losses(sd_dirs, training_data):
     loss.sum().backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss).all()
     assert vectors.grad is not None and vectors.grad.dtype == torch.float32
+
+
+def test_compile_step_modules_compiles_the_unet_in_place(sd_dirs):
+    """`--compile` wraps the UNet's forward with torch.compile (compiled lazily, on the first step:
+    not run here, a CPU build needs a C++ compiler); the model stays the same object."""
+    model = StableDiffusionAdapter.from_pretrained(sd_dirs["epsilon"])
+    unet = model.unet
+    assert model.compile_step_modules() == ["unet"]
+    assert model.unet is unet and unet._compiled_call_impl is not None

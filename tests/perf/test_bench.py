@@ -127,6 +127,7 @@ def test_projection_names_its_device_and_the_papers_costs(results, tmp_path, mon
     (["--project", "paper", "--costs", "/nonexistent/perf.json"], "no stored bench results"),
     (["--project", "paper", "--sections", "map"], "needs the three training sections"),
     (["--threads", "0"], "--threads"),
+    (["--render", "--out", "/nonexistent/perf.md"], "no stored bench results"),
 ])
 def test_bad_options_exit_2_with_one_line(monkeypatch, capsys, args, message):
     code, _, err = _cli(monkeypatch, capsys, *args)
@@ -150,6 +151,56 @@ def test_a_job_in_its_own_process_reports_its_peak_memory():
 def test_spread_picks_first_and_last_words():
     assert spread(72, 6) == [0, 14, 28, 43, 57, 71]
     assert spread(3, 6) == [0, 1, 2] and spread(5, 1) == [0]
+
+
+def test_projection_prices_a_step_at_its_median_once_the_run_has_enough_steps():
+    """A GPU's first steps (kernel selection, compilation) took most of a 10-step SD 2.1 run; the
+    study's 1,000-step runs are priced at the steady state."""
+    from vwbench.perf.project import seconds_per_word_step
+
+    run = {"words": 4, "steps": 10, "median_step_seconds": 0.2, "steady_word_steps_per_s": 5.0}
+    assert seconds_per_word_step(run) == pytest.approx(0.05)
+    assert seconds_per_word_step({**run, "steps": 3}) == pytest.approx(0.2)  # too few steps: the whole run's rate
+    assert seconds_per_word_step({**run, "median_step_seconds": None}) == pytest.approx(0.2)
+
+
+def test_render_rewrites_the_report_and_summarizes_the_reports_beside_it(results, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "perf.md"
+    write_report(results, out)
+    measured = json.loads(out.with_suffix(".json").read_text())["sections"]
+    gpu = json.loads(json.dumps(results))
+    gpu["options"].update(dtype="fp16", compile=True)
+    gpu["machine"]["gpu"] = "Test GPU"
+    (tmp_path / "perf-gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "perf-broken.json").write_text("{")  # unreadable: skipped, not fatal
+    code, stdout, _ = _cli(monkeypatch, capsys, "--render", "--out", str(out))
+    assert code == 0 and f"wrote {out}" in stdout
+    text = out.read_text()
+    assert "## Other reports beside this one" in text and "perf-broken" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| [perf-gpu.md](perf-gpu.md) | Test GPU, fp16, compiled |")]
+    assert [row.split(" | ")[2] for row in rows] == ["detection", "classification", "generation"]
+    assert json.loads(out.with_suffix(".json").read_text())["sections"] == measured  # nothing measured again
+    assert text.index("## Detection training") < text.index("## Classification training")  # the bench's order, not the JSON's
+
+
+def test_paper_models_draw_the_same_weights_in_every_process(monkeypatch):
+    """Both sides of a comparison build the random-weight model in their own process: only a fixed
+    seed lets their losses agree. The caller's random stream is left as it was."""
+    import torch
+
+    from vwbench.perf import paper_tier
+
+    monkeypatch.setitem(paper_tier.BUILDERS, "toy", lambda device, dtype: torch.nn.Linear(8, 8).to(device, dtype))
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = paper_tier.build_paper_model("toy", torch.device("cpu"), torch.float32)
+    torch.rand(5)
+    second = paper_tier.build_paper_model("toy", torch.device("cpu"), torch.float32)
+    assert torch.equal(first.weight, second.weight)
+    torch.manual_seed(123)
+    paper_tier.build_paper_model("toy", torch.device("cpu"), torch.float32)
+    assert torch.equal(torch.rand(1), expected_next)
 
 
 def test_paper_tier_builders_match_the_published_architectures():

@@ -34,10 +34,12 @@ def bench_command(
     map_images: Annotated[int, typer.Option("--map-images", min=1, help="Images of the mAP section.")] = 1000,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="fp32, or on cuda fp16 or bf16 weights.")] = "fp32",
+    compile_steps: Annotated[bool, typer.Option("--compile", help="Training sections: torch.compile the heavy modules of vwbench's training step (the UNet of generation; the reference stays uncompiled). The first steps pay the compilation.")] = False,
     tier: Annotated[Optional[str], typer.Option("--tier", help="'paper': the paper-tier architectures with random weights at paper image sizes (GPU only). Default: the training dataset's own checkpoints (the mini zoo).")] = None,
     project: Annotated[Optional[str], typer.Option("--project", help="'paper': print the paper's study priced at the measured costs (without --sections, from the stored .json or --costs).")] = None,
     costs: Annotated[Optional[Path], typer.Option("--costs", help="With --project: a perf.json to take the costs from (e.g. one measured on a GPU).")] = None,
     tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")] = None,
+    render: Annotated[bool, typer.Option("--render", help="Measure nothing: write --out again from the .json beside it (its projection and the summary of the <stem>-*.json reports beside it, e.g. perf-gpu.json, recomputed).")] = False,
 ) -> None:
     """Measure vwbench against the straightforward way, side by side, and write leaderboards/perf.md."""
     from vwbench.perf.sections import TRAINING_SECTIONS, BenchOptions, parse_sections, with_quick_defaults
@@ -52,6 +54,11 @@ def bench_command(
         raise UserError("--suite-run sweeps every dataset of the suite; drop --dataset, or drop --suite-run to sweep only those")
     if tier is not None and tier != "paper":
         raise UserError(f"unknown --tier {tier!r}; use 'paper' (random-weight paper-tier models, GPU) or leave it out for the mini zoo")
+    if render:
+        from vwbench.perf.report import rerender_report
+
+        typer.echo(f"wrote {rerender_report(out)}")
+        return
     if project is not None and sections is None:
         _print_projection(costs or out.with_suffix(".json"), as_json)
         return
@@ -70,7 +77,7 @@ def bench_command(
 
     resolve_dtype(resolved_device, dtype)  # bad --device/--dtype combinations fail here, before any work
     options = BenchOptions(
-        sections=chosen, quick=quick, threads=threads, device=resolved_device, dtype=dtype, tier=tier,
+        sections=chosen, quick=quick, threads=threads, device=resolved_device, dtype=dtype, tier=tier, compile=compile_steps,
         tasks_dir=str(tasks_dir) if tasks_dir else None, train_dataset=train_dataset,
         concepts=concepts if concepts is not None else (None if quick or tier == "paper" else FULL_CONCEPTS), trials=trials, steps=steps,
         naive_words=naive_words, naive_steps=naive_steps, map_images=map_images, suite=suite,

@@ -112,6 +112,15 @@ class ConceptModel(ABC):
     dtype: torch.dtype
     feature_cache: FeatureCache | None = None  # set by use_feature_cache
     feature_identity: dict[str, Any] = {}
+    step_modules: ClassVar[tuple[str, ...]] = ()  # attributes naming the heavy frozen modules a training step runs
+
+    def compile_step_modules(self) -> list[str]:
+        """``torch.compile`` the heavy frozen modules of a training step in place (``step_modules``)
+        and return their names. The first steps then pay the compilation (minutes for a large
+        UNet); a family that names no module is left as it is."""
+        for name in self.step_modules:
+            getattr(self, name).compile()
+        return list(self.step_modules)
 
     def use_feature_cache(self, cache: FeatureCache | None, identity: dict[str, Any]) -> None:
         """Keep the frozen image side (features, regions, latents) in ``cache`` on disk.

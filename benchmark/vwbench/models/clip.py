@@ -374,9 +374,15 @@ class OpenClipAdapter(ConceptModel):
 
     # ---- image features --------------------------------------------------------------------
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype pixels go into the image tower in. Not the first parameter's: in half precision
+        open_clip keeps the class and position embeddings in float32 and casts only the layers."""
+        return open_clip.get_input_dtype(_PRECISION[self.dtype]) or torch.float32
+
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = IMAGE_BATCH) -> torch.Tensor:
         """Normalized float32 image features ``[N, D]`` (no gradient)."""
-        input_dtype = open_clip.get_input_dtype(_PRECISION[self.dtype]) or torch.float32
+        input_dtype = self.input_dtype
         chunks = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):

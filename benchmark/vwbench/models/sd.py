@@ -77,6 +77,7 @@ class StableDiffusionAdapter(ConceptModel):
 
     family = "sd"
     kind = "generation"
+    step_modules = ("unet",)  # the text encoder runs through its submodules (run_text_encoder), not its forward
 
     def __init__(
         self,

@@ -118,9 +118,13 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
         "flops_per_step": flops,
         "achieved_flops_per_s": flops * w.config.steps / steps_seconds if flops else None,
     }
+    median_step = result["median_step_seconds"]
+    result["median_step_flops_per_s"] = flops / median_step if flops and median_step else None
     peak = peak_flops(w.model.device, w.spec.dtype)
     if peak and result["achieved_flops_per_s"]:
         result["peak_flops_share"] = result["achieved_flops_per_s"] / peak
+    if peak and result["median_step_flops_per_s"]:
+        result["median_step_peak_flops_share"] = result["median_step_flops_per_s"] / peak
     if measure_eval:
         result["eval"] = _eval_costs(w, trained.vectors)
     return result

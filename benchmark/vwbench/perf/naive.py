@@ -100,7 +100,7 @@ def naive_clip(workload, words: Sequence[int], steps: int, generators) -> NaiveR
     prompt = build_word_prompt(model.encode, model.special, int(workload.init.shape[1]))
     ids = prompt.input_ids.to(model.device)[None]
     batch = workload.config.batch_size
-    input_dtype = next(model.model.visual.parameters()).dtype
+    input_dtype = model.input_dtype
 
     def step_loss(w: int, vectors: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         concept = workload.data.concepts[workload.word_concepts[w]]

@@ -140,6 +140,15 @@ def build_clip(device: torch.device, dtype: torch.dtype):
 BUILDERS = {"sd": build_sd, "owlv2": build_owlv2, "clip": build_clip}
 
 
+WEIGHT_SEED = 0
+
+
 def build_paper_model(family: str, device: torch.device, dtype: torch.dtype):
-    """The paper-tier adapter of ``family`` with random weights, on ``device`` in ``dtype``."""
-    return BUILDERS[family](device, dtype)
+    """The paper-tier adapter of ``family`` with random weights, on ``device`` in ``dtype``.
+
+    The weights are drawn from a fixed seed: the two sides of a bench comparison build the model
+    in separate processes, and their losses can only agree if both get the same weights."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if device.type == "cuda" else "cuda"):
+        torch.manual_seed(WEIGHT_SEED)
+        return BUILDERS[family](device, dtype)

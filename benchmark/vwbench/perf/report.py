@@ -161,7 +161,11 @@ def _training_md(section: dict) -> list[str]:
     ]
     if v.get("achieved_flops_per_s"):
         lines += ["", f"vwbench's training steps ran at {v['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s as "
-                  f"`torch.utils.flop_counter` counts them (matmuls, convolutions, attention)" + _share(v) + "."]
+                  f"`torch.utils.flop_counter` counts them (matmuls, convolutions, attention)" + _share(v, "peak_flops_share")
+                  + _median_rate(v) + "."]
+    if facts.get("compiled"):
+        lines += ["", f"vwbench's side ran with `torch.compile` on {', '.join(facts['compiled'])} (the reference did not); "
+                  "the first steps, and so the whole-run rate, include the compilation."]
     return lines + [""]
 
 
@@ -170,9 +174,18 @@ def _per_word(v: dict) -> float | None:
     return flops / v["words"] if flops and v.get("words") else None
 
 
-def _share(v: dict) -> str:
-    share = v.get("peak_flops_share")
+def _share(v: dict, key: str) -> str:
+    share = v.get(key)
     return f", {share:.1%} of the GPU's peak" if share is not None else ""
+
+
+def _median_rate(v: dict) -> str:
+    """The rate at the median step: the steady state, without the first steps' warm-up (kernel
+    selection, compilation), which dominates a short run on a GPU."""
+    rate = v.get("median_step_flops_per_s")
+    if not rate:
+        return ""
+    return f"; at the median step {rate / 1e9:.1f} GFLOP/s" + _share(v, "median_step_peak_flops_share")
 
 
 def _map_md(section: dict) -> list[str]:
@@ -232,9 +245,67 @@ def _memory_md(rows: list[dict], device: str) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """The perf report as markdown."""
-    machine, versions, sections = results["machine"], results["versions"], results["sections"]
+def _in_order(sections: dict[str, Any]) -> dict[str, Any]:
+    """``sections`` in the bench's order (a stored .json has its keys sorted)."""
+    from vwbench.perf.sections import SECTIONS
+
+    known = {name: sections[name] for name in SECTIONS if name in sections}
+    return {**known, **{k: v for k, v in sections.items() if k not in known}}
+
+
+def _companions_md(companions: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """A summary of other bench reports kept beside this one (e.g. ``perf-gpu.json`` measured on a
+    GPU): one row per training section, at the median step (the steady state)."""
+    if not companions:
+        return []
+    lines = [
+        "## Other reports beside this one",
+        "",
+        "Measured elsewhere (another machine or other options) and kept beside this report; each file has the full "
+        "details. Rates at the median step: the steady state of a long run, without the first steps' warm-up.",
+        "",
+        "| report | device | section | workload | word-steps/s (median step) | FLOP share of peak (median step) | "
+        "ratio (median-based) | loss check | CUDA peak (MiB) |",
+        "|---|---|---|---|---:|---:|---|---|---:|",
+    ]
+    for name, other in companions:
+        machine, opts = other.get("machine", {}), other.get("options", {})
+        device = f"{machine.get('gpu') or machine.get('cpu_model', '?')}, {opts.get('dtype')}"
+        if opts.get("compile"):
+            device += ", compiled"
+        for section_name, section in _in_order(other.get("sections", {})).items():
+            v = section.get("vwbench")
+            if not v or "median_step_seconds" not in v:
+                continue
+            facts = v["facts"]
+            rate = v["words"] / v["median_step_seconds"] if v.get("median_step_seconds") else None
+            share = v.get("median_step_peak_flops_share")
+            check = section.get("check") or {}
+            lines.append(
+                f"| [{name}]({name}) | {device} | {section_name} | {facts['checkpoint']}: {v['words']} words x {v['steps']} steps, "
+                f"batch {facts['batch_size']} | {_num(rate)} | {f'{share:.1%}' if share is not None else '—'} | "
+                f"{_ratio(section)} ({_num(section.get('median_step_ratio'), 1)}x) | "
+                f"{'ok' if check.get('ok') else '**FAILED**'} ({_num(check.get('max_abs_diff'))}) | {_num(v.get('cuda_peak_mb'), 0)} |"
+            )
+    return lines + [""]
+
+
+def companion_reports(markdown_path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The other bench results stored beside ``markdown_path``: ``<stem>-*.json`` (e.g.
+    ``perf-gpu.json`` beside ``perf.md``), whose markdown is linked; unreadable files are skipped."""
+    markdown_path = Path(markdown_path)
+    found = []
+    for path in sorted(markdown_path.parent.glob(f"{markdown_path.stem}-*.json")):
+        try:
+            found.append((path.with_suffix(".md").name, read_results(path)))
+        except UserError:
+            continue
+    return found
+
+
+def render_markdown(results: dict[str, Any], companions: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+    """The perf report as markdown (``companions``: other reports beside it, summarized at the end)."""
+    machine, versions, sections = results["machine"], results["versions"], _in_order(results["sections"])
     opts = results["options"]
     lines = [
         "# vwbench performance",
@@ -282,6 +353,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         from vwbench.perf.project import render_projection
 
         lines += ["## Projection: the paper's study on this implementation", "", "```", render_projection(results["projection"]), "```", ""]
+    lines += _companions_md(companions or [])
     return "\n".join(lines)
 
 
@@ -292,8 +364,21 @@ def write_report(results: dict[str, Any], markdown_path: Path) -> tuple[Path, Pa
     markdown_path = Path(markdown_path)
     json_path = markdown_path.with_suffix(".json")
     atomic_write_json(json_path, results, phase="perf")
-    atomic_write_bytes(markdown_path, render_markdown(results).encode(), phase="perf")
+    companions = [c for c in companion_reports(markdown_path) if c[0] != markdown_path.name]
+    atomic_write_bytes(markdown_path, render_markdown(results, companions).encode(), phase="perf")
     return markdown_path, json_path
+
+
+def rerender_report(markdown_path: Path) -> Path:
+    """Write ``markdown_path`` again from the ``.json`` beside it, measuring nothing: the derived
+    parts (projection, the summary of reports beside it) are computed afresh."""
+    from vwbench.perf.project import project
+
+    results = read_results(Path(markdown_path).with_suffix(".json"))
+    if "projection" in results:
+        results["projection"] = project(results)
+    write_report(results, Path(markdown_path))
+    return Path(markdown_path)
 
 
 def read_results(path: Path) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class BenchOptions:
     device: str = "cpu"
     dtype: str = "fp32"
     tier: str | None = None  # None: the dataset's own checkpoints; "paper": random paper-tier models (GPU)
+    compile: bool = False  # vwbench's side only: torch.compile its step modules (the reference stays the plain recipe)
     tasks_dir: str | None = None
     train_dataset: str = "synth-imagenet"
     concepts: int | None = None
@@ -110,8 +111,11 @@ def run_training_section(name: str, options: BenchOptions) -> dict[str, Any]:
         family=family, dataset=options.train_dataset, concepts=concepts, trials=trials,
         steps=_training_steps(name, options), tasks_dir=options.tasks_dir, device=options.device, dtype=options.dtype, tier=options.tier,
     ).to_json()
-    options.log(f"{name}: vwbench's batched training ({family})")
-    batched = run_job("train-batched", {"workload": spec, "check_steps": options.naive_steps}, threads=options.threads, isolate=options.isolate)
+    options.log(f"{name}: vwbench's batched training ({family}{', compiled' if options.compile else ''})")
+    # A compiled model would recompile for the evaluation's other shapes (minutes): its evaluation
+    # costs come from an uncompiled run.
+    batched_args = {"workload": {**spec, "compile": options.compile}, "check_steps": options.naive_steps, "measure_eval": not options.compile}
+    batched = run_job("train-batched", batched_args, threads=options.threads, isolate=options.isolate)
     n_words = int(batched.result["words"])
     words = spread(n_words, options.naive_words)
     options.log(f"{name}: the reference loop ({len(words)} words x {options.naive_steps} steps)")

@@ -36,6 +36,7 @@ class WorkloadSpec:
     device: str = "cpu"
     dtype: str = "fp32"
     tier: str | None = None  # None: the dataset's tier (its checkpoints); "paper": random paper-tier models
+    compile: bool = False  # torch.compile the model's heavy training-step modules (ConceptModel.compile_step_modules)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -119,6 +120,7 @@ def load_workload(spec: WorkloadSpec) -> Workload:
         resolved = resolve_checkpoint(task.source.checkpoint)
         model = adapter_class(spec.family).from_pretrained(resolved.path, device=device, dtype=dtype)
         checkpoint = resolved.name
+    compiled = model.compile_step_modules() if spec.compile else []
     split = dataset_loader(dataset.loader)(dataset, images_per_concept=hp.images_per_concept)
     vocab = model.vocabulary()
     concepts, keys, init_words = [], [], []
@@ -145,6 +147,7 @@ def load_workload(spec: WorkloadSpec) -> Workload:
         "images_per_concept": hp.images_per_concept,
         "device": str(device),
         "dtype": spec.dtype,
+        "compiled": compiled,
     }
     data = TrainingData(split.train, split.concept_names)
     return Workload(spec, model, split, data, init, concepts, keys, config, task.eval, facts)

@@ -148,7 +148,6 @@ def build_paper_model(family: str, device: torch.device, dtype: torch.dtype):
 
     The weights are drawn from a fixed seed: the two sides of a bench comparison build the model
     in separate processes, and their losses can only agree if both get the same weights."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type if device.type == "cuda" else "cuda"):
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(WEIGHT_SEED)
         return BUILDERS[family](device, dtype)

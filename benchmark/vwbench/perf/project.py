@@ -7,8 +7,9 @@ again at 4 deltas (4,800 words). Generation evaluation makes 8 images of 50 deno
 and about 2.5 days (Section 5) on 40 RTX 2080 Ti GPUs.
 
 Costs are per word-step of vwbench's batched training (the median step, see
-:func:`seconds_per_word_step`; ``prepare`` is added per word set), per word of detection / classification evaluation, and per image-step of generation; they
-are only as good as the device and models they were measured on, which the projection states.
+:func:`seconds_per_word_step`; ``prepare`` is added per word set), per word of detection /
+classification evaluation, and per image-step of generation; they are only as good as the device
+and models they were measured on, which the projection states.
 """
 
 from __future__ import annotations

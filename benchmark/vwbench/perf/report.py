@@ -374,7 +374,10 @@ def rerender_report(markdown_path: Path) -> Path:
     parts (projection, the summary of reports beside it) are computed afresh."""
     from vwbench.perf.project import project
 
-    results = read_results(Path(markdown_path).with_suffix(".json"))
+    json_path = Path(markdown_path).with_suffix(".json")
+    if not json_path.is_file():
+        raise UserError(f"--render: no stored bench results at {json_path}; measure first with `vwbench bench --out {markdown_path}`")
+    results = read_results(json_path)
     if "projection" in results:
         results["projection"] = project(results)
     write_report(results, Path(markdown_path))

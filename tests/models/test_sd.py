@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -340,3 +341,17 @@ def test_compile_step_modules_compiles_the_unet_in_place(sd_dirs):
     unet = model.unet
     assert model.compile_step_modules() == ["unet"]
     assert model.unet is unet and unet._compiled_call_impl is not None
+
+
+def test_words_trained_in_several_passes_equal_one_pass(sd, training_data):
+    """A GPU that cannot hold every word's UNet batch at once trains them a few per pass; their
+    gradients add up into the same Adam step, so the words and the loss curve are the same."""
+    from vwbench.training import TrainConfig, train_words
+
+    init = _words(sd, ["dog", "cat", "cup"])
+    config = TrainConfig(steps=3, lr=1e-2, seed=1)
+    one = train_words(sd, training_data, init, [0, 1, 2], config, word_keys=["a", "b", "c"])
+    split = train_words(sd, training_data, init, [0, 1, 2], replace(config, words_per_pass=2), word_keys=["a", "b", "c"])
+    torch.testing.assert_close(split.vectors, one.vectors, rtol=0, atol=1e-6)
+    assert split.loss_curve == pytest.approx(one.loss_curve, abs=1e-6)
+    assert not torch.equal(one.vectors, init)  # it trained

@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
 from vwbench.models.base import ConceptModel, TrainingData, Vocabulary
 from vwbench.training import TrainConfig, choose_init_words, train_words
-from vwbench.training.trainer import project_to_ball
+from vwbench.training.trainer import project_to_ball, word_passes, words_for_memory
 
 
 class QuadraticModel(ConceptModel):
@@ -74,6 +76,35 @@ def test_each_word_draws_its_own_batches_whichever_words_share_its_batch():
     # another seed or another key gives another random stream
     other = train_words(model, data, init[:1], concepts[:1], config, word_keys=["a/9"]).vectors
     assert not torch.allclose(other[0], together[0])
+
+
+def test_words_trained_a_few_per_pass_equal_one_pass():
+    from tests.faults.test_units import NoisyModel
+
+    torch.manual_seed(0)
+    model = NoisyModel(torch.randn(3, 5))
+    init = torch.randn(7, 2, 5)
+    concepts = [0, 1, 2, 0, 1, 2, 0]
+    keys = [f"w{i}" for i in range(7)]
+    data = TrainingData([], ["a", "b", "c"])
+    config = TrainConfig(steps=20, lr=0.05, seed=2)
+    one = train_words(model, data, init, concepts, config, word_keys=keys)
+    for per_pass in (1, 3, 7, 50):
+        split = train_words(model, data, init, concepts, replace(config, words_per_pass=per_pass), word_keys=keys)
+        torch.testing.assert_close(split.vectors, one.vectors, rtol=0, atol=1e-6)
+        assert split.loss_curve == pytest.approx(one.loss_curve, abs=1e-6)
+
+
+def test_word_passes_cover_every_word_once():
+    assert word_passes(7, 3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert word_passes(2, 50) == [slice(0, 2)] and word_passes(3, 0) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+def test_words_for_memory_keeps_headroom_and_at_least_one_word():
+    gib = 2**30
+    assert words_for_memory(80 * gib, 12 * gib, 100) == 5  # SD 2.1 at 768 px on an 80 GB card
+    assert words_for_memory(80 * gib, 1 * gib, 10) == 10
+    assert words_for_memory(4 * gib, 12 * gib, 100) == 1  # never zero: one word per pass, or an honest OOM
 
 
 def test_training_lowers_the_loss():

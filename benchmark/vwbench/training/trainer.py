@@ -169,8 +169,11 @@ def train_words(
             loss_curve=list(curve),
         )
 
-    per_pass = config.words_per_pass or words_that_fit_a_pass(model, vectors, word_concepts, prepared, generators, config.batch_size)
-    passes = word_passes(int(vectors.shape[0]), per_pass)
+    n_words = int(vectors.shape[0])
+    per_pass = config.words_per_pass or (
+        words_that_fit_a_pass(model, vectors, word_concepts, prepared, generators, config.batch_size) if first < config.steps else n_words
+    )
+    passes = word_passes(n_words, per_pass)
     with deferred_interrupt(enabled=checkpoint is not None) as interrupt:
         for step in range(first, config.steps):
             optimizer.zero_grad(set_to_none=True)

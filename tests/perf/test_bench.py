@@ -59,6 +59,21 @@ def test_reference_loops_compute_the_batched_losses(results, section):
     assert s["reference"]["flops_per_word_step"] > per_word_batched
 
 
+def test_batched_side_in_several_passes_computes_the_same_losses(bench_tasks):
+    """A GPU that cannot hold every word at once runs a step in passes: the bench records each
+    step's losses across its passes, and times steps, not passes."""
+    options = with_quick_defaults(BenchOptions(
+        sections=("classification",), quick=True, tasks_dir=str(bench_tasks), train_dataset="synth-tiny", trials=2, steps=4,
+        naive_words=2, naive_steps=2, words_per_pass=1, isolate=False,
+    ))
+    section = run_bench(options, command="vwbench bench --words-per-pass 1 (test)")["sections"]["classification"]
+    batched = section["vwbench"]
+    assert batched["words_per_pass"] == 1 and batched["words"] > 1
+    assert len(batched["losses"]) == 2 and all(len(step) == batched["words"] for step in batched["losses"])
+    assert section["check"]["ok"] and section["check"]["max_abs_diff"] <= 1e-4
+    assert batched["median_step_seconds"] > 0
+
+
 def test_map_backends_give_identical_values(results):
     s = results["sections"]["map"]
     fast, slow = s["check"]["faster_coco_eval"], s["check"]["pycocotools"]
@@ -127,6 +142,7 @@ def test_projection_names_its_device_and_the_papers_costs(results, tmp_path, mon
     (["--project", "paper", "--costs", "/nonexistent/perf.json"], "no stored bench results"),
     (["--project", "paper", "--sections", "map"], "needs the three training sections"),
     (["--threads", "0"], "--threads"),
+    (["--words-per-pass", "0"], "--words-per-pass"),
     (["--render", "--out", "/nonexistent/perf.md"], "no stored bench results"),
 ])
 def test_bad_options_exit_2_with_one_line(monkeypatch, capsys, args, message):

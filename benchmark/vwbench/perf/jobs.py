@@ -19,7 +19,10 @@ import torch
 
 class _Recording:
     """A model seen through :func:`~vwbench.training.train_words`: it times ``prepare`` and keeps
-    the per-word losses of the first ``keep`` steps. Everything else is the model's own."""
+    the per-word losses of the first ``keep`` steps. Everything else is the model's own.
+
+    A step may call ``loss`` once per pass of words; ``end_step`` (train_words' progress callback,
+    called once per step) closes the step: its losses are those of its passes, in word order."""
 
     def __init__(self, model: Any, keep: int) -> None:
         self._model = model
@@ -27,7 +30,8 @@ class _Recording:
         self.losses: list[list[float]] = []
         self.prepare_seconds = 0.0
         self.prepared: Any = None
-        self.loss_calls: list[float] = []  # perf_counter at each step's loss call
+        self.step_starts: list[float] = []  # perf_counter at each step's first loss call
+        self._step: list[torch.Tensor] = []  # this step's pass losses so far
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -40,11 +44,16 @@ class _Recording:
         return self.prepared
 
     def loss(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        self.loss_calls.append(time.perf_counter())
+        if not self._step:
+            self.step_starts.append(time.perf_counter())
         out = self._model.loss(*args, **kwargs)
-        if len(self.losses) < self._keep:
-            self.losses.append([float(v) for v in out.detach().float().cpu()])
+        self._step.append(out.detach())
         return out
+
+    def end_step(self, steps: int, mean_loss: float) -> None:
+        if len(self.losses) < self._keep:
+            self.losses.append([float(v) for v in torch.cat(self._step).float().cpu()])
+        self._step = []
 
 
 def _sync(device: torch.device) -> None:
@@ -86,13 +95,16 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
     image side once). Returns timings, the first ``check_steps`` steps' per-word losses, FLOPs of a
     step, and the evaluation costs the paper projection needs."""
     from vwbench.perf.workload import WorkloadSpec, load_workload
-    from vwbench.training.trainer import train_words, word_generators
+    from vwbench.training.trainer import train_words, word_generators, word_passes
 
     w = load_workload(WorkloadSpec(**workload))
+    per_pass = w.spec.words_per_pass or _words_per_pass(w)  # chosen before the clock starts (a GPU's probe pass)
+    passes = word_passes(w.n_words, per_pass)
     model = _Recording(w.model, check_steps)
-    one_pass = replace(w.config, words_per_pass=w.n_words)  # every word in one forward/backward, as measured and recorded
     start = time.perf_counter()
-    trained = train_words(model, w.data, w.init, w.word_concepts, one_pass, word_keys=w.word_keys)  # type: ignore[arg-type]
+    trained = train_words(  # type: ignore[arg-type]
+        model, w.data, w.init, w.word_concepts, replace(w.config, words_per_pass=per_pass), word_keys=w.word_keys, progress=model.end_step
+    )
     _sync(w.model.device)
     total = time.perf_counter() - start
     steps_seconds = max(total - model.prepare_seconds, 1e-9)
@@ -102,7 +114,8 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
 
     def one_step() -> None:
         vectors = trained.vectors.to(w.model.device).clone().requires_grad_(True)
-        w.model.loss(vectors, w.word_concepts, model.prepared, generators, w.config.batch_size).sum().backward()
+        for words in passes:
+            w.model.loss(vectors[words], w.word_concepts[words], model.prepared, generators[words], w.config.batch_size).sum().backward()
 
     flops = _flops(one_step) if w.config.steps else None
     result = {
@@ -114,7 +127,8 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
         "seconds_steps": steps_seconds,
         "word_steps_per_s": word_steps / total if total > 0 else None,
         "steady_word_steps_per_s": word_steps / steps_seconds,
-        "median_step_seconds": _median([b - a for a, b in zip(model.loss_calls, model.loss_calls[1:])]),
+        "median_step_seconds": _median([b - a for a, b in zip(model.step_starts, model.step_starts[1:])]),
+        "words_per_pass": per_pass,
         "losses": model.losses,  # [step][word]
         "final_mean_loss": trained.loss_curve[-1] if trained.loss_curve else None,
         "flops_per_step": flops,
@@ -130,6 +144,17 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
     if measure_eval:
         result["eval"] = _eval_costs(w, trained.vectors)
     return result
+
+
+def _words_per_pass(w: Any) -> int:
+    """What ``train_words`` would choose: every word on a CPU, on a GPU as many as fit."""
+    from vwbench.training.trainer import word_generators, words_that_fit_a_pass
+
+    if w.model.device.type != "cuda":
+        return w.n_words
+    vectors = w.init.to(w.model.device).requires_grad_(True)
+    generators = word_generators(w.config.seed, w.word_keys)
+    return words_that_fit_a_pass(w.model, vectors, w.word_concepts, w.model.prepare(w.data), generators, w.config.batch_size)
 
 
 def _median(values: list[float]) -> float | None:

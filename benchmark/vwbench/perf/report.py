@@ -141,7 +141,7 @@ def _training_md(section: dict) -> list[str]:
         "",
         f"Workload: {facts['words']} words ({facts['concepts']} concepts x {facts['trials']} trial(s)) of "
         f"{facts['dataset']}, {facts['n_vectors']} vectors per word, batch {facts['batch_size']} per word, "
-        f"{facts['device']} {facts['dtype']}.",
+        f"{facts['device']} {facts['dtype']}." + _passes(v),
         "",
         "| | words x steps | seconds | word-steps/s | FLOPs per word-step | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -167,6 +167,14 @@ def _training_md(section: dict) -> list[str]:
         lines += ["", f"vwbench's side ran with `torch.compile` on {', '.join(facts['compiled'])} (the reference did not); "
                   "the first steps, and so the whole-run rate, include the compilation."]
     return lines + [""]
+
+
+def _passes(v: dict) -> str:
+    """How vwbench's steps went through the model, where not in one pass (older reports: one)."""
+    per_pass = v.get("words_per_pass")
+    if not per_pass or per_pass >= v["words"]:
+        return ""
+    return f" vwbench's steps went through the model {per_pass} word(s) at a time ({-(-v['words'] // per_pass)} passes per step)."
 
 
 def _per_word(v: dict) -> float | None:

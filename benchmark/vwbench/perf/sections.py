@@ -46,6 +46,7 @@ class BenchOptions:
     dtype: str = "fp32"
     tier: str | None = None  # None: the dataset's own checkpoints; "paper": random paper-tier models (GPU)
     compile: bool = False  # vwbench's side only: torch.compile its step modules (the reference stays the plain recipe)
+    words_per_pass: int | None = None  # vwbench's side only: words per forward/backward (None: all on a CPU, as many as fit on a GPU)
     tasks_dir: str | None = None
     train_dataset: str = "synth-imagenet"
     concepts: int | None = None
@@ -114,7 +115,8 @@ def run_training_section(name: str, options: BenchOptions) -> dict[str, Any]:
     options.log(f"{name}: vwbench's batched training ({family}{', compiled' if options.compile else ''})")
     # A compiled model would recompile for the evaluation's other shapes (minutes): its evaluation
     # costs come from an uncompiled run.
-    batched_args = {"workload": {**spec, "compile": options.compile}, "check_steps": options.naive_steps, "measure_eval": not options.compile}
+    batched_spec = {**spec, "compile": options.compile, "words_per_pass": options.words_per_pass}
+    batched_args = {"workload": batched_spec, "check_steps": options.naive_steps, "measure_eval": not options.compile}
     batched = run_job("train-batched", batched_args, threads=options.threads, isolate=options.isolate)
     n_words = int(batched.result["words"])
     words = spread(n_words, options.naive_words)

@@ -37,6 +37,7 @@ class WorkloadSpec:
     dtype: str = "fp32"
     tier: str | None = None  # None: the dataset's tier (its checkpoints); "paper": random paper-tier models
     compile: bool = False  # torch.compile the model's heavy training-step modules (ConceptModel.compile_step_modules)
+    words_per_pass: int | None = None  # vwbench's batched run: words per forward/backward (None: as train_words chooses)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

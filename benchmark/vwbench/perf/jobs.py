@@ -95,7 +95,7 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
     image side once). Returns timings, the first ``check_steps`` steps' per-word losses, FLOPs of a
     step, and the evaluation costs the paper projection needs."""
     from vwbench.perf.workload import WorkloadSpec, load_workload
-    from vwbench.training.trainer import train_words, word_generators, word_passes
+    from vwbench.training.trainer import step_in_passes, train_words, word_generators, word_passes
 
     w = load_workload(WorkloadSpec(**workload))
     per_pass = w.spec.words_per_pass or _words_per_pass(w)  # chosen before the clock starts (a GPU's probe pass)
@@ -114,8 +114,7 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
 
     def one_step() -> None:
         vectors = trained.vectors.to(w.model.device).clone().requires_grad_(True)
-        for words in passes:
-            w.model.loss(vectors[words], w.word_concepts[words], model.prepared, generators[words], w.config.batch_size).sum().backward()
+        step_in_passes(w.model, vectors, w.word_concepts, model.prepared, generators, w.config.batch_size, passes)
 
     flops = _flops(one_step) if w.config.steps else None
     result = {

@@ -66,6 +66,20 @@ def word_passes(n_words: int, per_pass: int) -> list[slice]:
     return [slice(start, min(start + per_pass, n_words)) for start in range(0, n_words, per_pass)]
 
 
+def step_in_passes(
+    model: ConceptModel, vectors: torch.Tensor, word_concepts: Sequence[int], prepared, generators: list[torch.Generator],
+    batch_size: int, passes: list[slice],
+) -> torch.Tensor:
+    """One step's forward/backward, pass by pass: each pass's gradient adds up in ``vectors.grad``.
+    Returns the per-word losses ``[W]`` (detached)."""
+    parts = []
+    for words in passes:
+        part = model.loss(vectors[words], word_concepts[words], prepared, generators[words], batch_size)
+        part.sum().backward()
+        parts.append(part.detach())
+    return torch.cat(parts)
+
+
 PASS_MEMORY_SHARE = 0.8  # of the GPU memory free for a pass; the rest is headroom for fragmentation
 
 
@@ -177,12 +191,7 @@ def train_words(
     with deferred_interrupt(enabled=checkpoint is not None) as interrupt:
         for step in range(first, config.steps):
             optimizer.zero_grad(set_to_none=True)
-            parts = []
-            for words in passes:
-                part = model.loss(vectors[words], word_concepts[words], prepared, generators[words], config.batch_size)
-                part.sum().backward()
-                parts.append(part.detach())
-            losses = torch.cat(parts)
+            losses = step_in_passes(model, vectors, word_concepts, prepared, generators, config.batch_size, passes)
             optimizer.step()
             if ball is not None:
                 with torch.no_grad():

@@ -332,3 +332,42 @@ def test_half_precision_pixels_go_in_at_the_layers_dtype(clip_dir: Path):
     assert next(half.model.visual.parameters()).dtype == torch.float32
     features = half.encode_images([make_example("red", 0).load_image()])
     assert features.dtype == torch.float32 and torch.isfinite(features).all()
+
+
+def test_cached_prompt_prefix_gives_the_whole_prompts_features_and_gradients(adapter: OpenClipAdapter) -> None:
+    """encode_words computes "a photo of" once and runs only the word's positions on; the
+    features and the words' gradients equal those of the whole prompt through the tower."""
+    from vwbench.models import prompt_prefix
+    from vwbench.models.words import splice
+
+    assert prompt_prefix.supports(adapter.text.transformer)
+    vectors = torch.randn(5, 3, adapter.embedding_dim, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
+    prompt = adapter._word_prompt(3)
+    ids = prompt.input_ids.expand(5, -1)
+    whole = adapter._text_from_embeds(splice(adapter.text.token_embedding(ids), prompt.word_positions, vectors), prompt.eos_position)
+    cached = adapter.encode_words(vectors)
+    assert torch.allclose(cached, whole, atol=1e-5)
+    weights = torch.randn(whole.shape, generator=torch.Generator().manual_seed(5))
+    (grad_whole,) = torch.autograd.grad((whole * weights).sum(), vectors)
+    (grad_cached,) = torch.autograd.grad((cached * weights).sum(), vectors)
+    assert torch.allclose(grad_cached, grad_whole, atol=1e-5)
+    assert adapter.encode_words(vectors).equal(cached), "the cached prefix is reused as it was"
+
+
+def test_towers_the_prefix_path_does_not_reproduce_run_whole(clip_dir: Path) -> None:
+    from open_clip.transformer import CustomResidualAttentionBlock
+
+    from vwbench.models import prompt_prefix
+
+    adapter = OpenClipAdapter.from_pretrained(clip_dir)
+    vectors = adapter.token_vectors(["dog"])[:, None]
+    with torch.no_grad():
+        before = adapter.encode_words(vectors)
+    block = adapter.text.transformer.resblocks[0]
+    custom = CustomResidualAttentionBlock(block.ln_1.normalized_shape[0], block.attn.num_heads)
+    adapter.text.transformer.resblocks[0] = custom
+    assert not prompt_prefix.supports(adapter.text.transformer)
+    with torch.no_grad():
+        after = adapter.encode_words(vectors)
+        whole = adapter.model.encode_text(plain_ids(adapter, ["a photo of dog"]))
+    assert torch.allclose(after, whole, atol=1e-6) and not torch.allclose(after, before, atol=1e-3)

@@ -27,6 +27,7 @@ from vwbench.zoo.recipes.clip import (
     caption_info,
     contrastive_loss,
     relation,
+    render_pool,
     train_mini_clip,
 )
 
@@ -79,6 +80,16 @@ def test_same_seed_same_weights(trained, tmp_path):
     out, _ = trained
     _train(tmp_path / "again")
     assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (out / WEIGHTS_FILE).read_bytes()
+
+
+def test_plain_captions_name_only_the_category():
+    _, mixed = render_pool(40, 0, 64, None, lambda m: None, "3")
+    pixels, plain = render_pool(40, 0, 64, None, lambda m: None, "3", "plain")
+    assert any(len(c.split()) == 6 for c in mixed), "the stream's own captions name attributes"
+    assert [caption_info(c).category for c in plain] == [caption_info(c).category for c in mixed]
+    assert all(len(c.split()) == 4 for c in plain)
+    with pytest.raises(ValueError, match="'mixed' or 'plain'"):
+        render_pool(1, 0, 64, None, lambda m: None, "3", "fancy")
 
 
 def test_caption_relations():

@@ -43,6 +43,7 @@ from vwbench.models.base import (
     per_word_generators,
     sample_from_pool,
 )
+from vwbench.models import prompt_prefix
 from vwbench.models.words import SpecialIds, WordPrompt, build_text_prompts, build_word_prompt, pool_at, splice
 from vwbench.predictions import LabelPredictions, Predictions
 
@@ -239,6 +240,7 @@ class OpenClipAdapter(ConceptModel):
             )
         self._word_prompts: dict[int, WordPrompt] = {}
         self._is_causal: bool | None = None
+        self._prefix_states: dict[tuple[int, str, torch.dtype], prompt_prefix.PrefixState] = {}
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -341,13 +343,16 @@ class OpenClipAdapter(ConceptModel):
             length = int(eos_positions if isinstance(eos_positions, int) else eos_positions.max()) + 1
             x, mask = x[:, :length], mask[:length, :length]
         x = self.text.transformer(x, attn_mask=mask)
-        x = pool_at(self.text.ln_final(x), eos_positions)
+        return self._project(pool_at(self.text.ln_final(x), eos_positions))
+
+    def _project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The text projection of pooled, final-normed states, as float32 features."""
         projection = self.text.text_projection
         if isinstance(projection, nn.Linear):
-            x = projection(x)
+            pooled = projection(pooled)
         elif projection is not None:
-            x = x @ projection
-        return x.float()
+            pooled = pooled @ projection
+        return pooled.float()
 
     def _word_prompt(self, n_vectors: int) -> WordPrompt:
         if n_vectors not in self._word_prompts:
@@ -359,9 +364,27 @@ class OpenClipAdapter(ConceptModel):
         if vectors.ndim != 3 or vectors.shape[-1] != self.embedding_dim:
             raise ValueError(f"expected vectors [W, n, {self.embedding_dim}], got {tuple(vectors.shape)}")
         prompt = self._word_prompt(int(vectors.shape[1]))
+        if self._causal_text() and prompt_prefix.supports(self.text.transformer):
+            return self._words_after_prefix(vectors, prompt)
         ids = prompt.input_ids.to(self.device).expand(vectors.shape[0], -1)
         embeds = splice(self.text.token_embedding(ids), prompt.word_positions.to(self.device), vectors.to(self.device))
         return self._text_from_embeds(embeds, prompt.eos_position)
+
+    def _words_after_prefix(self, vectors: torch.Tensor, prompt: WordPrompt) -> torch.Tensor:
+        """:meth:`encode_words` with the prompt's word-independent prefix computed once
+        (:mod:`vwbench.models.prompt_prefix`): the same features, about half the work."""
+        cast = self.text.transformer.get_cast_dtype()
+        start, end = int(prompt.word_positions[0]), prompt.eos_position + 1
+        positions = self.text.positional_embedding.to(cast)
+        key = (int(vectors.shape[1]), str(self.device), cast)
+        if key not in self._prefix_states:
+            prefix_ids = prompt.input_ids[:start].to(self.device)[None]
+            prefix = self.text.token_embedding(prefix_ids).to(cast) + positions[:start]
+            self._prefix_states[key] = prompt_prefix.prefix_state(self.text.transformer, prefix)
+        suffix_ids = prompt.input_ids[start:end].to(self.device).expand(vectors.shape[0], -1)
+        suffix = splice(self.text.token_embedding(suffix_ids), prompt.word_positions.to(self.device) - start, vectors.to(self.device))
+        x = prompt_prefix.run_suffix(self.text.transformer, suffix.to(cast) + positions[start:end], self._prefix_states[key], end - 1 - start)
+        return self._project(self.text.ln_final(x))
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Pooled text features ``[N, D]`` (float32, unnormalized) of ordinary prompts."""

@@ -178,6 +178,17 @@ def test_text_encoder_is_causal(sd):
     assert not torch.allclose(ha[:, second_slot:], hb[:, second_slot:])
 
 
+def test_word_states_raise_no_transformers_deprecation(sd):
+    """The causal mask is asked for under the cache argument's current name (no FutureWarning
+    from transformers, whose old name goes in 5.40)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        with torch.no_grad():
+            sd.encode_word_states(torch.stack([sd.token_vectors(["photo", "dog"])]))
+
+
 def test_pools_at_end_of_text_when_word_ids_exceed_eos(sd_dirs):
     model = StableDiffusionAdapter.from_pretrained(sd_dirs["v_prediction"])
     vectors = model.token_vectors(["dog"]).unsqueeze(1)

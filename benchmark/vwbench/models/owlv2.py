@@ -32,7 +32,7 @@ from vwbench.compat.torchvision_ops import ensure_torchvision_importable
 ensure_torchvision_importable()
 
 from transformers import CLIPTokenizer, Owlv2ForObjectDetection, Owlv2ImageProcessor  # noqa: E402
-from transformers.masking_utils import create_causal_mask  # noqa: E402
+from vwbench.compat.causal_mask import causal_mask  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound, DataError  # noqa: E402
@@ -290,9 +290,7 @@ class Owlv2Adapter(ConceptModel):
         length = int(eos_positions if isinstance(eos_positions, int) else eos_positions.max()) + 1
         token_embeds = token_embeds[:, :length]
         hidden = text.embeddings(inputs_embeds=token_embeds)  # adds the position embeddings
-        mask = create_causal_mask(
-            config=text.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None
-        )
+        mask = causal_mask(text.config, hidden)
         hidden = text.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
         hidden = text.final_layer_norm(hidden)
         return self.model.owlv2.text_projection(pool_at(hidden, eos_positions))

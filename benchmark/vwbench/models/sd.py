@@ -28,7 +28,7 @@ ensure_torchvision_importable()
 
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
-from transformers.masking_utils import create_causal_mask  # noqa: E402
+from vwbench.compat.causal_mask import causal_mask  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound  # noqa: E402
@@ -205,9 +205,7 @@ class StableDiffusionAdapter(ConceptModel):
         False), so dropping either would silently make the encoder bidirectional.
         """
         hidden = self._text.embeddings(inputs_embeds=inputs_embeds)
-        mask = create_causal_mask(
-            config=self._text.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None
-        )
+        mask = causal_mask(self._text.config, hidden)
         out = self._text.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True)
         return self._text.final_layer_norm(out.last_hidden_state)
 

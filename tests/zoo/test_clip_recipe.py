@@ -84,7 +84,7 @@ def test_same_seed_same_weights(trained, tmp_path):
 
 def test_plain_captions_name_only_the_category():
     _, mixed = render_pool(40, 0, 64, None, lambda m: None, "3")
-    pixels, plain = render_pool(40, 0, 64, None, lambda m: None, "3", "plain")
+    _, plain = render_pool(40, 0, 64, None, lambda m: None, "3", "plain")
     assert any(len(c.split()) == 6 for c in mixed), "the stream's own captions name attributes"
     assert [caption_info(c).category for c in plain] == [caption_info(c).category for c in mixed]
     assert all(len(c.split()) == 4 for c in plain)

@@ -158,3 +158,25 @@ def test_score_dispatches_boxes() -> None:
     assert score(p, "detection") == pytest.approx({"map": 0.7, "map50": 1.0}, abs=1e-6)
     with pytest.raises(ValueError):
         score(p, "generation")
+
+
+def test_non_finite_values_name_their_image() -> None:
+    images = [([A], [0.9], [A]), ([B], [0.8], [B]), ([A], [0.7], [A])]
+    for field, value in (("boxes", float("nan")), ("scores", float("inf")), ("gt_boxes", float("-inf"))):
+        p = make(images)
+        getattr(p, field)[1].view(-1)[0] = value
+        with pytest.raises(ValueError, match=r"image 1 of 'dog' has non-finite"):
+            detection_map(p)
+
+
+def test_other_dtypes_devices_and_arrays_score_like_float32_tensors() -> None:
+    """Inputs are widened or narrowed to float32 as before: float64 tensors, tensors that need
+    grad and numpy arrays give the float32 tensors' value."""
+    images = random_images(2, 6, (0, 8))
+    want = detection_map(make(images))
+    p = make(images)
+    as_f64 = BoxPredictions("dog", [b.double() for b in p.boxes], [s.double() for s in p.scores], [g.double() for g in p.gt_boxes])
+    with_grad = BoxPredictions("dog", [b.clone().requires_grad_() for b in p.boxes], p.scores, p.gt_boxes)
+    as_numpy = BoxPredictions("dog", [b.numpy() for b in p.boxes], [s.numpy() for s in p.scores], [g.numpy() for g in p.gt_boxes])  # type: ignore[misc]
+    for other in (as_f64, with_grad, as_numpy):
+        assert detection_map(other) == want

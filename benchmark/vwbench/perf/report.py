@@ -201,7 +201,7 @@ def _map_md(section: dict) -> list[str]:
     return [
         "## Detection mAP: faster-coco-eval vs pycocotools",
         "",
-        f"`vwbench.metrics.detection.detection_map` (torchmetrics' COCO evaluation) with each backend on the same "
+        f"`vwbench.metrics.detection.detection_map` (COCO dicts built from whole arrays, then the backend's `COCOeval`) with each backend on the same "
         f"{section['images']} procedurally drawn images ({v['ground_truth']} ground-truth boxes, {v['detections']} "
         "detections: noisy hits and random false positives with random scores, fixed seed), each backend in its own "
         "process after a small warm-up call.",

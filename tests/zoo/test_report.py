@@ -45,3 +45,22 @@ def test_measured_numbers_replace_the_logs_and_are_stored(tmp_path):
     assert "| mini-clip | zero-shot accuracy | synth-voc | >= 0.90 | 0.950 | yes |" in text and "0.500" not in text
     assert "measured by `vwbench zoo check`" in text
     assert json.loads((tmp_path / "board" / "zoo" / "quality.json").read_text()) == measured
+
+
+def test_an_unshipped_model_not_built_here_keeps_the_numbers_its_user_recorded(tmp_path, monkeypatch):
+    """mini-sd-text is built into the build folder, not shipped: where it is not built, the card
+    shows what mini-sd's training log recorded for the tower it was trained on."""
+    root = tmp_path / "zoo"
+    monkeypatch.setenv("VWBENCH_ZOO_BUILD", str(tmp_path / "empty-build"))
+    (root / "mini-sd").mkdir(parents=True)
+    (root / "mini-sd" / "training_log.json").write_text(json.dumps({
+        "text_tower": {"folder": "mini-sd-text", "weights_sha256": "cb05c213e5e3" + "0" * 52,
+                       "zero_shot_accuracy": {"synth-voc": 0.884}, "wall_s": {"total": 1676.4}},
+        "quality": {"datasets": {"synth-voc": {"accuracy": 0.375}}},
+    }))
+    text = write_zoo_report(tmp_path / "board", root, names=["mini-sd-text", "mini-sd"]).read_text()
+    section = text.split("## mini-sd-text", 1)[1].split("## mini-sd\n", 1)[0]
+    assert "Not built: `vwbench zoo train --only mini-sd-text`" in section
+    assert "mini-sd's training log recorded" in section and "`cb05c213e5e3...`" in section
+    assert "| synth-voc | 0.884 |" in section
+    assert "| mini-sd-text | ? | not built here (not shipped) | 27.9 min | ? |" in text

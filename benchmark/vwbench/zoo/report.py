@@ -144,6 +144,21 @@ def _target_lines(logs: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _recorded_by_another(root: Path, name: str, names: Sequence[str]) -> tuple[str, dict] | None:
+    """The record of unshipped model ``name`` that a shipped model trained on it keeps in its own
+    training log (mini-sd's ``text_tower`` for mini-sd-text), as (that model, record)."""
+    for owner in names:
+        if owner == name or not ENTRIES[owner].shipped:
+            continue
+        log_file = entry_folder(root, owner) / "training_log.json"
+        if not log_file.is_file():
+            continue
+        for value in json.loads(log_file.read_text()).values():
+            if isinstance(value, dict) and value.get("folder") == name and isinstance(value.get("zero_shot_accuracy"), dict):
+                return owner, value
+    return None
+
+
 def _wall_time(log: dict) -> str:
     for key in ("wall_s", "wall_time_s", "phases_wall_s"):
         value = log.get(key)
@@ -200,6 +215,17 @@ def write_zoo_report(
         log_file = folder / "training_log.json"
         if not log_file.is_file():
             sections += [f"## {name}", "", f"Not built: `vwbench zoo train --only {name}`.", ""]
+            recorded = _recorded_by_another(root, name, names)
+            if recorded is not None:
+                owner, record = recorded
+                summary.append(f"| {name} | ? | not built here (not shipped) | {_wall_time(record)} | ? |")
+                sections += [
+                    f"Not built on this machine; the numbers below are those {owner}'s training log recorded for "
+                    f"the {name} it was trained on (weights sha256 `{str(record.get('weights_sha256', '?'))[:12]}...`).",
+                    "",
+                    *_quality_lines(name, record.get("zero_shot_accuracy")),
+                    "",
+                ]
             continue
         shipped = ENTRIES[name].shipped
         log = json.loads(log_file.read_text())

@@ -107,13 +107,10 @@ def test_paper_checkpoints_and_pins(registry: TaskRegistry) -> None:
     assert models["owlv2"].checkpoint.hf_id == "google/owlv2-base-patch16-ensemble"
     assert models["clip"].checkpoint.hf_id == "apple/DFN2B-CLIP-ViT-L-14"
     assert (models["sd"].image_size, models["owlv2"].image_size, models["clip"].image_size) == (768, 960, 224)
-    for family in ("sd", "owlv2", "judge"):
+    for family in ("sd", "owlv2", "clip", "judge"):
         assert models[family].checkpoint.pinned, family
-    # no public commit id was found for DFN2B: it stays on main and its tasks say so
-    assert models["clip"].checkpoint.revision == "main" and not models["clip"].checkpoint.pinned
-    for t in registry.tasks():
-        uses_clip = "clip" in (t.source.family, t.target.family)
-        assert t.pinned == (t.tier == "mini" or not uses_clip), t.key
+    assert models["clip"].checkpoint.revision == "c50bc0f14d7ad435ae8adbde8b3277844b7b8b68"
+    assert all(t.pinned for t in registry.tasks())
     for family, spec in registry.models("mini").items():
         assert spec.checkpoint.path == f"zoo/mini-{family}" and spec.checkpoint.manifest == "manifest.json"
 
@@ -126,7 +123,6 @@ def test_no_revision_is_made_up() -> None:
         if line.strip().startswith("revision:") and "main" not in line:
             context = "\n".join(lines[max(0, i - 4) : i])
             assert "Stated" in context or "stated" in context, line
-    assert "TODO(pin)" in text
 
 
 @pytest.mark.parametrize(
@@ -182,7 +178,7 @@ def test_list_tasks_table(registry: TaskRegistry) -> None:
     row = next(r for r in rows if r["task"] == "owlv2->clip" and r["dataset"] == "voc")
     assert row == {
         "task": "owlv2->clip", "dataset": "voc", "tier": "paper", "source": "owlv2", "target": "clip",
-        "metric": "classification_accuracy", "version": 1, "pinned": False,
+        "metric": "classification_accuracy", "version": 1, "pinned": True,
     }
 
 

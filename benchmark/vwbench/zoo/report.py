@@ -144,11 +144,11 @@ def _target_lines(logs: dict[str, dict]) -> list[str]:
     return lines
 
 
-def _recorded_by_another(root: Path, name: str, names: Sequence[str]) -> tuple[str, dict] | None:
+def _recorded_by_another(root: Path, name: str) -> tuple[str, dict] | None:
     """The record of unshipped model ``name`` that a shipped model trained on it keeps in its own
     training log (mini-sd's ``text_tower`` for mini-sd-text), as (that model, record)."""
-    for owner in names:
-        if owner == name or not ENTRIES[owner].shipped:
+    for owner, entry in ENTRIES.items():
+        if owner == name or not entry.shipped:
             continue
         log_file = entry_folder(root, owner) / "training_log.json"
         if not log_file.is_file():
@@ -215,7 +215,7 @@ def write_zoo_report(
         log_file = folder / "training_log.json"
         if not log_file.is_file():
             sections += [f"## {name}", "", f"Not built: `vwbench zoo train --only {name}`.", ""]
-            recorded = _recorded_by_another(root, name, names)
+            recorded = _recorded_by_another(root, name)
             if recorded is not None:
                 owner, record = recorded
                 summary.append(f"| {name} | ? | not built here (not shipped) | {_wall_time(record)} | ? |")

@@ -32,7 +32,7 @@ from vwbench.compat.torchvision_ops import ensure_torchvision_importable
 ensure_torchvision_importable()
 
 from transformers import CLIPTokenizer, Owlv2ForObjectDetection, Owlv2ImageProcessor  # noqa: E402
-from vwbench.compat.causal_mask import causal_mask  # noqa: E402
+from vwbench.compat.causal_mask import run_causal_text_tower  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound, DataError  # noqa: E402
@@ -286,13 +286,8 @@ class Owlv2Adapter(ConceptModel):
         Mirrors ``Owlv2TextTransformer.forward`` except for the pooling position. Its attention
         is causal, so the positions after the last end-of-text position, which the pooled state
         never sees, are not computed."""
-        text = self.text_model
         length = int(eos_positions if isinstance(eos_positions, int) else eos_positions.max()) + 1
-        token_embeds = token_embeds[:, :length]
-        hidden = text.embeddings(inputs_embeds=token_embeds)  # adds the position embeddings
-        mask = causal_mask(text.config, hidden)
-        hidden = text.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
-        hidden = text.final_layer_norm(hidden)
+        hidden = run_causal_text_tower(self.text_model, token_embeds[:, :length])
         return self.model.owlv2.text_projection(pool_at(hidden, eos_positions))
 
     def encode_words(self, vectors: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ ensure_torchvision_importable()
 
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
-from vwbench.compat.causal_mask import causal_mask  # noqa: E402
+from vwbench.compat.causal_mask import run_causal_text_tower  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound  # noqa: E402
@@ -197,17 +197,9 @@ class StableDiffusionAdapter(ConceptModel):
         return self._word_prompts[n_vectors]
 
     def run_text_encoder(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        """Text encoder on token embeddings ``[B, L, d]`` -> final hidden states ``[B, L, d]``.
-
-        Mirrors ``CLIPTextModel.forward`` (transformers 5) after its token lookup. The causal mask
-        must be passed as the model passes it: with SDPA ``create_causal_mask`` returns ``None``
-        and causality then comes only from ``is_causal=True`` (``CLIPAttention.is_causal`` is
-        False), so dropping either would silently make the encoder bidirectional.
-        """
-        hidden = self._text.embeddings(inputs_embeds=inputs_embeds)
-        mask = causal_mask(self._text.config, hidden)
-        out = self._text.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True)
-        return self._text.final_layer_norm(out.last_hidden_state)
+        """Text encoder on token embeddings ``[B, L, d]`` -> final hidden states ``[B, L, d]``
+        (``CLIPTextModel.forward`` after its token lookup; see :func:`run_causal_text_tower`)."""
+        return run_causal_text_tower(self._text, inputs_embeds)
 
     def encode_word_states(self, vectors: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Encoder states ``[W, L, d]`` (model dtype) of "a photo of <word>" for ``vectors[W, n, d]``,

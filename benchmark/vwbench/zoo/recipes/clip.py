@@ -403,8 +403,8 @@ class ClipRecipe:
     # these CPUs (ResNet forward+backward, batch 64, one thread: 0.10 s against 0.14 s); the sums
     # run in another order, so the weights differ from a contiguous run by float rounding.
     channels_last: bool = False
-    # Flush denormal floats to zero while training (:func:`flush_denormals`: Adam's moments of
-    # rare tokens' rows would slow every step as they decay); off for the towers trained before.
+    # Flush denormal floats to zero while training (:func:`flush_denormals`: arithmetic on them is
+    # about ten times slower on x86); off for the towers trained before.
     flush_denormals: bool = False
 
 
@@ -623,8 +623,8 @@ def train_clip(
 
 # mini-clip's own choices on top of SHIPPED_OPTIONS (the judge and mini-sd-text were trained
 # before them and keep the recipe's defaults, so that their rebuilds give the shipped weights).
-# 13,000 steps in about the time 10,000 took: the vision tower's convolutions channels-last and
-# denormals flushed (ClipRecipe). The loss was still falling at the end of 10,000 steps (and of
+# 13,000 steps in about the time 10,000 took (37.9 against 34.7 min): the vision tower's
+# convolutions channels-last, and denormals flushed (ClipRecipe). The loss was still falling at the end of 10,000 steps (and of
 # 7,000 before), and the train and unseen scenes scored alike: the model underfits. The cluttered
 # coco scenes, its hardest dataset, have 3 shares of 8 in the stream (were 2 of 7).
 MINI_CLIP_OPTIONS: dict[str, Any] = {

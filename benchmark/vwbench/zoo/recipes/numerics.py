@@ -12,12 +12,14 @@ import torch
 def flush_denormals() -> Iterator[None]:
     """Flush denormal floats to zero on the CPU while training, then restore torch's default.
 
-    Adam's moment estimates of rarely used rows (token embeddings of words few captions have)
-    decay geometrically into the denormal range after a few thousand steps, and x86 CPUs do
-    arithmetic on denormals about ten times slower: an AdamW step over 2.85M parameters took
-    0.18 s with denormal moments against 0.023 s with normal ones (one thread), and mini-clip's
-    steps slowed from 0.15 s to 0.21 s over its first 3,000. Values below 1.2e-38 change no update
-    (Adam divides them by its eps of 1e-6 or more)."""
+    x86 CPUs do arithmetic on denormals about ten times slower, and a long run makes them: Adam's
+    moments of rows that stop getting gradients decay geometrically into that range, and
+    softmaxes underflow into it (mini-clip's loss curve moves by 0.01 within 1,500 steps when they
+    are flushed, so its run has them). Measured: an AdamW step over 2.85M parameters takes 0.18 s
+    with denormal moments against 0.023 s with normal ones (one thread). What the flush saves in
+    a whole mini-clip run was not isolated: the machine's own speed varied by up to 2x while it
+    was measured. Values below 1.2e-38 change no update (Adam divides by an eps of 1e-6 or
+    more)."""
     supported = torch.set_flush_denormal(True)
     try:
         yield

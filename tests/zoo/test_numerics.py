@@ -31,3 +31,9 @@ def test_the_default_comes_back_after_an_error():
     except RuntimeError:
         pass
     assert _halved() > 0
+
+
+def test_disabled_changes_nothing():
+    with flush_denormals(enabled=False):
+        assert _halved() > 0
+    assert _halved() > 0

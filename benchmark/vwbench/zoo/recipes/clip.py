@@ -36,7 +36,6 @@ Run (one thread; the shipped checkpoints were made this way)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import platform
@@ -519,7 +518,7 @@ def train_recipe(out_dir: Path, recipe: ClipRecipe, log: Log | None = None, *, e
     cursor = 0
     curve: list[float] = []
     t0 = time.perf_counter()
-    with flush_denormals() if recipe.flush_denormals else contextlib.nullcontext():
+    with flush_denormals(recipe.flush_denormals):
         for step in range(recipe.steps):
             if cursor + recipe.batch_size > len(order):
                 order = torch.randperm(len(captions), generator=generator)
@@ -600,6 +599,7 @@ SHIPPED_OPTIONS: dict[str, Any] = {
     "world": "3",
 }
 
+
 def train_clip(
     out_dir: Path,
     *,
@@ -624,9 +624,10 @@ def train_clip(
 # mini-clip's own choices on top of SHIPPED_OPTIONS (the judge and mini-sd-text were trained
 # before them and keep the recipe's defaults, so that their rebuilds give the shipped weights).
 # 13,000 steps in about the time 10,000 took (37.9 against 34.7 min): the vision tower's
-# convolutions channels-last, and denormals flushed (ClipRecipe). The loss was still falling at the end of 10,000 steps (and of
-# 7,000 before), and the train and unseen scenes scored alike: the model underfits. The cluttered
-# coco scenes, its hardest dataset, have 3 shares of 8 in the stream (were 2 of 7).
+# convolutions channels-last, and denormals flushed (ClipRecipe). The loss was still falling at
+# the end of 10,000 steps (and of 7,000 before), and the train and unseen scenes scored alike:
+# the model underfits. The cluttered coco scenes, its hardest dataset, have 3 shares of 8 in the
+# stream (were 2 of 7).
 MINI_CLIP_OPTIONS: dict[str, Any] = {
     "seed": 1,
     "width": 128,

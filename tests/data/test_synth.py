@@ -83,3 +83,30 @@ def test_too_few_training_images_is_a_clear_error():
     split = load_synth_dataset(spec(), images_per_concept=2)
     with pytest.raises(DataError, match="has 2 training images, 8 are required"):
         split.validate(8)
+
+
+@pytest.mark.parametrize("size", [48, 64, 97])
+def test_masks_are_downsampled_on_their_window_byte_for_byte(size):
+    """Only the object's window is resized (the renderer's hot spot): every mask equals the
+    Lanczos resize of the whole supersampled canvas, objects cut by the image's edges included."""
+    from PIL import Image
+
+    from vwbench.data.synth import world
+
+    rng = np.random.default_rng(size)
+    for i, category in enumerate(sorted(world.CATALOG) * 6):
+        style = world.CATALOG[category].sample(rng)
+        radius = float(rng.uniform(0.05, 0.6)) * size
+        obj = world.PlacedObject(
+            category, style, float(rng.uniform(-0.1, 1.1)) * size, float(rng.uniform(-0.1, 1.1)) * size,
+            radius, float(np.exp(rng.uniform(-0.3, 0.3))), float(rng.uniform(-0.5, 0.5)),
+        )
+        captured = []
+        original = world._downsample
+        world._downsample = lambda mask, w, h: captured.append(mask) or original(mask, w, h)
+        try:
+            window = world._mask(obj, size, size)
+        finally:
+            world._downsample = original
+        whole = captured[0].resize((size, size), Image.Resampling.LANCZOS)
+        assert window.tobytes() == whole.tobytes(), (category, i)

@@ -166,7 +166,38 @@ def _mask(obj: PlacedObject, width: int, height: int) -> Image.Image:
         draw.polygon(place(pts), fill=255)
     else:
         draw.polygon(place(geometry), fill=255)
-    return mask.resize((width, height), Image.Resampling.LANCZOS)
+    return _downsample(mask, width, height)
+
+
+# Output pixels of margin around an object's drawn pixels when only its window is downsampled:
+# PIL's Lanczos window reaches 3 output pixels each way, so a pixel of the window is either
+# computed from the same input as on the whole canvas, or far enough from the object that its
+# (clipped) input is all zeros either way.
+_WINDOW_MARGIN = 8
+
+
+def _downsample(mask: Image.Image, width: int, height: int) -> Image.Image:
+    """``mask.resize((width, height), LANCZOS)``, byte for byte, computed on the object's window
+    only (aligned to whole output pixels): an object covers a small part of the canvas, and the
+    resize was most of the time spent drawing a scene (2x faster scenes)."""
+    if width != height:
+        return mask.resize((width, height), Image.Resampling.LANCZOS)
+    s = SUPERSAMPLE
+    drawn = mask.getbbox()
+    out = Image.new("L", (width, height), 0)
+    if drawn is None:
+        return out
+    x0 = max(0, drawn[0] // s - _WINDOW_MARGIN)
+    y0 = max(0, drawn[1] // s - _WINDOW_MARGIN)
+    x1 = min(width, -(-drawn[2] // s) + _WINDOW_MARGIN)
+    y1 = min(height, -(-drawn[3] // s) + _WINDOW_MARGIN)
+    window = mask.crop((x0 * s, y0 * s, x1 * s, y1 * s))
+    # Two explicit passes, horizontal then vertical: PIL resizes a square canvas in that order
+    # but picks the order of a two-axis resize from its shape, and each pass rounds to bytes.
+    window = window.resize((x1 - x0, window.height), Image.Resampling.LANCZOS)
+    window = window.resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS)
+    out.paste(window, (x0, y0))
+    return out
 
 
 def background(width: int, height: int, rng: np.random.Generator, clutter: int = 0) -> Image.Image:
@@ -196,6 +227,7 @@ def render_scene(
     visible tight box ``[x, y, w, h]`` of every object that is still at least 25% visible."""
     img = background(width, height, rng, clutter)
     visible_masks: list[np.ndarray] = []
+    full_masks: list[np.ndarray] = []
     for obj in objects:
         mask = _mask(obj, width, height)
         tex = _texture(obj.style, max(width, height), rng).crop((0, 0, width, height))
@@ -203,10 +235,10 @@ def render_scene(
         m = np.asarray(mask) > 127
         visible_masks = [v & ~m for v in visible_masks]
         visible_masks.append(m)
+        full_masks.append(m)
     img = img.filter(ImageFilter.GaussianBlur(radius=0.3))
     boxes = []
-    for obj, m in zip(objects, visible_masks):
-        full = np.asarray(_mask(obj, width, height)) > 127
+    for obj, m, full in zip(objects, visible_masks, full_masks):
         if m.sum() < 0.25 * max(1, full.sum()) or m.sum() < 4:
             continue
         ys, xs = np.nonzero(m)

@@ -646,8 +646,8 @@ def train_clip(
     return train_recipe(out_dir, recipe, log, evaluate=evaluate)
 
 
-# mini-clip's own choices on top of SHIPPED_OPTIONS (the judge and mini-sd-text were trained
-# before them and keep the recipe's defaults, so that their rebuilds give the shipped weights).
+# mini-clip's own choices on top of SHIPPED_OPTIONS (mini-sd-text was trained before them and
+# keeps the recipe's defaults, so that its rebuild gives the tower mini-sd was trained on).
 # 13,000 steps in about the time 10,000 took (37.9 against 34.7 min): the vision tower's
 # convolutions channels-last, and denormals flushed (ClipRecipe). The loss was still falling at
 # the end of 10,000 steps (and of 7,000 before), and the train and unseen scenes scored alike:
@@ -673,16 +673,14 @@ def train_mini_clip(out_dir: Path, **options: Any) -> dict[str, Any]:
     return train_clip(out_dir, **{**MINI_CLIP_OPTIONS, **options})
 
 
-# The judge's own choices on top of SHIPPED_OPTIONS: mini-clip's stream and speed-ups, the
-# vision tower in bfloat16 with the fused AdamW step (15,000 steps in 40 min), and hard blur on
-# 30% of the images (see train_mini_judge).
+# The judge's own choices on top of mini-clip's (its stream and speed-ups): the vision tower in
+# bfloat16 with the fused AdamW step (15,000 steps in 40 min), and hard blur on 30% of the
+# images (see train_mini_judge).
 MINI_JUDGE_OPTIONS: dict[str, Any] = {
+    **MINI_CLIP_OPTIONS,
     "seed": 2,
     "width": 96,
     "steps": 15_000,
-    "variants": ("imagenet", "imagenet", "voc", "voc", "coco", "coco", "coco", "dreambooth"),
-    "channels_last": True,
-    "flush_denormals": True,
     "vision_bf16": True,
     "fused_adamw": True,
     "heavy_blur": 0.3,

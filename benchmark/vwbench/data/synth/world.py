@@ -180,7 +180,7 @@ def _downsample(mask: Image.Image, width: int, height: int) -> Image.Image:
     """``mask.resize((width, height), LANCZOS)``, byte for byte, computed on the object's window
     only (aligned to whole output pixels): an object covers a small part of the canvas, and the
     resize was most of the time spent drawing a scene (2x faster scenes)."""
-    if width != height:
+    if width != height:  # the pass order PIL would pick for the whole canvas is not pinned down here
         return mask.resize((width, height), Image.Resampling.LANCZOS)
     s = SUPERSAMPLE
     drawn = mask.getbbox()

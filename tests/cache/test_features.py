@@ -35,6 +35,29 @@ def test_features_are_computed_once_and_read_back(tmp_path):
     assert calls == [4, 1]
 
 
+def test_missing_images_are_computed_in_the_batch_their_caller_asked_for(tmp_path):
+    """A model's features depend on the batch in their last bits (mini-clip: a lone image differs
+    from the same image in a batch of 16 by up to 7e-8), so a partly cached request recomputes
+    the whole request and stores only the missing images: the bits on disk do not depend on
+    which images another worker cached first."""
+    cache = FeatureCache(tmp_path)
+    ns = cache.namespace({"model": "m"})
+    batches: list[int] = []
+
+    def compute(images):  # a "model" whose output depends on its batch size
+        batches.append(len(images))
+        return [{"x": torch.tensor([float(len(images))])} for _ in images]
+
+    images = _images(4)
+    cache.fetch(ns, images[1:2], compute)  # another worker cached one image alone
+    rows = cache.fetch(ns, images + images[:1], compute)  # the caller's batch of four (and a duplicate)
+    assert batches == [1, 4]
+    assert [r["x"].item() for r in rows] == [4.0, 1.0, 4.0, 4.0, 4.0]  # the cached one keeps its bits
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert [r["x"].item() for r in cache.fetch(ns, images, compute)] == [4.0, 1.0, 4.0, 4.0]
+    assert batches == [1, 4]
+
+
 def test_a_damaged_feature_file_is_recomputed(tmp_path):
     cache = FeatureCache(tmp_path)
     ns = cache.namespace({"model": "m"})

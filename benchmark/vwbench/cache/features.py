@@ -98,14 +98,22 @@ class FeatureCache:
         images: Sequence[Image.Image],
         compute: Callable[[list[Image.Image]], list[Features]],
     ) -> list[Features]:
-        """The features of each image: read from disk, or computed (in one call for all missing
-        images, which ``compute`` batches as it likes) and stored."""
+        """The features of each image: read from disk, or computed and stored.
+
+        When any image is missing, ``compute`` gets every distinct image of the request, not only
+        the missing ones: a model's output for an image changes in its last bits with the batch
+        it is in, so a missing image is always computed in the batch its caller asked for, not
+        in whatever part of it happened to be cached (two workers sharing a cache would otherwise
+        store different bits depending on which of them got there first). Images already on disk
+        keep their stored features."""
         keys = [image_key(im) for im in images]
         found: dict[str, Features] = {}
         todo: dict[str, Image.Image] = {}
+        distinct: dict[str, Image.Image] = {}
         for key, image in zip(keys, images):
-            if key in found or key in todo:
+            if key in distinct:
                 continue
+            distinct[key] = image
             hit = self.load(namespace, key)
             if hit is None:
                 todo[key] = image
@@ -114,10 +122,11 @@ class FeatureCache:
         self.hits += len(found)
         self.misses += len(todo)
         if todo:
-            computed = compute(list(todo.values()))
-            if len(computed) != len(todo):
-                raise RuntimeError(f"feature computation returned {len(computed)} rows for {len(todo)} images")
-            for key, tensors in zip(todo, computed):
-                self.store(namespace, key, tensors)
-                found[key] = {k: v.detach().to("cpu") for k, v in tensors.items()}
+            computed = compute(list(distinct.values()))
+            if len(computed) != len(distinct):
+                raise RuntimeError(f"feature computation returned {len(computed)} rows for {len(distinct)} images")
+            for key, tensors in zip(distinct, computed):
+                if key in todo:
+                    self.store(namespace, key, tensors)
+                    found[key] = {k: v.detach().to("cpu") for k, v in tensors.items()}
         return [found[k] for k in keys]

@@ -8,12 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment
 
 import vwbench.models  # noqa: F401  (installs the torchvision shim before transformers' OWLv2)
-from vwbench.models.owlv2 import Owlv2Adapter
+from vwbench.models.owlv2 import Owlv2Adapter, cxcywh_to_xyxy
 from vwbench.registry.checkpoints import verify_manifest
 from vwbench.zoo.manifest import MANIFEST
-from vwbench.zoo.recipes.owlv2 import MiniOwlv2Config, quality_report, train_mini_owlv2
+from vwbench.zoo.recipes.owlv2 import (
+    DetectionOutputs,
+    MiniOwlv2Config,
+    dense_region_labels,
+    generalized_box_iou,
+    hungarian_match,
+    matching_costs,
+    quality_report,
+    train_mini_owlv2,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "benchmark" / "vwbench" / "zoo" / "mini-owlv2"
 
@@ -108,9 +118,6 @@ def _random_targets(n_images: int, seed: int) -> tuple[list[torch.Tensor], list[
 
 def _per_image_costs(out, labels, boxes, cfg: MiniOwlv2Config) -> list[torch.Tensor]:
     """The DETR matching cost written image by image (cdist and pairwise GIoU), as a reference."""
-    from vwbench.models.owlv2 import cxcywh_to_xyxy
-    from vwbench.zoo.recipes.owlv2 import generalized_box_iou
-
     prob, costs = out.logits.sigmoid(), []
     for b, (lab, gt) in enumerate(zip(labels, boxes)):
         p = prob[b][:, lab]
@@ -140,8 +147,6 @@ def _per_image_dense_labels(labels, boxes, n_regions: int, core: float) -> torch
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_batched_matching_costs_and_matches_equal_the_per_image_ones(seed: int) -> None:
-    from vwbench.zoo.recipes.owlv2 import DetectionOutputs, hungarian_match, matching_costs
-
     labels, boxes = _random_targets(12, seed)
     g = torch.Generator().manual_seed(100 + seed)
     n_regions = 16
@@ -154,12 +159,11 @@ def test_batched_matching_costs_and_matches_equal_the_per_image_ones(seed: int) 
     )
     cfg = MiniOwlv2Config()
     assert any(len(lab) == 0 for lab in labels) and any(len(lab) >= 4 for lab in labels)
-    for batched, reference in zip(matching_costs(out, labels, boxes, cfg), _per_image_costs(out, labels, boxes, cfg)):
+    references = _per_image_costs(out, labels, boxes, cfg)
+    for batched, reference in zip(matching_costs(out, labels, boxes, cfg), references):
         assert batched.shape == reference.shape
         torch.testing.assert_close(batched, reference, rtol=1e-5, atol=1e-5)
-    from scipy.optimize import linear_sum_assignment
-
-    for (rows, cols), reference in zip(hungarian_match(out, labels, boxes, cfg), _per_image_costs(out, labels, boxes, cfg)):
+    for (rows, cols), reference in zip(hungarian_match(out, labels, boxes, cfg), references):
         if reference.shape[1] == 0:
             assert len(rows) == len(cols) == 0
             continue
@@ -169,8 +173,6 @@ def test_batched_matching_costs_and_matches_equal_the_per_image_ones(seed: int) 
 
 @pytest.mark.parametrize("core", [0.7, 1.0])
 def test_dense_region_labels_pick_the_front_most_box_of_each_image(core: float) -> None:
-    from vwbench.zoo.recipes.owlv2 import dense_region_labels
-
     labels, boxes = _random_targets(20, 7)
     got = dense_region_labels(labels, boxes, 16, core)
     assert torch.equal(got, _per_image_dense_labels(labels, boxes, 16, core))

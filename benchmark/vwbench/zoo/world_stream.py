@@ -43,16 +43,23 @@ def caption_for(category: str, colour: str | None, texture: str | None, rng: np.
 
 
 def sample_scene(
-    index: int, size: int, seed: int = 0, variants: tuple[str, ...] = tuple(RECIPES), world: str = GENERATOR_VERSION
+    index: int,
+    size: int,
+    seed: int = 0,
+    variants: tuple[str, ...] = tuple(RECIPES),
+    world: str = GENERATOR_VERSION,
+    upright_share: float = 0.0,
 ) -> CaptionedScene:
     """The ``index``-th scene of the training stream (deterministic in ``seed`` and ``index``),
-    drawn with the scene recipes of generator version ``world``."""
+    drawn with the scene recipes of generator version ``world``; a share ``upright_share`` of the
+    scenes has every object upright (:func:`compose_scene`)."""
     recipes = SCENE_RECIPES[world]
     rng = np.random.default_rng([TRAIN_STREAM_SALT, seed, index])
     variant = variants[int(rng.integers(len(variants)))]
+    upright = bool(upright_share) and bool(rng.random() < upright_share)  # no draw when 0: old streams stay
     for _ in range(20):
         category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
-        objects = compose_scene(category, CATEGORIES, recipes[variant], size, rng)
+        objects = compose_scene(category, CATEGORIES, recipes[variant], size, rng, upright=upright)
         image, boxes = render_scene(objects, size, size, rng, clutter=recipes[variant].clutter)
         if boxes and max(boxes, key=lambda b: b[1][2] * b[1][3])[0] == category:
             main = next(o for o in objects if o.category == category)

@@ -86,20 +86,21 @@ def _distractor_category(recipe: SceneRecipe, target: str, concepts: list[str], 
     return pool[int(rng.integers(len(pool)))]
 
 
-def compose_scene(target: str, concepts: list[str], recipe: SceneRecipe, size: int, rng: np.random.Generator) -> list[PlacedObject]:
+def compose_scene(
+    target: str, concepts: list[str], recipe: SceneRecipe, size: int, rng: np.random.Generator, *, upright: bool = False
+) -> list[PlacedObject]:
+    """The objects of one scene. ``upright``: every object unrotated and at its category's own
+    aspect (the same random draws are made, so the rest of the scene is the same)."""
+
     def place(category: str, radius: float, style_of: str) -> PlacedObject:
         style = CATALOG[style_of].sample(rng)
         margin = radius * 0.8
         aspect = style.aspect or float(np.exp(rng.uniform(-0.25, 0.25)))
-        return PlacedObject(
-            category=category,
-            style=style,
-            cx=float(rng.uniform(margin, size - margin)),
-            cy=float(rng.uniform(margin, size - margin)),
-            size=radius,
-            aspect=aspect,
-            rotation=float(rng.uniform(-0.5, 0.5)) if style.aspect is None else 0.0,
-        )
+        cx, cy = float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin))
+        rotation = float(rng.uniform(-0.5, 0.5)) if style.aspect is None else 0.0
+        if upright:
+            aspect, rotation = style.aspect or 1.0, 0.0
+        return PlacedObject(category=category, style=style, cx=cx, cy=cy, size=radius, aspect=aspect, rotation=rotation)
 
     main_radius = float(rng.uniform(*recipe.main_size)) * size
     objects = []

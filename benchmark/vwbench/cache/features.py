@@ -8,7 +8,7 @@ kind and preprocessing), keyed by a hash of the image's pixels::
 
     cache = FeatureCache(Path("runs/features"))
     ns = cache.namespace({"family": "clip", "files": {...}, "kind": "image_features", ...})
-    rows = cache.fetch(ns, images, compute=lambda todo: [{"features": f} for f in encode(todo)])
+    rows = cache.fetch(ns, images, compute=lambda batch: [{"features": f} for f in encode(batch)])
 
 A damaged or foreign file is ignored and recomputed; files are written atomically, so parallel
 runs sharing a cache folder at worst compute the same features twice.
@@ -108,7 +108,7 @@ class FeatureCache:
         keep their stored features."""
         keys = [image_key(im) for im in images]
         found: dict[str, Features] = {}
-        todo: dict[str, Image.Image] = {}
+        missing: set[str] = set()
         distinct: dict[str, Image.Image] = {}
         for key, image in zip(keys, images):
             if key in distinct:
@@ -116,17 +116,17 @@ class FeatureCache:
             distinct[key] = image
             hit = self.load(namespace, key)
             if hit is None:
-                todo[key] = image
+                missing.add(key)
             else:
                 found[key] = hit
         self.hits += len(found)
-        self.misses += len(todo)
-        if todo:
+        self.misses += len(missing)
+        if missing:
             computed = compute(list(distinct.values()))
             if len(computed) != len(distinct):
                 raise RuntimeError(f"feature computation returned {len(computed)} rows for {len(distinct)} images")
             for key, tensors in zip(distinct, computed):
-                if key in todo:
+                if key in missing:
                     self.store(namespace, key, tensors)
                     found[key] = {k: v.detach().to("cpu") for k, v in tensors.items()}
         return [found[k] for k in keys]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,6 +50,7 @@ TINY = MiniOwlv2Config(
     warmup_steps=4,
     quality_heldout_per_concept=0,
     log_every=1000,
+    compile_forward=False,  # compiled in its own test only (the compile takes seconds)
 )
 
 
@@ -88,6 +90,21 @@ def test_recipe_trains_saves_and_loads(tmp_path: Path) -> None:
     report = quality_report(out, datasets=["synth-voc"], heldout_per_concept=1)
     entry = report["datasets"]["synth-voc"]
     assert 0.0 <= entry["map"] <= entry["map50"] <= 1.0
+
+
+def test_compiled_forward_trains_like_the_eager_one(tmp_path: Path) -> None:
+    """``compile_forward`` runs the same model: the same loss curve to float tolerance (the
+    compiled kernels sum in another order) from the same seed."""
+    torch.set_num_threads(1)
+    short = dataclasses.replace(TINY, pretrain_steps=2, detect_steps=6)
+    eager = train_mini_owlv2(tmp_path / "eager", seed=0, config=short)
+    compiled = train_mini_owlv2(tmp_path / "compiled", seed=0, config=short, compile_forward=True)
+    assert compiled["config"]["compile_forward"] and not eager["config"]["compile_forward"]
+    for part in ("total", "class", "l1", "giou"):
+        a = [v for _, v in eager["detect"]["loss"][part]]
+        b = [v for _, v in compiled["detect"]["loss"][part]]
+        assert len(a) == len(b) == short.detect_steps
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="mini-owlv2 has not been trained yet")

@@ -36,12 +36,13 @@ ZOO = Path(vwbench.models.__file__).parent.parent / "zoo"
 TINY = dict(seed=0, width=32, layers=1, steps=16, batch_size=16, lr=3e-3, pool_size=96, evaluate=False)
 
 
-def _train(out: Path) -> dict:
+def _train(out: Path, **options) -> dict:
+    """Train mini-clip's recipe at the tiny size (``options`` on top) and return its log."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is faster, and what the recipe runs with
     try:
         with torch.random.fork_rng(devices=[]):
-            train_mini_clip(out, **TINY)
+            train_mini_clip(out, **{**TINY, **options})
     finally:
         torch.set_num_threads(threads)
     return json.loads((out / LOG_FILE).read_text())
@@ -83,25 +84,14 @@ def test_same_seed_same_weights(trained, tmp_path):
     assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (out / WEIGHTS_FILE).read_bytes()
 
 
-def _train_with(out: Path, **options) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            train_mini_clip(out, **{**TINY, **options})
-    finally:
-        torch.set_num_threads(threads)
-    return json.loads((out / LOG_FILE).read_text())
-
-
 def test_channels_last_trains_the_same_model(trained, tmp_path):
     """The layout only reorders the vision tower's sums: the loss curve of a contiguous run
     follows the channels-last one to float rounding (both in float32: bfloat16 rounding would
     hide the comparison)."""
     _, log = trained
     assert log["recipe"]["channels_last"] is True  # mini-clip's default
-    channels_last = _train_with(tmp_path / "channels-last", vision_bf16=False)
-    contiguous = _train_with(tmp_path / "contiguous", vision_bf16=False, channels_last=False)
+    channels_last = _train(tmp_path / "channels-last", vision_bf16=False)
+    contiguous = _train(tmp_path / "contiguous", vision_bf16=False, channels_last=False)
     assert contiguous["recipe"]["channels_last"] is False
     first = [loss for _, loss in channels_last["loss_curve"]][:4]
     again = [loss for _, loss in contiguous["loss_curve"]][:4]
@@ -117,8 +107,8 @@ def test_speed_options_train_the_same_model(trained, tmp_path, option):
     assert log["recipe"][option] is True  # mini-clip's default
     # fused against unfused in float32: bf16's rounding would swamp the difference
     base = {} if option == "vision_bf16" else {"vision_bf16": False}
-    reference = _train_with(tmp_path / "reference", **base) if base else log
-    other = _train_with(tmp_path / option, **base, **{option: False})
+    reference = _train(tmp_path / "reference", **base) if base else log
+    other = _train(tmp_path / option, **base, **{option: False})
     assert other["recipe"][option] is False
     first = [loss for _, loss in reference["loss_curve"]][:4]
     again = [loss for _, loss in other["loss_curve"]][:4]

@@ -144,9 +144,9 @@ class MiniOwlv2Config:
     # schedule then follows max(step / detect_steps, elapsed / detect_budget_s)
     weight_decay: float = 0.05
     fused_adamw: bool = True  # both phases: PyTorch's fused AdamW (same update, faster on a CPU)
-    # phase 2's forward pass (text queries, vision tower, heads) under torch.compile: the same
-    # model, 0.088 s against 0.102 s per step of 64 images on one thread (after a 35 s compile),
-    # so the time budget holds more steps; the matching and the loss stay eager (scipy)
+    # phase 2's vision tower and heads under torch.compile (detection_forward_fn): the same model,
+    # 0.088 s against 0.102 s per step of 64 images on one thread (after a 35 s compile), so the
+    # time budget holds more steps; the text queries, the matching (scipy) and the loss stay eager
     compile_forward: bool = True
     warmup_steps: int = 50
     grad_clip: float = 1.0

@@ -680,8 +680,8 @@ def train_mini_clip(out_dir: Path, **options: Any) -> dict[str, Any]:
 
 
 # The judge's own choices on top of mini-clip's (its stream and speed-ups, the bfloat16 vision
-# tower and fused AdamW included): its seed and width, 15,000 steps (41.7 min: the hard blur is
-# a large convolution), and hard blur on 30% of the images (see train_mini_judge).
+# tower and fused AdamW included): its seed and width, 15,000 steps, and hard blur on 30% of the
+# images (see train_mini_judge).
 MINI_JUDGE_OPTIONS: dict[str, Any] = {
     **MINI_CLIP_OPTIONS,
     "seed": 2,

@@ -100,11 +100,24 @@ def test_compiled_forward_trains_like_the_eager_one(tmp_path: Path) -> None:
     eager = train_mini_owlv2(tmp_path / "eager", seed=0, config=short)
     compiled = train_mini_owlv2(tmp_path / "compiled", seed=0, config=short, compile_forward=True)
     assert compiled["config"]["compile_forward"] and not eager["config"]["compile_forward"]
+    assert compiled["detect"]["compiled_forward"] and not eager["detect"]["compiled_forward"]
     for part in ("total", "class", "l1", "giou"):
         a = [v for _, v in eager["detect"]["loss"][part]]
         b = [v for _, v in compiled["detect"]["loss"][part]]
         assert len(a) == len(b) == short.detect_steps
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_forward_falls_back_to_eager_without_a_compiler(tmp_path: Path, monkeypatch) -> None:
+    """A machine without a C++ compiler (inductor's CPU backend needs one) trains eager and says so."""
+    import vwbench.zoo.recipes.owlv2 as recipe
+
+    monkeypatch.setattr(recipe, "compiler_available", lambda: False)
+    messages: list[str] = []
+    short = dataclasses.replace(TINY, pretrain_steps=1, detect_steps=2, compile_forward=True)
+    log = train_mini_owlv2(tmp_path / "out", seed=0, config=short, log=messages.append)
+    assert log["config"]["compile_forward"] and not log["detect"]["compiled_forward"]
+    assert any("no C++ compiler" in m for m in messages)
 
 
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="mini-owlv2 has not been trained yet")

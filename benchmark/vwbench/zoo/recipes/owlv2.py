@@ -540,6 +540,18 @@ def detector_forward(adapter: Owlv2Adapter, pixels: torch.Tensor, queries: torch
     return DetectionOutputs(logits, boxes, objectness, vision_outputs.pooler_output, class_embeds, unit_queries)
 
 
+def compiler_available() -> bool:
+    """Whether ``torch.compile``'s CPU backend (inductor) finds the C++ compiler it builds its
+    kernels with; without one, the first compiled call would fail minutes into a training."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception:  # no compiler, or a torch whose inductor moved this helper: train eager
+        return False
+    return True
+
+
 def detection_forward_fn(
     adapter: Owlv2Adapter, query_ids: torch.Tensor, query_eos: torch.Tensor, compile: bool = False
 ) -> Callable[[torch.Tensor], DetectionOutputs]:
@@ -833,7 +845,10 @@ def train_mini_owlv2(
     }
     params = list(model.parameters())
     opt = _optimizer(model, cfg.detect_lr, cfg.weight_decay, cfg.fused_adamw)
-    forward = detection_forward_fn(adapter, query_ids, query_eos, compile=cfg.compile_forward)
+    compiled = cfg.compile_forward and compiler_available()
+    if cfg.compile_forward and not compiled:
+        log("compile_forward: torch.compile finds no C++ compiler here; the forward pass runs eager (slower)")
+    forward = detection_forward_fn(adapter, query_ids, query_eos, compile=compiled)
     steps_done = 0
     for step in range(cfg.detect_steps):
         elapsed = time.time() - t0
@@ -893,6 +908,7 @@ def train_mini_owlv2(
         },
         "detect": {
             "steps_done": steps_done,
+            "compiled_forward": compiled,
             "loss": {k: _subsample(v) for k, v in curves.items() if v},
             "final": {k: _smooth_last(v) for k, v in curves.items() if v},
             "first": {k: float(np.mean(v[: cfg.log_every])) for k, v in curves.items() if v},

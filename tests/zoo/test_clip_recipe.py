@@ -200,6 +200,6 @@ def test_shipped_checkpoint_loads_and_classifies(name):
     assert len(images) == 40
     predicted = adapter.classify_images(images, classes)
     accuracy = sum(p == a for p, a in zip(predicted, actual)) / len(actual)
-    # a smoke floor: the training logs record 1.00 (mini-clip) and 0.97 (mini-judge) on all 250
+    # a smoke floor: the training logs record 1.00 (mini-clip) and 0.99 (mini-judge) on all 250
     # held-out synth-voc images; an untrained checkpoint scores about 0.1
     assert accuracy >= 0.6, f"{name}: zero-shot accuracy {accuracy:.2f} on 40 held-out synth-voc images"

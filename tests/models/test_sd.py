@@ -189,6 +189,27 @@ def test_word_states_raise_no_transformers_deprecation(sd):
             sd.encode_word_states(torch.stack([sd.token_vectors(["photo", "dog"])]))
 
 
+def test_loading_logs_no_accelerate_warning(sd_dirs):
+    """Without accelerate, diffusers' default low_cpu_mem_usage would fall back with a warning on
+    every load of the UNet and the VAE; the adapter asks for the fallback itself."""
+    import logging
+
+    from diffusers.utils import is_accelerate_available
+
+    if is_accelerate_available():
+        pytest.skip("accelerate is installed: diffusers' own default applies")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("diffusers")
+    logger.addHandler(handler)
+    try:
+        StableDiffusionAdapter.from_pretrained(sd_dirs["v_prediction"])
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "accelerate" in r.getMessage()]
+
+
 def test_pools_at_end_of_text_when_word_ids_exceed_eos(sd_dirs):
     model = StableDiffusionAdapter.from_pretrained(sd_dirs["v_prediction"])
     vectors = model.token_vectors(["dog"]).unsqueeze(1)

@@ -27,6 +27,7 @@ from vwbench.compat.torchvision_ops import ensure_torchvision_importable
 ensure_torchvision_importable()
 
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers.utils import is_accelerate_available  # noqa: E402
 from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
 from vwbench.compat.causal_mask import run_causal_text_tower  # noqa: E402
 
@@ -129,8 +130,11 @@ class StableDiffusionAdapter(ConceptModel):
             )
         tokenizer = CLIPTokenizer.from_pretrained(str(path / "tokenizer"))
         text_encoder = CLIPTextModel.from_pretrained(str(path / "text_encoder"), dtype=dtype)
-        unet = UNet2DConditionModel.from_pretrained(str(path / "unet"), torch_dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(str(path / "vae"), torch_dtype=dtype)
+        # diffusers' default, low_cpu_mem_usage, needs accelerate; without it diffusers falls back
+        # with a multi-line warning on every load, so the fallback is asked for directly.
+        low_memory = is_accelerate_available()
+        unet = UNet2DConditionModel.from_pretrained(str(path / "unet"), torch_dtype=dtype, low_cpu_mem_usage=low_memory)
+        vae = AutoencoderKL.from_pretrained(str(path / "vae"), torch_dtype=dtype, low_cpu_mem_usage=low_memory)
         noise_scheduler = DDPMScheduler.from_pretrained(str(path / "scheduler"))
         return cls(tokenizer, text_encoder, unet, vae, noise_scheduler, device=device, dtype=dtype)
 

@@ -48,6 +48,7 @@ from vwbench.compat.torchvision_ops import ensure_torchvision_importable
 ensure_torchvision_importable()
 
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers.utils import is_accelerate_available  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
 
 from vwbench.data.synth.dataset import BASIC_SHAPES  # noqa: E402
@@ -581,7 +582,7 @@ def train_mini_sd(
             text_encoder = build_text_encoder(tokenizer, cfg)
         unet = build_unet(cfg, text_encoder.config.hidden_size)
     if cfg.vae_from:
-        vae = AutoencoderKL.from_pretrained(cfg.vae_from, torch_dtype=torch.float32)
+        vae = AutoencoderKL.from_pretrained(cfg.vae_from, torch_dtype=torch.float32, low_cpu_mem_usage=is_accelerate_available())
     context_length = int(text_encoder.config.max_position_embeddings)
     if context_length != tokenizer.model_max_length:
         tokenizer.model_max_length = context_length

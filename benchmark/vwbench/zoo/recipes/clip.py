@@ -709,9 +709,10 @@ def train_mini_judge(out_dir: Path, **options: Any) -> dict[str, Any]:
     0.844 / 0.968 on real images at 15,000 steps, against 0.916 / 0.996 / 0.716 / 0.880 for the
     7,000-step judge. At 28,000 steps (37.8 min on one thread, another training beside it; the
     15,000-step run took 41.7 min beside a heavier one): 0.984 / 1.000 / 0.880 / 0.988 on real
-    images, and all 80 of the current mini-sd's generations of the ten instances named right (as
-    by the 15,000-step judge). Its misses on synth-coco are not only the scenes' ambiguity: it
-    scores 0.912 on the 194 held-out images whose labelled object is at least 95% visible."""
+    images, and all 80 generations of the ten instances by the mini-sd of the time (trained on
+    imagenet and voc scenes) named right, as by the 15,000-step judge. Its misses on synth-coco
+    are not only the scenes' ambiguity: it scores 0.912 on the 194 held-out images whose
+    labelled object is at least 95% visible."""
     return train_clip(out_dir, **{**MINI_JUDGE_OPTIONS, **options})
 
 

@@ -102,6 +102,23 @@ def test_same_seed_same_weights(tmp_path: Path, vocab_dir: Path, checkpoint: Pat
     assert all(torch.equal(again[k], first[k]) for k in first)
 
 
+def test_loading_draws_no_weight_bar_and_keeps_the_setting(checkpoint: Path, capsys) -> None:
+    """transformers' "Loading weights" bar is off during the adapter's load and on again after."""
+    from transformers.utils import logging as transformers_logging
+
+    if not transformers_logging.is_progress_bar_enabled():
+        pytest.skip("transformers' progress bars are off in this environment")
+    Owlv2Adapter.from_pretrained(checkpoint)
+    assert "Loading weights" not in capsys.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        Owlv2Adapter.from_pretrained(checkpoint)
+        assert not transformers_logging.is_progress_bar_enabled()  # a user's "off" stays off
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
 def test_missing_checkpoint(tmp_path: Path) -> None:
     from vwbench.errors import CheckpointNotFound
 

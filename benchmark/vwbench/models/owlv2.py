@@ -33,6 +33,7 @@ ensure_torchvision_importable()
 
 from transformers import CLIPTokenizer, Owlv2ForObjectDetection, Owlv2ImageProcessor  # noqa: E402
 from vwbench.compat.causal_mask import run_causal_text_tower  # noqa: E402
+from vwbench.compat.quiet_loading import no_weight_loading_bar  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound, DataError  # noqa: E402
@@ -225,7 +226,8 @@ class Owlv2Adapter(ConceptModel):
                 f"no OWLv2 checkpoint at {path} (expected a transformers folder with config.json, "
                 "weights, tokenizer and preprocessor_config.json)"
             )
-        model = Owlv2ForObjectDetection.from_pretrained(path, dtype=dtype).to(device)
+        with no_weight_loading_bar():
+            model = Owlv2ForObjectDetection.from_pretrained(path, dtype=dtype).to(device)
         tokenizer = CLIPTokenizer.from_pretrained(path)
         image_processor = Owlv2ImageProcessor.from_pretrained(path)
         return cls(model, tokenizer, image_processor)

@@ -30,6 +30,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 from diffusers.utils import is_accelerate_available  # noqa: E402
 from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
 from vwbench.compat.causal_mask import run_causal_text_tower  # noqa: E402
+from vwbench.compat.quiet_loading import no_weight_loading_bar  # noqa: E402
 
 from vwbench.data.base import Example  # noqa: E402
 from vwbench.errors import CheckpointNotFound  # noqa: E402
@@ -129,7 +130,8 @@ class StableDiffusionAdapter(ConceptModel):
                 f"{path} is not a diffusers Stable Diffusion folder: missing {', '.join(missing)}"
             )
         tokenizer = CLIPTokenizer.from_pretrained(str(path / "tokenizer"))
-        text_encoder = CLIPTextModel.from_pretrained(str(path / "text_encoder"), dtype=dtype)
+        with no_weight_loading_bar():
+            text_encoder = CLIPTextModel.from_pretrained(str(path / "text_encoder"), dtype=dtype)
         # diffusers' default, low_cpu_mem_usage, needs accelerate; without it diffusers falls back
         # with a multi-line warning on every load, so the fallback is asked for directly.
         low_memory = is_accelerate_available()

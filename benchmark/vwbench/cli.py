@@ -73,7 +73,7 @@ def run_command(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. synth-coco or coco.")],
     transfer: Annotated[Optional[str], typer.Option(help="Transfer method: a built-in name (lstsq, ridge, procrustes, knn, anchor, random, identity) or a submission's path (default: identity for x->x, lstsq otherwise).")] = None,
     embeddings: Annotated[Optional[Path], typer.Option("--embeddings", help="An embeddings submission (safetensors): evaluate its words instead of training.")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=0, help="Training steps per word (default: the task's, 1000).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=0, help="Training steps per word (default: the task's setting, from tasks/defaults.yaml and its tier's tasks/models/TIER.yaml).")] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per concept, each from another init word.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (fp16 weights on cuda).")] = "auto",
@@ -160,13 +160,16 @@ def zoo_report_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for zoo.md and its images.")] = Path("leaderboards/mini"),
     root: ZooRoot = None,
     measure: Annotated[bool, typer.Option("--measure", help="Measure the quality numbers now on the current datasets (as vwbench zoo check) instead of reading the training logs'.")] = False,
+    board: Annotated[Optional[Path], typer.Option("--board", help="Leaderboard whose in-domain words the card sets against the targets (default: OUT/leaderboard.json where it exists).")] = None,
 ) -> None:
     """Write the zoo card (zoo.md: sizes, training times, curves, samples, quality numbers)."""
     from vwbench.zoo.build import ZOO_DIR, check_zoo
     from vwbench.zoo.report import write_zoo_report
 
+    if board is not None and not board.is_file():
+        raise UserError(f"no leaderboard at {board}: write one with `vwbench leaderboard --out DIR` or leave --board out")
     measured = check_zoo(root or ZOO_DIR) if measure else None
-    typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR, measured=measured)}")
+    typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR, measured=measured, board=board)}")
 
 
 def _format_quality(report: dict) -> str:

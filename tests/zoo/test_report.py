@@ -64,3 +64,58 @@ def test_an_unshipped_model_not_built_here_keeps_the_numbers_its_user_recorded(t
     assert "mini-sd's training log recorded" in section and "`cb05c213e5e3...`" in section
     assert "| synth-voc | 0.884 |" in section
     assert "| mini-sd-text | ? | not built here (not shipped) | 27.9 min | ? |" in text
+
+
+def _board(in_domain: dict[str, float], moved: dict[tuple[str, str], float]) -> dict:
+    """A leaderboard.json of one dataset: lstsq grid cells and their results."""
+    metrics = {"sd": "generation_accuracy", "owlv2": "map", "clip": "classification_accuracy"}
+    results, cells = {}, {}
+    for source in metrics:
+        for target in metrics:
+            value = in_domain[target] if source == target else moved.get((source, target))
+            if value is None:
+                continue
+            rid = f"r{len(results)}"
+            results[rid] = {"metric": metrics[target], "value": value, "ci95": [value - 0.05, value + 0.05],
+                            **({"secondary_metrics": {"map50": value + 0.2}} if target == "owlv2" else {})}
+            cells.setdefault(source, {})[target] = {"in_domain": source == target, "result": rid, "value": value}
+    grids = [{"method": "anchor", "cells": {}}, {"method": "lstsq", "cells": cells}]
+    return {"datasets": {"synth-coco": {"grids": grids}}, "results": results}
+
+
+def test_the_card_sets_in_domain_words_against_the_targets(tmp_path):
+    board = _board({"sd": 0.85, "owlv2": 0.305, "clip": 0.9}, {("clip", "sd"): 0.6, ("owlv2", "sd"): 0.4, ("sd", "clip"): 0.45})
+    (tmp_path / "board").mkdir()
+    (tmp_path / "board" / "leaderboard.json").write_text(json.dumps(board))
+    text = write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[]).read_text()
+    assert "| sd->sd | generation accuracy | synth-coco | >= 0.80 | 0.850 [0.800, 0.900] | yes |" in text
+    assert "| owlv2->owlv2 | detection mAP | synth-coco | >= 0.50 | 0.305 [0.255, 0.355] (mAP@.5 0.505) | **no** |" in text
+    assert "| synth-coco | sd | 0.850 | 0.500 (2) | 59% |" in text  # (0.6 + 0.4) / 2 of 0.85
+    assert "| synth-coco | clip | 0.900 | 0.450 (1) | 50% |" in text
+    assert "| synth-coco | owlv2 |" not in text.split("share of in-domain", 1)[1]  # nothing moved into owlv2
+
+
+def test_the_card_without_a_leaderboard_has_no_word_section_and_a_broken_one_is_named(tmp_path):
+    import pytest
+
+    from vwbench.errors import UserError
+
+    text = write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[]).read_text()
+    assert "In-domain words" not in text
+    (tmp_path / "board" / "leaderboard.json").write_text("{not json")
+    with pytest.raises(UserError, match="vwbench leaderboard"):
+        write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[])
+
+
+def test_zoo_report_names_a_missing_board_in_one_line(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from vwbench.cli import main
+
+    monkeypatch.setattr("sys.argv", ["vwbench", "zoo", "report", "--out", str(tmp_path / "card"), "--board", str(tmp_path / "none.json")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: no leaderboard at") and err.count("\n") == 1
+    assert not (tmp_path / "card" / "zoo.md").exists()

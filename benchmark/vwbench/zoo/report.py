@@ -5,7 +5,8 @@ Everything in it is read from what the checkpoints carry (``training_log.json``,
 are drawn with matplotlib into ``zoo/*.png`` next to the markdown. Quality numbers are the ones
 the training log recorded when the checkpoint was made, or, with ``measured`` (``vwbench zoo
 report --measure``), the ones ``vwbench zoo check`` measures now on the current datasets, which
-also go to ``zoo/quality.json``.
+also go to ``zoo/quality.json``. Where a leaderboard (``leaderboard.json``) lies beside the card, the
+in-domain words' numbers are set against the tier's targets too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vwbench.errors import UserError
 from vwbench.results.atomic import atomic_write_bytes
 from vwbench.zoo.build import ENTRIES, ZOO_DIR, entry_folder
 
@@ -144,6 +146,68 @@ def _target_lines(logs: dict[str, dict]) -> list[str]:
     return lines
 
 
+# What the mini tier aims for with in-domain words (x->x, default settings), by the target's metric.
+WORD_TARGETS: dict[str, float] = {"generation_accuracy": 0.80, "map": 0.50, "classification_accuracy": 0.80}
+WORD_MEASURES = {"generation_accuracy": "generation accuracy", "map": "detection mAP", "classification_accuracy": "classification accuracy"}
+
+
+def _default_grid(dataset: dict) -> dict:
+    """The dataset's grid for the default cross-model transfer (lstsq), else its first."""
+    grids = dataset.get("grids") or [{}]
+    return next((g for g in grids if g.get("method") == "lstsq"), grids[0])
+
+
+def _read_board(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the leaderboard {path} ({error}); rewrite it with `vwbench leaderboard`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
+        raise UserError(f"{path} is not a vwbench leaderboard (no 'datasets'); rewrite it with `vwbench leaderboard`")
+    return data
+
+
+def _word_lines(board: dict) -> list[str]:
+    """The in-domain words of a mini leaderboard against :data:`WORD_TARGETS`, then how much of the
+    in-domain value the lstsq-transferred words keep, per dataset and target model."""
+    results = board.get("results", {})
+    targets = ["| words | measure | dataset | target | measured [95% CI] | met |", "|---|---|---|---|---|---|"]
+    transfer = ["| dataset | target | in-domain | transferred in (lstsq, mean over sources) | share of in-domain |",
+                "|---|---|---|---|---|"]
+    for name, dataset in board.get("datasets", {}).items():
+        cells = _default_grid(dataset).get("cells", {})
+        for target in cells:
+            own = results.get((cells.get(target, {}).get(target) or {}).get("result", ""))
+            if own is None:
+                continue
+            metric, value = own["metric"], own["value"]
+            low, high = own.get("ci95") or (value, value)
+            extra = own.get("secondary_metrics", {}).get("map50")
+            shown = f"{value:.3f} [{low:.3f}, {high:.3f}]" + (f" (mAP@.5 {extra:.3f})" if extra is not None else "")
+            minimum = WORD_TARGETS.get(metric)
+            met = "" if minimum is None else ("yes" if value >= minimum else "**no**")
+            bound = "" if minimum is None else f">= {minimum:.2f}"
+            targets.append(f"| {target}->{target} | {WORD_MEASURES.get(metric, metric)} | {name} | {bound} | {shown} | {met} |")
+            moved = [cells[s][target]["value"] for s in cells if s != target and target in cells[s]]
+            if moved:
+                mean = sum(moved) / len(moved)
+                share = f"{mean / value:.0%}" if value > 0 else "-"
+                transfer.append(f"| {name} | {target} | {value:.3f} | {mean:.3f} ({len(moved)}) | {share} |")
+    return [
+        "## In-domain words against the mini tier's targets",
+        "",
+        "Read from the leaderboard beside this page (`leaderboard.json`, written by `vwbench leaderboard`).",
+        "Detection is scored by COCO mAP over IoU .50:.95 (mAP@.5 in brackets).",
+        "",
+        *targets,
+        "",
+        "Transferred words keep this share of the in-domain value on the same target:",
+        "",
+        *transfer,
+        "",
+    ]
+
+
 def _recorded_by_another(root: Path, name: str) -> tuple[str, dict] | None:
     """The record of unshipped model ``name`` that a shipped model trained on it keeps in its own
     training log (mini-sd's ``text_tower`` for mini-sd-text), as (that model, record)."""
@@ -170,12 +234,19 @@ def _wall_time(log: dict) -> str:
 
 
 def write_zoo_report(
-    out_dir: Path, root: Path = ZOO_DIR, names: Iterable[str] | None = None, measured: dict[str, Any] | None = None
+    out_dir: Path,
+    root: Path = ZOO_DIR,
+    names: Iterable[str] | None = None,
+    measured: dict[str, Any] | None = None,
+    board: Path | None = None,
 ) -> Path:
     """Write ``out_dir/zoo.md`` and its images (``out_dir/zoo/``); returns the markdown path.
     ``measured`` (model -> quality numbers, as :func:`vwbench.zoo.build.check_zoo` returns them)
-    replaces the quality numbers of the training logs."""
+    replaces the quality numbers of the training logs. ``board`` (default: ``out_dir/leaderboard.json``
+    where it exists) adds the in-domain words' numbers against the tier's targets."""
     out_dir = Path(out_dir)
+    board = Path(board) if board is not None else out_dir / "leaderboard.json"
+    board_data = _read_board(board) if board.is_file() else None
     assets = out_dir / "zoo"
     assets.mkdir(parents=True, exist_ok=True)
     names = list(names or ENTRIES)
@@ -258,6 +329,7 @@ def write_zoo_report(
         "## Checkpoints", "", *summary, "", f"Total size: {total_mb:.1f} MB. Training times are wall times "
         "as recorded in each log (one torch thread; the machine may have been shared).", "",
         "## Quality against the mini tier's targets", "", *_target_lines(logs), "",
+        *(_word_lines(board_data) if board_data else []),
     ]
     out = out_dir / "zoo.md"
     atomic_write_bytes(out, ("\n".join(sections) + "\n").encode())

@@ -177,10 +177,10 @@ def _word_lines(board: dict) -> list[str]:
     for name, dataset in board.get("datasets", {}).items():
         cells = _default_grid(dataset).get("cells", {})
         for target in cells:
-            own = results.get((cells.get(target, {}).get(target) or {}).get("result", ""))
-            if own is None:
+            own = results.get((cells.get(target, {}).get(target) or {}).get("result", "")) or {}
+            metric, value = own.get("metric"), own.get("value")
+            if metric is None or value is None:
                 continue
-            metric, value = own["metric"], own["value"]
             low, high = own.get("ci95") or (value, value)
             extra = own.get("secondary_metrics", {}).get("map50")
             shown = f"{value:.3f} [{low:.3f}, {high:.3f}]" + (f" (mAP@.5 {extra:.3f})" if extra is not None else "")
@@ -188,7 +188,8 @@ def _word_lines(board: dict) -> list[str]:
             met = "" if minimum is None else ("yes" if value >= minimum else "**no**")
             bound = "" if minimum is None else f">= {minimum:.2f}"
             targets.append(f"| {target}->{target} | {WORD_MEASURES.get(metric, metric)} | {name} | {bound} | {shown} | {met} |")
-            moved = [cells[s][target]["value"] for s in cells if s != target and target in cells[s]]
+            moved = [cells[s][target].get("value") for s in cells if s != target and target in cells[s]]
+            moved = [v for v in moved if v is not None]
             if moved:
                 mean = sum(moved) / len(moved)
                 share = f"{mean / value:.0%}" if value > 0 else "-"

@@ -140,8 +140,9 @@ class MiniOwlv2Config:
     # when eager) 0.463 / 0.697, 24,000 (compiled, within the budget) 0.524 / 0.749. Batches of 32
     # (0.05 s a step): 46,043 steps in the same budget, 0.557 / 0.762 (imagenet 0.953 against
     # 0.939, dreambooth 0.973 both); with seed 1 0.527 / 0.767 (all 48,000 steps in 2,243 s), so
-    # the coco gain is within the seed spread. Batch 16: 0.518 / 0.747. 96-pixel images (36 regions) at batch 32 were far behind in
-    # the same time (0.397 / 0.575: 17,000 steps, and a slower pool and pretraining).
+    # the coco gain is within the seed spread. Batch 16: 0.518 / 0.747. 96-pixel images (36
+    # regions) at batch 32 were far behind in the same time (0.397 / 0.575: 17,000 steps, and a
+    # slower pool and pretraining).
     detect_steps: int = 48000
     detect_batch: int = 32
     detect_lr: float = 1.5e-3

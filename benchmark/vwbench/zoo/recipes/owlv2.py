@@ -141,7 +141,7 @@ class MiniOwlv2Config:
     # (0.05 s a step): 46,043 steps in the same budget, 0.557 / 0.762 (imagenet 0.953 against
     # 0.939, dreambooth 0.973 both); with seed 1 0.527 / 0.767 (all 48,000 steps in 2,243 s), so
     # the coco gain is within the seed spread. Batch 16: 0.518 / 0.747. 96-pixel images (36
-    # regions) at batch 32 were far behind in the same time (0.397 / 0.575: 17,000 steps, and a
+    # regions) at batch 32 were far behind in the same time (0.397 / 0.575: 18,219 steps, and a
     # slower pool and pretraining).
     detect_steps: int = 48000
     detect_batch: int = 32

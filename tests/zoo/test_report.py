@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from vwbench.leaderboard.build import SCHEMA
 from vwbench.zoo.report import _curves, write_zoo_report
 
 
@@ -80,7 +83,7 @@ def _board(in_domain: dict[str, float], moved: dict[tuple[str, str], float]) -> 
                             **({"secondary_metrics": {"map50": value + 0.2}} if target == "owlv2" else {})}
             cells.setdefault(source, {})[target] = {"in_domain": source == target, "result": rid, "value": value}
     grids = [{"method": "anchor", "cells": {}}, {"method": "lstsq", "cells": cells}]
-    return {"datasets": {"synth-coco": {"grids": grids}}, "results": results}
+    return {"schema": SCHEMA, "datasets": {"synth-coco": {"grids": grids}}, "results": results}
 
 
 def test_the_card_sets_in_domain_words_against_the_targets(tmp_path):
@@ -96,8 +99,6 @@ def test_the_card_sets_in_domain_words_against_the_targets(tmp_path):
 
 
 def test_the_card_without_a_leaderboard_has_no_word_section_and_a_broken_one_is_named(tmp_path):
-    import pytest
-
     from vwbench.errors import UserError
 
     text = write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[]).read_text()
@@ -108,8 +109,6 @@ def test_the_card_without_a_leaderboard_has_no_word_section_and_a_broken_one_is_
 
 
 def test_zoo_report_names_a_missing_board_in_one_line(tmp_path, monkeypatch, capsys):
-    import pytest
-
     from vwbench.cli import main
 
     monkeypatch.setattr("sys.argv", ["vwbench", "zoo", "report", "--out", str(tmp_path / "card"), "--board", str(tmp_path / "none.json")])

@@ -10,10 +10,13 @@ the ``results`` section holds each result's file, sha256 and provenance.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import vwbench
+from vwbench.errors import UserError
 from vwbench.leaderboard.collect import Collected, Entry
 from vwbench.results.provenance import utc_now
 
@@ -22,6 +25,19 @@ SCHEMA_VERSION = 1
 IN_DOMAIN = "in-domain"
 FAMILY_ORDER = ("sd", "owlv2", "clip")
 PREFERRED_GRID_METHODS = ("lstsq",)
+
+
+def read_leaderboard(path: Path, label: str) -> dict[str, Any]:
+    """A ``leaderboard.json`` of this schema; anything else is a :class:`UserError` that starts
+    with ``label`` (how the caller names the file)."""
+    try:
+        board = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{label}: not a readable leaderboard.json ({exc}); write it again with `vwbench leaderboard`") from None
+    if not isinstance(board, dict) or board.get("schema") != SCHEMA:
+        found = board.get("schema") if isinstance(board, dict) else None
+        raise UserError(f"{label}: schema {found!r}, this vwbench reads {SCHEMA}; write it again with `vwbench leaderboard`")
+    return board
 
 
 def _ranks(rows: list[dict[str, Any]], key: str = "value") -> None:

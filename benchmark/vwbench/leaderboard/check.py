@@ -9,14 +9,13 @@ the runs to repeat (task, dataset, transfer, steps, trials, seed), their values 
 from __future__ import annotations
 
 import fnmatch
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vwbench.errors import UserError
-from vwbench.leaderboard.build import SCHEMA
+from vwbench.leaderboard.build import read_leaderboard
 
 
 @dataclass
@@ -69,12 +68,7 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
 
 
 def load_check(baseline: Path) -> dict[str, Any]:
-    try:
-        board = json.loads(Path(baseline).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"--baseline {baseline}: not a readable leaderboard.json ({exc})") from exc
-    if not isinstance(board, dict) or board.get("schema") != SCHEMA:
-        raise UserError(f"--baseline {baseline}: schema {board.get('schema') if isinstance(board, dict) else None!r}, this vwbench reads {SCHEMA}")
+    board = read_leaderboard(baseline, f"--baseline {baseline}")
     check = board.get("check")
     if not check or not check.get("entries"):
         raise UserError(f"--baseline {baseline}: it stores no check subset; regenerate it with `vwbench leaderboard ... --check SPEC`")

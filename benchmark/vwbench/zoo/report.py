@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vwbench.errors import UserError
+from vwbench.leaderboard.build import read_leaderboard
 from vwbench.results.atomic import atomic_write_bytes
 from vwbench.zoo.build import ENTRIES, ZOO_DIR, entry_folder
 
@@ -157,16 +157,6 @@ def _default_grid(dataset: dict) -> dict:
     return next((g for g in grids if g.get("method") == "lstsq"), grids[0])
 
 
-def _read_board(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read the leaderboard {path} ({error}); rewrite it with `vwbench leaderboard`") from None
-    if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
-        raise UserError(f"{path} is not a vwbench leaderboard (no 'datasets'); rewrite it with `vwbench leaderboard`")
-    return data
-
-
 def _word_lines(board: dict) -> list[str]:
     """The in-domain words of a mini leaderboard against :data:`WORD_TARGETS`, then how much of the
     in-domain value the lstsq-transferred words keep, per dataset and target model."""
@@ -247,7 +237,7 @@ def write_zoo_report(
     where it exists) adds the in-domain words' numbers against the tier's targets."""
     out_dir = Path(out_dir)
     board = Path(board) if board is not None else out_dir / "leaderboard.json"
-    board_data = _read_board(board) if board.is_file() else None
+    board_data = read_leaderboard(board, str(board)) if board.is_file() else None
     assets = out_dir / "zoo"
     assets.mkdir(parents=True, exist_ok=True)
     names = list(names or ENTRIES)

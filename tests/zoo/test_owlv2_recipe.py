@@ -18,13 +18,19 @@ from vwbench.zoo.manifest import MANIFEST
 from vwbench.zoo.recipes.owlv2 import (
     DetectionOutputs,
     MiniOwlv2Config,
+    build_pool,
     dense_region_labels,
     generalized_box_iou,
     hungarian_match,
     matching_costs,
+    mini_owlv2_config,
     quality_report,
+    region_recall,
     train_mini_owlv2,
 )
+from vwbench.predictions import BoxPredictions
+from vwbench.zoo.vocabulary import VOCAB_DIR
+from vwbench.zoo.world_stream import sample_scene
 
 SHIPPED = Path(__file__).resolve().parents[2] / "benchmark" / "vwbench" / "zoo" / "mini-owlv2"
 
@@ -118,6 +124,45 @@ def test_compile_forward_falls_back_to_eager_without_a_compiler(tmp_path: Path, 
     log = train_mini_owlv2(tmp_path / "out", seed=0, config=short, log=messages.append)
     assert log["config"]["compile_forward"] and not log["detect"]["compiled_forward"]
     assert any("no C++ compiler" in m for m in messages)
+
+
+def test_region_recall_counts_ground_truth_boxes_any_proposed_box_covers() -> None:
+    """Boxes proposed for any query count (a detector's region boxes are shared by its queries);
+    scores do not matter; IoU exactly at the threshold counts."""
+    t = torch.tensor
+    circle = BoxPredictions(
+        "circle",
+        boxes=[t([[0.0, 0.0, 10.0, 10.0]]), t([[50.0, 50.0, 60.0, 60.0]])],
+        scores=[t([0.9]), t([0.1])],
+        gt_boxes=[t([[0.0, 0.0, 10.0, 10.0], [30.0, 30.0, 40.0, 40.0]]), torch.zeros(0, 4)],
+    )
+    star = BoxPredictions(
+        "star",
+        boxes=[t([[30.0, 30.0, 40.0, 45.0]]), t([[0.0, 0.0, 10.0, 10.0]])],  # IoU 100/150 with circle's 2nd box
+        scores=[t([0.0]), t([0.5])],
+        gt_boxes=[torch.zeros(0, 4), t([[0.0, 0.0, 20.0, 10.0], [70.0, 70.0, 80.0, 80.0]])],  # IoU 0.5, 0
+    )
+    assert region_recall([circle, star], 0.5) == pytest.approx(3 / 4)
+    assert region_recall([circle, star], 0.7) == pytest.approx(1 / 4)
+    assert region_recall([circle], 0.5) == pytest.approx(1 / 2)
+
+
+def test_pool_scenes_are_drawn_at_the_datasets_size_and_resized_like_heldout_images() -> None:
+    """A detector wider than the datasets' 64-px images trains on 64-px scenes resized by its own
+    image processor (as the held-out images are resized at evaluation), not on sharper scenes
+    drawn at its input size."""
+    from transformers import CLIPTokenizer, Owlv2ForObjectDetection, Owlv2ImageProcessor
+
+    cfg = dataclasses.replace(TINY, image_size=80, pool_size=3, instance_main_keep=1.0)
+    tokenizer = CLIPTokenizer.from_pretrained(VOCAB_DIR)
+    processor = Owlv2ImageProcessor(size={"height": 80, "width": 80})
+    adapter = Owlv2Adapter(Owlv2ForObjectDetection(mini_owlv2_config(tokenizer, cfg)), tokenizer, processor)
+    pool = build_pool(adapter, cfg, seed=0, log=lambda _: None)
+    scenes = [sample_scene(i, 64, seed=0, variants=cfg.pool_variants, world=cfg.world) for i in range(3)]
+    assert all(scene.image.size == (64, 64) for scene in scenes)
+    assert pool.pixels.shape == (3, 3, 80, 80)
+    expected = adapter.pixel_values([scene.image for scene in scenes]).to(torch.float16)
+    assert torch.equal(pool.pixels, expected)
 
 
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="mini-owlv2 has not been trained yet")

@@ -50,6 +50,20 @@ def test_measured_numbers_replace_the_logs_and_are_stored(tmp_path):
     assert json.loads((tmp_path / "board" / "zoo" / "quality.json").read_text()) == measured
 
 
+def test_the_detector_table_shows_the_region_recall_where_it_was_measured(tmp_path):
+    root = tmp_path / "zoo"
+    (root / "mini-owlv2").mkdir(parents=True)
+    (root / "mini-owlv2" / "training_log.json").write_text(json.dumps({"parameters": 2_000_000}))
+    measured = {"mini-owlv2": {"datasets": {
+        "synth-coco": {"map": 0.33, "map50": 0.55, "region_recall50": 0.8},
+        "synth-voc": {"map": 0.5, "map50": 0.75},  # recorded before the recall was
+    }}}
+    text = write_zoo_report(tmp_path / "board", root, names=["mini-owlv2"], measured=measured).read_text()
+    assert "| synth-coco | 0.330 | 0.550 | 0.800 |" in text
+    assert "| synth-voc | 0.500 | 0.750 | not measured |" in text
+    assert "the ceiling of its mAP@.5" in text
+
+
 def test_an_unshipped_model_not_built_here_keeps_the_numbers_its_user_recorded(tmp_path, monkeypatch):
     """mini-sd-text is built into the build folder, not shipped: where it is not built, the card
     shows what mini-sd's training log recorded for the tower it was trained on."""

@@ -86,7 +86,7 @@ from transformers import (  # noqa: E402
 )
 
 from vwbench.data.synth.world import CATALOG  # noqa: E402
-from vwbench.models.owlv2 import Owlv2Adapter, cxcywh_to_xyxy  # noqa: E402
+from vwbench.models.owlv2 import Owlv2Adapter, box_iou, cxcywh_to_xyxy  # noqa: E402
 from vwbench.models.words import build_text_prompts  # noqa: E402
 from vwbench.zoo.manifest import write_manifest  # noqa: E402
 from vwbench.zoo.vocabulary import VOCAB_DIR  # noqa: E402
@@ -972,15 +972,6 @@ def save_model(
 # --- quality -----------------------------------------------------------------------------------
 
 
-def _box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU ``[n, m]`` of ``xyxy`` boxes ``a [n, 4]`` and ``b [m, 4]``."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = _box_area(a)[:, None] + _box_area(b)[None, :] - inter
-    return inter / union.clamp(min=1e-7)
-
-
 def region_recall(predictions: Sequence, threshold: float = 0.5) -> float:
     """Share of the ground-truth boxes (of every concept, on every image) that at least one box
     the detector proposed on that image, for any query, covers at IoU >= ``threshold``: the
@@ -993,7 +984,7 @@ def region_recall(predictions: Sequence, threshold: float = 0.5) -> float:
             gt = p.gt_boxes[image].reshape(-1, 4)
             total += len(gt)
             if len(gt) and len(proposed):
-                hit += int((_box_iou(gt, proposed).max(dim=1).values >= threshold).sum())
+                hit += int((box_iou(gt, proposed).max(dim=1).values >= threshold).sum())
     return hit / total if total else float("nan")
 
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from vwbench.cli import app
 from vwbench.results import read_result
+from vwbench.results.provenance import cpu_model
 
 PAIRS = ["sd->sd", "owlv2->owlv2", "clip->clip", "sd->owlv2", "owlv2->clip", "clip->sd"]
 
@@ -43,6 +44,7 @@ def test_run_writes_a_schema_valid_result(tiny_tasks, tmp_path, pair):
     assert all(c.sha256 for c in stored.provenance.checkpoints)
     assert {"train", "evaluate"} <= set(stored.provenance.wall_time_s)
     assert stored.provenance.versions["torch"]
+    assert stored.provenance.machine["cpu"] == cpu_model() and stored.provenance.machine["torch_threads"] >= 1
     assert Path(stored.provenance.words_file).exists()
     samples = files[0].with_suffix(".samples")
     if target == "sd":  # one sample generation per concept, for the leaderboard page

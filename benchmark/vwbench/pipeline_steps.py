@@ -18,7 +18,7 @@ from vwbench import faults
 from vwbench.results import journal
 from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from vwbench.results.locks import compute_once
-from vwbench.results.provenance import git_commit, library_versions, utc_now
+from vwbench.results.provenance import compute_environment, git_commit, library_versions, utc_now
 from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, cache_key, load_wordset, save_wordset
 from vwbench.training import TrainConfig, choose_init_words, train_words
@@ -404,6 +404,7 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
             "versions": library_versions(),
             "device": str(device),
             "dtype": str(dtype).replace("torch.", ""),
+            "machine": compute_environment(str(device)),
             "wall_time_s": timer,
             "created": utc_now(),
         },

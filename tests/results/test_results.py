@@ -25,6 +25,15 @@ def test_result_round_trip(tmp_path):
     path = tmp_path / "r" / "x.json"
     atomic_write_json(path, _result().model_dump(mode="json"))
     assert read_result(path) == _result()
+    assert read_result(path).provenance.machine == {}  # results written before the machine was kept
+
+
+def test_the_machine_is_kept_in_the_provenance(tmp_path):
+    path = tmp_path / "x.json"
+    result = _result()
+    result.provenance.machine = {"cpu": "AMD EPYC", "torch_threads": 2}
+    atomic_write_json(path, result.model_dump(mode="json"))
+    assert read_result(path).provenance.machine == {"cpu": "AMD EPYC", "torch_threads": 2}
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temp file left behind
 
 

@@ -167,6 +167,7 @@ def test_each_family_runs_and_stores_a_schema_result(study_runs) -> None:
     assert {"transform_acc_linear", "group_acc_mlp", "class_acc_multitask", "chance_transform"} <= set(probe.metrics)
     assert len(probe.study.tables["per_transform"]) == 31 and probe.study.settings["hidden"] == 16 and probe.steps == 2
     assert probe.provenance.checkpoints[0].role == "encoder" and probe.provenance.checkpoints[0].sha256
+    assert probe.provenance.machine["cpu"] and probe.provenance.machine["torch_threads"] >= 1
     align = results[("align:owlv2->clip", "lstsq")]
     assert align.metric == "zero_shot_acc_mapped" and set(align.per_concept) == {"circle", "square", "triangle"}
     assert [c.role for c in align.provenance.checkpoints] == ["source", "target"] and align.study.pooling == {"source": "mean-regions", "target": "image-embedding"}

@@ -65,7 +65,7 @@ def _result_record(e: Entry) -> dict[str, Any]:
         "secondary_metrics": r.metrics, "transfer_params": r.transfer_params,
         "provenance": {
             "vwbench_version": p.vwbench_version, "git_commit": p.git_commit, "task_version": p.task_version, "created": p.created,
-            "device": p.device, "dtype": p.dtype, "dataset_manifest_hash": p.dataset_manifest_hash,
+            "device": p.device, "dtype": p.dtype, "machine": p.machine, "dataset_manifest_hash": p.dataset_manifest_hash,
             "checkpoints": [{"role": c.role, "family": c.family, "name": c.name, "revision": c.revision, "sha256": c.sha256} for c in p.checkpoints],
             "versions": p.versions,
         },

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vwbench.errors import UserError
+from vwbench.results.provenance import cpu_model
 
 SCHEMA = "vwbench.perf/1"
 _PACKAGES = ("torch", "diffusers", "transformers", "open_clip_torch", "faster-coco-eval", "pycocotools", "torchmetrics", "numpy")
@@ -23,16 +24,6 @@ def library_versions() -> dict[str, str]:
     from vwbench.results.provenance import library_versions as versions_of
 
     return versions_of(_PACKAGES, missing="not installed")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _memory_gb() -> float | None:
@@ -49,7 +40,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     """The machine the numbers come from: OS, CPU model, cores, memory, load, and the GPU if used."""
     info: dict[str, Any] = {
         "host_os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gb": _memory_gb(),

@@ -1,4 +1,4 @@
-"""Where a number came from: versions, git commit, device, time."""
+"""Where a number came from: versions, git commit, device, machine, time."""
 
 from __future__ import annotations
 
@@ -29,6 +29,29 @@ def library_versions(packages: Sequence[str] = _PACKAGES, missing: str | None = 
             if missing is not None:
                 versions[name] = missing
     return versions
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def compute_environment(device: str = "cpu") -> dict[str, str | int]:
+    """What besides the software shapes a result's arithmetic: the CPU model and torch's thread
+    count (SD-trained words differ between CPU models and between thread counts), and the GPU's
+    name where one ran."""
+    import torch
+
+    machine: dict[str, str | int] = {"cpu": cpu_model(), "torch_threads": torch.get_num_threads()}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return machine
 
 
 def git_commit() -> str | None:

@@ -36,6 +36,9 @@ class Provenance(BaseModel):
     versions: dict[str, str]  # torch, diffusers, transformers, open_clip, python
     device: str
     dtype: str
+    # CPU model and torch threads (and the GPU's name) of the run: part of the arithmetic (see
+    # vwbench.results.provenance.compute_environment); empty in results written before it was kept
+    machine: dict[str, str | int] = Field(default_factory=dict)
     wall_time_s: dict[str, float]  # per stage
     created: str  # ISO 8601 UTC
 

@@ -26,7 +26,7 @@ from vwbench.registry.studies import StudySpec
 from vwbench.results import journal
 from vwbench.results.atomic import atomic_write_json, remove_stale_temps
 from vwbench.results.locks import compute_once
-from vwbench.results.provenance import StageTimer, git_commit, library_versions, utc_now
+from vwbench.results.provenance import StageTimer, compute_environment, git_commit, library_versions, utc_now
 from vwbench.results.schema import RunResult, read_result
 from vwbench.studies import PAIRED_FAMILIES, study_family
 
@@ -167,7 +167,8 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
                 "vwbench_version": vwbench.__version__, "git_commit": git_commit(), "task_version": spec.version,
                 "checkpoints": [encoders[e.role].provenance(e.role) for e in spec.encoders],
                 "dataset_manifest_hash": split.manifest.hash, "words_file": None, "versions": library_versions(),
-                "device": str(device), "dtype": str(dtype).replace("torch.", ""), "wall_time_s": timer.stages, "created": utc_now(),
+                "device": str(device), "dtype": str(dtype).replace("torch.", ""), "machine": compute_environment(str(device)),
+                "wall_time_s": timer.stages, "created": utc_now(),
             },
             study={
                 "family": spec.family, "key": key, "encoders": {e.role: e.name for e in spec.encoders},

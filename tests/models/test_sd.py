@@ -387,3 +387,30 @@ def test_words_trained_in_several_passes_equal_one_pass(sd, training_data):
     torch.testing.assert_close(split.vectors, one.vectors, rtol=0, atol=1e-6)
     assert split.loss_curve == pytest.approx(one.loss_curve, abs=1e-6)
     assert not torch.equal(one.vectors, init)  # it trained
+
+
+def test_on_a_cpu_words_train_in_passes_of_bounded_latent_pixels(sd_dirs, training_data, monkeypatch):
+    """On a CPU, SD's words go through the UNet a few per pass (``cpu_pass_latent_pixels``), with
+    the same words and loss curve as one pass of all of them; other families keep one pass."""
+    from vwbench.models.base import ConceptModel
+    from vwbench.training import TrainConfig, train_words
+    from vwbench.training.trainer import words_per_cpu_pass
+
+    model = StableDiffusionAdapter.from_pretrained(sd_dirs["epsilon"])  # its own: the test counts its loss calls
+    _, height, width = model._latent_shape()
+    assert model.cpu_words_per_pass(8) == max(1, 64 * 16 * 16 // (8 * height * width))
+    monkeypatch.setattr(model, "cpu_pass_latent_pixels", 2 * height * width * 2)  # 2 words of 2 latents
+    assert words_per_cpu_pass(model, 5, batch_size=2) == 2 and words_per_cpu_pass(model, 1, batch_size=2) == 1
+    assert ConceptModel.cpu_words_per_pass(model, 2) is None  # the default: every word in one pass
+
+    calls = []
+    loss = model.loss
+    monkeypatch.setattr(model, "loss", lambda vectors, *args, **kw: calls.append(int(vectors.shape[0])) or loss(vectors, *args, **kw))
+    init, keys = _words(model, ["dog", "cat", "cup"]), ["a", "b", "c"]
+    config = TrainConfig(steps=2, lr=1e-2, seed=1, batch_size=2)
+    default = train_words(model, training_data, init, [0, 1, 2], config, word_keys=keys)
+    assert calls == [2, 1, 2, 1]
+    one = train_words(model, training_data, init, [0, 1, 2], replace(config, words_per_pass=3), word_keys=keys)
+    assert calls[4:] == [3, 3]
+    torch.testing.assert_close(default.vectors, one.vectors, rtol=0, atol=1e-6)
+    assert default.loss_curve == pytest.approx(one.loss_curve, abs=1e-6)

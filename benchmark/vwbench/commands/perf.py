@@ -35,7 +35,7 @@ def bench_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="fp32, or on cuda fp16 or bf16 weights.")] = "fp32",
     compile_steps: Annotated[bool, typer.Option("--compile", help="Training sections: torch.compile the heavy modules of vwbench's training step (the UNet of generation; the reference stays uncompiled). The first steps pay the compilation.")] = False,
-    words_per_pass: Annotated[Optional[int], typer.Option("--words-per-pass", min=1, help="Training sections: words per forward/backward of vwbench's run (default: all on a CPU, as many as fit on a GPU).")] = None,
+    words_per_pass: Annotated[Optional[int], typer.Option("--words-per-pass", min=1, help="Training sections: words per forward/backward of vwbench's run (default: as training chooses: as many as fit on a GPU; on a CPU all of them, SD's a few per pass).")] = None,
     tier: Annotated[Optional[str], typer.Option("--tier", help="'paper': the paper-tier architectures with random weights at paper image sizes (GPU only). Default: the training dataset's own checkpoints (the mini zoo).")] = None,
     project: Annotated[Optional[str], typer.Option("--project", help="'paper': print the paper's study priced at the measured costs (without --sections, from the stored .json or --costs).")] = None,
     costs: Annotated[Optional[Path], typer.Option("--costs", help="With --project: a perf.json to take the costs from (e.g. one measured on a GPU).")] = None,

@@ -122,6 +122,12 @@ class ConceptModel(ABC):
             getattr(self, name).compile()
         return list(self.step_modules)
 
+    def cpu_words_per_pass(self, batch_size: int) -> int | None:
+        """Words per forward/backward pass of word training on a CPU; ``None``: all of them in
+        one pass. Families whose step is light (text towers over cached image features) gain
+        from one large pass; a family whose step holds large activations caps it."""
+        return None
+
     def use_feature_cache(self, cache: FeatureCache | None, identity: dict[str, Any]) -> None:
         """Keep the frozen image side (features, regions, latents) in ``cache`` on disk.
         ``identity`` names the checkpoint (e.g. its file hashes); the cache namespace adds the

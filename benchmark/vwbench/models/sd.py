@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -80,6 +80,11 @@ class StableDiffusionAdapter(ConceptModel):
     family = "sd"
     kind = "generation"
     step_modules = ("unet",)  # the text encoder runs through its submodules (run_text_encoder), not its forward
+    # On a CPU a training pass carries at most this many latent pixels (64 latents of mini-sd's
+    # 16x16, i.e. 8 words of 8 images): the same gradients, bit for bit, as one pass of every
+    # word, but 72 words of mini-sd train 1.2-1.3x faster per word-step in passes of 8 than in
+    # one, in a third of the memory (measured side by side; see CHANGELOG).
+    cpu_pass_latent_pixels: ClassVar[int] = 64 * 16 * 16
 
     def __init__(
         self,
@@ -409,6 +414,12 @@ class StableDiffusionAdapter(ConceptModel):
         return [Image.fromarray(a) for a in (array * 255).round().astype(np.uint8)]
 
     # ------------------------------------------------------------------ latents
+
+    def cpu_words_per_pass(self, batch_size: int) -> int:
+        """Words per pass on a CPU: as many as keep a pass within ``cpu_pass_latent_pixels``
+        (at least one)."""
+        _, height, width = self._latent_shape()
+        return max(1, self.cpu_pass_latent_pixels // (max(1, batch_size) * height * width))
 
     def _latent_shape(self) -> tuple[int, int, int]:
         side = int(self.unet.config.sample_size)

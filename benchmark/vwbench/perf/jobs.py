@@ -146,11 +146,12 @@ def train_batched(workload: dict, check_steps: int, measure_eval: bool = True) -
 
 
 def _words_per_pass(w: Any) -> int:
-    """What ``train_words`` would choose: every word on a CPU, on a GPU as many as fit."""
-    from vwbench.training.trainer import word_generators, words_that_fit_a_pass
+    """What ``train_words`` would choose: on a GPU as many as fit, on a CPU what the model asks
+    for (:meth:`ConceptModel.cpu_words_per_pass`)."""
+    from vwbench.training.trainer import word_generators, words_per_cpu_pass, words_that_fit_a_pass
 
     if w.model.device.type != "cuda":
-        return w.n_words
+        return words_per_cpu_pass(w.model, w.n_words, w.config.batch_size)
     vectors = w.init.to(w.model.device).requires_grad_(True)
     generators = word_generators(w.config.seed, w.word_keys)
     return words_that_fit_a_pass(w.model, vectors, w.word_concepts, w.model.prepare(w.data), generators, w.config.batch_size)

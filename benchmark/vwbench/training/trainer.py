@@ -32,7 +32,8 @@ class TrainConfig:
     batch_size: int = 8
     seed: int = 0
     # Words per forward/backward pass (their gradients add up into one Adam step, so the result is
-    # the same for any value). None: every word in one pass on a CPU; on a GPU as many as fit.
+    # the same for any value). None: on a GPU as many as fit; on a CPU what the model asks for
+    # (ConceptModel.cpu_words_per_pass: every word in one pass unless its step is heavy).
     words_per_pass: int | None = None
 
 
@@ -90,15 +91,23 @@ def words_for_memory(free_bytes: int, bytes_per_word: int, n_words: int) -> int:
     return max(1, min(n_words, fit))
 
 
+def words_per_cpu_pass(model: ConceptModel, n_words: int, batch_size: int) -> int:
+    """Words per pass on a CPU: what ``model`` asks for, at most ``n_words``, at least one."""
+    return max(1, min(n_words, model.cpu_words_per_pass(batch_size) or n_words))
+
+
 def words_that_fit_a_pass(
     model: ConceptModel, vectors: torch.Tensor, word_concepts: Sequence[int], prepared, generators: list[torch.Generator], batch_size: int
 ) -> int:
-    """Words per pass: all of them on a CPU; on a GPU as many as its free memory holds, measured
-    by one probe pass of the first word (whose gradient is dropped and whose random stream is
-    put back, so training is unchanged). SD 2.1 at 768 px takes about 12 GB per word of 8 images,
-    so its 100 words of a run cannot share one pass."""
+    """Words per pass: on a CPU what the model asks for (:meth:`ConceptModel.cpu_words_per_pass`,
+    all of them by default); on a GPU as many as its free memory holds, measured by one probe
+    pass of the first word (whose gradient is dropped and whose random stream is put back, so
+    training is unchanged). SD 2.1 at 768 px takes about 12 GB per word of 8 images, so its 100
+    words of a run cannot share one pass."""
     n_words = int(vectors.shape[0])
-    if model.device.type != "cuda" or n_words <= 1:
+    if model.device.type != "cuda":
+        return words_per_cpu_pass(model, n_words, batch_size)
+    if n_words <= 1:
         return n_words
     device = model.device
     state = generators[0].get_state()

@@ -257,7 +257,7 @@ def synthetic_detections(n_images: int, seed: int = 0):
     return BoxPredictions(target="object", boxes=boxes, scores=scores, gt_boxes=gts)
 
 
-def map_backend(backend: str, images: int, seed: int = 0, repeats: int = 5) -> dict:
+def map_backend(backend: str, images: int, seed: int = 0, repeats: int = 15) -> dict:
     """Seconds of :func:`vwbench.metrics.detection.detection_map` with one COCO backend on
     :func:`synthetic_detections`: the best of ``repeats`` calls (timeit's rule: other work on the
     machine only ever adds time), after a small warm-up call so that imports are not timed."""

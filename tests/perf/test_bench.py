@@ -238,3 +238,19 @@ def test_paper_tier_builders_match_the_published_architectures():
     assert (owl.image_size, owl.embedding_dim) == (960, 512)
     clip = build_paper_model("clip", meta, torch.float32)
     assert (count(clip.model), clip.embedding_dim) == (427_616_513, 768)
+
+
+def test_a_backend_measured_in_several_processes_keeps_the_best_call_and_checks_values_agree():
+    from vwbench.perf.harness import Measurement
+    from vwbench.perf.sections import best_of_processes
+
+    def measured(seconds, median, rss, values=None):
+        result = {"backend": "b", "seconds": seconds, "median_seconds": median, "repeats": 15, "values": values or {"map": 0.5}}
+        return Measurement("map", result, 2.0, rss)
+
+    best = best_of_processes([measured(0.045, 0.05, 300), measured(0.037, 0.06, 320), measured(0.041, 0.04, 310)])
+    assert best.result["seconds"] == 0.037 and best.result["median_seconds"] == 0.05
+    assert best.result["repeats"] == 45 and best.result["processes"] == 3
+    assert best.peak_rss_mb == 320 and best.wall_s == 6.0
+    with pytest.raises(RuntimeError, match="different values"):
+        best_of_processes([measured(0.04, 0.05, 300), measured(0.04, 0.05, 300, {"map": 0.4})])

@@ -105,7 +105,8 @@ _TRAINING_TEXT = {
         "preprocessed every step), one word at a time, the word spliced in by a forward hook."
     ),
     "generation": (
-        "vwbench: all words in one UNet batch on VAE latents computed once (the posterior mean). Reference: "
+        "vwbench: all words in one Adam step on VAE latents computed once (the posterior mean), through the "
+        "UNet together or a few words per pass (said below where so). Reference: "
         "the recipe of diffusers' `examples/textual_inversion/textual_inversion.py`, one word at a time: "
         "placeholder tokens added to the tokenizer and the token-embedding matrix resized, every step the "
         "batch VAE-encoded and the full text encoder run on the tokenized prompt, AdamW over the whole "
@@ -194,15 +195,15 @@ def _map_md(section: dict) -> list[str]:
         "",
         f"`vwbench.metrics.detection.detection_map` (COCO dicts built from whole arrays, then the backend's `COCOeval`) with each backend on the same "
         f"{section['images']} procedurally drawn images ({v['ground_truth']} ground-truth boxes, {v['detections']} "
-        "detections: noisy hits and random false positives with random scores, fixed seed), each backend in its own "
-        "process after a small warm-up call.",
+        "detections: noisy hits and random false positives with random scores, fixed seed), each backend in "
+        f"{v.get('processes', 1)} fresh process(es), the two backends alternating, each process after a small warm-up call.",
         "",
         "| backend | seconds (best) | map | map50 | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|",
         f"| faster-coco-eval | {_num(v['seconds'])} | {v['values']['map']!r} | {v['values']['map50']!r} | {_num(v.get('peak_rss_mb'), 0)} |",
         f"| pycocotools | {_num(r['seconds'])} | {r['values']['map']!r} | {r['values']['map50']!r} | {_num(r.get('peak_rss_mb'), 0)} |",
         "",
-        f"**Ratio: {_ratio(section)}** (best of {v['repeats']} calls each; from the median calls: "
+        f"**Ratio: {_ratio(section)}** (the best of {v['repeats']} calls each; from the median calls: "
         f"{_num(section.get('median_ratio'), 1)}x). Identical values: {'**yes**' if c['ok'] else '**NO**'}.",
         "",
     ]

@@ -82,8 +82,8 @@ class StableDiffusionAdapter(ConceptModel):
     step_modules = ("unet",)  # the text encoder runs through its submodules (run_text_encoder), not its forward
     # On a CPU a training pass carries at most this many latent pixels (64 latents of mini-sd's
     # 16x16, i.e. 8 words of 8 images): the same gradients, bit for bit, as one pass of every
-    # word, but 72 words of mini-sd train in a third of the memory in passes of 8 than in one,
-    # and on one thread 1.2-1.3x faster per word-step (on two about as fast; see CHANGELOG).
+    # word, but in passes of 8 the 72 words of mini-sd take a third of the memory of one pass
+    # and, on one thread, train 1.2-1.3x faster per word-step (on two about as fast; CHANGELOG).
     cpu_pass_latent_pixels: ClassVar[int] = 64 * 16 * 16
 
     def __init__(

@@ -196,7 +196,8 @@ def _map_md(section: dict) -> list[str]:
         f"`vwbench.metrics.detection.detection_map` (COCO dicts built from whole arrays, then the backend's `COCOeval`) with each backend on the same "
         f"{section['images']} procedurally drawn images ({v['ground_truth']} ground-truth boxes, {v['detections']} "
         "detections: noisy hits and random false positives with random scores, fixed seed), each backend in "
-        f"{v.get('processes', 1)} fresh process(es), the two backends alternating, each process after a small warm-up call.",
+        + (f"{v['processes']} fresh processes, the two backends alternating," if v.get("processes", 1) > 1 else "its own process,")
+        + " each process after a small warm-up call.",
         "",
         "| backend | seconds (best) | map | map50 | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|",

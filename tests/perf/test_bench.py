@@ -199,6 +199,17 @@ def test_render_rewrites_the_report_and_summarizes_the_reports_beside_it(results
     assert text.index("## Detection training") < text.index("## Classification training")  # the bench's order, not the JSON's
 
 
+def test_rendering_the_stored_results_again_reproduces_the_measured_report(results, tmp_path, monkeypatch, capsys):
+    """perf.json is stored with its keys sorted; the report rendered from it must not differ from
+    the one the measuring run wrote (versions, section and model order included)."""
+    out = tmp_path / "perf.md"
+    write_report(results, out)
+    measured = out.read_text()
+    assert "- versions: python " in measured
+    code, _, _ = _cli(monkeypatch, capsys, "--render", "--out", str(out))
+    assert code == 0 and out.read_text() == measured
+
+
 def test_paper_models_draw_the_same_weights_in_every_process(monkeypatch):
     """Both sides of a comparison build the random-weight model in their own process: only a fixed
     seed lets their losses agree. The caller's random stream is left as it was."""

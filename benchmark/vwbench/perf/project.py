@@ -80,7 +80,11 @@ def device_label(results: dict[str, Any]) -> tuple[str, bool]:
     """What the costs were measured on, in words, and whether that was a GPU."""
     machine, options = results.get("machine", {}), results.get("options", {})
     threads = options.get("threads")
-    checkpoints = [s["vwbench"]["facts"]["checkpoint"] for name, s in results.get("sections", {}).items() if name in FAMILY_OF_SECTION]
+    from vwbench.perf.sections import SECTIONS
+
+    # the bench's section order, not the stored file's (a .json has its keys sorted)
+    sections = results.get("sections", {})
+    checkpoints = [sections[name]["vwbench"]["facts"]["checkpoint"] for name in SECTIONS if name in FAMILY_OF_SECTION and name in sections]
     models = "models " + ", ".join(checkpoints)
     if machine.get("device") == "cuda":
         return f"GPU {machine.get('gpu', 'unknown')}, {options.get('dtype')}, {models}", True

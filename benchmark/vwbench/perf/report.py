@@ -254,6 +254,14 @@ def _in_order(sections: dict[str, Any]) -> dict[str, Any]:
     return {**known, **{k: v for k, v in sections.items() if k not in known}}
 
 
+def _versions_in_order(versions: dict[str, str]) -> dict[str, str]:
+    """Python, then the packages in ``_PACKAGES`` order, then any others (a stored .json has its keys
+    sorted, so a report rendered again from it must not depend on the stored order)."""
+    order = ("python", *_PACKAGES)
+    known = {name: versions[name] for name in order if name in versions}
+    return {**known, **{k: v for k, v in versions.items() if k not in known}}
+
+
 def _companions_md(companions: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """A summary of other bench reports kept beside this one (e.g. ``perf-gpu.json`` measured on a
     GPU): one row per training section, at the median step (the steady state)."""
@@ -322,7 +330,7 @@ def render_markdown(results: dict[str, Any], companions: list[tuple[str, dict[st
         f"- torch threads per process: {opts.get('threads') or 'torch default'}; device {opts['device']}, {opts['dtype']}",
         f"- load average at start / end: {machine.get('load_average')} / {results.get('load_average_end')} "
         "(other work on the machine slows every measurement; the two sides of a ratio run one after the other)",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in _versions_in_order(versions).items()),
         "",
         "Every measured thing ran in a fresh process. Ratios are speeds: word-steps per second for training "
         "(a word-step is one optimizer step of one word on its batch of 8 images), seconds for mAP and the suite. "

@@ -97,6 +97,32 @@ def test_missing_checkpoint_is_one_line_exit_2(tiny_tasks, tmp_path):
     assert not (tmp_path / "o" / "results").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "--task", "clip->clip", "--dataset", "synth-tiny"],
+    ["run", "--task", "probe:clip", "--dataset", "synth-tiny"],
+    ["sweep", "--suite", "tiny", "--dataset", "synth-tiny"],
+    ["delta-sweep", "--task", "clip->clip", "--dataset", "synth-tiny"],
+    ["bench", "--sections", "map", "--map-images", "10"],
+    ["zoo", "report"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_an_unwritable_out_is_one_line_exit_2_before_any_work(argv, tiny_tasks, tmp_path, monkeypatch, capsys):
+    """A file where the output folder should be: the command stops at once with the fix, and
+    leaves the file as it was."""
+    from vwbench.cli import main
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("keep me")
+    out = str(blocker / "perf.md") if argv[0] == "bench" else str(blocker)
+    extra = [] if argv[0] in ("bench", "zoo") else ["--tasks-dir", str(tiny_tasks)]
+    monkeypatch.setattr("sys.argv", ["vwbench", *argv, *extra, "--out", out])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.strip().count("\n") == 0 and f"cannot write in {blocker}" in err and "--out" in err
+    assert blocker.read_text() == "keep me"
+
+
 def test_ls_json_lists_tasks():
     proc = _cli("ls", "--json")
     assert proc.returncode == 0

@@ -89,14 +89,18 @@ def run_command(
     """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result.
 
     A study task (``probe:clip``, ``align:owlv2->clip``, ``sae:clip``) runs its study instead."""
+    from vwbench.results.atomic import ensure_output_dir
+
     if ":" in task:
         from vwbench.commands.studies import run_study_command
 
+        ensure_output_dir(out)
         word_only = {"--embeddings": embeddings, "--steps": steps, "--trials": trials, "--delta": delta, "--anchors": anchors}
         return run_study_command(task, dataset, tasks_dir=tasks_dir, word_only=word_only, transfer=transfer, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
     if embeddings is not None and (delta is not None or anchors):
         raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
+    ensure_output_dir(out)
     from vwbench.progress import RichReporter
     from vwbench.runner import RunOptions, run_task
 
@@ -163,11 +167,13 @@ def zoo_report_command(
     board: Annotated[Optional[Path], typer.Option("--board", help="Leaderboard whose in-domain words the card sets against the targets (default: OUT/leaderboard.json where it exists).")] = None,
 ) -> None:
     """Write the zoo card (zoo.md: sizes, training times, curves, samples, quality numbers)."""
+    from vwbench.results.atomic import ensure_output_dir
     from vwbench.zoo.build import ZOO_DIR, check_zoo
     from vwbench.zoo.report import write_zoo_report
 
     if board is not None and not board.is_file():
         raise UserError(f"no leaderboard at {board}: write one with `vwbench leaderboard --out DIR` or leave --board out")
+    ensure_output_dir(out)
     measured = check_zoo(root or ZOO_DIR) if measure else None
     typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR, measured=measured, board=board)}")
 

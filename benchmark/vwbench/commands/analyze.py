@@ -29,7 +29,12 @@ def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, de
 
 
 def _stem(out: Path | None, results: list[Path], name: str) -> Path:
-    return out if out is not None else results[0].parent / f"analysis-{name}-{results[0].stem}"
+    """Where the analysis goes (its folder checked writable now, before the work)."""
+    from vwbench.results.atomic import ensure_output_dir
+
+    stem = out if out is not None else results[0].parent / f"analysis-{name}-{results[0].stem}"
+    ensure_output_dir(stem.parent, "--out")
+    return stem
 
 
 def _layers(text: str | None, total: int) -> list[int]:
@@ -51,6 +56,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
     from vwbench.results.atomic import atomic_write_json
 
     _, runs, models = _setup(result, tasks_dir, weights, device)
+    stem = _stem(out, result, "neighbors")
     report = []
     for run in runs:
         source, target = run.source(models), run.target(models)
@@ -60,7 +66,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
             src = " | ".join(" ".join(t for t, _ in vec) for vec in w["source"])
             tgt = " | ".join(" ".join(t for t, _ in vec) for vec in w["target"])
             typer.echo(f"{run.task.name} {w['concept']} trial {w['trial']} (init {w['init_word']}): {run.task.source.family}: {src}  ->  {run.task.target.family}: {tgt}")
-    path = _stem(out, result, "neighbors").with_suffix(".json")
+    path = stem.with_suffix(".json")
     atomic_write_json(path, report)
     typer.echo(f"written: {path}")
 
@@ -82,6 +88,7 @@ def truncation_command(
     if len(result) != 1:
         raise UserError("analyze truncation takes one --result")
     registry, (run,), models = _setup(result, tasks_dir, weights, device)
+    stem = _stem(out, result, "truncation")
     sd, vectors = sd_words(run, models)
     judge = models.get(registry.models(run.task.tier)["judge"])
     total = n_blocks(sd)
@@ -92,7 +99,6 @@ def truncation_command(
         generations=generations or ev.generations_per_word, steps=inference_steps or ev.inference_steps,
         guidance=ev.guidance_scale, seed=run.result.seed,
     )
-    stem = _stem(out, result, "truncation")
     atomic_write_json(stem.with_suffix(".json"), {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows})
     plot_truncation(rows, total, stem.with_suffix(".png"), f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
     for r in rows:
@@ -111,6 +117,7 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
     from vwbench.results.atomic import atomic_write_json
 
     _, runs, models = _setup(result, tasks_dir, weights, device)
+    stem = _stem(out, result, "tsne")
     per_layer: dict[int, list] = {}
     concepts: list[str] = []
     anchors: list[str] = []
@@ -126,7 +133,6 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
         concepts += list(run.words.concepts)
         anchors += run.word_anchors
     embeddings = {n: tsne_2d(np.concatenate(parts)) for n, parts in per_layer.items()}
-    stem = _stem(out, result, "tsne")
     payload = {
         "results": [str(p) for p in result], "blocks": total, "concepts": concepts, "anchors": anchors,
         "points": {str(n): e.round(4).tolist() for n, e in embeddings.items()},

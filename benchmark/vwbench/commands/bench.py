@@ -73,6 +73,10 @@ def check_command(
 
     if not baseline.is_file():
         raise UserError(f"--baseline {baseline}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
+    if out is not None:
+        from vwbench.results.atomic import ensure_output_dir
+
+        ensure_output_dir(out)
     rows = run_check(baseline, tasks_dir, out, weights, data_root, log=lambda m: typer.echo(m, err=True))
     if any(r.failed for r in rows):
         typer.echo(format_drops(rows))

@@ -40,12 +40,13 @@ def delta_sweep_command(
     from vwbench.analysis.sweep import SweepRow, markdown_table, plot_sweep, rows_to_json
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
-    from vwbench.results.atomic import atomic_write_bytes, atomic_write_json
+    from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, ensure_output_dir
     from vwbench.runner import RunOptions, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
     values = _deltas(deltas)
+    ensure_output_dir(out)
     reporter = RichReporter()
     runs = [
         RunOptions(

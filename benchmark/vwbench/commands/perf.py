@@ -90,6 +90,9 @@ def bench_command(
         options = replace(options, suite_datasets=(_reduced_dataset(options),))
     from vwbench.perf.bench import failed_checks, run_bench, summary_lines
     from vwbench.perf.report import write_report
+    from vwbench.results.atomic import ensure_output_dir
+
+    ensure_output_dir(out.parent)  # minutes of measuring must not end in an unwritable --out
 
     results = run_bench(options, command=shlex.join(["vwbench", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else "vwbench bench")
     markdown, json_path = write_report(results, out)

@@ -65,6 +65,9 @@ def sweep_command(
     if slurm_given and executor != "slurm":
         raise UserError(f"{', '.join(slurm_given)} apply to --executor slurm (not {executor}); add --executor slurm or drop them")
     tasks = _select(TaskRegistry.from_dir(tasks_dir), suite, dataset, pair, target)
+    from vwbench.results.atomic import ensure_output_dir
+
+    ensure_output_dir(out)
     # workers elsewhere see the same files only through absolute paths
     options = RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out.resolve(), threads=threads,
                          weights_dir=weights.resolve() if weights else None, data_root=data_root.resolve() if data_root else None)

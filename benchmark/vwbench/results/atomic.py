@@ -34,6 +34,22 @@ def write_error(path: Path, exc: OSError) -> UserError:
     return UserError(f"cannot write {path}: {reason}; {fix}")
 
 
+def ensure_output_dir(folder: Path, flag: str = "--out") -> Path:
+    """Create ``folder`` and check that a file can be written in it, before any long work whose
+    results would go there: a bad ``--out`` is a one-line error at once, not after the work."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"cannot write in {folder}: it is a file, not a folder; choose a folder with {flag}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vwbench-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write in {folder} ({exc.strerror or exc}): choose a writable folder with {flag}") from exc
+    return folder
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make the rename itself durable (a power loss after it keeps the new name)."""
     try:

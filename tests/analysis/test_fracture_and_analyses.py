@@ -102,6 +102,17 @@ def test_analyze_neighbors(tiny_tasks, tmp_path):
     assert "circle trial 0 (init circle)" in out
 
 
+def test_analyze_neighbors_maps_words_as_the_run_did(tiny_tasks, tmp_path):
+    """The anchor transfer maps each word to its concept's init word in the target: the analysis
+    must rebuild it as `vwbench run` did (it used to fail without the init words)."""
+    result = run(tiny_tasks, tmp_path, "clip->owlv2", "--steps", "0", "--transfer", "anchor")
+    invoke("analyze", "neighbors", "--result", str(result), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb"))
+    words = json.loads((tmp_path / "nb.json").read_text())[0]["words"]
+    init = {w["concept"]: w["init_word"] for w in words if w["trial"] == 0}  # trial 0 starts at the concept's init word
+    for w in words:
+        assert all(vec[0] == [init[w["concept"]], 0.0] for vec in w["target"])
+
+
 def test_analyze_truncation(tiny_tasks, sd_run, tmp_path):
     invoke("analyze", "truncation", "--result", str(sd_run), "--generations", "1", "--inference-steps", "2", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "tr"))
     data = json.loads((tmp_path / "tr.json").read_text())

@@ -64,3 +64,45 @@ def test_check_spec_that_matches_nothing(tiny_results, tmp_path) -> None:
     res = CliRunner().invoke(app, ["leaderboard", "--results", str(tiny_results / "results"), "--out", str(tmp_path / "b"), "--check", "synth-tiny:sd->sd:*"])
     assert res.exit_code != 0 and "matches no result" in str(res.exception)
     assert not (tmp_path / "b").exists()
+
+
+def test_overlapping_specs_store_each_run_once(tiny_results, tmp_path) -> None:
+    board = make_board(tiny_results / "results", tmp_path / "board", "--check", "all", "--check", SUBSET[0])
+    ids = [e["result"] for e in board["check"]["entries"]]
+    assert len(ids) == len(set(ids)) == len(board["results"])
+
+
+def test_a_tolerance_that_is_not_a_finite_number_is_refused(tiny_results, tmp_path) -> None:
+    for bad in ("nan", "inf", "-0.1"):
+        res = CliRunner().invoke(app, ["leaderboard", "--results", str(tiny_results / "results"), "--out", str(tmp_path / bad), "--check", "all", "--tolerance", bad])
+        assert res.exit_code != 0 and "--tolerance" in str(res.exception), (bad, res.output)
+        assert not (tmp_path / bad / "leaderboard.json").exists()
+
+
+def test_a_drop_equal_to_the_tolerance_passes() -> None:
+    from vwbench.leaderboard.check import CheckRow
+
+    assert not CheckRow("d", "t", "m", baseline=0.5, value=0.48, tolerance=0.02).failed  # 0.5 - 0.48 = 0.020000000000000018
+    assert CheckRow("d", "t", "m", baseline=0.5, value=0.479, tolerance=0.02).failed
+
+
+def test_a_malformed_check_section_or_a_used_out_is_a_one_line_error(tiny_results, tiny_tasks, tmp_path) -> None:
+    board = make_board(tiny_results / "results", tmp_path / "board", "--check", SUBSET[0])
+    good = board["check"]
+    damaged = {
+        "entry without dataset": {**good, "entries": [{k: v for k, v in good["entries"][0].items() if k != "dataset"}]},
+        "entries not a list": {**good, "entries": "abc"},
+        "tolerance a string": {**good, "tolerance": "0.1"},
+    }
+    for label, check in damaged.items():
+        path = tmp_path / f"{label}.json"
+        path.write_text(json.dumps({**board, "check": check}))
+        res = CliRunner().invoke(app, ["check", "--baseline", str(path), "--tasks-dir", str(tiny_tasks)])
+        assert res.exit_code != 0 and "malformed check section" in str(res.exception), (label, res.output)
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps({**board, "check": ["x"]}))
+    res = CliRunner().invoke(app, ["check", "--baseline", str(path)])
+    assert res.exit_code != 0 and "no check subset" in str(res.exception)
+    # a re-run must not read a stored run back: an --out that already holds runs is refused
+    res = CliRunner().invoke(app, ["check", "--baseline", str(tmp_path / "board" / "leaderboard.json"), "--tasks-dir", str(tiny_tasks), "--out", str(tiny_results)])
+    assert res.exit_code != 0 and "not empty" in str(res.exception)

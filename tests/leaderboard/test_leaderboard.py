@@ -38,6 +38,11 @@ def hostile_results(tiny_results, tmp_path_factory) -> Path:
     payload["transfer"] = EVIL
     payload["per_concept"] = {f"{k}<img src=x onerror=alert(1)>": v for k, v in payload["per_concept"].items()}
     (lstsq.parent / "evil.json").write_text(json.dumps(payload))
+    fractured = {**json.loads(lstsq.read_text()), "value": 0.999, "fracture": {"delta": 0.25, "anchors": {}}}
+    fractured["provenance"] = {**fractured["provenance"], "created": "2999-01-01T00:00:00+00:00"}  # newest: would win its unit
+    (lstsq.parent / "fractured.json").write_text(json.dumps(fractured))
+    (lstsq.parent / "nan.json").write_text(json.dumps({**json.loads(lstsq.read_text()), "value": float("nan")}))
+    (root / "deep.json").write_text("[" * 100_000)
     (root / "junk.json").write_text("{not json")
     (root / "pickle.json").write_bytes(b"\x80\x04\x95")
     (root / "other-schema.json").write_text(json.dumps({"schema_version": 99}))
@@ -87,11 +92,18 @@ def test_leaderboard_tables_ranks_and_provenance(tiny_results, tmp_path) -> None
 
 
 def test_hostile_results_are_escaped_or_skipped(hostile_results, tmp_path) -> None:
+    """Junk, foreign, NaN-valued and too-deeply nested files are skipped, and so is a fracturing
+    run (words held near an anchor): it is not the method's score, however new it is."""
     out = tmp_path / "board"
+    lstsq_rel = str(sorted(p for p in hostile_results.rglob("lstsq-*.json") if "clip-to-owlv2" in str(p))[0].relative_to(hostile_results))
     board = make_board(hostile_results, out)
     skipped = {s["file"]: s["reason"] for s in board["skipped"]}
-    assert set(skipped) == {"junk.json", "pickle.json", "other-schema.json"}
+    fractured, nan = (str(Path(lstsq_rel).parent / name) for name in ("fractured.json", "nan.json"))
+    assert set(skipped) == {"junk.json", "pickle.json", "other-schema.json", "deep.json", fractured, nan}
     assert "schema version 99" in skipped["other-schema.json"]
+    assert "delta-constrained" in skipped[fractured] and "not a finite number" in skipped[nan]
+    original = json.loads((hostile_results / lstsq_rel).read_text())["value"]
+    assert [r["value"] for r in board["results"].values() if r["transfer"] == "lstsq" and r["task"] == "clip->owlv2"] == [original]
     assert any(r["transfer"] == EVIL for r in board["results"].values())  # kept as data...
     page = (out / "index.html").read_text()
     readme = (out / "README.md").read_text()

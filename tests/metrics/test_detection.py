@@ -150,6 +150,9 @@ def test_malformed_inputs_raise() -> None:
         detection_map(BoxPredictions("dog", [torch.zeros(1, 3)], p.scores, p.gt_boxes))
     with pytest.raises(ValueError, match="backend"):
         detection_map(p, backend="nope")  # type: ignore[arg-type]
+    inverted = torch.tensor([[10.0, 0.0, 5.0, 10.0]])  # x2 < x1: COCO would ignore it and report -1
+    with pytest.raises(ValueError, match=r"image 0 of 'dog' has a ground-truth box with x2 < x1"):
+        detection_map(BoxPredictions("dog", p.boxes, p.scores, [inverted]))
 
 
 def test_score_dispatches_boxes() -> None:

@@ -54,10 +54,17 @@ class StoredRun:
         return models.get(self.task.target)
 
     def mapped(self, models: Models) -> torch.Tensor:
-        """The words carried into the target's space by the run's own transfer method."""
+        """The words carried into the target's space by the run's own transfer method, built as
+        ``vwbench run`` built it: a submission from the path it was run from, and each word's
+        concept's init word given (what ``anchor`` maps)."""
         from vwbench.pipeline_steps import transfer_words
+        from vwbench.submissions.run_support import prepare_transfer
 
-        _, mapped = transfer_words(self.result.transfer, self.source(models), self.target(models), self.words.vectors)
+        submission = (self.result.transfer_params or {}).get("submission") or {}
+        prepared = prepare_transfer(submission.get("path") or self.result.transfer, self.task.source.family, self.task.target.family)
+        init = {c.name: c.init_word for c in self.task.dataset.concepts}
+        init_words = [init[c] for c in self.words.concepts]
+        _, mapped = transfer_words(prepared.method, self.source(models), self.target(models), self.words.vectors, init_words)
         return mapped.to(torch.float32)
 
 

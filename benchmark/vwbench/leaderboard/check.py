@@ -3,12 +3,14 @@
 A leaderboard written with ``--check SPEC`` stores, in ``leaderboard.json``'s ``check`` section,
 the runs to repeat (task, dataset, transfer, steps, trials, seed), their values and an absolute
 ``tolerance``. :func:`run_check` repeats each run from scratch on the CPU in a fresh folder
-(nothing cached is reused) and reports every value that dropped by more than the tolerance.
+(a temporary one, or an empty ``--out``: nothing cached is reused) and reports every value that
+dropped by more than the tolerance.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,10 @@ from typing import Any
 
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
+
+# a drop equal to the tolerance passes; float subtraction (0.5 - 0.48 = 0.020000000000000018) must not fail it
+_ROUNDING = 1e-9
+_ENTRY_FIELDS = {"dataset": str, "task": str, "transfer": str, "steps": int, "n_trials": int, "seed": int, "value": (int, float)}
 
 
 @dataclass
@@ -33,15 +39,15 @@ class CheckRow:
 
     @property
     def failed(self) -> bool:
-        return self.drop > self.tolerance
+        return self.drop > self.tolerance + _ROUNDING
 
 
 def check_section(results: dict[str, dict[str, Any]], specs: list[str], tolerance: float) -> dict[str, Any]:
     """The ``check`` section for the results matching ``specs`` (``DATASET:TASK:TRANSFER``, each
     part a glob; ``all`` for every result). A study task's name holds a colon itself
     (``synth-imagenet:probe:clip:probe``): the first part is the dataset, the last the transfer."""
-    if tolerance < 0:
-        raise UserError("--tolerance must be >= 0")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise UserError(f"--tolerance {tolerance}: give a finite number >= 0 (an absolute drop in metric units)")
     entries = []
     for spec in specs:
         parts = ["*", "*", "*"] if spec == "all" else spec.split(":")
@@ -62,17 +68,40 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
                 entry["transfer_path"] = submission["path"]
             if r.get("study"):  # a study task (vwbench.studies), re-run by its own runner
                 entry["study"] = r["study"]["family"]
-            if entry not in entries:
-                entries.append({**entry, "result": rid})
+            entry["result"] = rid
+            if entry not in entries:  # specs that overlap store a run once
+                entries.append(entry)
     return {"tolerance": tolerance, "device": "cpu", "entries": entries}
 
 
 def load_check(baseline: Path) -> dict[str, Any]:
     board = read_leaderboard(baseline, f"--baseline {baseline}")
     check = board.get("check")
-    if not check or not check.get("entries"):
+    if not check or not isinstance(check, dict) or not check.get("entries"):
         raise UserError(f"--baseline {baseline}: it stores no check subset; regenerate it with `vwbench leaderboard ... --check SPEC`")
+    problem = _check_problem(check)
+    if problem:
+        raise UserError(f"--baseline {baseline}: malformed check section ({problem}); regenerate it with `vwbench leaderboard ... --check SPEC`")
     return check
+
+
+def _check_problem(check: dict[str, Any]) -> str | None:
+    """What is wrong with a stored check section, or None."""
+    tolerance = check.get("tolerance")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
+        return f"tolerance {tolerance!r} is not a finite number >= 0"
+    entries = check["entries"]
+    if not isinstance(entries, list):
+        return "entries is not a list"
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            return f"entry {i} is not an object"
+        for name, kind in _ENTRY_FIELDS.items():
+            if isinstance(e.get(name), bool) or not isinstance(e.get(name), kind):
+                return f"entry {i}: {name} missing or not a {getattr(kind, '__name__', 'number')}"
+        if "tolerance" in e and (isinstance(e["tolerance"], bool) or not isinstance(e["tolerance"], (int, float)) or not math.isfinite(e["tolerance"]) or e["tolerance"] < 0):
+            return f"entry {i}: tolerance {e['tolerance']!r} is not a finite number >= 0"
+    return None
 
 
 def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print) -> list[CheckRow]:
@@ -82,6 +111,8 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
     from vwbench.runner import RunOptions, run_task
 
     check = load_check(baseline)
+    if out_dir is not None and Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
+        raise UserError(f"--out {out_dir}: not empty; `vwbench check` re-runs from scratch, so give a new or empty folder (or leave --out out)")
     registry = TaskRegistry.from_dir(tasks_dir)
     rows = []
     with tempfile.TemporaryDirectory(prefix="vwbench-check-") as tmp:

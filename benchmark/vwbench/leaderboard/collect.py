@@ -1,11 +1,14 @@
 """Gather result files into leaderboard entries; files that are not valid results are listed as
-skipped (with the reason), never fatal: one bad file cannot stop or corrupt a leaderboard."""
+skipped (with the reason), never fatal: one bad file cannot stop or corrupt a leaderboard.
+Runs of the fracturing experiment (words held within a delta of an anchor) are skipped too: they
+are not a transfer method's score (``vwbench delta-sweep`` tables them)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +100,12 @@ def collect(results_dir: Path) -> Collected:
             result = read_result(path)
         except UserError as exc:
             skipped.append((rel, str(exc).replace(str(path), "").lstrip(": ")[:300]))
+            continue
+        if result.fracture is not None:
+            skipped.append((rel, f"a delta-constrained run (delta {result.fracture.get('delta')}): see `vwbench delta-sweep` for those"))
+            continue
+        if not all(math.isfinite(v) for v in (result.value, *result.ci95)):
+            skipped.append((rel, f"its value or CI is not a finite number ({result.value}, {list(result.ci95)})"))
             continue
         entry = Entry(result, rel, hashlib.sha256(path.read_bytes()).hexdigest(), _samples(path, list(result.per_concept)))
         units.setdefault((result.dataset, result.task, result.transfer), []).append(entry)

@@ -83,6 +83,9 @@ def _check(p: BoxPredictions) -> Images:
     if images and not np.isfinite(np.concatenate([a.reshape(-1) for image in images for a in image])).all():
         bad = next(i for i, image in enumerate(images) if not all(np.isfinite(a).all() for a in image))
         raise ValueError(f"image {bad} of {p.target!r} has non-finite boxes or scores")
+    inverted = next((i for i, (_, _, gt) in enumerate(images) if ((gt[:, 2] < gt[:, 0]) | (gt[:, 3] < gt[:, 1])).any()), None)
+    if inverted is not None:  # COCO would give such a box a negative area and ignore it, silently
+        raise ValueError(f"image {inverted} of {p.target!r} has a ground-truth box with x2 < x1 or y2 < y1 (boxes are xyxy)")
     if sum(gt.shape[0] for _, _, gt in images) == 0:
         raise ValueError(
             f"mAP of {p.target!r} is undefined: none of its {n} held-out images has a ground-truth "

@@ -86,8 +86,8 @@ def read_result(path: Path) -> RunResult:
     """Read and validate a result file; a torn or foreign file is a one-line :class:`UserError`."""
     try:
         payload = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a readable result file ({exc})") from exc
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise UserError(f"{path}: not a readable result file ({type(exc).__name__}: {str(exc)[:200]})") from exc
     version = payload.get("schema_version") if isinstance(payload, dict) else None
     if version != SCHEMA_VERSION:
         raise UserError(f"{path}: result schema version {version!r}, this vwbench reads version {SCHEMA_VERSION}")

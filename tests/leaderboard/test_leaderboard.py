@@ -126,6 +126,22 @@ def test_hostile_results_are_escaped_or_skipped(hostile_results, tmp_path) -> No
     assert "Sample generations" in page and lstsq["samples"]["circle"][0] in page
 
 
+def test_a_method_missing_a_pair_is_listed_unranked(tiny_results, tmp_path) -> None:
+    """Its mean is over fewer pairs, so it is not ranked against the methods that ran them all."""
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results / "results", results)
+    for path in results.rglob("procrustes-*.json"):
+        if "owlv2-to-clip" in str(path):
+            path.unlink()
+    out = tmp_path / "board"
+    summary = make_board(results, out)["datasets"]["synth-tiny"]["summary"]
+    partial = summary[-1]
+    assert partial["method"] == "procrustes" and partial["n_pairs"] == 1 and partial["rank"] is None
+    ranked = [row for row in summary if row["rank"] is not None]
+    assert len(ranked) == len(summary) - 1 and all(row["n_pairs"] == 2 for row in ranked)
+    assert any(line.startswith("| — | procrustes |") for line in (out / "README.md").read_text().splitlines())
+
+
 def test_md_escape_neutralises_markup() -> None:
     assert md_escape("a|b") == "a\\|b"
     assert md_escape("[x](javascript:alert(1))") == "\\[x\\]\\(javascript:alert\\(1\\)\\)"

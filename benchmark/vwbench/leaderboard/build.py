@@ -124,8 +124,12 @@ def _dataset(entries: list[Entry], ids: dict[str, str]) -> dict[str, Any]:
     ceiling_values = {t: pairs[t]["in_domain"]["value"] for t in cross if pairs[t]["in_domain"]}
     if ceiling_values:
         summary.append({"method": IN_DOMAIN, "mean": sum(ceiling_values.values()) / len(ceiling_values), "n_pairs": len(ceiling_values), "values": ceiling_values})
-    _ranks(summary, key="mean")
-    summary.sort(key=lambda r: (r["rank"], r["method"]))
+    # a mean over fewer pairs is not comparable: only methods with every cross pair are ranked
+    complete = [r for r in summary if r["n_pairs"] == len(cross)]
+    _ranks(complete, key="mean")
+    for row in summary:
+        row.setdefault("rank", None)
+    summary.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["method"]))
     return {
         "metrics": sorted({p["metric"] for p in pairs.values()}),
         "cross_pairs": cross,

@@ -44,13 +44,15 @@ def render_markdown(board: dict[str, Any]) -> str:
         out += [f"## {md_escape(ds)}", ""]
         if data["summary"]:
             cross = data["cross_pairs"]
-            out.append("Mean over the cross-model pairs (each pair in its target's metric):")
+            out.append("Mean over the cross-model pairs (each pair in its target's metric); a method without "
+                       "a result on every pair is listed unranked (—), its mean being over fewer pairs:")
             out.append("")
             out.append("| rank | method | mean | pairs | " + " | ".join(md_escape(t) for t in cross) + " |")
             out.append("|---:|---|---:|---:|" + "---:|" * len(cross))
             for row in data["summary"]:
                 values = " | ".join(fmt(row["values"].get(t)) for t in cross)
-                out.append(f"| {row['rank']} | {md_escape(row['method'])} | {fmt(row['mean'])} | {row['n_pairs']} | {values} |")
+                rank = "—" if row["rank"] is None else row["rank"]
+                out.append(f"| {rank} | {md_escape(row['method'])} | {fmt(row['mean'])} | {row['n_pairs']} | {values} |")
             out.append("")
         for task, pair in data["pairs"].items():
             out += [f"### {md_escape(ds)}: {md_escape(task)} ({md_escape(pair['metric'])})", ""]

@@ -22,6 +22,7 @@ from vwbench.results.provenance import compute_environment, git_commit, library_
 from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, cache_key, load_wordset, save_wordset
 from vwbench.training import TrainConfig, choose_init_words, train_words
+from vwbench.training.init_words import concept_exclusions
 from vwbench.training.state import TrainState, load_train_state, save_train_state
 
 
@@ -35,10 +36,10 @@ def _init_plan(source: ConceptModel, split: DatasetSplit, trials: int) -> tuple[
     """Per word (concepts x trials, concept-major): concept, trial, init word."""
     vocab = source.vocabulary()
     concepts, trial_ids, init_words = [], [], []
-    names = split.concept_names
+    others = concept_exclusions(split.concepts)
     for concept in split.concepts:
         try:
-            words = choose_init_words(vocab, concept.init_word, trials, exclude=names)
+            words = choose_init_words(vocab, concept.init_word, trials, exclude=others)
         except ValueError as exc:
             raise UserError(f"dataset {split.name}, concept {concept.name}: {exc}") from exc
         for t, w in enumerate(words):
@@ -80,13 +81,16 @@ def plan_words(source: ConceptModel, source_ckpt, split: DatasetSplit, hp, fract
         "hp": hp.model_dump(mode="json"),
         "trainer": TRAINER_VERSION,
     }
+    if source.dtype != torch.float32:  # words trained in fp16 on a GPU are other words than fp32 ones
+        key_parts["dtype"] = str(source.dtype).replace("torch.", "")
     if fracture is not None:  # the delta-ball experiment (vwbench.training.fracture)
         key_parts["fracture"] = fracture.describe()
     return WordsPlan(cache_key(key_parts), key_parts, concepts, trials, init_words)
 
 
 def checkpoint_interval(steps: int) -> int:
-    """Training is checkpointed ten times per run (every step for runs under ten steps)."""
+    """Training state is saved every ``ceil(steps / 10)`` steps (every step for runs under ten
+    steps); the finished run is stored as its words instead."""
     return max(1, -(-steps // 10))
 
 
@@ -344,17 +348,22 @@ def result_path(out_dir: Path, task, transfer: str, key: str) -> Path:
     return Path(out_dir) / "results" / task.dataset.name / pair / f"{transfer}-{key[:12]}.json"
 
 
-def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, dict[str, str]]) -> str:
-    """The cache key of one result: the words, the transfer, the target's spec and settings, and
-    the sha256 of the files of the models that evaluate (target, and judge for generation)."""
+def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, dict[str, str]], dataset_hash: str, dtype: torch.dtype) -> str:
+    """The cache key of one result: the words, the transfer, the target's spec and settings, the
+    sha256 of the files of the models that evaluate (target, and judge for generation), the
+    dataset's manifest (the held-out images; submitted words' own key does not hold it) and the
+    evaluation dtype where it is not float32 (fp16 on a GPU scores differently)."""
     parts: dict[str, Any] = {
         "words": words_key,
         "transfer": transfer_name,
         "target": task.target.model_dump(mode="json"),
         "eval": task.eval.model_dump(mode="json"),
+        "dataset": dataset_hash,
     }
     if evaluators:
         parts["evaluator_files"] = evaluators
+    if dtype != torch.float32:
+        parts["dtype"] = str(dtype).replace("torch.", "")
     return cache_key(parts)
 
 
@@ -375,7 +384,7 @@ def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Repor
     return stored
 
 
-def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, out_dir, version, path: Path | None = None) -> tuple[RunResult, Path]:
+def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, out_dir, version, path: Path) -> tuple[RunResult, Path]:
     summary = scored["summary"]
     result = RunResult(
         task=task.name,
@@ -409,8 +418,6 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
             "created": utc_now(),
         },
     )
-    if path is None:
-        path = result_path(out_dir, task, transfer_name, result_key(words.metadata["key"], transfer_name, task, {}))
     remove_stale_temps(path)
     atomic_write_json(path, result.model_dump(mode="json"), phase="result")
     journal.record(path, "result")

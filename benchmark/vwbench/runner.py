@@ -156,19 +156,23 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         evaluators = {"target": dict(models.resolve(task.target).files)}
         if task.judge is not None and adapter_class(task.target.family).kind == "generation":
             evaluators["judge"] = dict(models.resolve(task.judge).files)
-        key = result_key(words_key, prepared.key, task, evaluators)
+        key = result_key(words_key, prepared.key, task, evaluators, split.manifest.hash, dtype)
         path = result_path(options.out_dir, task, transfer_name, key)
 
     def compute():
+        # the target first: words that cannot be evaluated there must fail before training, not after
+        with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
+            target, _ = models.get(task.target, "target")
+            judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
+            n_vectors = int(submitted.vectors.shape[1]) if options.embeddings is not None else hp.n_vectors
+            for model in dict.fromkeys((source, target)):
+                model.check_word_fits(n_vectors)
+            stage.advance(1)
         with timer("train"):
             if options.embeddings is not None:
                 words, words_path = submitted, options.embeddings
             else:
                 words, words_path = obtain_words(source, source_ckpt, task, split, hp, options.out_dir, reporter, plan)
-        with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
-            target, _ = models.get(task.target, "target")
-            judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
-            stage.advance(1)
         with timer("transfer"), reporter.stage(f"transfer {transfer_name}") as stage:
             method, mapped = transfer_words(prepared.method, source, target, words.vectors, concept_init_words(split, words.concepts))
             stage.advance(1)

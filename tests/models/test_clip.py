@@ -342,7 +342,7 @@ def test_cached_prompt_prefix_gives_the_whole_prompts_features_and_gradients(ada
 
     assert prompt_prefix.supports(adapter.text.transformer)
     vectors = torch.randn(5, 3, adapter.embedding_dim, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
-    prompt = adapter._word_prompt(3)
+    prompt = adapter.word_prompt(3)
     ids = prompt.input_ids.expand(5, -1)
     whole = adapter._text_from_embeds(splice(adapter.text.token_embedding(ids), prompt.word_positions, vectors), prompt.eos_position)
     cached = adapter.encode_words(vectors)

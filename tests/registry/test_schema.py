@@ -52,9 +52,11 @@ def test_concepts_from_names_or_mappings() -> None:
     assert ConceptSpec(name="x", init_word="y", anchor_word="z").anchor == "z"
 
 
-def test_prompt_needs_one_slot() -> None:
-    with pytest.raises(ValidationError, match="exactly one"):
-        EvalSettings(prompt="a photo")
+def test_the_prompt_is_not_a_setting() -> None:
+    """Every model trains, evaluates and judges with the protocol's prompt; a task that sets one
+    is refused rather than silently ignored."""
+    with pytest.raises(ValidationError, match="prompt"):
+        EvalSettings(prompt="a photo of {} in a pond")
 
 
 def test_specs_are_immutable() -> None:

@@ -84,7 +84,6 @@ def test_defaults_are_table_2(registry: TaskRegistry) -> None:
     assert Hyperparameters() == table2
     for t in registry.tasks():
         assert t.eval.guidance_scale == 7.5
-        assert t.eval.prompt == "a photo of {}"
         assert t.dataset.heldout_per_concept >= 1
         if t.dataset.tier == "paper":
             assert t.hyperparameters == table2

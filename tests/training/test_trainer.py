@@ -33,6 +33,9 @@ class QuadraticModel(ConceptModel):
     def token_vectors(self, words):
         raise NotImplementedError
 
+    def word_prompt(self, n_vectors):
+        raise NotImplementedError
+
     def prepare(self, data):
         return None
 
@@ -157,6 +160,17 @@ def test_init_words_start_at_the_init_word_then_nearest_whole_words():
 def test_init_words_skip_other_concepts_and_fragments():
     # "ab" is not a whole word, "a" is too short to be a useful start, "cat" is another concept
     assert choose_init_words(_vocab(), "dog", 3, exclude=["cat"]) == ["dog", "puppy", "car"]
+
+
+def test_no_trial_starts_at_another_concepts_name_or_init_word():
+    """DreamBooth-like names are not tokens; their init words are what must be skipped."""
+    from types import SimpleNamespace
+
+    from vwbench.training.init_words import concept_exclusions
+
+    concepts = [SimpleNamespace(name="bluedog", init_word="dog"), SimpleNamespace(name="redcat", init_word="cat")]
+    assert concept_exclusions(concepts) == ["bluedog", "redcat", "dog", "cat"]
+    assert choose_init_words(_vocab(), "dog", 3, exclude=concept_exclusions(concepts)) == ["dog", "puppy", "car"]
 
 
 def test_init_word_must_be_a_single_token():

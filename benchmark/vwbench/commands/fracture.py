@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,8 +17,8 @@ def _deltas(text: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--deltas {text!r}: expected comma-separated numbers like 0.1,0.2,0.5,1.0") from None
-    if not values or any(v < 0 for v in values):
-        raise UserError(f"--deltas {text!r}: expected one or more numbers >= 0")
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise UserError(f"--deltas {text!r}: expected one or more finite numbers >= 0")
     return values
 
 
@@ -46,7 +47,7 @@ def delta_sweep_command(
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
     values = _deltas(deltas)
-    ensure_output_dir(out)
+    ensure_output_dir(out, probe=False)
     reporter = RichReporter()
     runs = [
         RunOptions(

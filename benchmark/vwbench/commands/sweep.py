@@ -67,7 +67,7 @@ def sweep_command(
     tasks = _select(TaskRegistry.from_dir(tasks_dir), suite, dataset, pair, target)
     from vwbench.results.atomic import ensure_output_dir
 
-    ensure_output_dir(out)
+    ensure_output_dir(out, probe=False)
     # workers elsewhere see the same files only through absolute paths
     options = RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out.resolve(), threads=threads,
                          weights_dir=weights.resolve() if weights else None, data_root=data_root.resolve() if data_root else None)

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from vwbench.cache.features import FeatureCache
+from vwbench.errors import UserError
 from vwbench.data.base import Example
 from vwbench.predictions import Predictions
 
@@ -162,6 +163,20 @@ class ConceptModel(ABC):
     @abstractmethod
     def vocabulary(self) -> Vocabulary:
         """The frozen input-embedding table keyed by token string (special tokens excluded)."""
+
+    @abstractmethod
+    def word_prompt(self, n_vectors: int) -> Any:
+        """The token ids of "a photo of <word>" with ``n_vectors`` word slots
+        (:class:`~vwbench.models.words.WordPrompt`). Raises ``ValueError`` when the prompt does
+        not fit the text encoder's context."""
+
+    def check_word_fits(self, n_vectors: int) -> None:
+        """A one-line :class:`UserError` when words of ``n_vectors`` vectors do not fit this
+        model's text context (checked before training, not after it)."""
+        try:
+            self.word_prompt(n_vectors)
+        except ValueError as exc:
+            raise UserError(f"{self.family}: words of {n_vectors} vectors do not fit its prompt ({exc}); lower n_vectors in the task's hyperparameters") from exc
 
     @abstractmethod
     def token_vectors(self, words: Sequence[str]) -> torch.Tensor:

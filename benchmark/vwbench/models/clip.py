@@ -354,7 +354,7 @@ class OpenClipAdapter(ConceptModel):
             pooled = pooled @ projection
         return pooled.float()
 
-    def _word_prompt(self, n_vectors: int) -> WordPrompt:
+    def word_prompt(self, n_vectors: int) -> WordPrompt:
         if n_vectors not in self._word_prompts:
             self._word_prompts[n_vectors] = build_word_prompt(self.encode, self.special, n_vectors)
         return self._word_prompts[n_vectors]
@@ -363,7 +363,7 @@ class OpenClipAdapter(ConceptModel):
         """Pooled text features ``[W, D]`` (float32, unnormalized) of "a photo of <word>"."""
         if vectors.ndim != 3 or vectors.shape[-1] != self.embedding_dim:
             raise ValueError(f"expected vectors [W, n, {self.embedding_dim}], got {tuple(vectors.shape)}")
-        prompt = self._word_prompt(int(vectors.shape[1]))
+        prompt = self.word_prompt(int(vectors.shape[1]))
         if self._causal_text() and prompt_prefix.supports(self.text.transformer):
             return self._words_after_prefix(vectors, prompt)
         ids = prompt.input_ids.to(self.device).expand(vectors.shape[0], -1)

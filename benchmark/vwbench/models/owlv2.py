@@ -277,7 +277,7 @@ class Owlv2Adapter(ConceptModel):
 
     # --- text side ---
 
-    def _word_prompt(self, n_vectors: int) -> WordPrompt:
+    def word_prompt(self, n_vectors: int) -> WordPrompt:
         if n_vectors not in self._prompts:
             self._prompts[n_vectors] = build_word_prompt(self._encode, self.special, n_vectors)
         return self._prompts[n_vectors]
@@ -299,7 +299,7 @@ class Owlv2Adapter(ConceptModel):
             raise ValueError(
                 f"word vectors must be [W, n, {self.embedding_dim}], got {tuple(vectors.shape)}"
             )
-        prompt = self._word_prompt(int(vectors.shape[1]))
+        prompt = self.word_prompt(int(vectors.shape[1]))
         ids = prompt.input_ids.to(self.device).expand(vectors.shape[0], -1)
         embeds = splice(self.token_embedding(ids), prompt.word_positions.to(self.device), vectors.to(self.device))
         return self._text_queries(embeds, prompt.eos_position).float()

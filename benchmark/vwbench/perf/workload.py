@@ -104,6 +104,7 @@ def load_workload(spec: WorkloadSpec) -> Workload:
     from vwbench.registry import TaskRegistry, dataset_loader
     from vwbench.registry.schema import Hyperparameters
     from vwbench.training import TrainConfig, choose_init_words
+    from vwbench.training.init_words import concept_exclusions
 
     device, dtype = resolve_dtype(spec.device, spec.dtype)
     registry = TaskRegistry.from_dir(Path(spec.tasks_dir) if spec.tasks_dir else None)
@@ -127,7 +128,7 @@ def load_workload(spec: WorkloadSpec) -> Workload:
     concepts, keys, init_words = [], [], []
     for index, concept in enumerate(split.concepts):
         try:
-            words = choose_init_words(vocab, concept.init_word, hp.trials, exclude=split.concept_names)
+            words = choose_init_words(vocab, concept.init_word, hp.trials, exclude=concept_exclusions(split.concepts))
         except ValueError as exc:
             raise UserError(f"dataset {split.name}, concept {concept.name}: {exc}") from exc
         for trial, word in enumerate(words):

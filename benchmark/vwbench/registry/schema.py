@@ -163,23 +163,16 @@ class Hyperparameters(_Strict):
 class EvalSettings(_Strict):
     """How transferred words are evaluated on the target model.
 
-    ``prompt`` holds one ``{}`` where the word (or, for the judge, a concept name) goes.
+    The prompt is the protocol's "a photo of {}" (``vwbench.models.base.PROMPT_TEMPLATE``) for
+    training, evaluation and the judge alike, so it is not a setting.
     ``generations_per_word``, ``inference_steps`` and ``guidance_scale`` apply to generation
     targets; ``batch_size`` is the evaluation batch of every target.
     """
 
-    prompt: str = "a photo of {}"
     generations_per_word: int = Field(default=8, ge=1)
     inference_steps: int = Field(default=50, ge=1)
     guidance_scale: float = Field(default=7.5, ge=0)
     batch_size: int = Field(default=8, ge=1)
-
-    @field_validator("prompt")
-    @classmethod
-    def _one_slot(cls, value: str) -> str:
-        if value.count("{}") != 1:
-            raise ValueError("the prompt needs exactly one '{}' where the word goes")
-        return value
 
 
 class TransferDefaults(_Strict):

@@ -34,12 +34,16 @@ def write_error(path: Path, exc: OSError) -> UserError:
     return UserError(f"cannot write {path}: {reason}; {fix}")
 
 
-def ensure_output_dir(folder: Path, flag: str = "--out") -> Path:
+def ensure_output_dir(folder: Path, flag: str = "--out", *, probe: bool = True) -> Path:
     """Create ``folder`` and check that a file can be written in it, before any long work whose
-    results would go there: a bad ``--out`` is a one-line error at once, not after the work."""
+    results would go there: a bad ``--out`` is a one-line error at once, not after the work.
+    ``probe=False`` accepts an existing folder as it is: a read-only copy of finished runs still
+    answers `vwbench run` and `sweep` from what it stores."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"cannot write in {folder}: it is a file, not a folder; choose a folder with {flag}")
+    if folder.is_dir() and not probe:
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".vwbench-write-check.", suffix=".tmp")

@@ -15,6 +15,7 @@ paper's appendix); ``--anchors`` replaces them, e.g. with unrelated words.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -76,8 +77,8 @@ def unit_distance(vocab: Vocabulary, word: str) -> tuple[float, str]:
 def ball(vocab: Vocabulary, anchor_vectors: torch.Tensor, word_anchors: Sequence[str], delta: float) -> tuple[torch.Tensor, torch.Tensor, dict[str, dict]]:
     """``(centers [W, d], radii [W], per-anchor facts)`` for :func:`~vwbench.training.train_words`'s
     ``ball``. ``anchor_vectors[w]`` is the embedding of ``word_anchors[w]``."""
-    if delta < 0:
-        raise UserError(f"--delta must be >= 0, got {delta}")
+    if not math.isfinite(delta) or delta < 0:
+        raise UserError(f"--delta must be a finite number >= 0, got {delta}")
     facts: dict[str, dict] = {}
     for word in dict.fromkeys(word_anchors):
         unit, nearest = unit_distance(vocab, word)

@@ -4,13 +4,15 @@ Trial 0 starts from the concept's init word (PROTOCOL.md: the single token close
 concept's name, listed with the dataset). The paper varies the initialization word across its
 randomized trials without saying how; vwbench takes, for trial ``t >= 1``, the ``t``-th nearest
 whole-word token to the init word by cosine similarity in the source model's own input-embedding
-table (excluding the dataset's other concept names, so a trial never starts as another concept).
+table (excluding the dataset's other concept names and init words, so a trial never starts as
+another concept).
 This keeps every start near the concept's name and makes the choice deterministic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -19,6 +21,13 @@ from vwbench.models.base import Vocabulary
 
 def _is_whole_word(token: str) -> bool:
     return token.endswith("</w>") and token[:-4].isalpha() and len(token) > 5
+
+
+def concept_exclusions(concepts: Sequence[Any]) -> list[str]:
+    """The words no trial may start from: every concept's name and init word (``concepts`` have
+    ``name`` and ``init_word``). Where names are not single tokens (DreamBooth-like instances),
+    the init words are what a trial could otherwise start "as" another concept."""
+    return [*(c.name for c in concepts), *(c.init_word for c in concepts)]
 
 
 def choose_init_words(

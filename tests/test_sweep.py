@@ -38,6 +38,23 @@ def test_sweep_refuses_unknown_suite_and_pair(tiny_tasks, tmp_path):
     assert bad_suite.exit_code != 0 and "tiny" in str(bad_suite.exception or bad_suite.output)
     bad_pair = runner.invoke(app, ["sweep", "--suite", "tiny", "--pair", "sd->dalle", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path)])
     assert bad_pair.exit_code != 0 and "sd->dalle" in str(bad_pair.exception or bad_pair.output)
+    bad_target = runner.invoke(app, ["sweep", "--suite", "tiny", "--target", "dalle", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "t")])
+    assert bad_target.exit_code != 0 and "target(s) ['dalle']" in str(bad_target.exception)  # not a sweep of 0 tasks
+    assert not (tmp_path / "t").exists()
+
+
+def test_sweep_reads_pair_and_dataset_names_as_run_does(tiny_tasks):
+    from vwbench.commands.sweep import _select
+
+    tasks = _select(TaskRegistry.from_dir(tiny_tasks), "tiny", ["Synth_Tiny"], ["CLIP -> OWLv2", "classification->classification"], None)
+    assert sorted(t.name for t in tasks) == ["clip->clip", "clip->owlv2"]
+
+
+def test_ls_filters_that_match_nothing_are_errors(tiny_tasks):
+    runner = CliRunner()
+    for option, value in (("--dataset", "nope"), ("--tier", "Tiny")):
+        res = runner.invoke(app, ["ls", "--json", option, value, "--tasks-dir", str(tiny_tasks)])
+        assert res.exit_code != 0 and f"{option} {value!r}: no task has it" in str(res.exception)
 
 
 def test_sweep_runs_each_transfer_on_cross_model_tasks_only(tiny_tasks, tmp_path):

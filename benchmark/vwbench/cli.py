@@ -47,11 +47,16 @@ def ls_command(
     if studies:
         print_studies(study_rows(tasks_dir, tier, dataset), as_json)
         return
+    from vwbench.registry import normalize_dataset_name
+
     rows = list_tasks_table(_registry(tasks_dir))
-    if tier:
-        rows = [r for r in rows if r["tier"] == tier]
-    if dataset:
-        rows = [r for r in rows if r["dataset"] == dataset]
+    for name, value, column in (("--tier", tier, "tier"), ("--dataset", dataset and normalize_dataset_name(dataset), "dataset")):
+        if value is None:
+            continue
+        known = sorted({r[column] for r in rows})
+        if value not in known:
+            raise UserError(f"{name} {value!r}: no task has it (known: {', '.join(known)})")
+        rows = [r for r in rows if r[column] == value]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

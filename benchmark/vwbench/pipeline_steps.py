@@ -298,6 +298,24 @@ def transfer_words(name_or_method, source: ConceptModel, target: ConceptModel, v
     return method, method.map_words(vectors, init_words)
 
 
+WORD_NORM_LIMIT = 1e4  # x the target's largest vocabulary row: beyond it a model's activations overflow
+
+
+def check_mapped_words(mapped: torch.Tensor, target: ConceptModel, transfer: str) -> None:
+    """A one-line error for transferred (or submitted) words no model can be run on: non-finite
+    values, or vectors orders of magnitude longer than every row of the target's vocabulary (the
+    target's activations overflow to inf/NaN, and a metric would fail deep inside)."""
+    if not torch.isfinite(mapped).all():
+        raise UserError(f"transfer {transfer} gave non-finite word vectors (NaN or inf) on {target.family}; check the method or the submitted words")
+    longest_row = float(target.vocabulary().matrix.norm(dim=-1).max())
+    longest = float(mapped.double().norm(dim=-1).max()) if mapped.numel() else 0.0  # float32 norms of 1e30 overflow
+    if longest > WORD_NORM_LIMIT * longest_row:
+        raise UserError(
+            f"transfer {transfer} gave word vectors of norm up to {longest:.3g} on {target.family}, whose vocabulary rows "
+            f"are at most {longest_row:.3g} long; check the method or the submitted words"
+        )
+
+
 def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: WordSet, split: DatasetSplit, task, hp, reporter: Reporter, samples: dict | None = None) -> list[Predictions]:
     """Predictions of every word on the target. A generation target also puts the first image of
     each concept's first word into ``samples`` (concept -> PIL image) when it is given."""

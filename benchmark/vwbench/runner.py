@@ -123,7 +123,7 @@ def _load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dt
 def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None):
     """Run one task end to end and store its result; returns ``(RunResult, result_path)``."""
     from vwbench.pipeline_steps import (
-        evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
+        check_mapped_words, evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
         transfer_words, write_result, write_samples,
     )
     from vwbench.results.locks import compute_once
@@ -175,6 +175,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
                 words, words_path = obtain_words(source, source_ckpt, task, split, hp, options.out_dir, reporter, plan)
         with timer("transfer"), reporter.stage(f"transfer {transfer_name}") as stage:
             method, mapped = transfer_words(prepared.method, source, target, words.vectors, concept_init_words(split, words.concepts))
+            check_mapped_words(mapped, target, transfer_name)
             stage.advance(1)
         samples: dict = {}
         with timer("evaluate"):

@@ -81,6 +81,32 @@ def test_slurm_without_sbatch_names_the_fix(monkeypatch, tmp_path):
         make_executor("slurm", ExecutorSettings(log_dir=tmp_path))
 
 
+def test_a_slurm_job_that_raised_is_reported_by_its_exception_not_as_a_timeout():
+    submitit = pytest.importorskip("submitit", reason="submitit is not installed")
+    from types import SimpleNamespace
+
+    from vwbench.executors.base import Job
+    from vwbench.executors.slurm import SlurmExecutor
+
+    class Handle:
+        job_id = "42"
+
+        def __init__(self, error):
+            self.error = error
+
+        def result(self):
+            raise self.error
+
+    stub = SimpleNamespace(_submitit=submitit)
+    job = Job("clip->owlv2 on synth-voc", print)
+    failed = submitit.core.utils.FailedJobError("Job (task=0) failed during processing with trace:\n----\nTraceback ...\n  File x\nValueError: boom\n")
+    with pytest.raises(UserError, match=r"Slurm job 42 failed: ValueError: boom") as info:
+        SlurmExecutor._result(stub, job, Handle(failed))
+    assert "slurm-time" not in str(info.value)
+    with pytest.raises(UserError, match=r"did not finish .*raise --slurm-time"):
+        SlurmExecutor._result(stub, job, Handle(submitit.core.utils.UncompletedJobError("Job 42 timed out")))
+
+
 def test_chunking_spreads_each_word_group_over_the_workers():
     # local: one job per group; a parallel executor: a group in as many chunks as workers
     assert chunk_size(12, slots=1, words_per_job=None, split_groups=False) == 12

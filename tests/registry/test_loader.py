@@ -81,6 +81,17 @@ def test_yaml_syntax_error_names_file_and_line(tasks_copy: Path) -> None:
     assert "suites/mini.yaml:" in message and "YAML syntax error" in message
 
 
+def test_unreadable_yaml_is_one_line(tasks_copy: Path) -> None:
+    """Not UTF-8, or a recursive alias: errors naming the file, not tracebacks."""
+    path = tasks_copy / "suites" / "mini.yaml"
+    original = path.read_bytes()
+    path.write_bytes(b"\xff\xfe")
+    assert "suites/mini.yaml: not UTF-8 text" in load_error(tasks_copy)
+    path.write_text("a: &a [*a, *a]\n")
+    assert "suites/mini.yaml: nested too deeply" in load_error(tasks_copy)
+    path.write_bytes(original)
+
+
 def test_duplicate_key(tasks_copy: Path) -> None:
     path = tasks_copy / "suites" / "mini.yaml"
     path.write_text(path.read_text() + "pairs: all\n")

@@ -34,6 +34,19 @@ def test_valid_linear_map_and_embeddings(tmp_path: Path) -> None:
     assert emb.info["words"]["circle"].shape == (1, 4, 8) and emb.info["words"]["square"].shape == (2, 4, 8)
 
 
+@pytest.mark.parametrize("header_bytes", [640, 896, 19280])  # lengths whose bytes begin like a pickle (80 02/03) or a zip (PK)
+def test_a_header_length_that_reads_like_a_magic_number_is_still_safetensors(tmp_path: Path, header_bytes: int) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    metadata = {"description": ""}
+    save_file({"weight": torch.randn(6, 8)}, str(path), metadata=metadata)
+    pad = header_bytes - int.from_bytes(path.read_bytes()[:8], "little")
+    save_file({"weight": torch.randn(6, 8)}, str(path), metadata={"description": "x" * pad})
+    assert int.from_bytes(path.read_bytes()[:8], "little") == header_bytes  # safetensors pads the header to 8 bytes
+    assert read_tensors(path).tensors["weight"].shape == (6, 8)
+
+
 def test_pickle_renamed_safetensors_is_refused_without_unpickling(tmp_path: Path) -> None:
     zipped = tmp_path / "torch_save.safetensors"
     torch.save({"weight": torch.randn(3, 3)}, zipped)
@@ -122,6 +135,8 @@ def test_manifest_problems_are_listed(tmp_path: Path) -> None:
     assert "syntax error" in validate(folder, run_code=False).problems[0]
     (folder / "transfer.py").write_text("class Transfer:\n    def fit(self, a, b, c):\n        pass\n")
     assert validate(folder, run_code=False).problems == ["class Transfer has no map() method"]
+    (folder / "submission.yaml").write_text("name: " + "[" * 5000)  # the pure-Python YAML parser recurses
+    assert "nests too deeply" in validate(folder, run_code=False).problems[0]
 
 
 def test_builtin_names_are_reserved(tmp_path: Path) -> None:

@@ -115,6 +115,12 @@ def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
         assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
         assert all(re.match(r"\s*(data|load) \S+ .*\b1/1\b", line) for line in lines[:-1]), proc.stderr  # finished stages only
     assert not (tmp_path / "o" / "results").exists()
+    # finite but absurd values overflow inside the target: one line before evaluation, not a metric's traceback
+    huge = embeddings(tmp_path / "huge.safetensors", {c: w * 1e30 for c, w in words.items()}, vocab_hash=vocab.hash())
+    proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, tmp_path / "o", "clip->owlv2", "--embeddings", str(huge))], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "gave word vectors of norm up to" in proc.stderr.splitlines()[-1], proc.stderr
+    assert not (tmp_path / "o" / "results").exists()
 
 
 def test_a_hostile_submission_fails_the_run_cleanly(tiny_tasks, tmp_path) -> None:

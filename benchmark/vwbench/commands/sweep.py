@@ -101,20 +101,27 @@ def sweep_command(
 
 def _select(registry, suite: str, dataset: list[str] | None, pair: list[str] | None, target: list[str] | None) -> list:
     """The suite's tasks, filtered by the command line, grouped by (dataset, source, target)."""
+    from vwbench.registry import normalize_dataset_name, normalize_task_name
+
     tasks = registry.suite(suite)
     if dataset:
+        dataset = [normalize_dataset_name(d) for d in dataset]
         known = {t.dataset.name for t in tasks}
         unknown = [d for d in dataset if d not in known]
         if unknown:
             raise UserError(f"dataset(s) {unknown} are not in suite {suite!r} (it has: {', '.join(sorted(known))})")
         tasks = [t for t in tasks if t.dataset.name in dataset]
     if pair:
-        canonical = [p.replace(" ", "") for p in pair]
+        canonical = [normalize_task_name(p) for p in pair]  # as `vwbench run` reads a task name
         unknown = [p for p in canonical if p not in {t.name for t in tasks}]
         if unknown:
             raise UserError(f"pair(s) {unknown} are not in suite {suite!r}; pairs are SOURCE->TARGET of sd, owlv2, clip")
         tasks = [t for t in tasks if t.name in canonical]
     if target:
+        known = {t.target.family for t in tasks}
+        unknown = [f for f in target if f not in known]
+        if unknown:
+            raise UserError(f"target(s) {unknown} are not in suite {suite!r} (its targets: {', '.join(sorted(known))})")
         tasks = [t for t in tasks if t.target.family in target]
     # words are shared per (source, dataset): a local sweep trains each word set once, in the first
     # of its tasks, then evaluates it on the other targets

@@ -89,9 +89,14 @@ class SlurmExecutor(Executor):
                 yield index, self._result(jobs[index], self._pending.pop(index))
 
     def _result(self, job: Job, handle) -> JobOutcome:
+        utils = self._submitit.core.utils
         try:
             return handle.result()
-        except self._submitit.core.utils.UncompletedJobError as exc:
+        except utils.FailedJobError as exc:  # a subclass of UncompletedJobError: the job ran and raised
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            last = (lines[-1] if lines else type(exc).__name__)[:300]  # the trace's last line: the exception itself
+            raise UserError(f"{job.label}: Slurm job {handle.job_id} failed: {last} (the job's own log holds the whole trace)") from exc
+        except utils.UncompletedJobError as exc:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise UserError(f"{job.label}: Slurm job {handle.job_id} did not finish ({first}); run the sweep again to resume "
                             "(what finished is stored; raise --slurm-time if it ran out of time)") from exc

@@ -165,6 +165,8 @@ def read_yaml(path: Path) -> Doc:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot read {_display(path)}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{_display(path)}: not UTF-8 text (byte {exc.start}); save the task file as UTF-8") from exc
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -174,11 +176,15 @@ def read_yaml(path: Path) -> Doc:
         raise UserError(f"{_display(path)}:{line}: YAML syntax error: {problem}") from exc
     except yaml.YAMLError as exc:
         raise UserError(f"{_display(path)}: YAML error: {exc}") from exc
+    except RecursionError:
+        raise UserError(f"{_display(path)}: nested too deeply to read") from None
     locs: dict[Key, Loc] = {(): Loc(path, 1)}
     if node is None:
         return Doc({}, locs, path)
     try:
         data = _to_python(node, (), path, locs)
+    except RecursionError:
+        raise UserError(f"{_display(path)}: nested too deeply to read (a recursive alias such as `a: &a [*a]`?)") from None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else 1

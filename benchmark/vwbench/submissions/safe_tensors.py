@@ -46,6 +46,14 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
+def _looks_like_safetensors(head: bytes, size: int, max_header_bytes: int) -> bool:
+    """A header length that fits the file, followed by the JSON header's opening brace."""
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n <= max_header_bytes and 8 + n <= size and head[8:9] == b"{"
+
+
 def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_bytes: int = MAX_HEADER_BYTES) -> tuple[dict[str, dict], dict[str, str]]:
     """Parse and check the header of ``path``; returns ``(tensor entries, metadata)``.
 
@@ -58,8 +66,12 @@ def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_byt
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
-            head = f.read(8)
-            kind = _sniff(head)
+            head = f.read(9)
+            f.seek(min(len(head), 8))
+            # a pickle's or zip's first bytes can also read as a header length (0x80 0x03 ... is
+            # 896): only a file that does not start like safetensors is named by its magic bytes
+            kind = None if _looks_like_safetensors(head, size, max_header_bytes) else _sniff(head)
+            head = head[:8]
             if kind is not None:
                 raise TensorFileError(f"{path.name} is {kind}, not safetensors; vwbench never loads pickles: {fix}")
             if size > max_file_bytes:

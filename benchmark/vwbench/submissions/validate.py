@@ -150,6 +150,9 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         report.problems.append(f"submission.yaml is not valid YAML: {str(exc).splitlines()[0]}")
         return report
+    except RecursionError:
+        report.problems.append("submission.yaml nests too deeply to read: write it as a flat mapping of name, authors, description, url, license, entry, class")
+        return report
     if not isinstance(raw, dict):
         report.problems.append("submission.yaml must be a mapping of name, authors, description, url, license, entry, class")
         return report

@@ -92,6 +92,15 @@ def test_unreadable_yaml_is_one_line(tasks_copy: Path) -> None:
     path.write_bytes(original)
 
 
+def test_dataset_options_are_checked_against_their_loader(tasks_copy: Path) -> None:
+    path = tasks_copy / "datasets" / "synth-voc.yaml"
+    edit(path, "options: {variant: voc}", "options: {variant: voc, imagesize: 32}")
+    message = load_error(tasks_copy)
+    assert "synth-voc.yaml:" in message and "imagesize" in message and "the synth loader's options: variant, image_size, seed" in message
+    edit(path, "options: {variant: voc, imagesize: 32}", "options: {variant: voc, image_size: abc}")
+    assert "image_size" in load_error(tasks_copy)
+
+
 def test_duplicate_key(tasks_copy: Path) -> None:
     path = tasks_copy / "suites" / "mini.yaml"
     path.write_text(path.read_text() + "pairs: all\n")
@@ -124,9 +133,10 @@ def test_a_task_defined_twice(tasks_copy: Path) -> None:
 def test_include_and_defaults_merging(tasks_copy: Path) -> None:
     """Deep merge, later wins: defaults < include < file's own keys < suite < suite task."""
     datasets = tasks_copy / "datasets"
-    (datasets / "_base.yaml").write_text("options: {image_size: 32, extra: 1}\nsettings:\n  hyperparameters: {steps: 7, trials: 2}\n")
+    (datasets / "_base.yaml").write_text("options: {image_size: 32, seed: 9}\nsettings:\n  hyperparameters: {steps: 7, trials: 2}\n")
     edit(datasets / "_synth.yaml", "tier: mini", "include: _base.yaml\ntier: mini")  # nested include
-    edit(datasets / "synth-voc.yaml", "options: {variant: voc}", "options: {variant: voc, seed: 3}\nsettings:\n  hyperparameters: {trials: 3}")
+    edit(datasets / "_synth.yaml", "  seed: 0\n", "")  # so that the include's seed shows through
+    edit(datasets / "synth-voc.yaml", "options: {variant: voc}", "options: {variant: voc, image_size: 48}\nsettings:\n  hyperparameters: {trials: 3}")
     suite = tasks_copy / "suites" / "mini.yaml"
     suite.write_text(
         suite.read_text()
@@ -135,7 +145,8 @@ def test_include_and_defaults_merging(tasks_copy: Path) -> None:
     )
     registry = TaskRegistry.from_dir(tasks_copy)
     voc = registry.get("clip->sd", "synth-voc")
-    assert voc.dataset.options == {"image_size": 64, "extra": 1, "seed": 3, "variant": "voc"}  # _synth.yaml's 64 wins over _base's 32
+    assert voc.dataset.options == {"image_size": 48, "seed": 9, "variant": "voc"}  # the file's 48 wins over _synth's 64 and _base's 32
+    assert registry.dataset("synth-coco").options == {"image_size": 64, "seed": 9, "variant": "coco"}  # _synth.yaml's 64 wins over _base's 32
     assert voc.hyperparameters.steps == 7  # from the included file's settings
     assert voc.hyperparameters.trials == 3  # the dataset file's own settings win over its include
     assert voc.hyperparameters.seed == 5 and voc.version == 3  # the per-task layer wins

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 Family = Literal["sd", "owlv2", "clip"]
 """A model family: its registry name (``vwbench.registry.models.ADAPTERS`` maps it to code)."""
@@ -210,9 +210,44 @@ class ConceptSpec(_Strict):
         return Concept(self.name, self.init_word, self.anchor_word)
 
 
+class SynthOptions(_Strict):
+    """``options`` of the ``synth`` loader (``vwbench.data.synth``)."""
+
+    variant: Literal["imagenet", "dreambooth", "coco", "voc"] = "coco"
+    image_size: int = Field(default=64, ge=16)
+    seed: int = 0
+
+
+class RealOptions(_Strict):
+    """``options`` every real-dataset loader reads (``vwbench.data.real``)."""
+
+    subdir: str | None = None  # folder under the data root (default: the dataset's name)
+    seed: int = 0  # the seeded split order
+    label_rule: Literal["largest_box"] = "largest_box"  # an image's label: the class of its largest box
+
+
+class CocoOptions(RealOptions):
+    year: Literal["2017", "2014"] | None = None
+
+
+class VocOptions(RealOptions):
+    names: dict[str, str] = Field(default_factory=dict)  # VOC's class name -> the concept name
+
+
+class ImagenetOptions(RealOptions):
+    synsets: dict[str, str] = Field(default_factory=dict)  # concept name -> WordNet id
+
+
+DATASET_OPTIONS: dict[str, type[_Strict]] = {
+    "synth": SynthOptions, "coco": CocoOptions, "voc": VocOptions, "imagenet": ImagenetOptions, "dreambooth": RealOptions,
+}
+"""Loader name (as in ``vwbench.registry.models.DATASET_LOADERS``) -> the schema of its ``options``."""
+
+
 class DatasetSpec(_Strict):
     """A dataset: its tier (which names the model checkpoints), the loader that builds its split,
-    the loader's ``options``, its concepts and how many held-out images each concept gets."""
+    the loader's ``options`` (checked against :data:`DATASET_OPTIONS`; kept as written, so
+    defaults never enter a hash), its concepts and how many held-out images each concept gets."""
 
     name: str = Field(min_length=1)
     tier: str = Field(min_length=1)
@@ -222,6 +257,20 @@ class DatasetSpec(_Strict):
     heldout_per_concept: int = Field(ge=1)
     aliases: list[str] = Field(default_factory=list)
     description: str | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        schema = DATASET_OPTIONS.get(info.data.get("loader", ""))
+        if schema is not None:
+            try:
+                schema.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                known = ", ".join(schema.model_fields)
+                raise ValueError(f"{where}: {first['msg']} (the {info.data['loader']} loader's options: {known})") from None
+        return value
 
     @field_validator("concepts")
     @classmethod

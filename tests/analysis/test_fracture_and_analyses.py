@@ -113,6 +113,21 @@ def test_analyze_neighbors_maps_words_as_the_run_did(tiny_tasks, tmp_path):
         assert all(vec[0] == [init[w["concept"]], 0.0] for vec in w["target"])
 
 
+def test_analyze_neighbors_reads_the_embeddings_a_run_evaluated(tiny_tasks, tmp_path):
+    from tests.submissions.helpers import embeddings
+
+    clip = _source(tiny_tasks)
+    vocab = clip.vocabulary()
+    concepts = ("circle", "square", "triangle")
+    words = {c: clip.token_vectors([c]).repeat(4, 1) for c in concepts}  # each vector is the concept's own token
+    path = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
+    result = run(tiny_tasks, tmp_path, "clip->owlv2", "--embeddings", str(path))
+    invoke("analyze", "neighbors", "--result", str(result), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb"))
+    report = json.loads((tmp_path / "nb.json").read_text())[0]["words"]
+    assert [w["concept"] for w in report] == list(concepts)
+    assert all(vec[0] == [w["concept"], 0.0] for w in report for vec in w["source"])
+
+
 def test_analyze_truncation(tiny_tasks, sd_run, tmp_path):
     invoke("analyze", "truncation", "--result", str(sd_run), "--generations", "1", "--inference-steps", "2", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "tr"))
     data = json.loads((tmp_path / "tr.json").read_text())

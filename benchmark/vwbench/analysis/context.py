@@ -68,12 +68,37 @@ class StoredRun:
         return mapped.to(torch.float32)
 
 
-def open_run(path: Path, registry: TaskRegistry) -> StoredRun:
+def _submitted_words(path: Path, task: TaskSpec, models: Models) -> WordSet | None:
+    """The word set of an embeddings submission (what `vwbench run --embeddings` evaluated), or
+    None when ``path`` is not one."""
+    from vwbench.submissions.embeddings import load_embedding_words
+    from vwbench.submissions.safe_tensors import TensorFileError, read_header
+
+    try:
+        _, metadata = read_header(path)
+    except TensorFileError:
+        return None
+    if "vocab_hash" not in metadata:
+        return None
+    vocab = models.get(task.source).vocabulary()
+    concepts = task.dataset.concepts
+    return load_embedding_words(
+        path, family=task.source.family, vocab_hash=vocab.hash(), dim=vocab.dim, dataset=task.dataset.name,
+        concepts=[c.name for c in concepts], init_words={c.name: c.init_word for c in concepts},
+    )
+
+
+def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -> StoredRun:
+    """A stored result with its words: vwbench's own word file, or (given ``models``, to check it
+    against the source's vocabulary) the embeddings submission the run evaluated."""
     result = read_result(path)
     task = registry.get(result.task, result.dataset)
     words_file = Path(result.provenance.words_file or "")
     candidates = [words_file] + ([] if words_file.is_absolute() else [Path(path).parent / words_file])
     words = next((w for w in (load_wordset(c) for c in candidates if c.name) if w is not None), None)
+    if words is None and models is not None:
+        existing = next((c for c in candidates if c.name and c.is_file()), None)
+        words = _submitted_words(existing, task, models) if existing is not None else None
     if words is None:
         raise UserError(f"{path}: its trained words {words_file} are missing or unreadable; run the task again to retrain them")
     return StoredRun(Path(path), result, task, words)

@@ -24,8 +24,9 @@ def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, de
     from vwbench.runner import resolve_device
 
     registry = TaskRegistry.from_dir(tasks_dir)
-    runs = [open_run(p, registry) for p in results]
-    return registry, runs, Models(resolve_device(device), weights)
+    models = Models(resolve_device(device), weights)
+    runs = [open_run(p, registry, models) for p in results]
+    return registry, runs, models
 
 
 def _stem(out: Path | None, results: list[Path], name: str) -> Path:

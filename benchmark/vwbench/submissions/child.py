@@ -88,6 +88,8 @@ def main(workdir):
             mapped = method.map(arrays["vectors"], list(request["init_words"]))
         else:
             mapped = method.map(arrays["vectors"])
+        if mapped is None:
+            raise TypeError("map() returned None; return an array of shape [n, d_target]")
         mapped = np.ascontiguousarray(np.asarray(mapped, dtype=np.float32))
         stage = "describe"
         describe = method.describe() if callable(getattr(method, "describe", None)) else {}

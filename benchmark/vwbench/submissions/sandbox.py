@@ -159,6 +159,9 @@ def run_transfer_submission(
         wall = round(time.monotonic() - start, 3)
         if code != 0:
             raise SubmissionFailure(f"{label}: {_explain(code, work, limits)}")
+        if not (work / "out" / "mapped.safetensors").is_file():
+            raise SubmissionFailure(f"{label}: its process ended without an error but before its map() output was written "
+                                    "(does fit() or map() call sys.exit or os._exit?)")
         try:
             mapped = read_tensors(work / "out" / "mapped.safetensors", max_file_bytes=limits.output_mb * 2**20).tensors.get("mapped")
         except TensorFileError as exc:

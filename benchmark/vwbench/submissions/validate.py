@@ -115,7 +115,8 @@ def _class_problems(source: str, entry: str, class_name: str) -> list[str]:
     try:
         tree = ast.parse(source, filename=entry)
     except SyntaxError as exc:
-        return [f"{entry} line {exc.lineno}: syntax error: {exc.msg}"]
+        where = f"{entry} line {exc.lineno}" if exc.lineno else entry
+        return [f"{where}: syntax error: {exc.msg}"]
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     if class_name not in classes:
         imported = any(isinstance(n, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == class_name for a in n.names) for n in tree.body)

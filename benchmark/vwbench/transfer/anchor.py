@@ -44,7 +44,9 @@ class AnchorTransfer(TransferMethod):
         raise ValueError(f"anchor: the init word {word!r} is not a single token of the target vocabulary")
 
     def _map(self, vectors: torch.Tensor) -> torch.Tensor:
-        raise ValueError("the anchor transfer needs each word's init word: call map_words(vectors, init_words)")
+        # a user meets this where vectors have no init word (a study's image features); callers with words use map_words
+        raise ValueError("the anchor transfer maps each word to its concept's init word, and these vectors have none "
+                         "(image features?); choose lstsq, ridge, procrustes, knn, random or a submitted map")
 
     def _map_words(self, vectors: torch.Tensor, init_words: Sequence[str]) -> torch.Tensor:
         if vectors.ndim < 2 or len(init_words) != vectors.shape[0]:

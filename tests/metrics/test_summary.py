@@ -76,6 +76,9 @@ def test_to_dict() -> None:
 
 def test_t_interval_matches_summary() -> None:
     assert t_interval([0.5, 0.7, 0.9]) == summarize({"a": [0.5, 0.7, 0.9]}).ci95
+    for bad in (95, 0, 1, float("nan")):  # a percentage or a degenerate level gave (nan, nan)
+        with pytest.raises(ValueError, match="fraction in"):
+            t_interval([0.5, 0.7, 0.9], confidence=bad)
 
 
 def test_bootstrap_is_deterministic_and_sane() -> None:

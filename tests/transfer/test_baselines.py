@@ -70,6 +70,9 @@ def test_ridge_picks_the_penalty_with_the_lowest_heldout_error() -> None:
     assert mse["1.0"] == pytest.approx(float(((Y[mask] @ T - X[mask]) ** 2).mean()), rel=1e-12)
     # the final map is refitted on all rows
     torch.testing.assert_close(t.T64, ridge_solution(Y, X, t.lam * scale))
+    for bad in ([], [-1.0], [float("nan")], [float("inf")]):  # a NaN penalty gave an all-NaN map
+        with pytest.raises(ValueError, match="finite and >= 0"):
+            RidgeTransfer(lambdas=bad)
 
 
 def test_procrustes_recovers_a_rotation_with_shift_and_scale() -> None:

@@ -1,8 +1,9 @@
 """Detection mAP over :class:`~vwbench.predictions.BoxPredictions`, the COCO way.
 
 One word detects one concept, so the evaluation has a single category. Scoring builds the COCO
-dicts here and runs ``COCOeval`` itself, from either ``faster_coco_eval`` (default; identical
-numbers, faster: ``vwbench bench`` measures by how much) or ``pycocotools``.
+dicts here and runs ``COCOeval`` itself, from either ``faster_coco_eval`` (default; the same
+numbers to float rounding, e.g. 0.504950495049505 against 0.5049504950495048, and faster:
+``vwbench bench`` measures by how much) or ``pycocotools``.
 
 COCO conventions that matter here:
 

@@ -59,6 +59,8 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
 
     With a single value the interval is ``[value, value]`` (no spread can be estimated).
     """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence is a fraction in (0, 1), e.g. 0.95; got {confidence}")
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         raise ValueError("cannot compute an interval of no values")

@@ -10,6 +10,7 @@ minimum-norm least-squares solution, i.e. ``lstsq``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,8 +45,8 @@ class RidgeTransfer(TransferMethod):
 
     def __init__(self, lambdas: Sequence[float] = DEFAULT_LAMBDAS, heldout: float = 0.1, seed: int = 0) -> None:
         super().__init__()
-        if not lambdas or any(lam < 0 for lam in lambdas):
-            raise ValueError("ridge needs one or more penalties, all >= 0")
+        if not lambdas or any(not math.isfinite(lam) or lam < 0 for lam in lambdas):
+            raise ValueError("ridge needs one or more penalties, all finite and >= 0")
         if not 0 < heldout < 1:
             raise ValueError("ridge's held-out fraction must lie in (0, 1)")
         self.lambdas = [float(lam) for lam in lambdas]

@@ -123,6 +123,33 @@ def test_an_unwritable_out_is_one_line_exit_2_before_any_work(argv, tiny_tasks, 
     assert blocker.read_text() == "keep me"
 
 
+def test_words_too_long_for_a_text_context_fail_before_training(tiny_tasks, tmp_path):
+    """n_vectors beyond the target's context: one line, and nothing trained or stored first."""
+    broken = tmp_path / "tasks"
+    shutil.copytree(tiny_tasks, broken)
+    path = broken / "datasets" / "synth-tiny.yaml"
+    dataset = yaml.safe_load(path.read_text())
+    dataset["settings"] = {"hyperparameters": {"n_vectors": 200}}
+    path.write_text(yaml.safe_dump(dataset))
+    out = tmp_path / "o"
+    proc = _cli("run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(broken), "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "words of 200 vectors do not fit its prompt" in proc.stderr.splitlines()[-1] and "lower n_vectors" in proc.stderr
+    assert not (out / "words").exists() and not (out / "results").exists()
+
+
+def test_a_result_key_holds_the_held_out_data_and_a_non_float32_dtype(tiny_tasks):
+    import torch
+
+    from vwbench.pipeline_steps import result_key
+    from vwbench.registry import TaskRegistry
+
+    task = TaskRegistry.from_dir(tiny_tasks).get("clip->owlv2", "synth-tiny")
+    key = lambda dataset_hash, dtype: result_key("embeddings-abc", "lstsq", task, {}, dataset_hash, dtype)  # noqa: E731
+    assert key("a", torch.float32) == key("a", torch.float32)
+    assert len({key("a", torch.float32), key("b", torch.float32), key("a", torch.float16)}) == 3
+
+
 def test_ls_json_lists_tasks():
     proc = _cli("ls", "--json")
     assert proc.returncode == 0

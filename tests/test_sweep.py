@@ -48,13 +48,15 @@ def test_sweep_reads_pair_and_dataset_names_as_run_does(tiny_tasks):
 
     tasks = _select(TaskRegistry.from_dir(tiny_tasks), "tiny", ["Synth_Tiny"], ["CLIP -> OWLv2", "classification->classification"], None)
     assert sorted(t.name for t in tasks) == ["clip->clip", "clip->owlv2"]
+    tasks = _select(TaskRegistry.from_dir(tiny_tasks), "tiny", None, None, ["detection"])  # a family alias, as in a task name
+    assert sorted(t.name for t in tasks) == ["clip->owlv2", "owlv2->owlv2", "sd->owlv2"]
 
 
 def test_ls_filters_that_match_nothing_are_errors(tiny_tasks):
     runner = CliRunner()
-    for option, value in (("--dataset", "nope"), ("--tier", "Tiny")):
+    for option, value, message in (("--dataset", "nope", "unknown dataset 'nope'"), ("--tier", "Tiny", "--tier 'Tiny': no task has it")):
         res = runner.invoke(app, ["ls", "--json", option, value, "--tasks-dir", str(tiny_tasks)])
-        assert res.exit_code != 0 and f"{option} {value!r}: no task has it" in str(res.exception)
+        assert res.exit_code != 0 and message in str(res.exception)
 
 
 def test_sweep_runs_each_transfer_on_cross_model_tasks_only(tiny_tasks, tmp_path):

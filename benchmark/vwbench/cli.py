@@ -47,10 +47,11 @@ def ls_command(
     if studies:
         print_studies(study_rows(tasks_dir, tier, dataset), as_json)
         return
-    from vwbench.registry import normalize_dataset_name
-
-    rows = list_tasks_table(_registry(tasks_dir))
-    for name, value, column in (("--tier", tier, "tier"), ("--dataset", dataset and normalize_dataset_name(dataset), "dataset")):
+    registry = _registry(tasks_dir)
+    rows = list_tasks_table(registry)
+    if dataset:
+        dataset = registry.dataset(dataset).name  # aliases and spelling as `vwbench run` reads them
+    for name, value, column in (("--tier", tier, "tier"), ("--dataset", dataset, "dataset")):
         if value is None:
             continue
         known = sorted({r[column] for r in rows})

@@ -402,7 +402,7 @@ def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Repor
     return stored
 
 
-def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, out_dir, version, path: Path) -> tuple[RunResult, Path]:
+def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, version, path: Path) -> tuple[RunResult, Path]:
     summary = scored["summary"]
     result = RunResult(
         task=task.name,

@@ -186,7 +186,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         result, _ = write_result(
             task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
             method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
-            out_dir=options.out_dir, version=vwbench.__version__, path=path,
+            version=vwbench.__version__, path=path,
         )
         write_samples(path, samples)
         return result

@@ -67,6 +67,17 @@ def test_delta_run_stays_in_the_normalised_ball(tiny_tasks, tmp_path):
     assert plain.fracture is None and plain.provenance.words_file != result.provenance.words_file
 
 
+def test_a_delta_that_is_not_a_finite_number_is_refused(tiny_tasks, tmp_path):
+    for bad in ("nan", "0.5,inf"):
+        res = CliRunner().invoke(app, ["delta-sweep", "--task", "clip->clip", "--dataset", "synth-tiny", "--deltas", bad, "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path)])
+        assert res.exit_code != 0 and "finite numbers >= 0" in str(res.exception), res.output
+    from vwbench.errors import UserError
+    from vwbench.training.fracture import ball
+
+    with pytest.raises(UserError, match="finite number >= 0"):
+        ball(None, torch.zeros(1, 4), ["circle"], float("nan"))
+
+
 def test_anchors_without_delta_is_one_line_error(tiny_tasks, tmp_path):
     result = CliRunner().invoke(app, ["run", "--task", "clip->clip", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path), "--anchors", "ring"])
     assert result.exit_code != 0 and "--delta" in str(result.exception)

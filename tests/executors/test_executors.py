@@ -99,7 +99,11 @@ def test_a_slurm_job_that_raised_is_reported_by_its_exception_not_as_a_timeout()
 
     stub = SimpleNamespace(_submitit=submitit)
     job = Job("clip->owlv2 on synth-voc", print)
-    failed = submitit.core.utils.FailedJobError("Job (task=0) failed during processing with trace:\n----\nTraceback ...\n  File x\nValueError: boom\n")
+    failed = submitit.core.utils.FailedJobError(  # submitit's own layout (submitit/core/core.py)
+        "Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent call last):\n"
+        "  File \"x.py\", line 1, in <module>\nValueError: boom\n\n----------------------\n"
+        "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n  - /logs/42_0_log.err\n  - /logs/42_0_log.out"
+    )
     with pytest.raises(UserError, match=r"Slurm job 42 failed: ValueError: boom") as info:
         SlurmExecutor._result(stub, job, Handle(failed))
     assert "slurm-time" not in str(info.value)

@@ -99,6 +99,15 @@ def test_dataset_options_are_checked_against_their_loader(tasks_copy: Path) -> N
     assert "synth-voc.yaml:" in message and "imagesize" in message and "the synth loader's options: variant, image_size, seed" in message
     edit(path, "options: {variant: voc, imagesize: 32}", "options: {variant: voc, image_size: abc}")
     assert "image_size" in load_error(tasks_copy)
+    edit(path, "options: {variant: voc, image_size: abc}", "options: {variant: voc}")
+    # every loader's own documented options load: COCO's year as YAML reads it (an int), DreamBooth's boxes file
+    coco, dreambooth = tasks_copy / "datasets" / "coco.yaml", tasks_copy / "datasets" / "dreambooth.yaml"
+    edit(coco, "  subdir: coco\n", "  subdir: coco\n  year: 2014\n")
+    edit(dreambooth, "  subdir: dreambooth\n", "  subdir: dreambooth\n  boxes: reviewed.json\n")
+    registry = TaskRegistry.from_dir(tasks_copy)
+    assert registry.dataset("coco").options["year"] == 2014 and registry.dataset("dreambooth").options["boxes"] == "reviewed.json"
+    edit(coco, "  year: 2014\n", "  year: 2015\n")
+    assert "year" in load_error(tasks_copy)
 
 
 def test_duplicate_key(tasks_copy: Path) -> None:

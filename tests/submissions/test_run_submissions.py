@@ -82,6 +82,13 @@ def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:
     assert res.exit_code == 0, res.output
     stored = read_result(results_of(out)["my-map"])
     assert stored.transfer_params["submission"]["kind"] == "linear-map"
+    # an analysis rebuilds the submitted map from its path, and only while the file is the one the run used
+    analyze = ["analyze", "neighbors", "--result", str(results_of(out)["my-map"]), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb")]
+    assert CliRunner().invoke(app, analyze).exit_code == 0
+    linear_map(path, 2 * lstsq.T.T.contiguous(), source_vocab_hash=clip.vocabulary().hash(), target_vocab_hash=owl.vocabulary().hash())
+    changed = CliRunner().invoke(app, analyze)
+    assert changed.exit_code != 0 and "changed since this run" in str(changed.exception)
+    linear_map(path, lstsq.T.T.contiguous(), source_vocab_hash=clip.vocabulary().hash(), target_vocab_hash=owl.vocabulary().hash())
     # the wrong pair, and a map made for other checkpoints, are refused before anything runs
     wrong = CliRunner().invoke(app, run_args(tiny_tasks, tmp_path / "o2", "owlv2->clip", "--transfer", str(path)))
     assert wrong.exit_code != 0 and "is for clip->owlv2" in str(wrong.exception)

@@ -62,6 +62,10 @@ class StoredRun:
 
         submission = (self.result.transfer_params or {}).get("submission") or {}
         prepared = prepare_transfer(submission.get("path") or self.result.transfer, self.task.source.family, self.task.target.family)
+        now = getattr(prepared.method, "sha256", None)
+        if submission.get("sha256") and now != submission["sha256"]:
+            raise UserError(f"{self.path}: the submission at {submission.get('path')} changed since this run (sha256 {str(now)[:12]}..., "
+                            f"the run used {submission['sha256'][:12]}...); restore it or run the task again")
         init = {c.name: c.init_word for c in self.task.dataset.concepts}
         init_words = [init[c] for c in self.words.concepts]
         _, mapped = transfer_words(prepared.method, self.source(models), self.target(models), self.words.vectors, init_words)

@@ -101,11 +101,11 @@ def sweep_command(
 
 def _select(registry, suite: str, dataset: list[str] | None, pair: list[str] | None, target: list[str] | None) -> list:
     """The suite's tasks, filtered by the command line, grouped by (dataset, source, target)."""
-    from vwbench.registry import normalize_dataset_name, normalize_task_name
+    from vwbench.registry import normalize_task_name
 
     tasks = registry.suite(suite)
     if dataset:
-        dataset = [normalize_dataset_name(d) for d in dataset]
+        dataset = [registry.dataset(d).name for d in dataset]  # aliases and spelling as `vwbench run` reads them
         known = {t.dataset.name for t in tasks}
         unknown = [d for d in dataset if d not in known]
         if unknown:
@@ -118,6 +118,7 @@ def _select(registry, suite: str, dataset: list[str] | None, pair: list[str] | N
             raise UserError(f"pair(s) {unknown} are not in suite {suite!r}; pairs are SOURCE->TARGET of sd, owlv2, clip")
         tasks = [t for t in tasks if t.name in canonical]
     if target:
+        target = [normalize_task_name(f) for f in target]  # family aliases: detection -> owlv2
         known = {t.target.family for t in tasks}
         unknown = [f for f in target if f not in known]
         if unknown:

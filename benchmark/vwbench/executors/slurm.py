@@ -93,9 +93,7 @@ class SlurmExecutor(Executor):
         try:
             return handle.result()
         except utils.FailedJobError as exc:  # a subclass of UncompletedJobError: the job ran and raised
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            last = (lines[-1] if lines else type(exc).__name__)[:300]  # the trace's last line: the exception itself
-            raise UserError(f"{job.label}: Slurm job {handle.job_id} failed: {last} (the job's own log holds the whole trace)") from exc
+            raise UserError(f"{job.label}: Slurm job {handle.job_id} failed: {_raised(str(exc))} (its log holds the whole trace)") from exc
         except utils.UncompletedJobError as exc:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise UserError(f"{job.label}: Slurm job {handle.job_id} did not finish ({first}); run the sweep again to resume "
@@ -108,3 +106,13 @@ class SlurmExecutor(Executor):
             except Exception:  # noqa: BLE001 - a job that just ended cannot be cancelled
                 pass
         self._pending = {}
+
+
+def _raised(message: str) -> str:
+    """The exception line of a submitit ``FailedJobError`` message: its trace sits between two
+    rules of dashes and ends with the exception; the log paths follow the second rule."""
+    lines = [line.strip() for line in message.splitlines()]
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
+    trace = lines[rules[0] + 1 : rules[1]] if len(rules) >= 2 else lines
+    last = next((line for line in reversed(trace) if line), "")
+    return (last or "the job raised (no trace recorded)")[:300]

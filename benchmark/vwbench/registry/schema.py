@@ -218,6 +218,11 @@ class SynthOptions(_Strict):
     seed: int = 0
 
 
+def _as_text(value: Any) -> Any:
+    """YAML reads ``2017`` or a numeric folder name as an int; the loaders read them as text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class RealOptions(_Strict):
     """``options`` every real-dataset loader reads (``vwbench.data.real``)."""
 
@@ -225,9 +230,23 @@ class RealOptions(_Strict):
     seed: int = 0  # the seeded split order
     label_rule: Literal["largest_box"] = "largest_box"  # an image's label: the class of its largest box
 
+    @field_validator("subdir", mode="before")
+    @classmethod
+    def _subdir_text(cls, value: Any) -> Any:
+        return _as_text(value)
+
 
 class CocoOptions(RealOptions):
     year: Literal["2017", "2014"] | None = None
+
+    @field_validator("year", mode="before")
+    @classmethod
+    def _year_text(cls, value: Any) -> Any:
+        return _as_text(value)
+
+
+class DreamboothOptions(RealOptions):
+    boxes: str | None = None  # the reviewed COCO file of `vwbench data box` (default: boxes.json in the dataset folder)
 
 
 class VocOptions(RealOptions):
@@ -239,7 +258,7 @@ class ImagenetOptions(RealOptions):
 
 
 DATASET_OPTIONS: dict[str, type[_Strict]] = {
-    "synth": SynthOptions, "coco": CocoOptions, "voc": VocOptions, "imagenet": ImagenetOptions, "dreambooth": RealOptions,
+    "synth": SynthOptions, "coco": CocoOptions, "voc": VocOptions, "imagenet": ImagenetOptions, "dreambooth": DreamboothOptions,
 }
 """Loader name (as in ``vwbench.registry.models.DATASET_LOADERS``) -> the schema of its ``options``."""
 

@@ -46,9 +46,9 @@ def ensure_output_dir(folder: Path, flag: str = "--out", *, probe: bool = True) 
         return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".vwbench-write-check.", suffix=".tmp")
+        fd, check_file = tempfile.mkstemp(dir=folder, prefix=".vwbench-write-check.", suffix=".tmp")
         os.close(fd)
-        os.unlink(probe)
+        os.unlink(check_file)
     except OSError as exc:
         raise UserError(f"cannot write in {folder} ({exc.strerror or exc}): choose a writable folder with {flag}") from exc
     return folder

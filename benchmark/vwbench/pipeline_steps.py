@@ -402,8 +402,13 @@ def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Repor
     return stored
 
 
-def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, version, path: Path) -> tuple[RunResult, Path]:
+def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, version, path: Path, embeddings: dict | None = None) -> tuple[RunResult, Path]:
+    """Store the result; ``embeddings`` (a submitted word file's name, sha256, path and the transfer
+    that carried it) goes into ``transfer_params`` so the run can be repeated and checked."""
     summary = scored["summary"]
+    params = method.describe()
+    if embeddings is not None:
+        params = {**params, "embeddings": embeddings}
     result = RunResult(
         task=task.name,
         source=task.source.family,
@@ -416,7 +421,7 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
         per_word=scored["per_word"],
         metrics=scored["secondary"],
         transfer=transfer_name,
-        transfer_params=method.describe(),
+        transfer_params=params,
         n_trials=hp.trials,
         fracture=_fracture_record(words.metadata),
         steps=hp.steps,

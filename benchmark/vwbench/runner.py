@@ -7,6 +7,7 @@ here knows which model family it is running.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +151,12 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         if options.embeddings is not None:
             submitted = embedding_words(options.embeddings, source, split, task)
             words_key = submitted.metadata["key"]
+            # the submitted words are their own entry on a leaderboard (never the method's trained-word
+            # result), and the result records the file's trials and no training steps
+            about = submitted.metadata["embeddings"]
+            embeddings_record = {**about, "path": str(options.embeddings), "transfer": prepared.label}
+            transfer_name = f"{about.get('name') or Path(options.embeddings).stem}+{prepared.label}"
+            hp = hp.model_copy(update={"trials": max(Counter(submitted.concepts).values()), "steps": 0})
         else:
             plan = plan_words(source, source_ckpt, split, hp, _fracture(options, split))
             words_key = plan.key
@@ -186,7 +193,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         result, _ = write_result(
             task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
             method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
-            version=vwbench.__version__, path=path,
+            version=vwbench.__version__, path=path, embeddings=embeddings_record if options.embeddings is not None else None,
         )
         write_samples(path, samples)
         return result

@@ -107,9 +107,18 @@ def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
     out = tmp_path / "runs"
     res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path)))
     assert res.exit_code == 0, res.output
-    stored = read_result(results_of(out)["lstsq"])
+    stored = read_result(results_of(out)["my-words+lstsq"])  # the words' own entry, never lstsq's trained-word result
     assert len(stored.per_word) == 3 and stored.provenance.words_file == str(path)
+    assert (stored.n_trials, stored.steps) == (1, 0)  # the file's one word per concept, nothing trained here
+    assert stored.transfer_params["embeddings"]["sha256"] and stored.transfer_params["embeddings"]["transfer"] == "lstsq"
     assert not (out / "words").exists()  # nothing was trained
+    # `vwbench check` repeats it from the file, with the transfer that carried it
+    board = tmp_path / "board"
+    assert CliRunner().invoke(app, ["leaderboard", "--results", str(out / "results"), "--out", str(board), "--check", "all"]).exit_code == 0
+    (entry,) = json.loads((board / "leaderboard.json").read_text())["check"]["entries"]
+    assert (entry["embeddings_path"], entry["transfer_path"], entry["transfer"]) == (str(path), "lstsq", "my-words+lstsq")
+    rerun = CliRunner().invoke(app, ["check", "--baseline", str(board / "leaderboard.json"), "--tasks-dir", str(tiny_tasks)])
+    assert rerun.exit_code == 0 and "ok: 1 value(s) within tolerance" in rerun.output, rerun.output
     for bad, message in (
         (embeddings(tmp_path / "b1.safetensors", words, vocab_hash="c" * 64), "vocab_hash"),
         (embeddings(tmp_path / "b2.safetensors", {"circle": words["circle"]}, vocab_hash=vocab.hash()), "no words for concepts ['square', 'triangle']"),

@@ -60,8 +60,10 @@ class StoredRun:
         from vwbench.pipeline_steps import transfer_words
         from vwbench.submissions.run_support import prepare_transfer
 
-        submission = (self.result.transfer_params or {}).get("submission") or {}
-        prepared = prepare_transfer(submission.get("path") or self.result.transfer, self.task.source.family, self.task.target.family)
+        params = self.result.transfer_params or {}
+        submission = params.get("submission") or {}
+        carried_by = (params.get("embeddings") or {}).get("transfer")  # submitted words: the method that carried them
+        prepared = prepare_transfer(submission.get("path") or carried_by or self.result.transfer, self.task.source.family, self.task.target.family)
         now = getattr(prepared.method, "sha256", None)
         if submission.get("sha256") and now != submission["sha256"]:
             raise UserError(f"{self.path}: the submission at {submission.get('path')} changed since this run (sha256 {str(now)[:12]}..., "
@@ -103,6 +105,10 @@ def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -
     if words is None and models is not None:
         existing = next((c for c in candidates if c.name and c.is_file()), None)
         words = _submitted_words(existing, task, models) if existing is not None else None
+        recorded = ((result.transfer_params or {}).get("embeddings") or {}).get("sha256")
+        if words is not None and recorded and words.metadata["embeddings"]["sha256"] != recorded:
+            raise UserError(f"{path}: the embeddings file {existing} changed since this run (its sha256 differs from the one the run "
+                            "recorded); restore it or run the task again")
     if words is None:
         raise UserError(f"{path}: its trained words {words_file} are missing or unreadable; run the task again to retrain them")
     return StoredRun(Path(path), result, task, words)

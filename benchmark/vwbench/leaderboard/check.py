@@ -63,9 +63,14 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
             raise UserError(f"--check {spec!r} matches no result")
         for rid, r in matched:
             entry = {k: r[k] for k in ("dataset", "task", "transfer", "steps", "n_trials", "seed", "value")}
-            submission = (r.get("transfer_params") or {}).get("submission") or {}
+            params = r.get("transfer_params") or {}
+            submission = params.get("submission") or {}
             if submission.get("path"):  # re-run a submission from where it was run
                 entry["transfer_path"] = submission["path"]
+            embeddings = params.get("embeddings") or {}
+            if embeddings.get("path"):  # submitted words: evaluated again from their file, by the transfer that carried them
+                entry["embeddings_path"] = embeddings["path"]
+                entry.setdefault("transfer_path", embeddings.get("transfer"))
             if r.get("study"):  # a study task (vwbench.studies), re-run by its own runner
                 entry["study"] = r["study"]["family"]
             entry["result"] = rid
@@ -124,8 +129,11 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
                 result = rerun_for_check(e, registry, out, weights_dir, data_root)
             else:
                 spec = registry.get(e["task"], e["dataset"])
+                embeddings = e.get("embeddings_path")
                 options = RunOptions(
-                    transfer=e.get("transfer_path", e["transfer"]), steps=e["steps"], trials=e["n_trials"], seed=e["seed"], device=check.get("device", "cpu"),
+                    transfer=e.get("transfer_path", e["transfer"]), seed=e["seed"], device=check.get("device", "cpu"),
+                    steps=None if embeddings else e["steps"], trials=None if embeddings else e["n_trials"],
+                    embeddings=Path(embeddings) if embeddings else None,
                     out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
                 )
                 result, _ = run_task(spec, options, NullReporter())

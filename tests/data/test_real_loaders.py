@@ -86,6 +86,65 @@ def test_dreambooth_loads_boxes_and_repeats_training_photos(tmp_path):
     assert held.isdisjoint({e.path for e in train})
 
 
+def test_the_manifest_holds_the_boxes_not_only_the_images(tmp_path):
+    """Reviewed boxes change what detection trains and scores on: the split's hash (and so every
+    cache key built on it) must change with them."""
+    spec = paper_spec("dreambooth", heldout=25)
+    folder = tmp_path / "dreambooth"
+    fx.write_dreambooth_photos(folder, names(spec), n=5)
+    boxes = fx.write_dreambooth_boxes(folder, names(spec))
+    before = load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path).manifest.hash
+    coco = json.loads(boxes.read_text())
+    coco["annotations"][0]["bbox"] = [5, 3, 17, 12]
+    boxes.write_text(json.dumps(coco))
+    assert load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path).manifest.hash != before
+
+
+def test_file_names_with_a_hash_sign_survive_a_prepared_split(tmp_path):
+    """`#` marks a repeated training photo inside vwbench; a photo's own `#` must stay in its name."""
+    spec = paper_spec("dreambooth", heldout=25)
+    folder = tmp_path / "dreambooth"
+    fx.write_dreambooth_photos(folder, names(spec), n=5)
+    for photo in sorted((folder / "dataset").glob("*/*.jpg")):
+        photo.rename(photo.with_name(photo.stem + "#v2.jpg"))
+    fx.write_dreambooth_boxes(folder, names(spec))
+    split = load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path)
+    payload = split_payload(spec, split, 8)
+    assert all(r["name"].endswith("#v2.jpg") for r in payload["train"] + payload["heldout"])
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["images"][1].update(file_name=d["images"][0]["file_name"]), "repeats file_name"),
+    (lambda d: d["annotations"][0].update(iscrowd="0"), "iscrowd '0' is not 0 or 1"),
+    (lambda d: d["annotations"][0].update(bbox="2255"), "is not a list of 4 numbers"),
+    (lambda d: d["annotations"][0].update(category_id=10.7), "is not an integer id"),
+    (lambda d: d["images"][0].update(width=float("inf")), "is malformed"),
+])
+def test_malformed_coco_entries_are_one_line(tmp_path, mutate, message):
+    spec = paper_spec("coco")
+    fx.write_coco(tmp_path / "coco", names(spec))
+    path = tmp_path / "coco" / "annotations" / "instances_train2017.json"
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=message):
+        load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+
+
+def test_sixteen_bit_greyscale_keeps_its_shades():
+    import numpy as np
+    from PIL import Image
+
+    from vwbench.data.base import to_rgb
+
+    grey = Image.fromarray(np.array([[0, 40000], [65535, 1000]], dtype=np.uint16))  # I;16
+    assert grey.mode.startswith("I")
+    rgb = np.asarray(to_rgb(grey))
+    assert rgb.shape == (2, 2, 3) and rgb[..., 0].tolist() == [[0, 156], [255, 3]]  # PIL's convert made these 255 but the first
+    with pytest.raises(ValueError, match="floating-point"):
+        to_rgb(Image.fromarray(np.zeros((2, 2), np.float32)))
+
+
 def test_selection_is_seeded_and_order_independent(tmp_path):
     spec = paper_spec("coco")
     fx.write_coco(tmp_path / "coco", names(spec), train_n=5)

@@ -72,6 +72,17 @@ def test_a_missing_listed_file_is_refused(tmp_path: Path) -> None:
         resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
 
 
+def test_a_weights_file_the_manifest_leaves_out_is_refused(tmp_path: Path) -> None:
+    """Dropping the weights' line from the manifest must not skip their hash check."""
+    manifest = {k: sha(v) for k, v in FILES.items() if k != "weights/model.safetensors"}
+    folder = make_folder(tmp_path / "ckpt", FILES, manifest)
+    with pytest.raises(UserError, match="weights file weights/model.safetensors is not listed in manifest.json"):
+        resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
+    (folder / "manifest.json").write_text(json.dumps({"files": {}}))
+    with pytest.raises(UserError, match="is not listed"):
+        resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
+
+
 def test_a_named_manifest_must_exist(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "ckpt", FILES)
     with pytest.raises(UserError, match="has no manifest.json"):

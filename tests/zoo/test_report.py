@@ -132,3 +132,14 @@ def test_zoo_report_names_a_missing_board_in_one_line(tmp_path, monkeypatch, cap
     assert exit_info.value.code == 2
     assert err.startswith("error: no leaderboard at") and err.count("\n") == 1
     assert not (tmp_path / "card" / "zoo.md").exists()
+
+
+def test_a_damaged_training_log_is_one_line_and_writes_nothing(tmp_path):
+    from vwbench.errors import UserError
+
+    root = tmp_path / "zoo"
+    (root / "mini-clip").mkdir(parents=True)
+    (root / "mini-clip" / "training_log.json").write_text('{"parameters": 1000, "curve": [1, 2')  # cut off mid-write
+    with pytest.raises(UserError, match=r"mini-clip/training_log.json: not a readable training log .*zoo train --only mini-clip"):
+        write_zoo_report(tmp_path / "board", root, names=["mini-clip"])
+    assert not (tmp_path / "board").exists()  # no world.png, no curves, no half a card

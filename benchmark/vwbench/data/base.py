@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from vwbench.hashing import sha256_file  # noqa: F401 (re-exported)
@@ -74,7 +75,7 @@ class Example:
         """The RGB image; an unreadable or truncated file is a :class:`DataError` naming it."""
         try:
             image = self.loader()
-            return image if image.mode == "RGB" else image.convert("RGB")
+            return image if image.mode == "RGB" else to_rgb(image)
         except DataError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -84,6 +85,24 @@ class Example:
     def boxes_of(self, category: str) -> list[tuple[float, float, float, float]]:
         """The ``xyxy`` boxes of one category (ground truth for detecting that concept)."""
         return [a.xyxy() for a in self.annotations if a.category == category]
+
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as a new 8-bit RGB image (never ``image`` itself: callers return it from inside
+    ``with Image.open(...)``, which closes the original). 16-bit greyscale (PNG, TIFF) keeps its
+    high byte: PIL's own ``convert("RGB")`` clips every value above 255 to white. Raises
+    ``ValueError`` for pixels it cannot map (floating point, integers beyond 16 bits)."""
+    if image.mode in _SIXTEEN_BIT:
+        pixels = np.asarray(image).astype(np.int64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise ValueError(f"{image.mode} pixels outside 0..65535; save the image with 8 or 16 bits per channel")
+        return Image.fromarray((pixels >> 8).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F":
+        raise ValueError("floating-point pixels; save the image with 8 or 16 bits per channel")
+    return image.convert("RGB")
 
 
 @dataclass(frozen=True)

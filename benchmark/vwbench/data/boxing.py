@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vwbench.data.base import Example
+from vwbench.data.base import Example, to_rgb
+from vwbench.errors import DataError
 from vwbench.data.dreambooth import subject_photos, subjects_dir
 from vwbench.models.base import PROMPT_TEMPLATE
 from vwbench.results.atomic import atomic_write_json
@@ -29,12 +30,15 @@ def subject_prompt(subject: str) -> str:
 
 
 def _example(path: Path, name: str) -> Example:
-    with Image.open(path) as image:
-        width, height = image.size
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc}); replace the photo or remove it from the subject's folder") from exc
 
     def load() -> Image.Image:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
 
     return Example(name, width, height, [], loader=load, path=path)
 

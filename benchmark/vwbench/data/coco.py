@@ -13,6 +13,7 @@ Crowd annotations (``iscrowd: 1``) are regions of many objects, not boxes of one
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,19 @@ def _year(spec: Any, folder: Path) -> str:
     raise DataError(f"{folder / 'annotations' / 'instances_train2017.json'} not found (nor the 2014 file); expected {EXPECTED}")
 
 
+def _integer(value: object) -> int:
+    """A COCO id: an int (or a string of digits), never a float that ``int()`` would truncate."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{value!r} is not an integer id")
+    return int(value)
+
+
+def _finite(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)
+
+
 def read_instances(path: Path, image_dir: str) -> list[Record]:
     """Every image of one instances file that has at least one (non-crowd) box."""
     data = read_json(path, EXPECTED)
@@ -46,14 +60,20 @@ def read_instances(path: Path, image_dir: str) -> list[Record]:
     try:
         categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         images = {int(i["id"]): (str(i["file_name"]), int(i["width"]), int(i["height"])) for i in data["images"]}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: an image or category entry lacks {exc}; expected {EXPECTED}") from exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        what = f"lacks {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+        raise DataError(f"{path}: an image or category entry {what}; expected {EXPECTED}") from exc
     boxes: dict[int, list[Annotation]] = {}
     for ann in data["annotations"]:
         try:
-            ann_id, image_id, category_id = ann.get("id"), int(ann["image_id"]), int(ann["category_id"])
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            crowd = bool(ann.get("iscrowd", 0))
+            ann_id, image_id, category_id = ann.get("id"), _integer(ann["image_id"]), _integer(ann["category_id"])
+            if not isinstance(ann["bbox"], list) or len(ann["bbox"]) != 4:
+                raise ValueError(f"bbox {ann['bbox']!r:.40} is not a list of 4 numbers")
+            x, y, w, h = (_finite(v) for v in ann["bbox"])
+            crowd = ann.get("iscrowd", 0)
+            if crowd not in (0, 1):  # True/False compare equal to 1/0; "0" (a string) would read as crowd
+                raise ValueError(f"iscrowd {crowd!r} is not 0 or 1")
+            crowd = bool(crowd)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{path}: annotation {ann!r:.80} is malformed ({exc!r}); expected image_id, category_id and bbox [x, y, w, h]") from exc
         where = f"annotation {ann_id}"

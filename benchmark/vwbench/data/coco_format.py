@@ -47,3 +47,9 @@ def check_instances(data: object, path: Path | str) -> None:
             if ident in seen:
                 raise DataError(f"{path}: duplicate {what} id {ident!r} ({key}[{i}]); ids must be unique")
             seen.add(ident)
+    names: set = set()
+    for i, entry in enumerate(data["images"]):
+        name = entry.get("file_name")
+        if name in names:  # two entries of one photo could put it in training and held out at once
+            raise DataError(f"{path}: images[{i}] repeats file_name {name!r}; list each image once, with all its boxes")
+        names.add(name)

@@ -33,6 +33,7 @@ def prepare_dataset(spec: Any, root: Path, images_per_concept: int) -> tuple[Pat
         raise DataError(f"dataset {spec.name} is built by the {spec.loader!r} loader, not read from disk; there is nothing to prepare")
     scan = _import_target(SCANNERS[spec.loader], f"dataset loader {spec.loader!r}")
     split = load_real_dataset(spec, scan, images_per_concept=images_per_concept, data_root=root, use_prepared=False)
+    split.validate(images_per_concept)  # every selected file decodes to its annotated size: a bad one stops here, not in a run
     path = dataset_folder(spec, root) / SPLIT_FILE
     atomic_write_json(path, split_payload(spec, split, images_per_concept))
     return path, split

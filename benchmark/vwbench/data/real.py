@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vwbench.data.base import Annotation, Concept, DatasetSplit, Example, Manifest
+from vwbench.data.base import Annotation, Concept, DatasetSplit, Example, Manifest, to_rgb
 from vwbench.errors import DataError
 from vwbench.hashing import sha256_file
 
@@ -211,8 +211,8 @@ def _image_loader(path: Path, name: str) -> Callable[[], Image.Image]:
     def load() -> Image.Image:
         try:
             with Image.open(path) as image:
-                return image.convert("RGB")
-        except OSError as exc:
+                return to_rgb(image)
+        except (OSError, ValueError) as exc:
             raise DataError(f"{path}: not a readable image ({exc}); expected the image file of {name}") from exc
 
     return load
@@ -237,10 +237,12 @@ def to_split(spec: Any, folder: Path, train: list[Record], heldout: list[Record]
 
     concepts = [Concept(c.name, c.init_word, getattr(c, "anchor_word", None)) for c in spec.concepts]
     entries = [(f"train/{r.name}", hashes[r.name]) for r in train] + [(f"heldout/{r.name}", hashes[r.name]) for r in heldout]
+    # the boxes and labels too: reviewed or edited boxes change what detection trains and scores on
+    annotations = json.dumps({"train": [r.to_json() for r in train], "heldout": [r.to_json() for r in heldout]}, sort_keys=True)
     manifest = Manifest(
         dataset=spec.name,
         entries=tuple(dict.fromkeys(entries)),
-        extra=tuple(sorted({"split_rule": "largest_box/seeded", **extra}.items())),
+        extra=tuple(sorted({"split_rule": "largest_box/seeded", **extra, "annotations_sha256": hashlib.sha256(annotations.encode()).hexdigest()}.items())),
     )
     return DatasetSplit(
         spec.name, concepts, [example(r, "train") for r in train], [example(r, "heldout") for r in heldout], manifest
@@ -291,7 +293,9 @@ def split_payload(spec: Any, split: DatasetSplit, images_per_concept: int) -> di
     """The split file's content: settings, manifest, and the selected images with their boxes."""
 
     def record(example: Example) -> dict[str, Any]:
-        name = example.image_id.split("/", 1)[1].split("#", 1)[0]
+        name = example.image_id.split("/", 1)[1]
+        if example.path is not None and not example.path.as_posix().endswith(name):
+            name = name.rsplit("#", 1)[0]  # a repeat's marker (to_split), not a '#' of the file's own name
         return Record(name, example.width, example.height, list(example.annotations)).to_json()
 
     return {

@@ -38,7 +38,11 @@ def find_devkit(folder: Path) -> Path:
 def read_voc_split(devkit: Path, split: str, names: dict[str, str]) -> list[Record]:
     listing = require_file(devkit / "ImageSets" / "Main" / f"{split}.txt", f"the VOC image-set list of the {split} split (one image id per line)")
     records = []
-    for image_id in listing.read_text().split():
+    try:
+        image_ids = listing.read_text(encoding="utf-8").split()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{listing}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected one image id per line") from exc
+    for image_id in image_ids:
         path = devkit / "Annotations" / f"{image_id}.xml"
         ann = read_xml_annotation(path)
         boxes = []

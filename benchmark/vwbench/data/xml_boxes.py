@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,12 @@ class XmlAnnotation:
 def _number(node: ET.Element, tag: str, path: Path, where: str) -> float:
     text = node.findtext(tag)
     try:
-        return float(str(text).strip())
+        value = float(str(text).strip())
     except ValueError:
         raise DataError(f"{path}: {where} has <{tag}> {text!r}, expected a number; {EXPECTED}") from None
+    if not math.isfinite(value):
+        raise DataError(f"{path}: {where} has <{tag}> {text!r}, expected a finite number; {EXPECTED}")
+    return value
 
 
 def read_xml_annotation(path: Path) -> XmlAnnotation:
@@ -42,7 +46,7 @@ def read_xml_annotation(path: Path) -> XmlAnnotation:
         raise DataError(f"{path} not found; expected {EXPECTED}")
     try:
         root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, UnicodeError) as exc:  # LookupError: an unknown declared encoding
         raise DataError(f"{path} is not valid XML ({exc}); expected {EXPECTED}") from exc
     size = root.find("size")
     if root.tag != "annotation" or size is None:

@@ -93,6 +93,9 @@ def _rel(path: Path, root: Path) -> str:
 # ---- manifests ---------------------------------------------------------------------------------
 
 
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".onnx"}
+
+
 def read_manifest(path: Path) -> dict[str, str]:
     """The ``{relpath: sha256}`` table of a manifest file (``{"files": {...}}``)."""
     try:
@@ -117,6 +120,13 @@ def verify_manifest(folder: Path, manifest: Path) -> dict[str, str]:
     """Hash every file a manifest lists and compare. Raises :class:`UserError` naming the first
     missing or mismatching file; returns the verified table."""
     expected = read_manifest(manifest)
+    unlisted = sorted(
+        p.relative_to(folder).as_posix() for p in Path(folder).rglob("*")
+        if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES and p.relative_to(folder).as_posix() not in expected
+    )
+    if unlisted:  # the model would load bytes no hash covers
+        raise UserError(f"checkpoint {folder}: weights file {unlisted[0]} is not listed in {manifest.name}, so it cannot be checked; "
+                        "restore the manifest, or re-fetch the checkpoint")
     for rel, digest in expected.items():
         file = folder / rel
         if not file.is_file():

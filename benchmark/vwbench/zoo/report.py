@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.results.atomic import atomic_write_bytes
 from vwbench.zoo.build import ENTRIES, ZOO_DIR, entry_folder
@@ -214,6 +215,18 @@ def _word_lines(board: dict) -> list[str]:
     ]
 
 
+def _read_log(log_file: Path, name: str) -> dict:
+    """A checkpoint's training log; a damaged one is a one-line :class:`UserError`."""
+    try:
+        log = json.loads(log_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UserError(f"{log_file}: not a readable training log ({type(exc).__name__}: {str(exc)[:120]}); restore it, "
+                        f"or rebuild with `vwbench zoo train --only {name}`") from None
+    if not isinstance(log, dict):
+        raise UserError(f"{log_file}: not a training log (a JSON object); restore it, or rebuild with `vwbench zoo train --only {name}`")
+    return log
+
+
 def _recorded_by_another(root: Path, name: str) -> tuple[str, dict] | None:
     """The record of unshipped model ``name`` that a shipped model trained on it keeps in its own
     training log (mini-sd's ``text_tower`` for mini-sd-text), as (that model, record)."""
@@ -223,7 +236,7 @@ def _recorded_by_another(root: Path, name: str) -> tuple[str, dict] | None:
         log_file = entry_folder(root, owner) / "training_log.json"
         if not log_file.is_file():
             continue
-        for value in json.loads(log_file.read_text()).values():
+        for value in _read_log(log_file, owner).values():
             if isinstance(value, dict) and value.get("folder") == name and isinstance(value.get("zero_shot_accuracy"), dict):
                 return owner, value
     return None
@@ -253,9 +266,13 @@ def write_zoo_report(
     out_dir = Path(out_dir)
     board = Path(board) if board is not None else out_dir / "leaderboard.json"
     board_data = read_leaderboard(board, str(board)) if board.is_file() else None
+    names = list(names or ENTRIES)
+    for name in ENTRIES:  # every log is read before anything is written: a damaged one leaves no half-written card
+        log_file = entry_folder(root, name) / "training_log.json"
+        if log_file.is_file():
+            _read_log(log_file, name)
     assets = out_dir / "zoo"
     assets.mkdir(parents=True, exist_ok=True)
-    names = list(names or ENTRIES)
     if measured is not None:
         source = [
             "procedural world by `vwbench zoo train` and shipped inside the package. Sizes, times and",
@@ -305,7 +322,7 @@ def write_zoo_report(
                 ]
             continue
         shipped = ENTRIES[name].shipped
-        log = json.loads(log_file.read_text())
+        log = _read_log(log_file, name)
         if measured is not None and name in measured:
             log = {**log, "quality": measured[name]}
         logs[name] = log

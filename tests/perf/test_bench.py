@@ -210,6 +210,29 @@ def test_rendering_the_stored_results_again_reproduces_the_measured_report(resul
     assert code == 0 and out.read_text() == measured
 
 
+def test_partial_or_foreign_reports_are_one_line_errors_or_skipped(results, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "perf.md"
+    write_report(results, out)
+    measured = out.read_text()
+    partial = {"schema": "vwbench.perf/1", "sections": {"detection": {"vwbench": {"median_step_seconds": 1}}}}
+    (tmp_path / "perf-old.json").write_text(json.dumps(partial))  # beside the report: skipped, not fatal
+    code, _, _ = _cli(monkeypatch, capsys, "--render", "--out", str(out))
+    assert code == 0 and out.read_text() == measured
+    full = json.loads(out.with_suffix(".json").read_text())
+    del full["sections"]["generation"]["vwbench"]["facts"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(full))
+    code, _, err = _cli(monkeypatch, capsys, "--project", "paper", "--costs", str(broken))
+    assert code == 2 and "generation section of these bench results is incomplete" in err and "Traceback" not in err
+    code, _, err = _cli(monkeypatch, capsys, "--project", "paper", "--costs", str(broken), "--sections", "detection,classification,generation")
+    assert code == 2 and "--costs prices stored results" in err
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "perf.json").write_text(json.dumps(partial))
+    code, _, err = _cli(monkeypatch, capsys, "--render", "--out", str(lone / "perf.md"))
+    assert code == 2 and "not a complete bench result" in err and not (lone / "perf.md").exists()
+
+
 def test_paper_models_draw_the_same_weights_in_every_process(monkeypatch):
     """Both sides of a comparison build the random-weight model in their own process: only a fixed
     seed lets their losses agree. The caller's random stream is left as it was."""

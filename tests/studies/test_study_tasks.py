@@ -192,6 +192,8 @@ def test_a_stored_result_is_reused(study_runs, study_tasks) -> None:
     ("args", "message"),
     [
         (["--task", "probe:clip", "--steps", "3"], "--steps sets word training steps; it does not apply to the study task probe:clip"),
+        (["--task", "probe:clip", "--steps", "0"], "--steps sets word training steps"),  # 0 is a given value (0 == False)
+        (["--task", "probe:clip", "--delta", "0"], "--delta"),
         (["--task", "probe:clip", "--transfer", "ridge"], "--transfer applies to word tasks and to align studies, not to probe:clip"),
         (["--task", "align:judge->clip", "--transfer", "anchor"], "with transfer anchor"),
         (["--task", "align:judge->clip", "--transfer", "no/such/method"], "--transfer no/such/method: no such file or folder"),

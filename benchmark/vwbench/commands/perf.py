@@ -63,6 +63,8 @@ def bench_command(
     if project is not None and sections is None:
         _print_projection(costs or out.with_suffix(".json"), as_json)
         return
+    if costs is not None:
+        raise UserError("--costs prices stored results, and --sections measures anew: drop one of them")
     chosen = parse_sections(sections)
     if tier == "paper":
         if sections is None:
@@ -137,7 +139,11 @@ def _print_projection(path: Path, as_json: bool) -> None:
 def _print_projection_of(results: dict, as_json: bool, source: Path | None = None) -> None:
     from vwbench.perf.project import project, render_projection
 
-    projection = project(results)
+    try:
+        projection = project(results)
+    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+        raise UserError(f"{source or 'these bench results'}: not a complete bench result ({type(exc).__name__}: {exc}); "
+                        "measure again with `vwbench bench`") from None
     if as_json:
         typer.echo(json.dumps(projection, indent=2))
         return

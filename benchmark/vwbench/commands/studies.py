@@ -42,7 +42,8 @@ def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
 def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_only: dict[str, Any], **options: Any) -> None:
     """``vwbench run --task FAMILY:...``: run a study task and print its numbers. ``word_only``
     holds the values of the options that apply to word tasks only (each must be unset)."""
-    given = [name for name, value in word_only.items() if value not in (None, [], False)]
+    # `is`, not `in`: 0 == False, and `--steps 0` or `--delta 0` are given values
+    given = [name for name, value in word_only.items() if not (value is None or value is False or value == [])]
     if given:
         raise UserError(f"{given[0]} {_WORD_ONLY.get(given[0], 'applies to word tasks')}; it does not apply to the study task {task}")
     from vwbench.registry.studies import StudyRegistry

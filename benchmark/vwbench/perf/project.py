@@ -49,14 +49,20 @@ def costs_from_results(results: dict[str, Any]) -> dict[str, Any]:
         )
     costs: dict[str, Any] = {}
     for name, family in FAMILY_OF_SECTION.items():
-        v = sections[name]["vwbench"]
-        images = v["facts"]["concepts"] * v["facts"]["images_per_concept"]
-        costs[family] = {
-            "seconds_per_word_step": seconds_per_word_step(v),
-            "prepare_seconds_per_image": v["seconds_prepare"] / images if images else 0.0,
-            "eval": v.get("eval"),
-            "facts": v["facts"],
-        }
+        try:
+            v = sections[name]["vwbench"]
+            images = int(v["facts"]["concepts"]) * int(v["facts"]["images_per_concept"])
+            costs[family] = {
+                "seconds_per_word_step": seconds_per_word_step(v),
+                "prepare_seconds_per_image": float(v["seconds_prepare"]) / images if images else 0.0,
+                "eval": v.get("eval"),
+                "facts": v["facts"],
+            }
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise UserError(f"the {name} section of these bench results is incomplete ({type(exc).__name__}: {exc}); "
+                            "measure again with `vwbench bench`, or pass --costs with a full perf.json") from None
+        if not costs[family]["seconds_per_word_step"] > 0:
+            raise UserError(f"the {name} section of these bench results has no positive cost per word-step; measure again with `vwbench bench`")
     return costs
 
 

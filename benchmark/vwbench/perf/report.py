@@ -306,9 +306,11 @@ def companion_reports(markdown_path: Path) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in sorted(markdown_path.parent.glob(f"{markdown_path.stem}-*.json")):
         try:
-            found.append((path.with_suffix(".md").name, read_results(path)))
-        except UserError:
+            entry = (path.with_suffix(".md").name, read_results(path))
+            _companions_md([entry])  # a partial or foreign report is skipped, never fatal to this one
+        except (UserError, *_INCOMPLETE):
             continue
+        found.append(entry)
     return found
 
 
@@ -372,10 +374,21 @@ def write_report(results: dict[str, Any], markdown_path: Path) -> tuple[Path, Pa
 
     markdown_path = Path(markdown_path)
     json_path = markdown_path.with_suffix(".json")
-    atomic_write_json(json_path, results, phase="perf")
     companions = [c for c in companion_reports(markdown_path) if c[0] != markdown_path.name]
-    atomic_write_bytes(markdown_path, render_markdown(results, companions).encode(), phase="perf")
+    text = _rendered(results, companions, json_path)  # before either file is written: both or neither
+    atomic_write_json(json_path, results, phase="perf")
+    atomic_write_bytes(markdown_path, text.encode(), phase="perf")
     return markdown_path, json_path
+
+
+_INCOMPLETE = (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError)
+
+
+def _rendered(results: dict[str, Any], companions: list[tuple[str, dict[str, Any]]], source: Path) -> str:
+    try:
+        return render_markdown(results, companions)
+    except _INCOMPLETE as exc:
+        raise UserError(f"{source} is not a complete bench result ({type(exc).__name__}: {exc}); measure again with `vwbench bench`") from None
 
 
 def rerender_report(markdown_path: Path) -> Path:
@@ -388,7 +401,10 @@ def rerender_report(markdown_path: Path) -> Path:
         raise UserError(f"--render: no stored bench results at {json_path}; measure first with `vwbench bench --out {markdown_path}`")
     results = read_results(json_path)
     if "projection" in results:
-        results["projection"] = project(results)
+        try:
+            results["projection"] = project(results)
+        except _INCOMPLETE as exc:
+            raise UserError(f"{json_path} is not a complete bench result ({type(exc).__name__}: {exc}); measure again with `vwbench bench`") from None
     write_report(results, Path(markdown_path))
     return Path(markdown_path)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import vwbench
 from vwbench.errors import UserError
 from vwbench.progress import NullReporter, Reporter
@@ -131,6 +133,8 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
             for e in spec.encoders
         ],
         "transfer": prepared.key if prepared is not None else None,
+        # fp16 on a GPU computes other features than fp32 (float32 keys stay as they were)
+        **({"dtype": str(dtype).replace("torch.", "")} if dtype != torch.float32 else {}),
     })
     path = result_path(options.out_dir, spec, method_label, key)
     seed = int(settings.get("seed", 0))

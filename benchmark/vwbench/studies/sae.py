@@ -38,7 +38,7 @@ MIN_PAIRS = 16
 @dataclass(frozen=True)
 class SaeSettings:
     """What to train and measure. Defaults: ~30 s of one CPU core for 2,000 pairs at d = 128
-    (11 SAEs of 512 concepts, 1,000 Adam steps each).
+    (10 SAEs of 512 concepts, 1,000 Adam steps each: the 6 sweep levels, 2 more seeds and 2 data halves).
 
     ``topk_levels``: k values swept for TopK; ``l1_levels``: L1 coefficients swept for ReLU.
     ``reference``: the (kind, level) whose dictionary the stability, modality and bridge analyses

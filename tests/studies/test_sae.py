@@ -111,6 +111,25 @@ def test_stability_planted_beats_noise(planted_study) -> None:
     assert m["stability/data/mean"] > noise_m["stability/data/mean"] + 0.2
 
 
+def test_stability_leaves_dead_concepts_out_and_reports_the_untrained_start() -> None:
+    """A dead concept keeps its starting row: counted, it scores the starts' similarity, not what
+    training learned. Here one dictionary's live rows match, and its dead rows are identical starts
+    that would have pulled the mean up to 1."""
+    from vwbench.studies import sae_metrics as sm
+
+    rng = np.random.default_rng(0)
+    live_a, live_b = rng.standard_normal((4, 8)), rng.standard_normal((4, 8))  # unrelated live concepts
+    dead = rng.standard_normal((4, 8))
+    a, b = np.vstack([live_a, dead]), np.vstack([live_b, dead])
+    freq = np.array([0.3, 0.2, 0.1, 0.05, 0, 0, 0, 0])
+    row = sm.stability_row("seed", "s0", "s1", a, b, freq, freq, init_a=a, init_b=a)
+    matched, _ = sm.match_dictionaries(live_a, live_b)
+    assert row.mean == pytest.approx(float(matched.mean())) and row.mean < 0.9
+    assert (row.alive_a, row.alive_b) == (4, 4) and row.init == pytest.approx(1.0)  # same starts
+    all_rows, _ = sm.match_dictionaries(a, b)
+    assert float(all_rows.mean()) > row.mean  # what counting the dead rows reported
+
+
 def test_report_is_flat_finite_and_json(planted_study) -> None:
     report = planted_study[0]
     m = report.metrics()

@@ -40,7 +40,7 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "align": ("zero_shot_acc_mapped", "zero_shot_acc_target", "linear_probe_acc_source", "map_cosine_heldout", "agreement_with_target"),
     "sae": (
-        "reference/fvu", "reference/l0", "stability/seed/mean", "stability/data/mean", "stability/chance",
+        "reference/fvu", "reference/l0", "stability/seed/mean", "stability/seed/init", "stability/data/mean", "stability/chance",
         "modality/frac_image_only", "modality/frac_text_only", "modality/frac_bimodal", "bridge/top_score",
     ),
 }

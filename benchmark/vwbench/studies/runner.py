@@ -32,7 +32,7 @@ from vwbench.results.provenance import StageTimer, compute_environment, git_comm
 from vwbench.results.schema import RunResult, read_result
 from vwbench.studies import PAIRED_FAMILIES, study_family
 
-STUDY_CODE_VERSION = 1
+STUDY_CODE_VERSION = 2  # 2: sae stability over live concepts, with the untrained-start baseline
 """Part of every study result's key: bump it when a family's computation changes meaning."""
 
 

@@ -5,7 +5,8 @@ Spaces" (Papadimitriou et al., arXiv 2504.11695) on aligned pairs ``image_emb[n]
 
 1. reconstruction (FVU) vs sparsity (mean L0) for TopK and ReLU+L1 SAEs over a sweep of levels;
 2. stability of the learned dictionary across seeds and across two disjoint halves of the pairs
-   (Hungarian matching on cosine), split by firing frequency;
+   (Hungarian matching on cosine of the concepts that fire; dead ones keep their starting row),
+   split by firing frequency, beside the same matching of the untrained starting dictionaries;
 3. each concept's modality share (image vs text activation mass);
 4. the Bridge Score between concept pairs and the top bridging pairs.
 
@@ -173,6 +174,7 @@ class SaeFit:
     dictionary: np.ndarray
     codes: np.ndarray
     reconstruction: np.ndarray
+    initial: np.ndarray | None = None  # the untrained starting dictionary [c, d] (the stability baseline)
 
 
 def train_sae(x: torch.Tensor, kind: str, level: float, n_concepts: int, settings: SaeSettings,
@@ -226,6 +228,18 @@ class _ShuffledBatches:
 
 
 @torch.no_grad()
+def initial_rows(x: torch.Tensor, n_concepts: int, seed: int) -> torch.Tensor:
+    """The unit-norm starting dictionary ``[c, d]`` of a run with ``seed`` on ``x``: jittered
+    training rows, drawn from the seed's own generator."""
+    g = torch.Generator().manual_seed(seed)
+    n, dim = x.shape
+    c = n_concepts
+    idx = torch.randperm(n, generator=g)[:c] if c <= n else torch.randint(n, (c,), generator=g)
+    init = x[idx] + 0.01 / dim**0.5 * torch.randn(c, dim, generator=g)
+    return init / init.norm(dim=1, keepdim=True)
+
+
+@torch.no_grad()
 def _init_from_data(model: torch.nn.Module, x: torch.Tensor, seed: int) -> None:
     """Start every concept at a (jittered) training row, decoder and encoder alike.
 
@@ -233,12 +247,7 @@ def _init_from_data(model: torch.nn.Module, x: torch.Tensor, seed: int) -> None:
     on small data and recovers planted directions poorly; data init with the encoder set to the
     decoder's transpose (as Gao et al. 2024 tie them at init) keeps nearly all concepts alive.
     """
-    g = torch.Generator().manual_seed(seed)
-    n, dim = x.shape
-    c = model.nb_concepts
-    idx = torch.randperm(n, generator=g)[:c] if c <= n else torch.randint(n, (c,), generator=g)
-    init = x[idx] + 0.01 / dim**0.5 * torch.randn(c, dim, generator=g)
-    init = init / init.norm(dim=1, keepdim=True)
+    init = initial_rows(x, model.nb_concepts, seed)
     model.dictionary._weights.copy_(init)
     linear = model.encoder.final_block[0]  # overcomplete's "linear" encoder: Linear -> Identity -> ReLU
     linear.weight.copy_(init)
@@ -259,10 +268,12 @@ def encode(model: torch.nn.Module, x: torch.Tensor, chunk: int = 8192) -> tuple[
 def fit(x_train: torch.Tensor, x_eval: torch.Tensor, kind: str, level: float, settings: SaeSettings,
         seed: int) -> SaeFit:
     """Train on ``x_train`` and evaluate codes on ``x_eval``."""
-    model = train_sae(x_train, kind, level, settings.concepts_for(x_train.shape[1]), settings, seed)
+    n_concepts = settings.concepts_for(x_train.shape[1])
+    model = train_sae(x_train, kind, level, n_concepts, settings, seed)
     codes, recon = encode(model, x_eval)
     dictionary = model.get_dictionary().detach().numpy().astype(np.float64)
-    return SaeFit(kind, float(level), seed, dictionary, codes, recon)
+    initial = initial_rows(x_train, n_concepts, seed).numpy().astype(np.float64)
+    return SaeFit(kind, float(level), seed, dictionary, codes, recon, initial)
 
 
 @dataclass
@@ -312,7 +323,7 @@ class SaeReport:
         m["reference/l0"], m["reference/fvu"] = ref.l0, ref.fvu
         for comparison in ("seed", "data"):
             rows = [r for r in self.stability if r.comparison == comparison]
-            for key in ("mean", *sm.FREQUENCY_BUCKETS):
+            for key in ("mean", *sm.FREQUENCY_BUCKETS, "init"):
                 m[f"stability/{comparison}/{key}"] = float(np.mean([getattr(r, key) for r in rows]))
         m["stability/chance"] = self.stability_chance
         mod = self.modality
@@ -367,15 +378,16 @@ def run_sae_study(image_emb: Any, text_emb: Any, settings: SaeSettings | None = 
     stability = []
     for a in range(len(runs)):
         for b in range(a + 1, len(runs)):
-            stability.append(sm.stability_row("seed", f"seed{runs[a].seed}", f"seed{runs[b].seed}",
-                                              runs[a].dictionary, runs[b].dictionary, sm.firing_frequency(runs[a].codes)))
+            stability.append(sm.stability_row("seed", f"seed{runs[a].seed}", f"seed{runs[b].seed}", runs[a].dictionary, runs[b].dictionary,
+                                              sm.firing_frequency(runs[a].codes), sm.firing_frequency(runs[b].codes), runs[a].initial, runs[b].initial))
     perm = np.random.default_rng(settings.seed).permutation(n)
     halves = []
     for part in (perm[: n // 2], perm[n // 2:]):
         idx = torch.from_numpy(np.sort(part))
         halves.append(fit(torch.cat([img[idx], txt[idx]]), x, kind, level, settings, settings.seed))
     stability.append(sm.stability_row("data", "half_a", "half_b", halves[0].dictionary, halves[1].dictionary,
-                                      sm.firing_frequency(halves[0].codes)))
+                                      sm.firing_frequency(halves[0].codes), sm.firing_frequency(halves[1].codes),
+                                      halves[0].initial, halves[1].initial))
 
     codes_img, codes_txt = ref.codes[:n], ref.codes[n:]
     shares = sm.modality_shares(codes_img, codes_txt)

@@ -14,6 +14,7 @@ Vision-Language Model Embedding Spaces" (Papadimitriou et al., arXiv 2504.11695)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,8 +70,13 @@ def frequency_buckets(freq: np.ndarray) -> dict[str, np.ndarray]:
 
 @dataclass
 class StabilityRow:
-    """Mean matched cosine between two dictionaries, overall and by firing-frequency tercile
-    (the frequency of the first run's concepts)."""
+    """Mean matched cosine between the *live* concepts of two dictionaries (those that fire on
+    the data), overall and by firing-frequency tercile of the first run's live concepts; and
+    ``init``, the same matching between the two runs' untrained starting dictionaries.
+
+    Dead concepts are left out: they never receive a gradient, so they keep their starting
+    direction (a training row, :func:`vwbench.studies.sae._init_from_data`), and two such starts
+    already match closely on data whose rows are alike. ``init`` is that no-learning level."""
 
     comparison: str  # "seed" or "data"
     run_a: str
@@ -79,17 +85,30 @@ class StabilityRow:
     rare: float
     medium: float
     frequent: float
+    init: float = float("nan")
+    alive_a: int = 0
+    alive_b: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def stability_row(comparison: str, run_a: str, run_b: str, dict_a: np.ndarray, dict_b: np.ndarray,
-                  freq_a: np.ndarray) -> StabilityRow:
-    """Match ``dict_a`` to ``dict_b`` and summarise the matched cosines."""
-    matched, _ = match_dictionaries(dict_a, dict_b)
-    by_bucket = {name: float(np.nanmean(matched[idx])) for name, idx in frequency_buckets(freq_a).items()}
-    return StabilityRow(comparison, run_a, run_b, float(np.nanmean(matched)), **by_bucket)
+                  freq_a: np.ndarray, freq_b: np.ndarray, init_a: np.ndarray, init_b: np.ndarray) -> StabilityRow:
+    """Match the live rows of ``dict_a`` to those of ``dict_b`` and summarise the matched cosines
+    (a live row of the larger side may stay unmatched and is left out); ``init_*`` are the runs'
+    starting dictionaries, matched over the same rows."""
+    live_a, live_b = np.flatnonzero(freq_a > 0), np.flatnonzero(freq_b > 0)
+    if live_a.size == 0 or live_b.size == 0:
+        nan = float("nan")
+        return StabilityRow(comparison, run_a, run_b, nan, nan, nan, nan, nan, int(live_a.size), int(live_b.size))
+    matched, _ = match_dictionaries(dict_a[live_a], dict_b[live_b])
+    start, _ = match_dictionaries(init_a[live_a], init_b[live_b])
+    with warnings.catch_warnings():  # a tercile of few live concepts may be empty
+        warnings.simplefilter("ignore", RuntimeWarning)
+        by_bucket = {name: float(np.nanmean(matched[idx])) for name, idx in frequency_buckets(freq_a[live_a]).items()}
+        return StabilityRow(comparison, run_a, run_b, float(np.nanmean(matched)), **by_bucket,
+                            init=float(np.nanmean(start)), alive_a=int(live_a.size), alive_b=int(live_b.size))
 
 
 def random_dictionary_stability(dictionary: np.ndarray, seed: int) -> float:

@@ -50,6 +50,8 @@ def check_instances(data: object, path: Path | str) -> None:
     names: set = set()
     for i, entry in enumerate(data["images"]):
         name = entry.get("file_name")
+        if not isinstance(name, str):
+            continue  # a missing or non-text file_name is the reader's error to report
         if name in names:  # two entries of one photo could put it in training and held out at once
             raise DataError(f"{path}: images[{i}] repeats file_name {name!r}; list each image once, with all its boxes")
         names.add(name)

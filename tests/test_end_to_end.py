@@ -136,6 +136,15 @@ def test_words_too_long_for_a_text_context_fail_before_training(tiny_tasks, tmp_
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "words of 200 vectors do not fit its prompt" in proc.stderr.splitlines()[-1] and "lower n_vectors" in proc.stderr
     assert not (out / "words").exists() and not (out / "results").exists()
+    # a sweep's word-unit job (Ray, Slurm) checks its source before training too
+    from vwbench.errors import UserError
+    from vwbench.registry import TaskRegistry
+    from vwbench.runner import RunOptions
+    from vwbench.units import _context
+
+    task = TaskRegistry.from_dir(broken).get("clip->owlv2", "synth-tiny")
+    with pytest.raises(UserError, match="words of 200 vectors do not fit"):
+        _context(task, RunOptions(out_dir=out, device="cpu", threads=1))
 
 
 def test_a_result_key_holds_the_held_out_data_and_a_non_float32_dtype(tiny_tasks):

@@ -221,6 +221,7 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
     hp = resolve_hyperparameters(task, first)
     split = load_split(task, hp, dataset_loader(task.dataset.loader), first.data_root)
     source, ckpt = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir).get(task.source, "source")
+    source.check_word_fits(hp.n_vectors)  # the targets are checked when each run evaluates
     plans = [plan_words(source, ckpt, split, hp, _fracture(options, split)) for options in runs]
     obtain_words_together(source, split, hp, plans, first.out_dir, reporter)
 

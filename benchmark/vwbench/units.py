@@ -72,6 +72,7 @@ def _context(task: TaskSpec, options: Any) -> _Context:
         device, dtype = compute_setup(options.device, options.threads)
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
         source, ckpt = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir).get(task.source, "source")
+        source.check_word_fits(hp.n_vectors)  # the target is checked by the result job, which loads it
         plan = plan_words(source, ckpt, split, hp, _fracture(options, split))
         _CONTEXTS[marker] = _Context(split, hp, source, plan, words_path(options.out_dir, split, source.family, plan.key))
     return _CONTEXTS[marker]

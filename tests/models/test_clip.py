@@ -152,6 +152,13 @@ def test_missing_or_unsupported_checkpoints_are_reported(clip_dir: Path, tmp_pat
     (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="roberta-base"):
         OpenClipAdapter.from_pretrained(tmp_path)
+    # a tower that pools elsewhere, or tokenizes with another tokenizer, would be scored wrongly
+    for key, value, message in (("pool_type", "first", "pool_type 'first'"), ("hf_tokenizer_name", "some/tokenizer", "some/tokenizer")):
+        changed = json.loads((clip_dir / "open_clip_config.json").read_text())
+        changed["model_cfg"]["text_cfg"][key] = value
+        (tmp_path / "open_clip_config.json").write_text(json.dumps(changed))
+        with pytest.raises(CheckpointError, match=message):
+            OpenClipAdapter.from_pretrained(tmp_path)
 
 
 # ---- vocabulary -------------------------------------------------------------------------------

@@ -119,6 +119,12 @@ def _check_config(path: Path) -> None:
             f"{path}: text tower is the HF model {text_cfg['hf_model_name']!r}; only open_clip's own "
             f"CLIP text transformer can take spliced word vectors"
         )
+    # the adapter tokenizes with CLIP's BPE and pools at the end-of-text position; a tower that
+    # pools elsewhere or tokenizes otherwise would be scored wrongly without an error
+    if text_cfg.get("pool_type", "argmax") not in ("argmax", "eos"):
+        raise CheckpointError(f"{path}: text pool_type {text_cfg['pool_type']!r}; vwbench pools at the end-of-text token (argmax or eos)")
+    if text_cfg.get("hf_tokenizer_name"):
+        raise CheckpointError(f"{path}: text tokenizer {text_cfg['hf_tokenizer_name']!r}; vwbench reads words with CLIP's own BPE tokenizer")
 
 
 def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:

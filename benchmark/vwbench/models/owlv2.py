@@ -51,7 +51,10 @@ from vwbench.models.words import (  # noqa: E402
 )
 from vwbench.predictions import BoxPredictions, Predictions  # noqa: E402
 
-PAD_VALUE = 0.5  # OWLv2 pads images to a square with gray (in [0, 1] pixel units)
+# OWLv2 pads images to a square with gray (in [0, 1] pixel units), as the original scenic OWL-ViT /
+# OWLv2 inference code does; transformers 5's Owlv2ImageProcessor pads with 0.0 (black), so on
+# non-square images the stock processor's logits differ from these (by up to 3.8 on a 64x48 image)
+PAD_VALUE = 0.5
 DEFAULT_MAX_DETECTIONS = 100
 IMAGE_BATCH_SIZE = 8
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -81,6 +82,27 @@ def test_an_unshipped_model_not_built_here_keeps_the_numbers_its_user_recorded(t
     assert "mini-sd's training log recorded" in section and "`cb05c213e5e3...`" in section
     assert "| synth-voc | 0.884 |" in section
     assert "| mini-sd-text | ? | not built here (not shipped) | 27.9 min | ? |" in text
+
+
+def test_a_card_rewritten_where_an_unshipped_model_is_not_built_keeps_its_built_section(tmp_path, monkeypatch):
+    """The committed card was written where mini-sd-text was built; rewriting it elsewhere keeps
+    that model's row, section and quality numbers instead of replacing them by "not built"."""
+    monkeypatch.setenv("VWBENCH_ZOO_BUILD", str(tmp_path / "build"))
+    root = tmp_path / "zoo"
+    (root / "mini-sd").mkdir(parents=True)
+    (root / "mini-sd" / "training_log.json").write_text(json.dumps({"parameters": 4_000_000}))
+    built = tmp_path / "build" / "mini-sd-text"
+    built.mkdir(parents=True)
+    (built / "training_log.json").write_text(json.dumps({"parameters": 3_430_000, "quality": {"synth-voc": 0.884}}))
+    out = tmp_path / "board"
+    measured = {"mini-sd": {"datasets": {}}, "mini-sd-text": {"synth-voc": 0.884}}
+    first = write_zoo_report(out, root, names=["mini-sd-text", "mini-sd"], measured=measured).read_text()
+    assert "| mini-sd-text | 3.43M |" in first
+    shutil.rmtree(built)  # another machine: mini-sd-text is not built there
+    second = write_zoo_report(out, root, names=["mini-sd-text", "mini-sd"], measured={"mini-sd": {"datasets": {}}}).read_text()
+    section = lambda text: text.split("## mini-sd-text", 1)[1].split("## mini-sd\n", 1)[0]  # noqa: E731
+    assert "| mini-sd-text | 3.43M |" in second and section(second) == section(first) and "Not built" not in section(second)
+    assert json.loads((out / "zoo" / "quality.json").read_text())["mini-sd-text"] == {"synth-voc": 0.884}
 
 
 def _board(in_domain: dict[str, float], moved: dict[tuple[str, str], float]) -> dict:

@@ -242,6 +242,35 @@ def _recorded_by_another(root: Path, name: str) -> tuple[str, dict] | None:
     return None
 
 
+def _previous_quality(path: Path) -> dict[str, Any]:
+    """The quality numbers stored beside the previous card (``zoo/quality.json``), if readable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _previous_card(out_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """From the card already at ``out_dir/zoo.md``: each model's checkpoints-table row and its
+    section, as written where that model was built (so a machine without an unshipped model's
+    build keeps what the card said of it instead of dropping it)."""
+    try:
+        text = (Path(out_dir) / "zoo.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}, {}
+    rows, sections = {}, {}
+    for name in ENTRIES:
+        row = next((line for line in text.splitlines() if line.startswith(f"| {name} |")), None)
+        marker = f"\n## {name}\n"
+        if row is None or marker not in text:
+            continue
+        section = text.split(marker, 1)[1].split("\n## ", 1)[0]
+        if "Not built" not in section:  # only what a build wrote
+            rows[name], sections[name] = row, f"## {name}\n{section}".rstrip("\n")
+    return rows, sections
+
+
 def _wall_time(log: dict) -> str:
     for key in ("wall_s", "wall_time_s", "phases_wall_s"):
         value = log.get(key)
@@ -272,6 +301,8 @@ def write_zoo_report(
         if log_file.is_file():
             _read_log(log_file, name)
     assets = out_dir / "zoo"
+    previous_rows, previous_sections = _previous_card(out_dir)
+    previous_quality = _previous_quality(assets / "quality.json")
     assets.mkdir(parents=True, exist_ok=True)
     if measured is not None:
         source = [
@@ -280,7 +311,10 @@ def write_zoo_report(
             "measured by `vwbench zoo check` on the current datasets when this page was written",
             "(`vwbench zoo report --measure`; also in `zoo/quality.json`).",
         ]
-        atomic_write_bytes(assets / "quality.json", (json.dumps(measured, indent=2, default=str) + "\n").encode())
+        kept = {n: q for n, q in previous_quality.items() if n not in measured and n in previous_sections}  # not built here
+        merged = {**measured, **kept}
+        ordered = {n: merged[n] for n in ENTRIES if n in merged} | merged  # the zoo's order, as the card's
+        atomic_write_bytes(assets / "quality.json", (json.dumps(ordered, indent=2, default=str) + "\n").encode())
     else:
         source = [
             "procedural world by `vwbench zoo train` and shipped inside the package. Every number below is",
@@ -307,6 +341,11 @@ def write_zoo_report(
     for name in names:
         folder = entry_folder(root, name)
         log_file = folder / "training_log.json"
+        if not log_file.is_file() and not ENTRIES[name].shipped and name in previous_sections:
+            # not built on this machine: keep what the card said where it was built
+            summary.append(previous_rows[name])
+            sections += [previous_sections[name], ""]
+            continue
         if not log_file.is_file():
             sections += [f"## {name}", "", f"Not built: `vwbench zoo train --only {name}`.", ""]
             recorded = _recorded_by_another(root, name)

@@ -20,7 +20,7 @@ from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, remove
 from vwbench.results.locks import compute_once
 from vwbench.results.provenance import compute_environment, git_commit, library_versions, utc_now
 from vwbench.results.schema import RunResult, read_result
-from vwbench.results.words_store import WordSet, cache_key, load_wordset, save_wordset
+from vwbench.results.words_store import WordSet, cache_key, dtype_key_part, load_wordset, save_wordset
 from vwbench.training import TrainConfig, choose_init_words, train_words
 from vwbench.training.init_words import concept_exclusions
 from vwbench.training.state import TrainState, load_train_state, save_train_state
@@ -80,9 +80,8 @@ def plan_words(source: ConceptModel, source_ckpt, split: DatasetSplit, hp, fract
         "init_words": init_words,
         "hp": hp.model_dump(mode="json"),
         "trainer": TRAINER_VERSION,
+        **dtype_key_part(source.dtype),
     }
-    if source.dtype != torch.float32:  # words trained in fp16 on a GPU are other words than fp32 ones
-        key_parts["dtype"] = str(source.dtype).replace("torch.", "")
     if fracture is not None:  # the delta-ball experiment (vwbench.training.fracture)
         key_parts["fracture"] = fracture.describe()
     return WordsPlan(cache_key(key_parts), key_parts, concepts, trials, init_words)
@@ -380,9 +379,7 @@ def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, d
     }
     if evaluators:
         parts["evaluator_files"] = evaluators
-    if dtype != torch.float32:
-        parts["dtype"] = str(dtype).replace("torch.", "")
-    return cache_key(parts)
+    return cache_key({**parts, **dtype_key_part(dtype)})
 
 
 def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Reporter) -> RunResult | None:

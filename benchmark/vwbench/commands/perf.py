@@ -138,12 +138,10 @@ def _print_projection(path: Path, as_json: bool) -> None:
 
 def _print_projection_of(results: dict, as_json: bool, source: Path | None = None) -> None:
     from vwbench.perf.project import project, render_projection
+    from vwbench.perf.report import complete_result
 
-    try:
+    with complete_result(source or "these bench results"):
         projection = project(results)
-    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
-        raise UserError(f"{source or 'these bench results'}: not a complete bench result ({type(exc).__name__}: {exc}); "
-                        "measure again with `vwbench bench`") from None
     if as_json:
         typer.echo(json.dumps(projection, indent=2))
         return

@@ -46,7 +46,7 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
     """The ``check`` section for the results matching ``specs`` (``DATASET:TASK:TRANSFER``, each
     part a glob; ``all`` for every result). A study task's name holds a colon itself
     (``synth-imagenet:probe:clip:probe``): the first part is the dataset, the last the transfer."""
-    if not math.isfinite(tolerance) or tolerance < 0:
+    if not _valid_tolerance(tolerance):
         raise UserError(f"--tolerance {tolerance}: give a finite number >= 0 (an absolute drop in metric units)")
     entries = []
     for spec in specs:
@@ -90,10 +90,15 @@ def load_check(baseline: Path) -> dict[str, Any]:
     return check
 
 
+def _valid_tolerance(value: Any) -> bool:
+    """A finite number >= 0 (not a bool, not NaN: a NaN tolerance would pass every check)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+
+
 def _check_problem(check: dict[str, Any]) -> str | None:
     """What is wrong with a stored check section, or None."""
     tolerance = check.get("tolerance")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
+    if not _valid_tolerance(tolerance):
         return f"tolerance {tolerance!r} is not a finite number >= 0"
     entries = check["entries"]
     if not isinstance(entries, list):
@@ -104,7 +109,7 @@ def _check_problem(check: dict[str, Any]) -> str | None:
         for name, kind in _ENTRY_FIELDS.items():
             if isinstance(e.get(name), bool) or not isinstance(e.get(name), kind):
                 return f"entry {i}: {name} missing or not a {getattr(kind, '__name__', 'number')}"
-        if "tolerance" in e and (isinstance(e["tolerance"], bool) or not isinstance(e["tolerance"], (int, float)) or not math.isfinite(e["tolerance"]) or e["tolerance"] < 0):
+        if "tolerance" in e and not _valid_tolerance(e["tolerance"]):
             return f"entry {i}: tolerance {e['tolerance']!r} is not a finite number >= 0"
     return None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -246,20 +248,18 @@ def _memory_md(rows: list[dict], device: str) -> list[str]:
     return lines + [""]
 
 
+def _ordered(mapping: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    """``mapping`` with the keys of ``order`` first, in that order, then any others: a stored .json
+    has its keys sorted, and a report rendered again from it must read as the measuring run's."""
+    known = {name: mapping[name] for name in order if name in mapping}
+    return {**known, **{k: v for k, v in mapping.items() if k not in known}}
+
+
 def _in_order(sections: dict[str, Any]) -> dict[str, Any]:
-    """``sections`` in the bench's order (a stored .json has its keys sorted)."""
+    """``sections`` in the bench's order."""
     from vwbench.perf.sections import SECTIONS
 
-    known = {name: sections[name] for name in SECTIONS if name in sections}
-    return {**known, **{k: v for k, v in sections.items() if k not in known}}
-
-
-def _versions_in_order(versions: dict[str, str]) -> dict[str, str]:
-    """Python, then the packages in ``_PACKAGES`` order, then any others (a stored .json has its keys
-    sorted, so a report rendered again from it must not depend on the stored order)."""
-    order = ("python", *_PACKAGES)
-    known = {name: versions[name] for name in order if name in versions}
-    return {**known, **{k: v for k, v in versions.items() if k not in known}}
+    return _ordered(sections, SECTIONS)
 
 
 def _companions_md(companions: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -332,7 +332,7 @@ def render_markdown(results: dict[str, Any], companions: list[tuple[str, dict[st
         f"- torch threads per process: {opts.get('threads') or 'torch default'}; device {opts['device']}, {opts['dtype']}",
         f"- load average at start / end: {machine.get('load_average')} / {results.get('load_average_end')} "
         "(other work on the machine slows every measurement; the two sides of a ratio run one after the other)",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in _versions_in_order(versions).items()),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in _ordered(versions, ("python", *_PACKAGES)).items()),
         "",
         "Every measured thing ran in a fresh process. Ratios are speeds: word-steps per second for training "
         "(a word-step is one optimizer step of one word on its batch of 8 images), seconds for mAP and the suite. "
@@ -375,7 +375,8 @@ def write_report(results: dict[str, Any], markdown_path: Path) -> tuple[Path, Pa
     markdown_path = Path(markdown_path)
     json_path = markdown_path.with_suffix(".json")
     companions = [c for c in companion_reports(markdown_path) if c[0] != markdown_path.name]
-    text = _rendered(results, companions, json_path)  # before either file is written: both or neither
+    with complete_result(json_path):  # rendered before either file is written: both or neither
+        text = render_markdown(results, companions)
     atomic_write_json(json_path, results, phase="perf")
     atomic_write_bytes(markdown_path, text.encode(), phase="perf")
     return markdown_path, json_path
@@ -384,9 +385,12 @@ def write_report(results: dict[str, Any], markdown_path: Path) -> tuple[Path, Pa
 _INCOMPLETE = (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError)
 
 
-def _rendered(results: dict[str, Any], companions: list[tuple[str, dict[str, Any]]], source: Path) -> str:
+@contextmanager
+def complete_result(source: Path | str) -> Iterator[None]:
+    """Reading a bench result that lacks a field (hand-edited, cut short, another version) is a
+    one-line :class:`UserError` naming ``source``, not the KeyError or ZeroDivisionError inside."""
     try:
-        return render_markdown(results, companions)
+        yield
     except _INCOMPLETE as exc:
         raise UserError(f"{source} is not a complete bench result ({type(exc).__name__}: {exc}); measure again with `vwbench bench`") from None
 
@@ -401,10 +405,8 @@ def rerender_report(markdown_path: Path) -> Path:
         raise UserError(f"--render: no stored bench results at {json_path}; measure first with `vwbench bench --out {markdown_path}`")
     results = read_results(json_path)
     if "projection" in results:
-        try:
+        with complete_result(json_path):
             results["projection"] = project(results)
-        except _INCOMPLETE as exc:
-            raise UserError(f"{json_path} is not a complete bench result ({type(exc).__name__}: {exc}); measure again with `vwbench bench`") from None
     write_report(results, Path(markdown_path))
     return Path(markdown_path)
 

@@ -37,6 +37,12 @@ def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def dtype_key_part(dtype: torch.dtype) -> dict[str, str]:
+    """What a cache key adds for the compute dtype: nothing for float32 (so keys made before the
+    dtype was keyed stay valid), its name otherwise (fp16 on a GPU computes other numbers)."""
+    return {} if dtype == torch.float32 else {"dtype": str(dtype).replace("torch.", "")}
+
+
 def tensor_checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
     """sha256 over the tensors' names, shapes, dtypes and bytes and the other metadata, stored in
     the file's metadata: a file that parses but whose bytes changed is caught on read."""

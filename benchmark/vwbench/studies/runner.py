@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import vwbench
 from vwbench.errors import UserError
 from vwbench.progress import NullReporter, Reporter
@@ -102,7 +100,7 @@ def _columns(rows: list[dict]) -> list[str]:
 def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None = None) -> tuple[RunResult, Path]:
     """Run one study task and store its result (or reuse the stored one); returns
     ``(RunResult, result_path)``."""
-    from vwbench.results.words_store import cache_key
+    from vwbench.results.words_store import cache_key, dtype_key_part
     from vwbench.runner import compute_setup
     from vwbench.studies.encoders import EncoderCache
     from vwbench.studies.families import StudyContext
@@ -133,8 +131,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
             for e in spec.encoders
         ],
         "transfer": prepared.key if prepared is not None else None,
-        # fp16 on a GPU computes other features than fp32 (float32 keys stay as they were)
-        **({"dtype": str(dtype).replace("torch.", "")} if dtype != torch.float32 else {}),
+        **dtype_key_part(dtype),
     })
     path = result_path(options.out_dir, spec, method_label, key)
     seed = int(settings.get("seed", 0))

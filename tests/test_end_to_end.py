@@ -147,6 +147,32 @@ def test_words_too_long_for_a_text_context_fail_before_training(tiny_tasks, tmp_
         _context(task, RunOptions(out_dir=out, device="cpu", threads=1))
 
 
+def test_words_that_fit_the_source_but_not_the_target_fail_before_word_jobs_train(tiny_tasks, tmp_path):
+    """A sweep's word-unit jobs and a delta sweep train on the source and leave evaluation to
+    other jobs: they check the target's context before training too (the tiny OWLv2 has 16
+    positions, the tiny CLIP 32, so 20 vectors fit only the CLIP)."""
+    from vwbench.errors import UserError
+    from vwbench.registry import TaskRegistry
+    from vwbench.runner import RunOptions, train_delta_words
+    from vwbench.units import _context
+
+    tasks = tmp_path / "tasks"
+    shutil.copytree(tiny_tasks, tasks)
+    path = tasks / "datasets" / "synth-tiny.yaml"
+    dataset = yaml.safe_load(path.read_text())
+    dataset["settings"] = {"hyperparameters": {"n_vectors": 20}}
+    path.write_text(yaml.safe_dump(dataset))
+    registry = TaskRegistry.from_dir(tasks)
+    out = tmp_path / "o"
+    _context(registry.get("clip->clip", "synth-tiny"), RunOptions(out_dir=out, device="cpu", threads=1))  # fits the CLIP
+    task = registry.get("clip->owlv2", "synth-tiny")
+    with pytest.raises(UserError, match="owlv2: words of 20 vectors do not fit"):
+        _context(task, RunOptions(out_dir=out, device="cpu", threads=1))
+    with pytest.raises(UserError, match="owlv2: words of 20 vectors do not fit"):
+        train_delta_words(task, [RunOptions(out_dir=out, device="cpu", threads=1, steps=2, delta=d) for d in (0.1, 1.0)])
+    assert not (out / "words").exists()
+
+
 def test_a_result_key_holds_the_held_out_data_and_a_non_float32_dtype(tiny_tasks):
     import torch
 

@@ -115,21 +115,28 @@ def load_unit_word(path: Path, key: str, word_key: str) -> WordSet | None:
 
 def train_plan_words(
     source: ConceptModel, split: DatasetSplit, hp, plan: WordsPlan, which: list[int], reporter: Reporter, state_path: Path
-) -> tuple[torch.Tensor, list[float], dict]:
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Train the words ``which`` (indices into the plan) together, continuing from the training
     checkpoint at ``state_path`` if one for exactly these words exists. Returns the vectors
-    ``[len(which), n, dim]``, the mean loss curve and the fracturing facts."""
-    (vectors,), curve, (facts,) = train_plans_together(source, split, hp, [(plan, which)], reporter, state_path)
-    return vectors, curve, facts
+    ``[len(which), n, dim]``, each word's losses ``[steps, len(which)]`` and the fracturing facts."""
+    (vectors,), (losses,), (facts,) = train_plans_together(source, split, hp, [(plan, which)], reporter, state_path)
+    return vectors, losses, facts
+
+
+def stored_curve(losses: torch.Tensor, steps: int) -> list[float]:
+    """The loss curve a word set stores: the mean of the given words' losses ``[steps, W]``,
+    at most about 100 points."""
+    return losses.mean(dim=1)[:: max(1, steps // 100)].tolist()
 
 
 def train_plans_together(
     source: ConceptModel, split: DatasetSplit, hp, parts: list[tuple[WordsPlan, list[int]]], reporter: Reporter, state_path: Path
-) -> tuple[list[torch.Tensor], list[float], list[dict]]:
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[dict]]:
     """Train the words of several plans of one source model and split in one batch (e.g. the
     deltas of a fracturing sweep: each word keeps its own ball and its own random stream, so it
     trains the same as in its own run). ``parts`` are ``(plan, word indices)``; returns each
-    part's vectors ``[len(which), n, dim]`` and fracturing facts, and the mean loss curve.
+    part's vectors ``[len(which), n, dim]``, its words' losses ``[steps, len(which)]`` and its
+    fracturing facts.
     Continues from the training checkpoint at ``state_path`` if one for exactly these words exists."""
     remove_stale_temps(state_path)
     if len(parts) == 1 and len(parts[0][1]) == len(parts[0][0].concepts):
@@ -160,7 +167,7 @@ def train_plans_together(
             word_keys=word_keys,
         )
     sizes = [len(which) for _, which in parts]
-    return list(trained.vectors.split(sizes)), trained.loss_curve, facts
+    return list(trained.vectors.split(sizes)), list(trained.word_losses.split(sizes, dim=1)), facts
 
 
 def _plans_ball(source: ConceptModel, parts: list[tuple[WordsPlan, list[int]]]) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, list[dict]]:
@@ -204,11 +211,10 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
         if len(missing) < len(units):
             reporter.log(f"{len(units) - len(missing)} of {len(units)} words were trained as sweep units")
         if missing:
-            trained, curve, ball_facts = train_plan_words(source, split, hp, plan, missing, reporter, state_path)
+            trained, losses, ball_facts = train_plan_words(source, split, hp, plan, missing, reporter, state_path)
             for row, i in enumerate(missing):
                 vectors[i] = trained[row]
-            curve = curve[:: max(1, hp.steps // 100)]
-            curves.extend([curve] * len(missing))
+                curves.append(stored_curve(losses[:, row : row + 1], hp.steps))
         for u in units:
             if u is not None:
                 ball_facts.update(u.metadata.get("fracture_anchors") or {})
@@ -269,9 +275,9 @@ def obtain_words_together(source: ConceptModel, split: DatasetSplit, hp, plans: 
         return paths
     state_path = paths[todo[0]].parent / f"together-{cache_key([plans[i].key for i in todo])[:16]}.trainstate"
     parts = [(plans[i], list(range(len(plans[i].concepts)))) for i in todo]
-    vectors, curve, facts = train_plans_together(source, split, hp, parts, reporter, state_path)
-    curve = curve[:: max(1, hp.steps // 100)]
-    for i, v, f in zip(todo, vectors, facts):
+    vectors, losses, facts = train_plans_together(source, split, hp, parts, reporter, state_path)
+    for i, v, part_losses, f in zip(todo, vectors, losses, facts):
+        curve = stored_curve(part_losses, hp.steps)  # this plan's words only, not every delta's
         _store_words(paths[i], _word_set(source, plans[i], v.clone(), [curve], f), None, reporter)
     _drop_train_state(state_path)
     return paths

@@ -220,10 +220,26 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
     device, dtype = compute_setup(first.device, first.threads)
     hp = resolve_hyperparameters(task, first)
     split = load_split(task, hp, dataset_loader(task.dataset.loader), first.data_root)
-    source, ckpt = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir).get(task.source, "source")
-    source.check_word_fits(hp.n_vectors)  # the targets are checked when each run evaluates
+    models = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir)
+    source, ckpt = models.get(task.source, "source")
+    check_target_fits(task, models, hp.n_vectors)
     plans = [plan_words(source, ckpt, split, hp, _fracture(options, split)) for options in runs]
     obtain_words_together(source, split, hp, plans, first.out_dir, reporter)
+
+
+_FITTING_CHECKPOINTS: set[tuple[str, str, int]] = set()  # (family, checkpoint path, n_vectors) checked in this process
+
+
+def check_target_fits(task: TaskSpec, models: _ModelCache, n_vectors: int) -> None:
+    """Check, before any training, that words of ``n_vectors`` vectors fit the prompts of the
+    task's source and target (for jobs that train words the target evaluates only later, in
+    another process: a sweep's word units, a delta sweep). The target is loaded for the check
+    and released with ``models``; a checkpoint passes once per process."""
+    for spec, role in ((task.source, "source"), (task.target, "target")):
+        mark = (spec.family, str(models.resolve(spec).path), n_vectors)
+        if mark not in _FITTING_CHECKPOINTS:
+            models.get(spec, role)[0].check_word_fits(n_vectors)
+            _FITTING_CHECKPOINTS.add(mark)
 
 
 def _fracture(options: RunOptions, split):

@@ -61,7 +61,7 @@ _CONTEXTS: dict[tuple, _Context] = {}
 def _context(task: TaskSpec, options: Any) -> _Context:
     from vwbench.pipeline_steps import load_split, plan_words, words_path
     from vwbench.registry import dataset_loader
-    from vwbench.runner import _fracture, _ModelCache, compute_setup, resolve_hyperparameters
+    from vwbench.runner import _fracture, _ModelCache, check_target_fits, compute_setup, resolve_hyperparameters
 
     marker = (task.key, task.model_dump_json(), options.steps, options.trials, options.seed, options.delta,
               tuple(options.anchors or ()), str(options.out_dir), str(options.weights_dir), str(options.data_root), options.device, options.feature_cache)
@@ -71,8 +71,9 @@ def _context(task: TaskSpec, options: Any) -> _Context:
         hp = resolve_hyperparameters(task, options)
         device, dtype = compute_setup(options.device, options.threads)
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
-        source, ckpt = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir).get(task.source, "source")
-        source.check_word_fits(hp.n_vectors)  # the target is checked by the result job, which loads it
+        models = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir)
+        source, ckpt = models.get(task.source, "source")
+        check_target_fits(task, models, hp.n_vectors)  # loads the target for the check only
         plan = plan_words(source, ckpt, split, hp, _fracture(options, split))
         _CONTEXTS[marker] = _Context(split, hp, source, plan, words_path(options.out_dir, split, source.family, plan.key))
     return _CONTEXTS[marker]
@@ -114,7 +115,7 @@ def unit_done(task: TaskSpec, options: Any, unit: WordUnit) -> bool:
 def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter: Reporter | None = None) -> list[Path]:
     """Train the units of ``task`` that are not stored yet, together in one batch, and write each
     one's word file atomically; returns every unit's path (stored ones are skipped)."""
-    from vwbench.pipeline_steps import train_plan_words, unit_word_path
+    from vwbench.pipeline_steps import stored_curve, train_plan_words, unit_word_path
     from vwbench.results.words_store import cache_key
 
     reporter = reporter or NullReporter()
@@ -130,8 +131,7 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
     which = [index[units[i].word_key] for i in todo]
     chunk = cache_key({"plan": ctx.plan.key, "words": sorted(units[i].word_key for i in todo)})[:16]
     state_path = ctx.set_path.with_suffix(".units") / f"chunk-{chunk}.trainstate"
-    vectors, curve, facts = train_plan_words(ctx.source, ctx.split, ctx.hp, ctx.plan, which, reporter, state_path)
-    curve = curve[:: max(1, ctx.hp.steps // 100)]
+    vectors, losses, facts = train_plan_words(ctx.source, ctx.split, ctx.hp, ctx.plan, which, reporter, state_path)
     plan = ctx.plan
     for row, (i, w) in enumerate(zip(todo, which)):
         word = WordSet(
@@ -139,7 +139,7 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
             concepts=[plan.concepts[w]],
             trials=[plan.trials[w]],
             init_words=[plan.init_words[w]],
-            metadata={"key": plan.key, "word_key": plan.word_keys[w], "loss_curve": curve, "batch_words": len(todo),
+            metadata={"key": plan.key, "word_key": plan.word_keys[w], "loss_curve": stored_curve(losses[:, row : row + 1], ctx.hp.steps), "batch_words": len(todo),
                       **({"fracture_anchors": _anchor_facts(plan, w, facts)} if facts else {})},
         )
         save_wordset(paths[i], word)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from tests.training.test_trainer import QuadraticModel
@@ -43,6 +44,10 @@ def test_resuming_from_any_checkpoint_is_bit_exact(tmp_path):
         resumed = train_words(model, data, init, concepts, config, resume=back)
         assert torch.equal(resumed.vectors, straight.vectors)
         assert resumed.loss_curve == straight.loss_curve
+        assert torch.equal(resumed.word_losses, straight.word_losses)
+    # each word's losses: one row per step, whose mean is the curve
+    assert straight.word_losses.shape == (12, 6)
+    assert straight.word_losses.mean(dim=1).tolist() == pytest.approx(straight.loss_curve, rel=1e-6)
 
 
 def test_a_checkpoint_that_is_not_this_trainings_is_ignored(tmp_path):

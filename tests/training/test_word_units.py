@@ -34,6 +34,9 @@ def test_units_trained_alone_equal_the_words_trained_together(tiny_tasks, tmp_pa
         assert a is not None and b is not None and a.metadata["word_key"] == unit.word_key
         torch.testing.assert_close(b.vectors, a.vectors, rtol=1e-4, atol=1e-5)
         assert not torch.equal(a.vectors[0], a.vectors[0] * 0)  # trained, not empty
+        # each unit stores its own word's loss curve, not the mean of the batch it trained in
+        assert a.metadata["loss_curve"] == pytest.approx(b.metadata["loss_curve"], rel=1e-4, abs=1e-6)
+    assert len({tuple(load_wordset(p).metadata["loss_curve"]) for p in batch_paths}) > 1
 
     # a plain run trains the whole set in one batch; the set assembled from units matches it
     plain = _options(tmp_path, "plain")
@@ -79,6 +82,8 @@ def test_deltas_trained_together_equal_each_delta_trained_in_its_own_run(tiny_ta
         batched = by_key[alone.metadata["key"]]
         torch.testing.assert_close(batched.vectors, alone.vectors, rtol=1e-4, atol=1e-5)
         assert batched.metadata["fracture_anchors"] == alone.metadata["fracture_anchors"]
+        # each delta's word set stores its own words' loss curve, not the mean over every delta
+        assert batched.metadata["loss_curve"] == pytest.approx(alone.metadata["loss_curve"], rel=1e-4, abs=1e-6)
     # the deltas' words differ (each kept its own ball), and a run of the batch reuses its words
     small, large = (by_key[w.metadata["key"]] for w in sorted(apart, key=lambda w: w.metadata["fracture"]["delta"])[::2])
     assert not torch.allclose(small.vectors, large.vectors)

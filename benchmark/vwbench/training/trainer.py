@@ -41,6 +41,7 @@ class TrainConfig:
 class TrainedWords:
     vectors: torch.Tensor  # [W, n, dim] float32 cpu
     loss_curve: list[float] = field(default_factory=list)  # mean loss over words, per step
+    word_losses: torch.Tensor = field(default_factory=lambda: torch.empty(0, 0))  # [steps, W] each word's loss
 
 
 def project_to_ball(vectors: torch.Tensor, centers: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
@@ -170,6 +171,7 @@ def train_words(
         raise ValueError(f"{init.shape[0]} words but {len(keys)} word keys")
     generators = word_generators(config.seed, keys)
     curve: list[float] = []
+    word_losses: list[torch.Tensor] = []  # one [W] row per step
     first = 0
     if resume is not None:
         moments = {"step": resume.adam_step.clone(), "exp_avg": resume.exp_avg.clone(), "exp_avg_sq": resume.exp_avg_sq.clone()}
@@ -177,6 +179,7 @@ def train_words(
         for generator, state in zip(generators, resume.generators):
             generator.set_state(state.clone())
         curve, first = list(resume.loss_curve), resume.step
+        word_losses = list(resume.word_losses.to(torch.float32).unbind(0))
         if progress is not None and first:
             progress(first, curve[-1])
 
@@ -190,6 +193,7 @@ def train_words(
             adam_step=torch.as_tensor(moments["step"]).detach().to("cpu", torch.float32).clone(),
             generators=torch.stack([g.get_state() for g in generators]),
             loss_curve=list(curve),
+            word_losses=_stack_rows(word_losses, len(keys)),
         )
 
     n_words = int(vectors.shape[0])
@@ -207,6 +211,7 @@ def train_words(
                     vectors.copy_(project_to_ball(vectors, centers, radii))
             mean_loss = float(losses.detach().mean())
             curve.append(mean_loss)
+            word_losses.append(losses.detach().to("cpu", torch.float32))
             if progress is not None:
                 progress(1, mean_loss)
             faults.point("train-step")
@@ -217,4 +222,9 @@ def train_words(
                 faults.point("train-checkpoint")
             if interrupt.requested:
                 raise KeyboardInterrupt
-    return TrainedWords(vectors.detach().to("cpu", torch.float32), curve)
+    return TrainedWords(vectors.detach().to("cpu", torch.float32), curve, _stack_rows(word_losses, n_words))
+
+
+def _stack_rows(rows: list[torch.Tensor], n_words: int) -> torch.Tensor:
+    """Per-step loss rows ``[W]`` as one ``[steps, W]`` tensor (``[0, W]`` before the first step)."""
+    return torch.stack(rows) if rows else torch.empty(0, n_words)

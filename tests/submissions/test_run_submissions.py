@@ -146,3 +146,33 @@ def test_a_hostile_submission_fails_the_run_cleanly(tiny_tasks, tmp_path) -> Non
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "submission sneaky: raised in fit(): PermissionError" in proc.stderr
     assert not (out / "results").exists() or not list((out / "results").rglob("*.json"))
+
+
+def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks, tmp_path) -> None:
+    """`vwbench validate --tier` finds what a run would refuse (another checkpoint's vocabulary, a
+    width no model has, a dataset or concepts the tier lacks) without running anything."""
+    clip, owl = load_model(tiny_tasks, "clip"), load_model(tiny_tasks, "owlv2")
+    hashes = {"source_vocab_hash": clip.vocabulary().hash(), "target_vocab_hash": owl.vocabulary().hash()}
+    good_weight = torch.zeros(owl.vocabulary().dim, clip.vocabulary().dim)
+
+    def validate(path: Path, tier: str = "tiny"):
+        return CliRunner().invoke(app, ["validate", str(path), "--tier", tier, "--tasks-dir", str(tiny_tasks), "--json"])
+
+    res = validate(linear_map(tmp_path / "good.safetensors", good_weight, **hashes))
+    assert res.exit_code == 0 and json.loads(res.output)["tier"] == "tiny: fits its checkpoints", res.output
+    wide = linear_map(tmp_path / "wide.safetensors", torch.zeros(owl.vocabulary().dim, clip.vocabulary().dim + 1), **hashes)
+    assert CliRunner().invoke(app, ["validate", str(wide)]).exit_code == 0  # the file alone is well-formed
+    report = json.loads(validate(wide).output)
+    assert not report["ok"] and report["problems"] == [f"weight is [{owl.vocabulary().dim}, {clip.vocabulary().dim + 1}]: the source model (clip) is {clip.vocabulary().dim}-dim"]
+    report = json.loads(validate(linear_map(tmp_path / "other.safetensors", good_weight)).output)
+    assert [p.split(" ")[0] for p in report["problems"]] == ["source_vocab_hash", "target_vocab_hash"]
+
+    vocab = clip.vocabulary()
+    words = {c: torch.zeros(4, vocab.dim) for c in ("circle", "square", "triangle")}
+    assert validate(embeddings(tmp_path / "w.safetensors", words, vocab_hash=vocab.hash())).exit_code == 0
+    report = json.loads(validate(embeddings(tmp_path / "w2.safetensors", {"circle": words["circle"], "hexagon": words["square"]}, vocab_hash=vocab.hash())).output)
+    assert report["problems"] == ["no words for concepts ['square', 'triangle']", "words for concepts the dataset does not have: ['hexagon']"]
+    report = json.loads(validate(embeddings(tmp_path / "w3.safetensors", words, vocab_hash=vocab.hash(), dataset="nowhere")).output)
+    assert len(report["problems"]) == 1 and report["problems"][0].startswith("metadata dataset: ") and "nowhere" in report["problems"][0]
+    unknown = validate(embeddings(tmp_path / "w4.safetensors", words, vocab_hash=vocab.hash()), tier="nope")
+    assert unknown.exit_code != 0 and "tier" in str(unknown.exception)

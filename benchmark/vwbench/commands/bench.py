@@ -15,12 +15,17 @@ def validate_command(
     path: Annotated[Path, typer.Argument(help="A submission: a transfer-method folder (or its submission.yaml), a linear-map or an embeddings safetensors file.")],
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run a transfer method's code (by default it is run once, sandboxed, on a planted problem).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    tier: Annotated[Optional[str], typer.Option("--tier", help="Also check a linear map or embeddings file against this tier's checkpoints (e.g. mini): widths, vocabulary hashes, and the embeddings' dataset and concepts. Loads the models it names.")] = None,
+    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (for --tier).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS; for --tier).")] = None,
 ) -> None:
     """Check a submission and explain every problem found (exit 1 when there are problems)."""
     from vwbench.submissions import validate
 
     report = validate(path, run_code=not no_run)
-    facts = {k: v for k, v in report.info.items() if k in ("dry_run", "describe", "d_source", "d_target")}
+    if tier is not None:
+        _check_against_tier(report, tier, tasks_dir, weights)
+    facts = {k: v for k, v in report.info.items() if k in ("dry_run", "describe", "d_source", "d_target", "tier")}
     meta = report.info.get("meta") or report.info.get("manifest")
     if meta is not None:
         facts["about"] = meta.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -38,6 +43,32 @@ def validate_command(
             typer.echo(f"  - {problem}", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _check_against_tier(report, tier: str, tasks_dir: Path | None, weights: Path | None) -> None:
+    """``validate --tier``: compare the file with the tier's models (loaded on the CPU)."""
+    import torch
+
+    from vwbench.analysis.context import Models
+    from vwbench.registry import TaskRegistry
+    from vwbench.submissions.validate import check_against_models
+
+    registry = TaskRegistry.from_dir(tasks_dir)
+    specs = registry.models(tier)  # an unknown tier: one line naming the known ones
+    if report.kind == "transfer-method":
+        report.info["tier"] = f"{tier}: a transfer method is fitted on whichever models a run pairs, so there is nothing to compare"
+        return
+    models = Models(torch.device("cpu"), weights)
+
+    def concepts_of(name: str) -> list[str]:
+        dataset = registry.dataset(name)
+        if dataset.tier != tier:
+            raise UserError(f"{dataset.name} belongs to tier {dataset.tier}, not {tier}")
+        return list(dataset.concept_names)
+
+    check_against_models(report, lambda family: models.get(specs[family]).vocabulary(), concepts_of)
+    if report.ok:
+        report.info["tier"] = f"{tier}: fits its checkpoints"
 
 
 def leaderboard_command(

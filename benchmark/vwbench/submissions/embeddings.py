@@ -17,14 +17,9 @@ from vwbench.results.words_store import WordSet
 from vwbench.submissions.validate import check_embeddings
 
 
-def load_embedding_words(path: Path, *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str], init_words: dict[str, str]) -> WordSet:
-    """The words of an embeddings file, concept-major in ``concepts`` order; raises ``UserError``
-    naming every mismatch with the task."""
-    path = Path(path)
-    report = check_embeddings(path)
-    report.raise_if_bad()
-    meta = report.info["meta"]
-    words: dict[str, torch.Tensor] = report.info["words"]
+def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str]) -> list[str]:
+    """Every mismatch between a valid embeddings file (its metadata and words) and a source
+    model (family, vocabulary hash, width) and dataset (name, concepts)."""
     problems = []
     if meta.model != family:
         problems.append(f"the words are in {meta.model}'s space, the task's source model is {family}")
@@ -40,6 +35,18 @@ def load_embedding_words(path: Path, *, family: str, vocab_hash: str, dim: int, 
     d = next(iter(words.values())).shape[-1]
     if d != dim:
         problems.append(f"the words are {d}-dim, the source model's embeddings are {dim}-dim")
+    return problems
+
+
+def load_embedding_words(path: Path, *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str], init_words: dict[str, str]) -> WordSet:
+    """The words of an embeddings file, concept-major in ``concepts`` order; raises ``UserError``
+    naming every mismatch with the task."""
+    path = Path(path)
+    report = check_embeddings(path)
+    report.raise_if_bad()
+    meta = report.info["meta"]
+    words: dict[str, torch.Tensor] = report.info["words"]
+    problems = embedding_problems(meta, words, family=family, vocab_hash=vocab_hash, dim=dim, dataset=dataset, concepts=concepts)
     if problems:
         raise UserError(f"{path}: " + "; ".join(problems))
     vectors, names, trials, inits = [], [], [], []

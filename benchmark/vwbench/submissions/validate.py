@@ -12,7 +12,7 @@ import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import ValidationError
@@ -174,6 +174,41 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         return report
     report.problems += _class_problems(source, manifest.entry, manifest.class_name)
     return report
+
+
+def check_against_models(report: Report, vocabulary_of: Callable[[str], Any], concepts_of: Callable[[str], list[str]]) -> None:
+    """Add to a valid linear map's or embeddings file's ``report`` every mismatch with the models
+    it names (``vocabulary_of(family)``: that model's vocabulary) and, for embeddings, with its
+    dataset (``concepts_of(name)``: the concept names; a ``UserError`` for an unknown dataset).
+    This is what ``vwbench run`` would refuse, found without running anything."""
+    if not report.ok or report.kind not in ("linear-map", "embeddings"):
+        return
+    meta = report.info["meta"]
+    if report.kind == "linear-map":
+        shape = [report.info["d_target"], report.info["d_source"]]
+        sides = (("source", meta.source, meta.source_vocab_hash, shape[1]), ("target", meta.target, meta.target_vocab_hash, shape[0]))
+        for side, family, expected, width in sides:
+            vocab = vocabulary_of(family)
+            dim, actual = int(vocab.matrix.shape[1]), vocab.hash()
+            if dim != width:
+                report.problems.append(f"weight is {shape}: the {side} model ({family}) is {dim}-dim")
+            if actual != expected:
+                report.problems.append(
+                    f"{side}_vocab_hash {expected[:12]}… is not the {side} model's ({family}: {actual[:12]}…); the map was made for other checkpoints"
+                )
+        return
+    from vwbench.submissions.embeddings import embedding_problems
+
+    try:
+        concepts = concepts_of(meta.dataset)
+    except UserError as exc:
+        report.problems.append(f"metadata dataset: {exc}")
+        return
+    vocab = vocabulary_of(meta.model)
+    report.problems += embedding_problems(
+        meta, report.info["words"], family=meta.model, vocab_hash=vocab.hash(), dim=int(vocab.matrix.shape[1]),
+        dataset=meta.dataset, concepts=concepts,
+    )
 
 
 def detect_kind(path: Path) -> str:

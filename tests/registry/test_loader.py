@@ -108,6 +108,12 @@ def test_dataset_options_are_checked_against_their_loader(tasks_copy: Path) -> N
     assert registry.dataset("coco").options["year"] == 2014 and registry.dataset("dreambooth").options["boxes"] == "reviewed.json"
     edit(coco, "  year: 2014\n", "  year: 2015\n")
     assert "year" in load_error(tasks_copy)
+    edit(coco, "  year: 2015\n", "  year: 2014\n")
+    # a bad option set in an included file points at that file's line, not at the includer's
+    shared = tasks_copy / "datasets" / "_synth.yaml"
+    edit(shared, "  image_size: 64\n", "  imagesize: 64\n")
+    line = 1 + shared.read_text().splitlines().index("  imagesize: 64")
+    assert f"_synth.yaml:{line}: options: imagesize: Extra inputs" in load_error(tasks_copy)
 
 
 def test_duplicate_key(tasks_copy: Path) -> None:

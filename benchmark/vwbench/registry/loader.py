@@ -275,7 +275,8 @@ def _error_message(model: type[BaseModel], error: Mapping[str, Any], prefix: Key
     if error["type"] == "missing":
         return key, f"missing field {dotted!r}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return key, f"{dotted}: {message}" if dotted else message
+    located = key + tuple((error.get("ctx") or {}).get("option_loc", ()))  # a nested check's own key
+    return located, f"{dotted}: {message}" if dotted else message
 
 
 def validate(model: type[M], doc: Doc, prefix: Key = (), data: Any = None) -> M:
@@ -339,13 +340,17 @@ def _suggest(what: str, name: str, known: Iterable[str], extra: str = "", query:
 
 
 def default_tasks_dir() -> Path:
-    """``$VWBENCH_TASKS_DIR``, else the repository's ``tasks/`` next to the package source."""
+    """``$VWBENCH_TASKS_DIR``; else the copy of ``tasks/`` a wheel installs inside the package
+    (``vwbench/tasks``); else the repository's ``tasks/`` next to the package source (an
+    editable install or a checkout)."""
     env = os.environ.get(TASKS_DIR_ENV)
     if env:
         return Path(env).expanduser()
     import vwbench
 
-    return Path(vwbench.__file__).resolve().parents[2] / "tasks"
+    package = Path(vwbench.__file__).resolve().parent
+    installed = package / "tasks"
+    return installed if installed.is_dir() else package.parents[1] / "tasks"
 
 
 class TaskRegistry:

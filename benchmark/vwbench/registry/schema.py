@@ -17,6 +17,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 Family = Literal["sd", "owlv2", "clip"]
 """A model family: its registry name (``vwbench.registry.models.ADAPTERS`` maps it to code)."""
@@ -288,7 +289,11 @@ class DatasetSpec(_Strict):
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
                 known = ", ".join(schema.model_fields)
-                raise ValueError(f"{where}: {first['msg']} (the {info.data['loader']} loader's options: {known})") from None
+                # option_loc lets the task loader point at the offending option's own file:line
+                raise PydanticCustomError(
+                    "dataset_option", "{where}: {msg} (the {loader} loader's options: {known})",
+                    {"where": where, "msg": first["msg"], "loader": info.data["loader"], "known": known, "option_loc": tuple(first["loc"])},
+                ) from None
         return value
 
     @field_validator("concepts")

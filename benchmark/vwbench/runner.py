@@ -222,7 +222,7 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
     split = load_split(task, hp, dataset_loader(task.dataset.loader), first.data_root)
     models = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir)
     source, ckpt = models.get(task.source, "source")
-    check_target_fits(task, models, hp.n_vectors)
+    check_words_fit_models(task, models, hp.n_vectors)
     plans = [plan_words(source, ckpt, split, hp, _fracture(options, split)) for options in runs]
     obtain_words_together(source, split, hp, plans, first.out_dir, reporter)
 
@@ -230,7 +230,7 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
 _FITTING_CHECKPOINTS: set[tuple[str, str, int]] = set()  # (family, checkpoint path, n_vectors) checked in this process
 
 
-def check_target_fits(task: TaskSpec, models: _ModelCache, n_vectors: int) -> None:
+def check_words_fit_models(task: TaskSpec, models: _ModelCache, n_vectors: int) -> None:
     """Check, before any training, that words of ``n_vectors`` vectors fit the prompts of the
     task's source and target (for jobs that train words the target evaluates only later, in
     another process: a sweep's word units, a delta sweep). The target is loaded for the check

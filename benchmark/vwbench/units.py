@@ -61,7 +61,7 @@ _CONTEXTS: dict[tuple, _Context] = {}
 def _context(task: TaskSpec, options: Any) -> _Context:
     from vwbench.pipeline_steps import load_split, plan_words, words_path
     from vwbench.registry import dataset_loader
-    from vwbench.runner import _fracture, _ModelCache, check_target_fits, compute_setup, resolve_hyperparameters
+    from vwbench.runner import _fracture, _ModelCache, check_words_fit_models, compute_setup, resolve_hyperparameters
 
     marker = (task.key, task.model_dump_json(), options.steps, options.trials, options.seed, options.delta,
               tuple(options.anchors or ()), str(options.out_dir), str(options.weights_dir), str(options.data_root), options.device, options.feature_cache)
@@ -73,7 +73,7 @@ def _context(task: TaskSpec, options: Any) -> _Context:
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
         models = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir)
         source, ckpt = models.get(task.source, "source")
-        check_target_fits(task, models, hp.n_vectors)  # loads the target for the check only
+        check_words_fit_models(task, models, hp.n_vectors)  # loads the target for the check only
         plan = plan_words(source, ckpt, split, hp, _fracture(options, split))
         _CONTEXTS[marker] = _Context(split, hp, source, plan, words_path(options.out_dir, split, source.family, plan.key))
     return _CONTEXTS[marker]

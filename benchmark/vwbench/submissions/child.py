@@ -1,8 +1,9 @@
 """The process a transfer-method submission runs in (started by :mod:`vwbench.submissions.sandbox`).
 
 Run as a script, ``python -I -B child.py WORKDIR``; it imports only the standard library, numpy
-and safetensors itself. Before the submission's code is imported it installs an audit hook that
-refuses sockets, new processes and file access outside the Python installation and ``WORKDIR``:
+and safetensors itself (and looks up, without importing it, where vwbench lives). Before the
+submission's code is imported it installs an audit hook that refuses sockets, new processes and
+file access outside the Python installation, vwbench's package and ``WORKDIR``:
 a second layer behind the kernel's network namespace, and the only one where ``unshare`` is not
 permitted. (An audit hook can be bypassed by native code, e.g. via ctypes; the time, memory and
 output limits are enforced by the kernel and cannot.)
@@ -13,6 +14,7 @@ the child writes ``out/mapped.safetensors`` (``mapped [m, dt]``) and ``out/descr
 ``out/error.json`` (``{"stage", "error"}``) and exits 3.
 """
 
+import importlib.util
 import json
 import os
 import sys
@@ -23,6 +25,10 @@ _BLOCKED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.posix_spawn", "os.
 
 def _roots(workdir):
     read = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
+    # vwbench itself, which submissions may import: an editable install whose package folders are
+    # mapped by a finder (pyproject's package-dir) is not under any sys.path entry
+    spec = importlib.util.find_spec("vwbench")
+    read |= {os.path.realpath(p) for p in ((spec.submodule_search_locations or []) if spec else []) if os.path.isdir(p)}
     read |= {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__))}
     read |= {"/proc/self", os.path.realpath("/proc/self"), "/proc/cpuinfo", "/proc/meminfo", "/sys/devices/system/cpu", "/dev/null", "/dev/urandom", "/etc/localtime", "/usr/share/zoneinfo"}
     return tuple(sorted(read)), os.path.realpath(workdir)

@@ -190,3 +190,30 @@ def test_ls_json_lists_tasks():
     assert proc.returncode == 0
     rows = json.loads(proc.stdout)
     assert len(rows) == 72 and {"task", "dataset", "tier", "metric"} <= set(rows[0])
+
+
+def test_a_transfer_that_cannot_join_the_two_spaces_fails_before_training(tiny_tasks, tmp_path):
+    """A linear map of the wrong width (and `identity` between models of different widths): one
+    line once both models are loaded, before any word is trained (it failed after training)."""
+    import torch
+
+    from tests.submissions.helpers import linear_map
+
+    path = linear_map(tmp_path / "map.safetensors", torch.zeros(32, 31))  # the tiny models are 32 wide
+    out = tmp_path / "o"
+    proc = _cli("run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--transfer", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "weight is [32, 31], the models need [32, 32]" in proc.stderr.splitlines()[-1]
+    assert not (out / "words").exists() and not (out / "results").exists()
+
+
+@pytest.mark.parametrize("argv", [["run", "--task", "clip->clip", "--dataset", "synth-coco"], ["sweep", "--suite", "mini"], ["bench", "--sections", "map"]])
+def test_a_thread_count_no_machine_has_is_refused(argv):
+    """torch.set_num_threads(10**8) segfaults the process: --threads stops at MAX_THREADS."""
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+    from vwbench.commands import MAX_THREADS
+
+    res = CliRunner().invoke(app, [*argv, "--threads", "100000000"])
+    assert res.exit_code == 2 and f"less than or equal to {MAX_THREADS}" in res.output

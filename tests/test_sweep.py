@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typer.testing import CliRunner
 
 from vwbench.cli import app
@@ -57,6 +59,12 @@ def test_ls_filters_that_match_nothing_are_errors(tiny_tasks):
     for option, value, message in (("--dataset", "nope", "unknown dataset 'nope'"), ("--tier", "Tiny", "--tier 'Tiny': no task has it")):
         res = runner.invoke(app, ["ls", "--json", option, value, "--tasks-dir", str(tiny_tasks)])
         assert res.exit_code != 0 and message in str(res.exception)
+    # the study listing filters the same way (it printed an empty table)
+    for option, value, message in (("--dataset", "nope", "unknown dataset 'nope'"), ("--tier", "Tiny", "--tier 'Tiny': no study task has it")):
+        res = runner.invoke(app, ["ls", "--studies", "--json", option, value])
+        assert res.exit_code != 0 and message in str(res.exception)
+    res = runner.invoke(app, ["ls", "--studies", "--json", "--dataset", "Synth_COCO"])
+    assert res.exit_code == 0 and {r["dataset"] for r in json.loads(res.output)} == {"synth-coco"}
 
 
 def test_sweep_runs_each_transfer_on_cross_model_tasks_only(tiny_tasks, tmp_path):

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import MAX_THREADS
 from vwbench.errors import UserError
 
 app = typer.Typer(
@@ -44,20 +45,13 @@ def ls_command(
     from vwbench.commands.studies import print_studies, study_rows
     from vwbench.registry import list_tasks_table
 
-    if studies:
-        print_studies(study_rows(tasks_dir, tier, dataset), as_json)
-        return
     registry = _registry(tasks_dir)
-    rows = list_tasks_table(registry)
     if dataset:
         dataset = registry.dataset(dataset).name  # aliases and spelling as `vwbench run` reads them
-    for name, value, column in (("--tier", tier, "tier"), ("--dataset", dataset, "dataset")):
-        if value is None:
-            continue
-        known = sorted({r[column] for r in rows})
-        if value not in known:
-            raise UserError(f"{name} {value!r}: no task has it (known: {', '.join(known)})")
-        rows = [r for r in rows if r[column] == value]
+    if studies:
+        print_studies(_only(study_rows(tasks_dir), tier, dataset, "study task"), as_json)
+        return
+    rows = _only(list_tasks_table(registry), tier, dataset, "task")
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -70,7 +64,20 @@ def ls_command(
     for r in rows:
         table.add_row(r["task"], r["dataset"], r["tier"], r["metric"], str(r["version"]), "yes" if r["pinned"] else "no")
     Console().print(table)
-    print_studies(study_rows(tasks_dir, tier, dataset), as_json=False)
+    print_studies([r for r in study_rows(tasks_dir, tier) if dataset is None or r["dataset"] == dataset], as_json=False)
+
+
+def _only(rows: list[dict], tier: str | None, dataset: str | None, what: str) -> list[dict]:
+    """The rows of ``--tier`` and ``--dataset`` (a value no row has is an error, not an empty list)."""
+    for name, value, column in (("--tier", tier, "tier"), ("--dataset", dataset, "dataset")):
+        if value is None:
+            continue
+        known = sorted({r[column] for r in rows})
+        if value not in known:
+            scope = f" of tier {tier}" if column == "dataset" and tier is not None else ""
+            raise UserError(f"{name} {value!r}: no {what}{scope} has it (known: {', '.join(known)})")
+        rows = [r for r in rows if r[column] == value]
+    return rows
 
 
 @app.command("run")
@@ -86,7 +93,7 @@ def run_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder for trained words and results.")] = Path("runs"),
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (fewer is faster on a busy machine).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch (fewer is faster on a busy machine).")] = None,
     feature_cache: Annotated[bool, typer.Option("--feature-cache/--no-feature-cache", help="Keep frozen image-side features under OUT/features and reuse them.")] = True,
     delta: Annotated[Optional[float], typer.Option("--delta", min=0.0, help="Fracturing: keep each word within delta x its anchor's distance to the nearest other word (Eq. 4).")] = None,
     anchors: Annotated[Optional[list[str]], typer.Option("--anchors", help="Fracturing anchors: concept=word pairs (comma-separated or repeated) or one word for all (default: the dataset's anchor words).")] = None,

@@ -174,6 +174,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
             n_vectors = int(submitted.vectors.shape[1]) if options.embeddings is not None else hp.n_vectors
             for model in dict.fromkeys((source, target)):
                 model.check_word_fits(n_vectors)
+            prepared.method.check_spaces(source.embedding_dim, target.embedding_dim)
             stage.advance(1)
         with timer("train"):
             if options.embeddings is not None:

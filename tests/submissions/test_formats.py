@@ -154,3 +154,35 @@ def test_validate_cli_exit_codes(tmp_path: Path) -> None:
     assert res.exit_code == 1
     payload = json.loads(res.output)
     assert payload["ok"] is False and "zip archive" in payload["problems"][0]
+
+
+def test_unreadable_files_and_fifos_are_problems_not_tracebacks_or_hangs(tmp_path: Path, monkeypatch) -> None:
+    """A file the user may not read (as a non-root user) is a listed problem; a FIFO named as a
+    safetensors file is refused before it is opened (opening it would block for ever)."""
+    import os
+
+    folder = transfer_folder(tmp_path, LSTSQ_BODY, name="mine")
+    (folder / "helper.py").write_text("X = 1\n")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p).name == "helper.py" else real_access(p, mode))
+    assert validate(folder, run_code=False).problems == ["cannot read helper.py (check the files' permissions)"]
+    monkeypatch.setattr(os, "access", real_access)
+    real_read = Path.read_text
+
+    def deny(self, *args, **kwargs):
+        if self.name in denied:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", deny)
+    denied = {"submission.yaml"}
+    assert validate(folder, run_code=False).problems == ["cannot read submission.yaml: Permission denied (check the file's permissions)"]
+    denied = {"transfer.py"}
+    assert validate(folder, run_code=False).problems == ["cannot read transfer.py: Permission denied (check the file's permissions)"]
+    monkeypatch.undo()
+
+    fifo = tmp_path / "words.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(TensorFileError, match="not a regular file"):
+        read_tensors(fifo)
+    assert validate(fifo).problems == ["words.safetensors: not a regular file; give the path of a .safetensors file"]

@@ -174,5 +174,8 @@ def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks,
     assert report["problems"] == ["no words for concepts ['square', 'triangle']", "words for concepts the dataset does not have: ['hexagon']"]
     report = json.loads(validate(embeddings(tmp_path / "w3.safetensors", words, vocab_hash=vocab.hash(), dataset="nowhere")).output)
     assert len(report["problems"]) == 1 and report["problems"][0].startswith("metadata dataset: ") and "nowhere" in report["problems"][0]
+    huge = {c: torch.full((4, vocab.dim), 1e30) for c in words}
+    report = json.loads(validate(embeddings(tmp_path / "huge.safetensors", huge, vocab_hash=vocab.hash())).output)
+    assert len(report["problems"]) == 1 and report["problems"][0].startswith("word vectors of norm up to")
     unknown = validate(embeddings(tmp_path / "w4.safetensors", words, vocab_hash=vocab.hash()), tier="nope")
     assert unknown.exit_code != 0 and "tier" in str(unknown.exception)

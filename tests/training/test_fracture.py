@@ -35,6 +35,9 @@ def test_parse_anchors():
         parse_anchors(["zebra=cup"], concepts, defaults)
     with pytest.raises(UserError, match="concept=word pairs"):
         parse_anchors(["cup,dog"], concepts, defaults)
+    with pytest.raises(UserError, match="two anchors \\('star' and 'moon'\\)"):
+        parse_anchors(["a=star,a=moon"], concepts, defaults)
+    assert parse_anchors(["a=star", "a=star"], concepts, defaults) == {"a": "star", "b": "cat"}  # the same twice is one
 
 
 def _train_in_ball(delta: float, steps: int = 40):

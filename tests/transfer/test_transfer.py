@@ -169,8 +169,14 @@ def test_identity_returns_same_values_as_copy() -> None:
 
 
 def test_identity_rejects_mismatched_dims() -> None:
+    from vwbench.errors import UserError
+
     with pytest.raises(ValueError, match="source 6 and target 5"):
         IdentityTransfer().fit(Vocab(words(2), torch.randn(2, 6)), Vocab(words(2), torch.randn(2, 5)))
+    with pytest.raises(UserError, match="source 6 and target 5"):  # a user's choice: one line in the CLI
+        IdentityTransfer().check_spaces(6, 5)
+    IdentityTransfer().check_spaces(6, 6)
+    LeastSquaresTransfer().check_spaces(6, 5)  # a fitted map joins any two widths
 
 
 # -- registry ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import MAX_THREADS
 from vwbench.errors import UserError
 
 FULL_CONCEPTS = 24  # every category of the synthetic world: 24 concepts x 3 trials = 72 words per run
@@ -20,7 +21,7 @@ def bench_command(
     out: Annotated[Path, typer.Option("--out", help="The markdown report; its numbers also go to the .json beside it.")] = Path("leaderboards/perf.md"),
     sections: Annotated[Optional[str], typer.Option("--sections", help="Comma-separated: detection, classification, generation, map, suite (default: all; with --tier paper: the three training sections).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Few concepts, steps and images everywhere (a smoke run; the tests use it).")] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads of every measuring process.")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, max=MAX_THREADS, help="torch CPU threads of every measuring process.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full results as JSON.")] = False,
     suite: Annotated[str, typer.Option("--suite", help="The suite of the cold/warm section.")] = "mini",
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Suite section: only this dataset (repeatable; default: one dataset, the --train-dataset when the suite has it).")] = None,

@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import MAX_THREADS
 from vwbench.errors import UserError
 
 
@@ -42,7 +43,7 @@ def sweep_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder for trained words and results (shared by all workers).")] = Path("runs"),
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (per job on ray/slurm, default 1 there).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch (per job on ray/slurm, default 1 there).")] = None,
     tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")] = None,
 ) -> None:
     """Run every task of a suite (resumable: stored words and results are reused) and print a summary."""

@@ -63,6 +63,8 @@ def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_byt
     """
     path = Path(path)
     fix = "save tensors with safetensors.torch.save_file (or safetensors.numpy.save_file)"
+    if path.exists() and not path.is_file():  # a FIFO or device would block the open, a folder fail it
+        raise TensorFileError(f"{path.name}: not a regular file; give the path of a .safetensors file")
     try:
         size = path.stat().st_size
         with path.open("rb") as f:

@@ -20,7 +20,7 @@ from vwbench.submissions.sandbox import Limits, run_transfer_submission
 from vwbench.submissions.schema import LinearMapMeta, SubmissionManifest
 from vwbench.submissions.validate import check_linear_map, check_transfer_folder
 from vwbench.transfer import TRANSFER_METHODS, TransferMethod, get_transfer
-from vwbench.transfer.base import VocabularyLike, _dim, shared_rows, vocabulary_hash
+from vwbench.transfer.base import IncompatibleSpaces, VocabularyLike, shared_rows, vocabulary_hash
 
 
 def _sha256_tree(folder: Path) -> str:
@@ -54,10 +54,11 @@ class LinearMapTransfer(TransferMethod):
                 f"{self.path}: this linear map is for {self.meta.source}->{self.meta.target}, the task is {source_family}->{target_family}"
             )
 
+    def check_spaces(self, source_dim: int, target_dim: int) -> None:
+        if tuple(self.weight64.shape) != (target_dim, source_dim):
+            raise IncompatibleSpaces(f"{self.path}: weight is {list(self.weight64.shape)}, the models need [{target_dim}, {source_dim}] (d_target, d_source)")
+
     def _fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> None:
-        ds, dt = _dim(source_vocab), _dim(target_vocab)
-        if tuple(self.weight64.shape) != (dt, ds):
-            raise UserError(f"{self.path}: weight is {list(self.weight64.shape)}, the models need [{dt}, {ds}] (d_target, d_source)")
         for side, vocab, expected in (("source", source_vocab, self.meta.source_vocab_hash), ("target", target_vocab, self.meta.target_vocab_hash)):
             actual = vocabulary_hash(vocab)
             if actual is not None and actual != expected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -141,6 +142,10 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
     if links:
         report.problems.append(f"symbolic links are not allowed in a submission: {', '.join(str(p.relative_to(folder)) for p in links[:5])}")
     size = sum(p.stat().st_size for p in files if p.is_file() and not p.is_symlink())
+    unreadable = [p for p in files if p.is_file() and not p.is_symlink() and not os.access(p, os.R_OK)]
+    if unreadable:
+        report.problems.append(f"cannot read {', '.join(str(p.relative_to(folder)) for p in unreadable[:5])} (check the files' permissions)")
+        return report
     if size > MAX_FOLDER_BYTES or len(files) > MAX_FOLDER_FILES:
         report.problems.append(f"the folder holds {len(files)} files, {size} bytes; the limits are {MAX_FOLDER_FILES} files, {MAX_FOLDER_BYTES} bytes")
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
@@ -148,6 +153,9 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         return report
     try:
         raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        report.problems.append(f"cannot read submission.yaml: {exc.strerror or exc} (check the file's permissions)")
+        return report
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         report.problems.append(f"submission.yaml is not valid YAML: {str(exc).splitlines()[0]}")
         return report
@@ -169,6 +177,9 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         return report
     try:
         source = entry.read_text(encoding="utf-8")
+    except OSError as exc:
+        report.problems.append(f"cannot read {manifest.entry}: {exc.strerror or exc} (check the file's permissions)")
+        return report
     except UnicodeDecodeError:
         report.problems.append(f"{manifest.entry} is not UTF-8 text")
         return report
@@ -209,6 +220,15 @@ def check_against_models(report: Report, vocabulary_of: Callable[[str], Any], co
         meta, report.info["words"], family=meta.model, vocab_hash=vocab.hash(), dim=int(vocab.matrix.shape[1]),
         dataset=meta.dataset, concepts=concepts,
     )
+    from vwbench.pipeline_steps import WORD_NORM_LIMIT
+
+    longest_row = float(vocab.matrix.norm(dim=-1).max())
+    longest = max(float(t.double().norm(dim=-1).max()) for t in report.info["words"].values())
+    if longest > WORD_NORM_LIMIT * longest_row:
+        report.problems.append(
+            f"word vectors of norm up to {longest:.3g}, where {meta.model}'s vocabulary rows are at most {longest_row:.3g} long: "
+            "no model can be run on them (a run refuses them)"
+        )
 
 
 def detect_kind(path: Path) -> str:

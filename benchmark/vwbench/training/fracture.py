@@ -44,12 +44,15 @@ def parse_anchors(values: Sequence[str] | None, concepts: Sequence[str], default
     keep their default (the dataset's anchor word)."""
     anchors = dict(defaults)
     items = [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+    named: dict[str, str] = {}
     for item in items:
         if "=" in item:
             concept, word = (s.strip() for s in item.split("=", 1))
             if concept not in concepts:
                 raise UserError(f"--anchors names concept {concept!r}, which is not one of the dataset's: {', '.join(concepts)}")
-            anchors[concept] = word
+            if concept in named and named[concept] != word:
+                raise UserError(f"--anchors gives concept {concept!r} two anchors ({named[concept]!r} and {word!r}); give one")
+            named[concept] = anchors[concept] = word
         elif len(items) == 1:
             anchors = {c: item for c in concepts}
         else:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
+from vwbench.errors import UserError
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -89,6 +91,11 @@ def apply_float64(vectors: torch.Tensor, matrix64: torch.Tensor) -> torch.Tensor
     return out.to(vectors.device, vectors.dtype)
 
 
+class IncompatibleSpaces(UserError, ValueError):
+    """A transfer method that cannot map between two embedding widths (e.g. ``identity`` between
+    models of different widths): a user's choice to fix, and a ``ValueError`` for library callers."""
+
+
 class TransferMethod(ABC):
     """Maps input-embedding vectors of a source model into a target model's embedding space.
 
@@ -113,9 +120,15 @@ class TransferMethod(ABC):
     def fitted(self) -> bool:
         return self.source_dim is not None
 
+    def check_spaces(self, source_dim: int, target_dim: int) -> None:
+        """Raise :class:`IncompatibleSpaces` when this method cannot map ``source_dim``-wide
+        vectors into a ``target_dim``-wide space at all (checked by ``fit``, and by a run as soon
+        as both models are loaded, before any training)."""
+
     def fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> Self:
         """Fit on the two vocabularies; returns ``self`` (refitting replaces the previous fit)."""
         self.source_dim = self.target_dim = None
+        self.check_spaces(_dim(source_vocab), _dim(target_vocab))
         self._fit(source_vocab, target_vocab)
         self.source_dim, self.target_dim = _dim(source_vocab), _dim(target_vocab)
         self.source_hash, self.target_hash = vocabulary_hash(source_vocab), vocabulary_hash(target_vocab)

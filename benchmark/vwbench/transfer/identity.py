@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vwbench.transfer.base import TransferMethod, VocabularyLike, _dim
+from vwbench.transfer.base import IncompatibleSpaces, TransferMethod, VocabularyLike
 
 
 class IdentityTransfer(TransferMethod):
@@ -13,13 +13,15 @@ class IdentityTransfer(TransferMethod):
 
     name = "identity"
 
-    def _fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> None:
-        ds, dt = _dim(source_vocab), _dim(target_vocab)
-        if ds != dt:
-            raise ValueError(
-                f"identity transfer needs equal embedding dims, got source {ds} and target {dt} "
+    def check_spaces(self, source_dim: int, target_dim: int) -> None:
+        if source_dim != target_dim:
+            raise IncompatibleSpaces(
+                f"identity transfer needs equal embedding dims, got source {source_dim} and target {target_dim} "
                 "(use a fitted transfer such as 'lstsq' between different models)"
             )
+
+    def _fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> None:
+        pass  # check_spaces is the whole fit
 
     def _map(self, vectors: torch.Tensor) -> torch.Tensor:
         return vectors.clone()

@@ -122,7 +122,15 @@ def _board(in_domain: dict[str, float], moved: dict[tuple[str, str], float]) -> 
     return {"schema": SCHEMA, "datasets": {"synth-coco": {"grids": grids}}, "results": results}
 
 
+def _one_checkpoint(root):
+    """A zoo folder holding one built model (a report needs at least one)."""
+    (root / "mini-clip").mkdir(parents=True)
+    (root / "mini-clip" / "training_log.json").write_text(json.dumps({"parameters": 1000}))
+    return root
+
+
 def test_the_card_sets_in_domain_words_against_the_targets(tmp_path):
+    _one_checkpoint(tmp_path / "zoo")
     board = _board({"sd": 0.85, "owlv2": 0.305, "clip": 0.9}, {("clip", "sd"): 0.6, ("owlv2", "sd"): 0.4, ("sd", "clip"): 0.45})
     (tmp_path / "board").mkdir()
     (tmp_path / "board" / "leaderboard.json").write_text(json.dumps(board))
@@ -137,6 +145,7 @@ def test_the_card_sets_in_domain_words_against_the_targets(tmp_path):
 def test_the_card_without_a_leaderboard_has_no_word_section_and_a_broken_one_is_named(tmp_path):
     from vwbench.errors import UserError
 
+    _one_checkpoint(tmp_path / "zoo")
     text = write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[]).read_text()
     assert "In-domain words" not in text
     (tmp_path / "board" / "leaderboard.json").write_text("{not json")

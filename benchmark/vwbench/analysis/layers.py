@@ -35,6 +35,8 @@ def even_layers(total: int, count: int = 4) -> list[int]:
 
 
 def check_layers(layers: Sequence[int], total: int) -> list[int]:
+    if not layers:
+        raise UserError(f"--layers names no block: give comma-separated block numbers in 1..{total} (e.g. 1,{total}), or leave --layers out for four evenly spaced ones")
     bad = [n for n in layers if not 1 <= n <= total]
     if bad:
         raise UserError(f"--layers {bad} out of range: this text encoder has blocks 1..{total}")
@@ -71,6 +73,11 @@ def truncation_accuracy(sd: Any, judge: Any, vectors: torch.Tensor, word_concept
 
 
 def plot_truncation(rows: Sequence[dict], total: int, path: Path, title: str) -> Path:
+    return save_png(truncation_figure(rows, total, title), path)
+
+
+def truncation_figure(rows: Sequence[dict], total: int, title: str) -> Any:
+    """Generation accuracy against the number of text-encoder blocks used (a matplotlib figure)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot([r["layers"] for r in rows], [r["accuracy"] for r in rows], marker="o")
@@ -79,7 +86,7 @@ def plot_truncation(rows: Sequence[dict], total: int, path: Path, title: str) ->
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return save_png(fig, path)
+    return fig
 
 
 @torch.no_grad()
@@ -113,9 +120,15 @@ def tsne_2d(points: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def plot_tsne(embeddings: dict[int, np.ndarray], concepts: Sequence[str], anchors: Sequence[str], total: int, path: Path, title: str) -> Path:
+    return save_png(tsne_figure(embeddings, concepts, anchors, total, title), path)
+
+
+def tsne_figure(embeddings: dict[int, np.ndarray], concepts: Sequence[str], anchors: Sequence[str], total: int, title: str) -> Any:
     """Two rows (coloured by target concept, by anchor word) x one column per layer."""
     plt = pyplot()
     layers = sorted(embeddings)
+    if not layers:
+        raise UserError("t-SNE plot: no layers to show; give --layers block numbers")
     fig, axes = plt.subplots(2, len(layers), figsize=(3.2 * len(layers), 6.4), squeeze=False)
     cmap = plt.get_cmap("tab10")
     for row, (labels, what) in enumerate(((concepts, "concept"), (anchors, "anchor word"))):
@@ -132,4 +145,4 @@ def plot_tsne(embeddings: dict[int, np.ndarray], concepts: Sequence[str], anchor
             ax.set_title(f"block {n}/{total}, by {what}", fontsize=9)
         axes[row][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
-    return save_png(fig, path)
+    return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,32 @@ def pyplot() -> Any:
     return plt
 
 
-def save_png(fig: Any, path: Path) -> Path:
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes (and closed): nothing is written yet."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    pyplot().close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    atomic_write_bytes(path, png_bytes(fig))
     return path
+
+
+def save_json_and_png(stem: Path, payload: Any, fig: Any) -> tuple[Path, Path]:
+    """Write ``stem.json`` and its figure ``stem.png`` all or nothing: both are rendered in memory
+    first (a payload that is not JSON or a figure that does not draw writes neither), then each is
+    written atomically, the PNG first; if the JSON then cannot be written, the new PNG is removed."""
+    json_path, png_path = stem.with_suffix(".json"), stem.with_suffix(".png")
+    text = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
+    image = png_bytes(fig)
+    atomic_write_bytes(png_path, image)
+    try:
+        atomic_write_bytes(json_path, text)
+    except BaseException:
+        png_path.unlink(missing_ok=True)
+        raise
+    return json_path, png_path

@@ -29,25 +29,46 @@ def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, de
     return registry, runs, models
 
 
+def _check_out(out: Path | None) -> None:
+    """An --out that names no file (``''``, ``.``, ``..``, a folder's trailing ``/``) is refused
+    before any work."""
+    from vwbench.errors import UserError
+
+    if out is not None and out.name in ("", ".", ".."):
+        raise UserError(f"--out {str(out)!r} names no file: give a file stem such as analyses/tsne (STEM.json and STEM.png are written), or leave --out out")
+
+
 def _stem(out: Path | None, results: list[Path], name: str) -> Path:
     """Where the analysis goes (its folder checked writable now, before the work)."""
     from vwbench.results.atomic import ensure_output_dir
 
+    _check_out(out)
     stem = out if out is not None else results[0].parent / f"analysis-{name}-{results[0].stem}"
     ensure_output_dir(stem.parent, "--out")
     return stem
 
 
-def _layers(text: str | None, total: int) -> list[int]:
-    from vwbench.analysis.layers import check_layers, even_layers
+def _parse_layers(text: str | None) -> list[int] | None:
+    """``--layers`` as block numbers (``None``: the default, four evenly spaced); checked before
+    any model is loaded: a list with no number (``''``, ``,``) or a non-number is refused."""
     from vwbench.errors import UserError
 
     if text is None:
-        return even_layers(total)
+        return None
     try:
-        return check_layers([int(v) for v in text.split(",") if v.strip()], total)
+        layers = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--layers {text!r}: expected comma-separated block numbers like 1,8,16,24") from None
+    if not layers:
+        raise UserError(f"--layers {text!r} names no block: give comma-separated block numbers like 1,8,16,24, or leave --layers out for four evenly spaced ones")
+    return layers
+
+
+def _layers(text: str | None, total: int) -> list[int]:
+    from vwbench.analysis.layers import check_layers, even_layers
+
+    layers = _parse_layers(text)
+    return even_layers(total) if layers is None else check_layers(layers, total)
 
 
 @analyze_app.command("neighbors")
@@ -56,6 +77,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
     from vwbench.analysis.neighbors import neighbor_report
     from vwbench.results.atomic import atomic_write_json
 
+    _check_out(out)
     _, runs, models = _setup(result, tasks_dir, weights, device)
     stem = _stem(out, result, "neighbors")
     report = []
@@ -82,12 +104,14 @@ def truncation_command(
 ) -> None:
     """Generate with only the first N text-encoder blocks and measure generation accuracy (one result)."""
     from vwbench.analysis.context import sd_words
-    from vwbench.analysis.layers import n_blocks, plot_truncation, truncation_accuracy
+    from vwbench.analysis.layers import n_blocks, truncation_accuracy, truncation_figure
+    from vwbench.analysis.plotting import save_json_and_png
     from vwbench.errors import UserError
-    from vwbench.results.atomic import atomic_write_json
 
     if len(result) != 1:
         raise UserError("analyze truncation takes one --result")
+    _check_out(out)
+    _parse_layers(layers)
     registry, (run,), models = _setup(result, tasks_dir, weights, device)
     stem = _stem(out, result, "truncation")
     sd, vectors = sd_words(run, models)
@@ -100,8 +124,9 @@ def truncation_command(
         generations=generations or ev.generations_per_word, steps=inference_steps or ev.inference_steps,
         guidance=ev.guidance_scale, seed=run.result.seed,
     )
-    atomic_write_json(stem.with_suffix(".json"), {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows})
-    plot_truncation(rows, total, stem.with_suffix(".png"), f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
+    payload = {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows}
+    figure = truncation_figure(rows, total, f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
+    save_json_and_png(stem, payload, figure)
     for r in rows:
         typer.echo(f"first {r['layers']}/{total} blocks: generation accuracy {r['accuracy']:.3f}")
     typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
@@ -113,10 +138,12 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
     import numpy as np
 
     from vwbench.analysis.context import sd_words
-    from vwbench.analysis.layers import n_blocks, plot_tsne, pooled_activations, tsne_2d
+    from vwbench.analysis.layers import n_blocks, pooled_activations, tsne_2d, tsne_figure
+    from vwbench.analysis.plotting import save_json_and_png
     from vwbench.errors import UserError
-    from vwbench.results.atomic import atomic_write_json
 
+    _check_out(out)
+    _parse_layers(layers)
     _, runs, models = _setup(result, tasks_dir, weights, device)
     stem = _stem(out, result, "tsne")
     per_layer: dict[int, list] = {}
@@ -138,7 +165,6 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
         "results": [str(p) for p in result], "blocks": total, "concepts": concepts, "anchors": anchors,
         "points": {str(n): e.round(4).tolist() for n, e in embeddings.items()},
     }
-    atomic_write_json(stem.with_suffix(".json"), payload)
-    plot_tsne(embeddings, concepts, anchors, total, stem.with_suffix(".png"), "pooled token activations (t-SNE)")
+    save_json_and_png(stem, payload, tsne_figure(embeddings, concepts, anchors, total, "pooled token activations (t-SNE)"))
     typer.echo(f"{len(concepts)} words, blocks {sorted(embeddings)} of {total}")
     typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")

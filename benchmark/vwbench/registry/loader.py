@@ -22,6 +22,8 @@ scalars are replaced.
 Errors are :class:`~vwbench.errors.UserError` with ``file:line`` of the offending key: YAML is
 composed into nodes whose marks give each key's line, and every merged value keeps the location
 of the file that set it, so a schema error found after merging still points at its source.
+A file whose aliases (``*name``) would expand past :data:`MAX_YAML_NODES` values is refused
+before it is expanded (an alias bomb would otherwise take gigabytes).
 """
 
 from __future__ import annotations
@@ -135,6 +137,41 @@ def merge(*docs: Doc) -> Doc:
 _constructor = yaml.constructor.SafeConstructor()
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+MAX_YAML_NODES = 100_000
+"""The most values (keys, scalars, mappings, sequences) one task file may hold once its aliases
+are expanded. The shipped files hold a few hundred; the bound stops an alias bomb ("billion
+laughs": a few lines whose aliases nest into billions of values) before it takes the memory."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _RecursiveAlias(Exception):
+    pass
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int], limit: int) -> int:
+    """How many values ``node`` stands for with every alias (and ``<<`` merge) expanded, counted
+    once per distinct node (memoized), so a bomb is measured without being expanded. Raises
+    :class:`_TooLarge` beyond ``limit`` and :class:`_RecursiveAlias` on an alias inside itself."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        raise _RecursiveAlias
+    size = 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        active.add(key)
+        children = (c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            size += _expanded_size(child, sizes, active, limit)
+            if size > limit:
+                raise _TooLarge
+        active.discard(key)
+    sizes[key] = size
+    return size
+
 
 def _to_python(node: yaml.Node, key: Key, file: Path, locs: dict[Key, Loc]) -> Any:
     """Build Python data from a composed node, recording each key's line in ``locs``."""
@@ -172,19 +209,34 @@ def read_yaml(path: Path) -> Doc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        problem = " ".join(" ".join(str(p).split()) for p in (exc.context, exc.problem) if p)
         raise UserError(f"{_display(path)}:{line}: YAML syntax error: {problem}") from exc
+    except yaml.reader.ReaderError as exc:
+        # e.g. a NUL byte: say where as file:line, on one line (PyYAML's message takes two)
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else 1
+        what = f"character #x{exc.character:04x}" if isinstance(exc.character, int) else f"byte {exc.character!r}"
+        raise UserError(
+            f"{_display(path)}:{line}: YAML error: unacceptable {what} ({exc.reason}); "
+            "a task file is plain UTF-8 text: remove the character"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise UserError(f"{_display(path)}: YAML error: {exc}") from exc
+        raise UserError(f"{_display(path)}: YAML error: {' '.join(str(exc).split())}") from exc
     except RecursionError:
         raise UserError(f"{_display(path)}: nested too deeply to read") from None
     locs: dict[Key, Loc] = {(): Loc(path, 1)}
     if node is None:
         return Doc({}, locs, path)
+    recursive = f"{_display(path)}: nested too deeply to read (a recursive alias such as `a: &a [*a]`?)"
     try:
+        _expanded_size(node, {}, set(), MAX_YAML_NODES)
         data = _to_python(node, (), path, locs)
-    except RecursionError:
-        raise UserError(f"{_display(path)}: nested too deeply to read (a recursive alias such as `a: &a [*a]`?)") from None
+    except _TooLarge:
+        raise UserError(
+            f"{_display(path)}: more than {MAX_YAML_NODES:,} values once its aliases (*name) are expanded; "
+            "a task file holds a few hundred: write the settings out instead of nesting aliases"
+        ) from None
+    except (RecursionError, _RecursiveAlias):
+        raise UserError(recursive) from None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else 1
@@ -230,7 +282,9 @@ class _FileCache:
             {k: v for k, v in doc.locs.items() if not (k and k[0] == "include")},
             path,
         )
-        return merge(*included, own)
+        merged = merge(*included, own)
+        merged.locs[()] = doc.locs.get((), Loc(path, 1))  # a missing key is this file's fault, not an included one's
+        return merged
 
 
 # ---- validation with locations -----------------------------------------------------------------
@@ -482,7 +536,9 @@ class _Builder:
         datasets: dict[str, tuple[DatasetSpec, DatasetFile, Doc]] = {}
         dataset_defaults = base_settings.sub("dataset")
         for path in self._yaml_files("datasets"):
-            doc = merge(dataset_defaults, self.files.load(path))
+            own = self.files.load(path)
+            doc = merge(dataset_defaults, own)
+            doc.locs[()] = own.loc(())  # a missing name or tier is the dataset file's, not defaults.yaml's
             file = validate(DatasetFile, doc)
             if file.name != path.stem:
                 raise UserError(f"{doc.loc(('name',))}: dataset name {file.name!r} must match its file name ({path.stem})")

@@ -45,9 +45,10 @@ _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class _Strict(BaseModel):
-    """Base of every schema model: unknown fields are errors, instances are immutable."""
+    """Base of every schema model: unknown fields are errors, instances are immutable, and a float
+    setting must be finite (YAML reads ``.inf`` and ``.nan`` as floats; no setting means either)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CheckpointPin(_Strict):
@@ -143,7 +144,10 @@ class ModelSpec(_Strict):
 class Hyperparameters(_Strict):
     """Word training settings (PROTOCOL.md, Table 2: the same for every model)."""
 
-    lr: float = Field(default=1e-4, gt=0)
+    # Adam moves every coordinate by about ``lr`` per step whatever the gradient's scale, while
+    # token embeddings have coordinates of order 0.01-0.1 (Table 2: 1e-4; the mini tier: 1e-3).
+    # An lr above 10 cannot train a word (and 1e30 overflows it to NaN): it is a typo, refused.
+    lr: float = Field(default=1e-4, gt=0, le=10)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(default=1e-8, gt=0)
     batch_size: int = Field(default=8, ge=1)
@@ -172,7 +176,9 @@ class EvalSettings(_Strict):
 
     generations_per_word: int = Field(default=8, ge=1)
     inference_steps: int = Field(default=50, ge=1)
-    guidance_scale: float = Field(default=7.5, ge=0)
+    # classifier-free guidance: 7.5 is diffusers' default and published scales stay far below 100;
+    # beyond that the guidance term swamps the prediction (and huge values overflow to NaN images)
+    guidance_scale: float = Field(default=7.5, ge=0, le=100)
     batch_size: int = Field(default=8, ge=1)
 
 
@@ -215,7 +221,10 @@ class SynthOptions(_Strict):
     """``options`` of the ``synth`` loader (``vwbench.data.synth``)."""
 
     variant: Literal["imagenet", "dreambooth", "coco", "voc"] = "coco"
-    image_size: int = Field(default=64, ge=16)
+    # Rendered on the CPU, several float arrays of image_size² each; 1024 is above every real
+    # model's input (CLIP 224, SD 2.1 768, OWLv2 960) and the mini tier's 64, so a larger size is a
+    # typo that would only exhaust memory (100000000 asks numpy for petabytes).
+    image_size: int = Field(default=64, ge=16, le=1024)
     seed: int = 0
 
 

@@ -115,6 +115,26 @@ ENTRIES: dict[str, ZooEntry] = {
 }
 
 
+def zoo_root(root: Path | str, *, must_exist: bool = True) -> Path:
+    """``--root`` as an absolute path, relative to the current directory (not to the package,
+    which relative checkpoint pins start from). ``must_exist``: a missing folder, or a file, is a
+    one-line :class:`UserError`."""
+    folder = Path(root).expanduser().absolute()
+    if must_exist and not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"zoo folder {root} {what}: pass --root the folder `vwbench zoo train --root` wrote (or leave it out for the package's own zoo)")
+    return folder
+
+
+def built_entries(root: Path) -> list[str]:
+    """The zoo entries with a checkpoint (a manifest or a training log) under ``root`` (unshipped
+    ones: under :func:`build_dir`)."""
+    return [
+        name for name in ENTRIES
+        if any((entry_folder(root, name) / f).is_file() for f in ("manifest.json", "training_log.json"))
+    ]
+
+
 def _select(only: Sequence[str] | None) -> list[ZooEntry]:
     if not only:
         return list(ENTRIES.values())
@@ -190,7 +210,16 @@ def train_zoo(
     """Train the selected mini models (all by default) into ``root``; returns their training logs.
     ``jobs`` > 1 trains that many side by side, each in its own process on an equal share of the
     CPU's threads, each starting once the checkpoints it is built on are finished."""
-    names = [entry.name for entry in _select(only)]
+    from vwbench.results.atomic import ensure_output_dir
+
+    entries = _select(only)
+    names = [entry.name for entry in entries]
+    root = zoo_root(root, must_exist=False)
+    # a --root that is a file or not writable is a one-line error now, not a traceback after training
+    if any(e.shipped for e in entries):
+        ensure_output_dir(root, "--root")
+    if not all(e.shipped for e in entries):
+        ensure_output_dir(build_dir(), f"${BUILD_DIR_ENV}")
     if jobs <= 1 or len(names) == 1:
         return {name: _train_entry(name, root, log) for name in names}
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -207,6 +236,7 @@ def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[
     from vwbench.registry.checkpoints import resolve_checkpoint
     from vwbench.registry.schema import CheckpointPin
 
+    root = zoo_root(root)
     folders = {}
     for entry in _select(only):
         folder = entry_folder(root, entry.name)
@@ -219,5 +249,6 @@ def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[
 
 def check_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[str, dict]:
     """Verify hashes, then measure each model's quality numbers."""
+    root = zoo_root(root)
     folders = verify_zoo(root, only)
     return {name: ENTRIES[name].quality(folder, root) for name, folder in folders.items()}

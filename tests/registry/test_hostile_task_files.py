@@ -125,3 +125,11 @@ def test_non_finite_or_absurd_hyperparameters_are_refused(tasks_copy: Path, old:
     edit(path, old, new)
     message = load_error(tasks_copy)
     assert "models/mini.yaml:" in message and expected in message
+
+
+def test_a_non_finite_study_setting_is_refused(tasks_copy: Path) -> None:
+    from vwbench.registry.studies import StudyRegistry
+
+    edit(tasks_copy / "studies" / "probe.yaml", "  lr: 1.0e-3", "  lr: .inf")
+    with pytest.raises(UserError, match="finite number"):
+        StudyRegistry.from_dir(tasks_copy)

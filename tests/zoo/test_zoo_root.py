@@ -68,7 +68,13 @@ def test_report_cli_refuses_a_nonexistent_root(tmp_path, monkeypatch, capsys):
         main()
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: zoo folder") and err.count("\n") == 1
-    assert not (tmp_path / "zr4" / "zoo.md").exists()
+    assert not (tmp_path / "zr4").exists()  # checked before --out is made
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr("sys.argv", ["vwbench", "zoo", "report", "--out", str(tmp_path / "zr5"), "--root", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "holds no mini checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "zr5").exists()
 
 
 @pytest.fixture

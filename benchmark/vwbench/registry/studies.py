@@ -45,7 +45,8 @@ Pooling = Literal["image-embedding", "mean-regions"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: YAML reads .inf and .nan as floats, and no study setting means either
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EncoderRef(_Strict):

@@ -79,31 +79,35 @@ def leaderboard_command(
     tolerance: Annotated[float, typer.Option(help="Largest drop `vwbench check` accepts for the stored runs (absolute, in metric units).")] = 0.02,
 ) -> None:
     """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files."""
-    from vwbench.leaderboard import build, collect, write_leaderboard
+    from vwbench.leaderboard import board_name, build, collect, write_leaderboard
     from vwbench.leaderboard.check import check_section
+    from vwbench.results.schema import printable
 
+    label = board_name(out, name)  # a name UTF-8 cannot encode is refused before any work
     section = None
     if check:
-        preview = build(collect(results), name or out.name)
+        preview = build(collect(results), label)
         section = check_section(preview["results"], check, tolerance)
-    board = write_leaderboard(results, out, name, section)
+    board = write_leaderboard(results, out, label, section)
     skipped = f", {len(board['skipped'])} file(s) skipped" if board["skipped"] else ""
     checks = f", {len(section['entries'])} run(s) stored for `vwbench check`" if section else ""
-    typer.echo(f"{out}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{checks}")
+    typer.echo(f"{printable(str(out))}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{checks}")
 
 
 def check_command(
     baseline: Annotated[Path, typer.Option("--baseline", help="A leaderboard.json written with --check.")],
     tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (default: the repo's tasks/).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Keep the re-run's words and results here (default: a temporary folder).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Keep the re-run's words and results here: a new or empty folder, or an interrupted check's own, which it resumes (default: a temporary folder, deleted after).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
 ) -> None:
     """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance."""
-    from vwbench.leaderboard.check import format_drops, run_check
+    from vwbench.leaderboard.check import format_drops, load_check, run_check
+    from vwbench.results.schema import printable
 
     if not baseline.is_file():
-        raise UserError(f"--baseline {baseline}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
+        raise UserError(f"--baseline {printable(str(baseline))}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
+    load_check(baseline)  # a damaged baseline is refused before --out is created
     if out is not None:
         from vwbench.results.atomic import ensure_output_dir
 
@@ -112,7 +116,7 @@ def check_command(
     if any(r.failed for r in rows):
         typer.echo(format_drops(rows))
         raise typer.Exit(1)
-    typer.echo(f"ok: {len(rows)} value(s) within tolerance of {baseline}")
+    typer.echo(f"ok: {len(rows)} value(s) within tolerance of {printable(str(baseline))}")
 
 
 def register(app: typer.Typer) -> None:

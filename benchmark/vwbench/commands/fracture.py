@@ -22,6 +22,18 @@ def _deltas(text: str) -> list[float]:
     return values
 
 
+def _plot_png(rows, title: str) -> bytes:
+    """The sweep's plot as PNG bytes, drawn in a scratch folder (nothing is written under --out)."""
+    import tempfile
+
+    from vwbench.analysis.sweep import plot_sweep
+
+    with tempfile.TemporaryDirectory(prefix="vwbench-plot-") as tmp:
+        path = Path(tmp) / "plot.png"
+        plot_sweep(rows, path, title)
+        return path.read_bytes()
+
+
 def delta_sweep_command(
     task: Annotated[list[str], typer.Option("--task", "-t", help="SOURCE->TARGET (repeatable: in-domain and transfer tasks share the trained words).")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")],
@@ -38,16 +50,20 @@ def delta_sweep_command(
     tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")] = None,
 ) -> None:
     """Run each task at every delta (Figure 6) and write the table (JSON, Markdown) and plot (PNG)."""
-    from vwbench.analysis.sweep import SweepRow, markdown_table, plot_sweep, rows_to_json
+    from vwbench.analysis.sweep import SweepRow, markdown_table, rows_to_json
+    from vwbench.leaderboard.fileset import check_targets, write_file_set
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
-    from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, ensure_output_dir
+    from vwbench.results.atomic import ensure_output_dir
     from vwbench.runner import RunOptions, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
     values = _deltas(deltas)
     ensure_output_dir(out, probe=False)
+    stem = Path(out) / "sweeps" / specs[0].dataset.name / ("delta-" + "_".join(s.name.replace("->", "-to-") for s in specs))
+    targets = [stem.with_suffix(suffix) for suffix in (".json", ".md", ".png")]
+    check_targets(targets)  # a folder where the table or plot goes: refused before the runs, not after
     reporter = RichReporter()
     runs = [
         RunOptions(
@@ -66,10 +82,12 @@ def delta_sweep_command(
             result, path = run_task(spec, options, reporter)
             rows.append(SweepRow(spec.name, spec.dataset.name, delta, result.metric, result.value, result.ci95[0], result.ci95[1], str(path)))
             reporter.console.print(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")
-    stem = Path(out) / "sweeps" / specs[0].dataset.name / ("delta-" + "_".join(s.name.replace("->", "-to-") for s in specs))
     table = markdown_table(rows)
-    atomic_write_json(stem.with_suffix(".json"), {"dataset": specs[0].dataset.name, "anchors": anchors, "rows": rows_to_json(rows)})
-    atomic_write_bytes(stem.with_suffix(".md"), table.encode())
-    plot_sweep(rows, stem.with_suffix(".png"), f"fracturing on {specs[0].dataset.name}")
+    payload = {"dataset": specs[0].dataset.name, "anchors": anchors, "rows": rows_to_json(rows)}
+    # the table (JSON, Markdown) and the plot are rendered in memory, then written all or nothing
+    files = dict(zip(targets, (
+        (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), table.encode(), _plot_png(rows, f"fracturing on {specs[0].dataset.name}"),
+    )))
+    write_file_set(files)
     typer.echo(table)
     typer.echo(json.dumps({"table": str(stem.with_suffix(".md")), "plot": str(stem.with_suffix(".png"))}))

@@ -10,22 +10,58 @@ from vwbench.leaderboard.build import SCHEMA, SCHEMA_VERSION, build
 from vwbench.leaderboard.collect import collect
 
 
-def write_leaderboard(results_dir: Path, out_dir: Path, name: str | None = None, check: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Collect ``results_dir``, write ``README.md``, ``leaderboard.json`` and ``index.html`` into
-    ``out_dir`` (each atomically) and return the leaderboard payload."""
+def board_name(out_dir: Path, name: str | None) -> str:
+    """The leaderboard's name: ``name``, else the ``--out`` folder's name. Either must be text that
+    UTF-8 can encode (a folder name with undecodable bytes, or ``--name`` given such bytes, cannot
+    be written into README.md or index.html): otherwise a one-line :class:`UserError`."""
+    from vwbench.errors import UserError
+    from vwbench.results.schema import printable
+
+    chosen = Path(out_dir).name if name is None else name
+    try:
+        chosen.encode("utf-8")
+    except UnicodeEncodeError:
+        if name is None:
+            raise UserError(f"--out {printable(str(out_dir))}: the folder's name is not valid UTF-8, and it names the leaderboard; give --name NAME (UTF-8 text) or another --out") from None
+        raise UserError(f"--name \"{printable(name)}\": not valid UTF-8 text; give a name in UTF-8") from None
+    return chosen
+
+
+def render_leaderboard(board: dict[str, Any]) -> dict[str, bytes]:
+    """``leaderboard.json``, ``README.md`` and ``index.html`` of ``board``, rendered in memory and
+    encoded. A board that strict JSON or UTF-8 cannot hold (a NaN, a lone surrogate: results that
+    hold them are skipped, so this is a guard) is a one-line :class:`UserError`."""
     import json
 
+    from vwbench.errors import UserError
     from vwbench.leaderboard.html_page import render_html
     from vwbench.leaderboard.markdown import render_markdown
-    from vwbench.results.atomic import atomic_write_bytes
+    from vwbench.results.schema import unpublishable
+
+    problem = unpublishable(board, "leaderboard")
+    if problem:
+        raise UserError(f"cannot write the leaderboard: {problem}; remove the result file that holds it and run `vwbench leaderboard` again")
+    try:
+        return {
+            "leaderboard.json": (json.dumps(board, indent=2, sort_keys=True, allow_nan=False) + "\n").encode(),
+            "README.md": render_markdown(board).encode(),
+            "index.html": render_html(board).encode(),
+        }
+    except (ValueError, UnicodeEncodeError) as exc:  # the guard's guard: never a traceback, never half a leaderboard
+        raise UserError(f"cannot write the leaderboard: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def write_leaderboard(results_dir: Path, out_dir: Path, name: str | None = None, check: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Collect ``results_dir``, write ``README.md``, ``leaderboard.json`` and ``index.html`` into
+    ``out_dir`` and return the leaderboard payload. All three are rendered in memory first and
+    written together (:func:`vwbench.leaderboard.fileset.write_file_set`): a failure writes none."""
+    from vwbench.leaderboard.fileset import write_file_set
 
     out_dir = Path(out_dir)
-    board = build(collect(results_dir), name or out_dir.name, check)
-    readme, page = render_markdown(board), render_html(board)
-    atomic_write_bytes(out_dir / "leaderboard.json", (json.dumps(board, indent=2, sort_keys=True) + "\n").encode())
-    atomic_write_bytes(out_dir / "README.md", readme.encode())
-    atomic_write_bytes(out_dir / "index.html", page.encode())
+    board = build(collect(results_dir), board_name(out_dir, name), check)
+    files = render_leaderboard(board)
+    write_file_set({out_dir / filename: data for filename, data in files.items()})
     return board
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "build", "collect", "write_leaderboard"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "board_name", "build", "collect", "render_leaderboard", "write_leaderboard"]

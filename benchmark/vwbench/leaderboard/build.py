@@ -52,8 +52,10 @@ def _ranks(rows: list[dict[str, Any]], key: str = "value") -> None:
             row["tied_with_best"] = bool(row["ci95"][1] >= best_low)
 
 
-def _pair_key(task: str) -> tuple[int, int]:
-    s, t = task.split("->")
+def _pair_key(pair: tuple[str, str]) -> tuple[int, int]:
+    """Pairs in family order (sd, owlv2, clip), from a result's own source and target (its task
+    name is SOURCE->TARGET of those: :class:`vwbench.results.schema.RunResult` checks it)."""
+    s, t = pair
     return (FAMILY_ORDER.index(s) if s in FAMILY_ORDER else 9, FAMILY_ORDER.index(t) if t in FAMILY_ORDER else 9)
 
 
@@ -104,9 +106,10 @@ def _row(e: Entry, ids: dict[str, str], method: str) -> dict[str, Any]:
 def _dataset(entries: list[Entry], ids: dict[str, str]) -> dict[str, Any]:
     in_domain = {e.result.target: e for e in entries if e.result.source == e.result.target and e.result.transfer == "identity"}
     pairs: dict[str, Any] = {}
-    for task in sorted({e.result.task for e in entries}, key=_pair_key):
+    models = {e.result.task: (e.result.source, e.result.target) for e in entries}
+    for task in sorted(models, key=lambda t: _pair_key(models[t])):
         mine = [e for e in entries if e.result.task == task]
-        source, target = task.split("->")
+        source, target = models[task]
         rows = [_row(e, ids, e.result.transfer) for e in mine]
         _ranks(rows)
         ceiling = in_domain.get(target)

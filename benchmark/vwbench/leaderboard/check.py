@@ -4,12 +4,22 @@ A leaderboard written with ``--check SPEC`` stores, in ``leaderboard.json``'s ``
 the runs to repeat (task, dataset, transfer, steps, trials, seed), their values and an absolute
 ``tolerance``. :func:`run_check` repeats each run from scratch on the CPU in a fresh folder
 (a temporary one, or an empty ``--out``: nothing cached is reused) and reports every value that
-dropped by more than the tolerance.
+dropped by more than the tolerance. Every field of every stored run is validated first (types,
+ranges, finite values): a damaged baseline is a one-line error, never a crash inside a run.
+
+An ``--out`` folder is marked as a check's own (``.vwbench-check.json``: which runs, and whether
+the check finished). An interrupted check resumes from its own work when the same command is run
+again; any other non-empty folder (stored runs of ``vwbench run``, a finished check, a check of
+other runs) is refused, since its stored results would be read back instead of re-run. Without
+``--out`` the work is in a temporary folder that is deleted, also on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import hashlib
+import json
 import math
 import tempfile
 from dataclasses import dataclass
@@ -18,10 +28,16 @@ from typing import Any
 
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
+from vwbench.results.schema import printable, unpublishable
 
 # a drop equal to the tolerance passes; float subtraction (0.5 - 0.48 = 0.020000000000000018) must not fail it
 _ROUNDING = 1e-9
-_ENTRY_FIELDS = {"dataset": str, "task": str, "transfer": str, "steps": int, "n_trials": int, "seed": int, "value": (int, float)}
+_NAME_FIELDS = ("dataset", "task", "transfer")  # non-empty strings
+_COUNT_FIELDS = {"steps": 0, "n_trials": 1}  # integers, at least this
+_OPTIONAL_TEXT_FIELDS = ("transfer_path", "embeddings_path", "study", "result")  # a non-empty string, null or absent
+_RUN_FIELDS = ("dataset", "task", "transfer", "steps", "n_trials", "seed", "transfer_path", "embeddings_path", "study")  # what a re-run does
+_DEVICES = ("cpu", "cuda", "auto")
+MARKER = ".vwbench-check.json"  # in --out: this folder holds a `vwbench check`'s own work
 
 
 @dataclass
@@ -64,19 +80,30 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
         for rid, r in matched:
             entry = {k: r[k] for k in ("dataset", "task", "transfer", "steps", "n_trials", "seed", "value")}
             params = r.get("transfer_params") or {}
-            submission = params.get("submission") or {}
+            submission = _submitted(r, params, "submission", spec)
             if submission.get("path"):  # re-run a submission from where it was run
                 entry["transfer_path"] = submission["path"]
-            embeddings = params.get("embeddings") or {}
+            embeddings = _submitted(r, params, "embeddings", spec)
             if embeddings.get("path"):  # submitted words: evaluated again from their file, by the transfer that carried them
                 entry["embeddings_path"] = embeddings["path"]
-                entry.setdefault("transfer_path", embeddings.get("transfer"))
+                if embeddings.get("transfer"):
+                    entry.setdefault("transfer_path", embeddings["transfer"])
             if r.get("study"):  # a study task (vwbench.studies), re-run by its own runner
                 entry["study"] = r["study"]["family"]
             entry["result"] = rid
             if entry not in entries:  # specs that overlap store a run once
                 entries.append(entry)
     return {"tolerance": tolerance, "device": "cpu", "entries": entries}
+
+
+def _submitted(result: dict[str, Any], params: dict[str, Any], key: str, spec: str) -> dict[str, Any]:
+    """``transfer_params[key]`` of a result (a submission's or submitted words' record), ``{}``
+    where there is none; a record whose path or transfer is not text is a one-line error."""
+    record = params.get(key) or {}
+    ok = isinstance(record, dict) and all(record.get(k) is None or (isinstance(record[k], str) and record[k].strip()) for k in ("path", "transfer"))
+    if not ok:
+        raise UserError(f"--check {spec!r}: {printable(result['file'])} has a malformed transfer_params.{key} (not an object with a path string); re-run it or move it out of --results")
+    return record
 
 
 def load_check(baseline: Path) -> dict[str, Any]:
@@ -100,51 +127,126 @@ def _check_problem(check: dict[str, Any]) -> str | None:
     tolerance = check.get("tolerance")
     if not _valid_tolerance(tolerance):
         return f"tolerance {tolerance!r} is not a finite number >= 0"
+    device = check.get("device", "cpu")
+    if not isinstance(device, str) or device not in _DEVICES:
+        return f"device {printable(repr(device))[:40]} is not one of {', '.join(_DEVICES)}"
     entries = check["entries"]
     if not isinstance(entries, list):
         return "entries is not a list"
     for i, e in enumerate(entries):
-        if not isinstance(e, dict):
-            return f"entry {i} is not an object"
-        for name, kind in _ENTRY_FIELDS.items():
-            if isinstance(e.get(name), bool) or not isinstance(e.get(name), kind):
-                return f"entry {i}: {name} missing or not a {getattr(kind, '__name__', 'number')}"
-        if "tolerance" in e and not _valid_tolerance(e["tolerance"]):
-            return f"entry {i}: tolerance {e['tolerance']!r} is not a finite number >= 0"
+        problem = _entry_problem(e)
+        if problem:
+            names = [e.get(k) for k in _NAME_FIELDS] if isinstance(e, dict) else []
+            label = " ".join(printable(n)[:60] for n in names if isinstance(n, str) and n.strip())
+            return f"entry {i}" + (f" ({label})" if label else "") + f": {problem}"
     return None
+
+
+def _entry_problem(e: Any) -> str | None:
+    """What is wrong with one stored run (every field a re-run reads), or None."""
+    if not isinstance(e, dict):
+        return "is not an object"
+    for name in _NAME_FIELDS:
+        value = e.get(name)
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} missing or not a non-empty string"
+    for name, low in {**_COUNT_FIELDS, "seed": None}.items():
+        value = e.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} missing or not an integer"
+        if low is not None and value < low:
+            return f"{name} {value} is not an integer >= {low}"
+    value = e.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"value {printable(repr(value))[:40]} is not a finite number"
+    if "tolerance" in e and not _valid_tolerance(e["tolerance"]):
+        return f"tolerance {printable(repr(e['tolerance']))[:40]} is not a finite number >= 0"
+    for name in _OPTIONAL_TEXT_FIELDS:
+        value = e.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            return f"{name} {printable(repr(value))[:40]} is not a path or name (a non-empty string, or null)"
+    return unpublishable({k: e.get(k) for k in (*_NAME_FIELDS, *_OPTIONAL_TEXT_FIELDS)})
+
+
+def _fingerprint(check: dict[str, Any]) -> str:
+    """Which runs a check repeats (not their values or tolerances): an interrupted check resumes
+    only into the same runs."""
+    runs = [{k: e.get(k) for k in _RUN_FIELDS} for e in check["entries"]]
+    text = json.dumps({"device": check.get("device", "cpu"), "runs": runs}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _claim_out(out: Path, fingerprint: str, log) -> None:
+    """Make ``out`` this check's folder: new or empty, or holding this same check's interrupted
+    work (resumed); anything else is a one-line :class:`UserError`."""
+    from vwbench.results.atomic import atomic_write_json
+
+    shown = printable(str(out))
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            state = json.loads((out / MARKER).read_text())
+        except (OSError, ValueError):
+            state = None
+        if not isinstance(state, dict) or state.get("vwbench_check") != 1:
+            raise UserError(f"--out {shown}: not empty; `vwbench check` re-runs from scratch, so give a new or empty folder (or leave --out out)")
+        if state.get("runs") != fingerprint:
+            raise UserError(f"--out {shown}: holds the work of a `vwbench check` of other runs (another baseline); give a new or empty folder")
+        if state.get("finished"):
+            raise UserError(f"--out {shown}: holds a finished `vwbench check`, whose results would be read back instead of re-run; give a new or empty folder")
+        log(f"resuming the interrupted check in {shown} (its own saved words and results are reused)")
+    atomic_write_json(out / MARKER, {"vwbench_check": 1, "runs": fingerprint, "finished": False})
+
+
+def _rerun_entry(e: dict[str, Any]) -> dict[str, Any]:
+    """The entry as the re-run reads it: a null path is an absent one (the run's own transfer)."""
+    return {k: v for k, v in e.items() if v is not None}
 
 
 def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print) -> list[CheckRow]:
     """Repeat the baseline's check runs; one :class:`CheckRow` each."""
     from vwbench.progress import NullReporter
     from vwbench.registry import TaskRegistry
+    from vwbench.results import journal
+    from vwbench.results.atomic import atomic_write_json
     from vwbench.runner import RunOptions, run_task
 
     check = load_check(baseline)
-    if out_dir is not None and Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
-        raise UserError(f"--out {out_dir}: not empty; `vwbench check` re-runs from scratch, so give a new or empty folder (or leave --out out)")
+    fingerprint = _fingerprint(check)
+    if out_dir is not None:
+        _claim_out(Path(out_dir), fingerprint, log)
     registry = TaskRegistry.from_dir(tasks_dir)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="vwbench-check-") as tmp:
-        out = Path(out_dir) if out_dir is not None else Path(tmp)
-        for e in check["entries"]:
-            if e.get("study"):  # a study task: its own runner
-                from vwbench.studies.runner import rerun_for_check
+    with (tempfile.TemporaryDirectory(prefix="vwbench-check-") if out_dir is None else contextlib.nullcontext(str(out_dir))) as tmp:
+        out = Path(tmp)
+        try:
+            for stored in check["entries"]:
+                e = _rerun_entry(stored)
+                if e.get("study"):  # a study task: its own runner
+                    from vwbench.studies.runner import rerun_for_check
 
-                result = rerun_for_check(e, registry, out, weights_dir, data_root)
-            else:
-                spec = registry.get(e["task"], e["dataset"])
-                embeddings = e.get("embeddings_path")
-                options = RunOptions(
-                    transfer=e.get("transfer_path", e["transfer"]), seed=e["seed"], device=check.get("device", "cpu"),
-                    steps=None if embeddings else e["steps"], trials=None if embeddings else e["n_trials"],
-                    embeddings=Path(embeddings) if embeddings else None,
-                    out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
-                )
-                result, _ = run_task(spec, options, NullReporter())
-            row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
-            log(f"{row.dataset} {row.task} {row.transfer}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
-            rows.append(row)
+                    result = rerun_for_check(e, registry, out, weights_dir, data_root)
+                else:
+                    spec = registry.get(e["task"], e["dataset"])
+                    embeddings = e.get("embeddings_path")
+                    options = RunOptions(
+                        transfer=e.get("transfer_path", e["transfer"]), seed=e["seed"], device=check.get("device", "cpu"),
+                        steps=None if embeddings else e["steps"], trials=None if embeddings else e["n_trials"],
+                        embeddings=Path(embeddings) if embeddings else None,
+                        out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
+                    )
+                    result, _ = run_task(spec, options, NullReporter())
+                row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
+                log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
+                rows.append(row)
+        except KeyboardInterrupt:
+            if out_dir is None:  # what was saved is in the temporary folder, deleted on the way out
+                for path, _ in journal.saved():
+                    if Path(path).is_relative_to(tmp):
+                        journal.forget(Path(path))
+                log("vwbench check: interrupted; without --out its work was in a temporary folder, now deleted. Give --out DIR to keep a check's work: the same command then resumes it")
+            raise
+    if out_dir is not None:  # a finished check's folder is not re-used: its results would be read back
+        atomic_write_json(Path(out_dir) / MARKER, {"vwbench_check": 1, "runs": fingerprint, "finished": True})
     return rows
 
 

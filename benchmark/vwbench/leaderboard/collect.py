@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vwbench.errors import UserError
-from vwbench.results.schema import RunResult, read_result
+from vwbench.results.schema import RunResult, printable, read_result
 
 MAX_RESULT_BYTES = 20 * 2**20
 MAX_SAMPLES_PER_CONCEPT = 4
@@ -89,17 +89,22 @@ def collect(results_dir: Path) -> Collected:
     skipped: list[tuple[str, str]] = []
     units: dict[tuple[str, str, str], list[Entry]] = {}
     for path in sorted(results_dir.rglob("*.json")):
-        rel = str(path.relative_to(results_dir))
+        rel = printable(str(path.relative_to(results_dir)))  # an undecodable byte of a name is shown as a backslash escape
         if path.is_symlink() or not path.is_file():
             skipped.append((rel, "not a regular file"))
             continue
         if path.stat().st_size > MAX_RESULT_BYTES:
             skipped.append((rel, f"over {MAX_RESULT_BYTES} bytes"))
             continue
+        if rel != str(path.relative_to(results_dir)):
+            skipped.append((rel, "its path is not valid UTF-8, so a leaderboard cannot cite it; rename it"))
+            continue
         try:
-            result = read_result(path)
+            # publishable: a NaN or infinite number, or text that is not valid UTF-8, cannot go into a
+            # leaderboard (strict JSON, README.md, index.html): such a file is skipped, not fatal
+            result = read_result(path, publishable=True)
         except UserError as exc:
-            skipped.append((rel, str(exc).replace(str(path), "").lstrip(": ")[:300]))
+            skipped.append((rel, printable(str(exc).replace(str(path), "").lstrip(": "))[:300]))
             continue
         if result.fracture is not None:
             skipped.append((rel, f"a delta-constrained run (delta {result.fracture.get('delta')}): see `vwbench delta-sweep` for those"))

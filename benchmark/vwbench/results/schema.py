@@ -1,19 +1,35 @@
 """The result of one run unit, as stored on disk (one JSON file each).
 
 ``schema_version`` is bumped whenever a field changes meaning; readers refuse versions they do not
-know instead of guessing.
+know instead of guessing. Counts are in range (``n_trials`` >= 1, ``steps`` >= 0), numbers are not
+``true``/``false``, and a word task's name is SOURCE->TARGET of its model families with the target's
+metric (a study task's starts with its family): a foreign file is refused, not misread.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from vwbench.errors import UserError
 
 SCHEMA_VERSION = 1
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON ``true`` is not a number (pydantic would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not true/false")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Integer = Annotated[int, BeforeValidator(_not_bool)]
+Name = Annotated[str, Field(min_length=1)]
 
 
 class CheckpointProvenance(BaseModel):
@@ -62,38 +78,109 @@ class StudyRecord(BaseModel):
 class RunResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = SCHEMA_VERSION
-    task: str  # e.g. "sd->owlv2"
-    source: str
-    target: str
-    dataset: str
-    metric: str
-    value: float
-    ci95: tuple[float, float]
-    per_concept: dict[str, float]
+    task: Name  # e.g. "sd->owlv2"; a study task: "probe:clip", "align:owlv2->clip"
+    source: Name
+    target: Name
+    dataset: Name
+    metric: Name
+    value: Number
+    ci95: tuple[Number, Number]
+    per_concept: dict[str, Number]
     per_word: list[dict[str, float | str | int]]  # concept, trial, init_word, value (+ other metrics)
-    metrics: dict[str, float] = Field(default_factory=dict)  # secondary metrics' means (map50, ...)
-    transfer: str
+    metrics: dict[str, Number] = Field(default_factory=dict)  # secondary metrics' means (map50, ...)
+    transfer: Name
     transfer_params: dict = Field(default_factory=dict)
-    n_trials: int
-    steps: int
-    seed: int
+    n_trials: Annotated[Integer, Field(ge=1)]
+    steps: Annotated[Integer, Field(ge=0)]
+    seed: Integer
     provenance: Provenance
     fracture: dict | None = None  # delta-ball runs: delta, anchors, anchor_facts (unit distance, nearest word, radius)
     study: StudyRecord | None = None  # study tasks (probe:clip, align:owlv2->clip, sae:clip); None for word tasks
 
+    @model_validator(mode="after")
+    def _task_names_its_models(self) -> RunResult:
+        """A word task is SOURCE->TARGET of two model families, scored by the target's metric
+        (what :class:`vwbench.registry.schema.TaskSpec` guarantees for every run); a study task
+        is FAMILY:..., its study's family."""
+        from vwbench.registry.schema import FAMILIES, FAMILY_KIND, KIND_METRICS
 
-def read_result(path: Path) -> RunResult:
-    """Read and validate a result file; a torn or foreign file is a one-line :class:`UserError`."""
+        if self.study is not None:
+            if not self.task.startswith(f"{self.study.family}:"):
+                raise ValueError(f"study task {self.task!r} does not start with its study family {self.study.family!r} and a colon")
+            return self
+        for role, family in (("source", self.source), ("target", self.target)):
+            if family not in FAMILIES:
+                raise ValueError(f"{role} {family!r} is not a model family ({', '.join(FAMILIES)}); a study result needs its study record")
+        if self.task != f"{self.source}->{self.target}":
+            raise ValueError(f"task {self.task!r} is not {self.source}->{self.target} (SOURCE->TARGET of its source and target)")
+        metrics = KIND_METRICS[FAMILY_KIND[self.target]]
+        if self.metric not in metrics:
+            raise ValueError(f"metric {self.metric!r} does not score {self.target} (its metrics: {', '.join(metrics)})")
+        return self
+
+
+def printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates: undecodable bytes of a file name,
+    ``\\udcff`` escapes in JSON) written as backslash escapes, so it can be printed and published."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # a file name's undecodable bytes (surrogateescape): show the bytes, \xff
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unpublishable(payload: Any, where: str = "") -> str | None:
+    """Where ``payload`` (parsed JSON) holds what strict JSON and UTF-8 text cannot: a NaN or
+    infinite number, or a string (or key) with a lone surrogate; ``None`` when it holds neither."""
+    stack: list[tuple[str, Any]] = [(where, payload)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{at or 'the file'}: {value} is not a finite number"
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{at or 'the file'}: \"{printable(value)[:80]}\" is not valid UTF-8 text (a lone surrogate)"
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                name = f"{at}.{key}" if at else str(key)
+                try:
+                    str(key).encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"{printable(name)[:120]}: the key is not valid UTF-8 text (a lone surrogate)"
+                stack.append((name, item))
+        elif isinstance(value, (list, tuple)):
+            stack += [(f"{at}[{i}]", item) for i, item in reversed(list(enumerate(value)))]
+    return None
+
+
+def read_result(path: Path, *, publishable: bool = False) -> RunResult:
+    """Read and validate a result file; a torn or foreign file is a one-line :class:`UserError`.
+
+    ``publishable`` also refuses a file holding a NaN or infinite number or text that is not
+    valid UTF-8 anywhere (what a leaderboard cannot show or write as strict JSON). It is not the
+    default: a study may store a NaN secondary metric, and its runner reuses such a result."""
     try:
         payload = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise UserError(f"{path}: not a readable result file ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise UserError(f"{path}: not a readable result file ({type(exc).__name__}: {printable(str(exc))[:200]})") from exc
     version = payload.get("schema_version") if isinstance(payload, dict) else None
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise UserError(f"{path}: result schema version {version!r}, this vwbench reads version {SCHEMA_VERSION}")
     try:
-        return RunResult.model_validate(payload)
+        result = RunResult.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"{path}: invalid result file: {where}: {first['msg']}") from exc
+        where = printable(".".join(str(p) for p in first["loc"]))
+        message = printable(first["msg"]).removeprefix("Value error, ")
+        raise UserError(f"{path}: invalid result file: " + (f"{where}: " if where else "") + message) from exc
+    if publishable:
+        problem = unpublishable(payload)
+        if problem:
+            raise UserError(f"{path}: invalid result file: {problem}")
+    return result

@@ -207,7 +207,7 @@ def test_a_transfer_that_cannot_join_the_two_spaces_fails_before_training(tiny_t
     assert not (out / "words").exists() and not (out / "results").exists()
 
 
-@pytest.mark.parametrize("argv", [["run", "--task", "clip->clip", "--dataset", "synth-coco"], ["sweep", "--suite", "mini"], ["bench", "--sections", "map"]])
+@pytest.mark.parametrize("argv", [["run", "--task", "clip->clip", "--dataset", "synth-coco"], ["sweep", "--suite", "mini"], ["bench", "--sections", "map"], ["delta-sweep", "--task", "clip->clip", "--dataset", "synth-voc"]])
 def test_a_thread_count_no_machine_has_is_refused(argv):
     """torch.set_num_threads(10**8) segfaults the process: --threads stops at MAX_THREADS."""
     from typer.testing import CliRunner
@@ -217,3 +217,13 @@ def test_a_thread_count_no_machine_has_is_refused(argv):
 
     res = CliRunner().invoke(app, [*argv, "--threads", "100000000"])
     assert res.exit_code == 2 and f"less than or equal to {MAX_THREADS}" in res.output
+
+
+def test_delta_sweep_refuses_a_task_given_twice(tmp_path):
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    res = CliRunner().invoke(app, ["delta-sweep", "--task", "clip->clip", "--task", "CLIP -> CLIP", "--dataset", "synth-voc", "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "--task clip->clip is given more than once" in str(res.exception)
+    assert not (tmp_path / "o").exists()

@@ -9,10 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import MAX_THREADS
+from vwbench.errors import UserError
+
 
 def _deltas(text: str) -> list[float]:
-    from vwbench.errors import UserError
-
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -46,7 +47,7 @@ def delta_sweep_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder (results, words, and sweeps/).")] = Path("runs"),
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch.")] = None,
     tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")] = None,
 ) -> None:
     """Run each task at every delta (Figure 6) and write the table (JSON, Markdown) and plot (PNG)."""
@@ -59,6 +60,9 @@ def delta_sweep_command(
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
+    repeated = sorted({s.name for s in specs if sum(o.name == s.name for o in specs) > 1})
+    if repeated:
+        raise UserError(f"--task {repeated[0]} is given more than once (aliases included); give each task once")
     values = _deltas(deltas)
     ensure_output_dir(out, probe=False)
     stem = Path(out) / "sweeps" / specs[0].dataset.name / ("delta-" + "_".join(s.name.replace("->", "-to-") for s in specs))

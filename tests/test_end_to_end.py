@@ -46,6 +46,10 @@ def test_run_writes_a_schema_valid_result(tiny_tasks, tmp_path, pair):
     assert stored.provenance.versions["torch"]
     assert stored.provenance.machine["cpu"] == cpu_model() and stored.provenance.machine["torch_threads"] >= 1
     assert Path(stored.provenance.words_file).exists()
+    # the settings that made the number (the suite's 2 steps and 2 generations; defaults.yaml's lr and guidance)
+    hp, ev = stored.provenance.settings["hyperparameters"], stored.provenance.settings["eval"]
+    assert (hp["steps"], hp["trials"], hp["lr"], hp["n_vectors"]) == (2, 2, 1e-4, 4)
+    assert (ev["generations_per_word"], ev["inference_steps"], ev["guidance_scale"]) == (2, 2, 7.5)
     samples = files[0].with_suffix(".samples")
     if target == "sd":  # one sample generation per concept, for the leaderboard page
         assert sorted(p.name for p in samples.iterdir()) == ["circle.png", "square.png", "triangle.png"]

@@ -440,6 +440,7 @@ def write_result(*, task, hp, split, words, words_path, scored, transfer_name, m
             "device": str(device),
             "dtype": str(dtype).replace("torch.", ""),
             "machine": compute_environment(str(device)),
+            "settings": {"hyperparameters": hp.model_dump(mode="json"), "eval": task.eval.model_dump(mode="json")},
             "wall_time_s": timer,
             "created": utc_now(),
         },

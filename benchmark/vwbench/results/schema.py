@@ -55,6 +55,9 @@ class Provenance(BaseModel):
     # CPU model and torch threads (and the GPU's name) of the run: part of the arithmetic (see
     # vwbench.results.provenance.compute_environment); empty in results written before it was kept
     machine: dict[str, str | int] = Field(default_factory=dict)
+    # the effective word-training hyperparameters and evaluation settings (lr, n_vectors, batch
+    # size, guidance scale, generations per word, ...); empty in results written before they were kept
+    settings: dict[str, dict] = Field(default_factory=dict)
     wall_time_s: dict[str, float]  # per stage
     created: str  # ISO 8601 UTC
 

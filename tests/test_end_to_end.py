@@ -175,6 +175,17 @@ def test_words_that_fit_the_source_but_not_the_target_fail_before_word_jobs_trai
     with pytest.raises(UserError, match="owlv2: words of 20 vectors do not fit"):
         train_delta_words(task, [RunOptions(out_dir=out, device="cpu", threads=1, steps=2, delta=d) for d in (0.1, 1.0)])
     assert not (out / "words").exists()
+    # a later task that shares an earlier one's words is checked too: a sweep plans no word job
+    # for clip->clip's words when clip->owlv2 cannot evaluate them, and a delta sweep of both trains nothing
+    from vwbench.executors.sweep_jobs import plan_sweep
+
+    both = [registry.get("clip->clip", "synth-tiny"), task]
+    with pytest.raises(UserError, match="owlv2: words of 20 vectors do not fit"):
+        plan_sweep(both, None, RunOptions(out_dir=out, device="cpu", threads=1))
+    proc = _cli("delta-sweep", "-t", "clip->clip", "-t", "clip->owlv2", "--dataset", "synth-tiny", "--deltas", "0.5,1.0", "--steps", "2",
+                "--tasks-dir", str(tasks), "--out", str(out), "--device", "cpu", "--threads", "1")
+    assert proc.returncode == 2 and "owlv2: words of 20 vectors do not fit" in proc.stderr.splitlines()[-1], proc.stderr
+    assert not (out / "words").exists() and not (out / "results").exists()
 
 
 def test_a_result_key_holds_the_held_out_data_and_a_non_float32_dtype(tiny_tasks):

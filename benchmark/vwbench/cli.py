@@ -181,13 +181,13 @@ def zoo_report_command(
 ) -> None:
     """Write the zoo card (zoo.md: sizes, training times, curves, samples, quality numbers)."""
     from vwbench.results.atomic import ensure_output_dir
-    from vwbench.zoo.build import ZOO_DIR, built_entries, check_zoo, zoo_root
+    from vwbench.zoo.build import ZOO_DIR, check_zoo, require_built
     from vwbench.zoo.report import write_zoo_report
 
     if board is not None and not board.is_file():
         raise UserError(f"no leaderboard at {board}: write one with `vwbench leaderboard --out DIR` or leave --board out")
-    if root is not None and not built_entries(zoo_root(root)):  # before --out is made: a wrong --root leaves nothing
-        raise UserError(f"zoo folder {root} holds no mini checkpoint: pass --root the folder `vwbench zoo train --root` wrote (or leave it out)")
+    if root is not None:
+        require_built(root)  # before --out is made: a wrong --root leaves nothing
     ensure_output_dir(out)
     measured = check_zoo(root or ZOO_DIR) if measure else None
     typer.echo(f"wrote {write_zoo_report(out, root or ZOO_DIR, measured=measured, board=board)}")

@@ -312,13 +312,21 @@ def check_mapped_words(mapped: torch.Tensor, target: ConceptModel, transfer: str
     target's activations overflow to inf/NaN, and a metric would fail deep inside)."""
     if not torch.isfinite(mapped).all():
         raise UserError(f"transfer {transfer} gave non-finite word vectors (NaN or inf) on {target.family}; check the method or the submitted words")
-    longest_row = float(target.vocabulary().matrix.norm(dim=-1).max())
-    longest = float(mapped.double().norm(dim=-1).max()) if mapped.numel() else 0.0  # float32 norms of 1e30 overflow
-    if longest > WORD_NORM_LIMIT * longest_row:
+    too_long = overlong_words(mapped, target.vocabulary().matrix)
+    if too_long is not None:
+        longest, longest_row = too_long
         raise UserError(
             f"transfer {transfer} gave word vectors of norm up to {longest:.3g} on {target.family}, whose vocabulary rows "
             f"are at most {longest_row:.3g} long; check the method or the submitted words"
         )
+
+
+def overlong_words(vectors: torch.Tensor, vocabulary_matrix: torch.Tensor) -> tuple[float, float] | None:
+    """``(longest vector norm, longest vocabulary row norm)`` when ``vectors`` are more than
+    :data:`WORD_NORM_LIMIT` times longer than every row of the vocabulary; else ``None``."""
+    longest_row = float(vocabulary_matrix.norm(dim=-1).max())
+    longest = float(vectors.double().norm(dim=-1).max()) if vectors.numel() else 0.0  # float32 norms of 1e30 overflow
+    return (longest, longest_row) if longest > WORD_NORM_LIMIT * longest_row else None
 
 
 def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: WordSet, split: DatasetSplit, task, hp, reporter: Reporter, samples: dict | None = None) -> list[Predictions]:

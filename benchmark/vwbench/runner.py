@@ -93,12 +93,23 @@ class _ModelCache:
             self._resolved[pin] = resolve_checkpoint(spec.checkpoint, self.weights_dir)
         return self._resolved[pin]
 
+    def _key(self, spec: ModelSpec) -> tuple[str, str]:
+        return (spec.family, str(self.resolve(spec).path))
+
+    def holds(self, spec: ModelSpec) -> bool:
+        """Whether the checkpoint of ``spec`` is loaded."""
+        return self._key(spec) in self._models
+
+    def drop(self, spec: ModelSpec) -> None:
+        """Forget the loaded model of ``spec`` (it is freed once nothing else holds it)."""
+        self._models.pop(self._key(spec), None)
+
     def get(self, spec: ModelSpec, role: str):
         resolved = self.resolve(spec)
         self.provenance.append(
             {"role": role, "family": spec.family, "name": resolved.name, "revision": resolved.revision, "sha256": dict(resolved.files)}
         )
-        key = (spec.family, str(resolved.path))
+        key = self._key(spec)
         if key not in self._models:
             model = _load_adapter(spec.family, resolved.path, self.device, self.dtype)
             if self.feature_cache is not None:
@@ -171,9 +182,14 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
             target, _ = models.get(task.target, "target")
             judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
-            n_vectors = int(submitted.vectors.shape[1]) if options.embeddings is not None else hp.n_vectors
+            if options.embeddings is not None:
+                from vwbench.submissions.embeddings import SUBMITTED_WORDS_FIX
+
+                n_vectors, fix = int(submitted.vectors.shape[1]), SUBMITTED_WORDS_FIX
+            else:
+                n_vectors, fix = hp.n_vectors, "lower n_vectors in the task's hyperparameters"
             for model in dict.fromkeys((source, target)):
-                model.check_word_fits(n_vectors)
+                model.check_word_fits(n_vectors, fix)
             prepared.method.check_spaces(source.embedding_dim, target.embedding_dim)
             stage.advance(1)
         with timer("train"):
@@ -228,19 +244,30 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
     obtain_words_together(source, split, hp, plans, first.out_dir, reporter)
 
 
-_FITTING_CHECKPOINTS: set[tuple[str, str, int]] = set()  # (family, checkpoint path, n_vectors) checked in this process
+_FITTING_CHECKPOINTS: set[tuple[str, str, str, int]] = set()  # (family, pin, weights dir, n_vectors) checked here
 
 
 def check_words_fit_models(task: TaskSpec, models: _ModelCache, n_vectors: int) -> None:
     """Check, before any training, that words of ``n_vectors`` vectors fit the prompts of the
     task's source and target (for jobs that train words the target evaluates only later, in
-    another process: a sweep's word units, a delta sweep). The target is loaded for the check
-    and released with ``models``; a checkpoint passes once per process."""
+    another process: a sweep's word units, a delta sweep). A target loaded only for the check is
+    dropped from ``models`` again; a checkpoint passes once per process."""
     for spec, role in ((task.source, "source"), (task.target, "target")):
-        mark = (spec.family, str(models.resolve(spec).path), n_vectors)
-        if mark not in _FITTING_CHECKPOINTS:
-            models.get(spec, role)[0].check_word_fits(n_vectors)
-            _FITTING_CHECKPOINTS.add(mark)
+        mark = (spec.family, spec.checkpoint.model_dump_json(), str(models.weights_dir), n_vectors)
+        if mark in _FITTING_CHECKPOINTS:
+            continue
+        held = models.holds(spec)
+        models.get(spec, role)[0].check_word_fits(n_vectors)
+        _FITTING_CHECKPOINTS.add(mark)
+        if role == "target" and not held:
+            models.drop(spec)
+
+
+def check_task_fits(task: TaskSpec, options: RunOptions) -> None:
+    """:func:`check_words_fit_models` for ``task`` run with ``options`` (its own model cache)."""
+    hp = resolve_hyperparameters(task, options)
+    device, dtype = compute_setup(options.device, options.threads)
+    check_words_fit_models(task, _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir), hp.n_vectors)
 
 
 def _fracture(options: RunOptions, split):

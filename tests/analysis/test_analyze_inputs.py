@@ -75,18 +75,73 @@ def test_json_and_png_are_written_all_or_nothing(tmp_path, monkeypatch):
         plotting.save_json_and_png(stem, {"bad": object()}, truncation_figure([{"layers": 1, "accuracy": 0.5}], 2, "t"))
     assert not stem.with_suffix(".json").exists() and not stem.with_suffix(".png").exists()
 
-    real_write = plotting.atomic_write_bytes
-
-    def failing_json(path, data, **kwargs):
-        if path.suffix == ".json":
-            raise UserError(f"cannot write {path}: No space left on device")
-        return real_write(path, data, **kwargs)
-
-    monkeypatch.setattr(plotting, "atomic_write_bytes", failing_json)
-    with pytest.raises(UserError, match="No space"):  # the JSON cannot be written: the new PNG goes too
-        plotting.save_json_and_png(stem, {"rows": []}, truncation_figure([{"layers": 1, "accuracy": 0.5}], 2, "t"))
-    assert not stem.with_suffix(".png").exists()
-    monkeypatch.undo()
-
     json_path, png_path = plotting.save_json_and_png(stem, {"rows": [1]}, truncation_figure([{"layers": 1, "accuracy": 0.5}], 2, "t"))
     assert json.loads(json_path.read_text()) == {"rows": [1]} and png_path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_json_and_png_that_cannot_both_be_written_keep_the_old_files(tmp_path, monkeypatch):
+    """An analysis rerun whose JSON cannot be written keeps the previous PNG (and JSON) as they were."""
+    import os
+
+    from vwbench.analysis import plotting
+    from vwbench.analysis.layers import truncation_figure
+
+    stem = tmp_path / "an" / "x"
+    stem.parent.mkdir()
+    stem.with_suffix(".png").write_bytes(b"old png")
+    stem.with_suffix(".json").mkdir()  # a folder where the JSON goes
+    with pytest.raises(UserError, match="x.json"):
+        plotting.save_json_and_png(stem, {"rows": []}, truncation_figure([{"layers": 1, "accuracy": 0.5}], 2, "t"))
+    assert stem.with_suffix(".png").read_bytes() == b"old png"
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["x.json", "x.png"]  # no temporary file left
+
+    stem.with_suffix(".json").rmdir()
+    stem.with_suffix(".json").write_text('{"old": true}')
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):  # the disk fills up while the second file is written
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(UserError, match="No space left"):
+        plotting.save_json_and_png(stem, {"rows": []}, truncation_figure([{"layers": 1, "accuracy": 0.5}], 2, "t"))
+    monkeypatch.undo()
+    assert stem.with_suffix(".png").read_bytes() == b"old png" and stem.with_suffix(".json").read_text() == '{"old": true}'
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["x.json", "x.png"]
+
+
+def test_the_sweep_plot_is_drawn_in_memory(tmp_path, monkeypatch):
+    """delta-sweep's plot needs no scratch folder: PNG bytes come from the figure in memory."""
+    import tempfile
+
+    from vwbench.analysis.sweep import SweepRow
+    from vwbench.commands.fracture import _plot_png
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))  # any scratch file would fail
+    rows = [SweepRow("clip->clip", "synth-tiny", d, "accuracy", 0.5, 0.4, 0.6, "r.json") for d in (0.1, 1.0)]
+    assert _plot_png(rows, "t")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_an_analysis_with_a_folder_where_its_file_goes_is_refused_before_the_work(tiny_tasks, tmp_path, monkeypatch, capsys):
+    """The targets are checked before the analysis runs: here the clip run would fail the analysis
+    itself ("needs a generation model"); the folder in the way is reported first, nothing written."""
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    res = CliRunner().invoke(app, ["run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--steps", "0", "--trials", "1", "--tasks-dir", str(tiny_tasks),
+                                   "--out", str(tmp_path / "runs"), "--device", "cpu", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    result = next((tmp_path / "runs" / "results").rglob("*.json"))
+    (tmp_path / "an" / "tr.png").mkdir(parents=True)
+    for command in ("truncation", "tsne"):
+        code, err = _cli(monkeypatch, capsys, "analyze", command, "--result", str(result), "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "an" / "tr"), "--device", "cpu")
+        assert code == 2 and err.startswith("error: cannot write") and "tr.png: it is a folder" in err and err.count("\n") == 1
+    (tmp_path / "an" / "nb.json").mkdir()
+    code, err = _cli(monkeypatch, capsys, "analyze", "neighbors", "--result", str(result), "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "an" / "nb"), "--device", "cpu")
+    assert code == 2 and "nb.json: it is a folder" in err and err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "an").iterdir()) == ["nb.json", "tr.png"]

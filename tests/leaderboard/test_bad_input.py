@@ -84,6 +84,25 @@ def test_a_damaged_check_entry_is_a_one_line_error(baseline, tiny_tasks, tmp_pat
     assert not out.exists()  # refused before --out is made
 
 
+@pytest.mark.parametrize("bad", ["tasks-dir", "dataset", "task"])
+def test_a_check_that_cannot_resolve_its_tasks_leaves_no_marker_in_out(baseline, tiny_tasks, tmp_path, bad) -> None:
+    """The tasks folder and every entry's task are read before --out is claimed: a missing tasks
+    folder, or an entry its tasks folder does not define, leaves no `.vwbench-check.json` behind."""
+    from vwbench.leaderboard.check import MARKER
+
+    board = json.loads(json.dumps(baseline))
+    tasks = tmp_path / "no-such-tasks" if bad == "tasks-dir" else tiny_tasks
+    if bad == "dataset":
+        board["check"]["entries"][-1]["dataset"] = "synth-nowhere"
+    elif bad == "task":
+        board["check"]["entries"][-1]["task"] = "clip->nowhere"
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(board))
+    out = tmp_path / "out"
+    one_line_error(invoke("check", "--baseline", path, "--tasks-dir", tasks, "--out", out), "no tasks folder" if bad == "tasks-dir" else "nowhere")
+    assert not out.exists()  # neither the marker nor the folder: --out is made only once the input checks out
+
+
 def test_a_null_path_in_a_check_entry_is_an_absent_one() -> None:
     from vwbench.leaderboard.check import _check_problem, _rerun_entry
 
@@ -219,6 +238,17 @@ def test_a_name_utf8_cannot_encode_is_refused_before_anything_is_written(tiny_re
     assert {p.name for p in (tmp_path / "lbname\udcff").iterdir()} == {"leaderboard.json", "README.md", "index.html"}
 
 
+def test_an_empty_name_falls_back_to_the_out_folders_name(tiny_results, tmp_path) -> None:
+    from vwbench.leaderboard import board_name
+
+    assert board_name(tmp_path / "myboard", "") == "myboard" and board_name(tmp_path / "myboard", "given") == "given"
+    out = tmp_path / "myboard"
+    res = invoke("leaderboard", "--results", tiny_results / "results", "--out", out, "--name", "")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "leaderboard.json").read_text())["name"] == "myboard"
+    assert (out / "README.md").read_text().startswith("# Leaderboard: myboard\n")
+
+
 def test_a_result_with_text_utf8_cannot_encode_is_skipped(tiny_results, tmp_path) -> None:
     results = tmp_path / "results"
     shutil.copytree(tiny_results / "results", results)
@@ -331,7 +361,7 @@ def test_delta_sweep_with_a_folder_where_the_plot_goes_writes_nothing(tiny_tasks
 
 
 def test_a_file_set_is_written_all_or_nothing(tmp_path, monkeypatch) -> None:
-    from vwbench.leaderboard.fileset import write_file_set
+    from vwbench.results.atomic import write_file_set
 
     files = {tmp_path / "a.json": b"new a", tmp_path / "b.md": b"new b", tmp_path / "c.png": b"new c"}
     (tmp_path / "a.json").write_bytes(b"old a")

@@ -92,3 +92,17 @@ def test_non_finite_words_are_not_reused(tmp_path):
     path = tmp_path / "w.safetensors"
     save_wordset(path, WordSet(torch.full((1, 1, 2), float("nan")), ["a"], [0], ["a"], {}))
     assert load_wordset(path) is None
+
+
+def test_a_file_set_has_one_writer_with_normal_permissions(tmp_path):
+    """The all-or-nothing set writer lives beside the single-file one and shares its umask."""
+    import os
+
+    from vwbench.results import atomic
+
+    mask = os.umask(0o022)
+    try:
+        atomic.write_file_set({tmp_path / "s" / "a.json": b"a", tmp_path / "s" / "b.png": b"b"})
+    finally:
+        os.umask(mask)
+    assert {p.name: (p.read_bytes(), p.stat().st_mode & 0o777) for p in (tmp_path / "s").iterdir()} == {"a.json": (b"a", 0o644), "b.png": (b"b", 0o644)}

@@ -181,6 +181,9 @@ def test_unreadable_files_and_fifos_are_problems_not_tracebacks_or_hangs(tmp_pat
     assert validate(folder, run_code=False).problems == ["cannot read transfer.py: Permission denied (check the file's permissions)"]
     monkeypatch.undo()
 
+    os.mkfifo(folder / "pipe")  # inside a transfer-method folder: the copy into the sandbox would fail
+    assert validate(folder, run_code=False).problems == ["only files and folders may be in a submission: pipe is not"]
+    (folder / "pipe").unlink()
     fifo = tmp_path / "words.safetensors"
     os.mkfifo(fifo)
     with pytest.raises(TensorFileError, match="not a regular file"):

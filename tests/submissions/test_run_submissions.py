@@ -148,7 +148,7 @@ def test_a_hostile_submission_fails_the_run_cleanly(tiny_tasks, tmp_path) -> Non
     assert not (out / "results").exists() or not list((out / "results").rglob("*.json"))
 
 
-def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks, tmp_path) -> None:
+def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks, tmp_path, monkeypatch) -> None:
     """`vwbench validate --tier` finds what a run would refuse (another checkpoint's vocabulary, a
     width no model has, a dataset or concepts the tier lacks) without running anything."""
     clip, owl = load_model(tiny_tasks, "clip"), load_model(tiny_tasks, "owlv2")
@@ -177,5 +177,20 @@ def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks,
     huge = {c: torch.full((4, vocab.dim), 1e30) for c in words}
     report = json.loads(validate(embeddings(tmp_path / "huge.safetensors", huge, vocab_hash=vocab.hash())).output)
     assert len(report["problems"]) == 1 and report["problems"][0].startswith("word vectors of norm up to")
+    long_words = {c: torch.zeros(40, vocab.dim) for c in words}  # the tiny CLIP's context is 32
+    report = json.loads(validate(embeddings(tmp_path / "long.safetensors", long_words, vocab_hash=vocab.hash())).output)
+    assert report["problems"] == [clip.family + ": words of 40 vectors do not fit its prompt (prompt of 45 tokens exceeds context length 32); "
+                                  "the submitted words are too long for it: submit words of fewer vectors"]
     unknown = validate(embeddings(tmp_path / "w4.safetensors", words, vocab_hash=vocab.hash()), tier="nope")
     assert unknown.exit_code != 0 and "tier" in str(unknown.exception)
+    # an unknown tier is found before a transfer method's dry run (which takes seconds to minutes)
+    import importlib
+
+    validate_module = importlib.import_module("vwbench.submissions.validate")  # the package's `validate` is the function
+
+    def no_dry_run(*args, **kwargs):
+        raise AssertionError("the dry run started before --tier was checked")
+
+    monkeypatch.setattr(validate_module, "dry_run", no_dry_run)
+    unknown = CliRunner().invoke(app, ["validate", str(REPO / "submissions" / "ref-lstsq"), "--tier", "nope", "--tasks-dir", str(tiny_tasks)])
+    assert unknown.exit_code != 0 and "unknown tier 'nope'" in str(unknown.exception)

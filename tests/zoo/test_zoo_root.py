@@ -73,7 +73,7 @@ def test_report_cli_refuses_a_nonexistent_root(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["vwbench", "zoo", "report", "--out", str(tmp_path / "zr5"), "--root", str(tmp_path / "empty")])
     with pytest.raises(SystemExit) as exit_info:
         main()
-    assert exit_info.value.code == 2 and "holds no mini checkpoint" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no zoo checkpoints in" in capsys.readouterr().err
     assert not (tmp_path / "zr5").exists()
 
 

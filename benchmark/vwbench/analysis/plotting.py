@@ -1,4 +1,4 @@
-"""Matplotlib without a display, and PNGs written atomically."""
+"""Matplotlib without a display, and PNGs (alone, or with their JSON) written atomically."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vwbench.results.atomic import atomic_write_bytes
+from vwbench.results.atomic import atomic_write_bytes, write_file_set
 
 
 def pyplot() -> Any:
@@ -36,15 +36,11 @@ def save_png(fig: Any, path: Path) -> Path:
 
 def save_json_and_png(stem: Path, payload: Any, fig: Any) -> tuple[Path, Path]:
     """Write ``stem.json`` and its figure ``stem.png`` all or nothing: both are rendered in memory
-    first (a payload that is not JSON or a figure that does not draw writes neither), then each is
-    written atomically, the PNG first; if the JSON then cannot be written, the new PNG is removed."""
+    first (a payload that is not JSON or a figure that does not draw writes neither), then written
+    as one set (:func:`vwbench.results.atomic.write_file_set`): a folder in the way, a full disk or
+    a read-only folder writes neither and keeps both old files (if any) as they were."""
     json_path, png_path = stem.with_suffix(".json"), stem.with_suffix(".png")
     text = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
     image = png_bytes(fig)
-    atomic_write_bytes(png_path, image)
-    try:
-        atomic_write_bytes(json_path, text)
-    except BaseException:
-        png_path.unlink(missing_ok=True)
-        raise
+    write_file_set({json_path: text, png_path: image})
     return json_path, png_path

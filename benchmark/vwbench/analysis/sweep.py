@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from vwbench.analysis.plotting import pyplot, save_png
 
@@ -42,7 +43,12 @@ def markdown_table(rows: Sequence[SweepRow]) -> str:
 
 
 def plot_sweep(rows: Sequence[SweepRow], path: Path, title: str) -> Path:
-    """Metric against delta (log x axis), one line per task, 95% intervals as error bars."""
+    return save_png(sweep_figure(rows, title), path)
+
+
+def sweep_figure(rows: Sequence[SweepRow], title: str) -> Any:
+    """Metric against delta (log x axis), one line per task, 95% intervals as error bars (a
+    matplotlib figure; :func:`vwbench.analysis.plotting.png_bytes` renders it in memory)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for task in dict.fromkeys(r.task for r in rows):
@@ -61,4 +67,4 @@ def plot_sweep(rows: Sequence[SweepRow], path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return save_png(fig, path)
+    return fig

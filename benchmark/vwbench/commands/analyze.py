@@ -30,21 +30,24 @@ def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, de
 
 
 def _check_out(out: Path | None) -> None:
-    """An --out that names no file (``''``, ``.``, ``..``, a folder's trailing ``/``) is refused
-    before any work."""
+    """An --out that names no file (``''``, ``.``, ``..``) is refused before any work. (A trailing
+    ``/`` is not seen here: the path arrives without it, so ``--out analyses/`` is the stem
+    ``analyses`` and writes ``analyses.json``.)"""
     from vwbench.errors import UserError
 
     if out is not None and out.name in ("", ".", ".."):
         raise UserError(f"--out {str(out)!r} names no file: give a file stem such as analyses/tsne (STEM.json and STEM.png are written), or leave --out out")
 
 
-def _stem(out: Path | None, results: list[Path], name: str) -> Path:
-    """Where the analysis goes (its folder checked writable now, before the work)."""
-    from vwbench.results.atomic import ensure_output_dir
+def _stem(out: Path | None, results: list[Path], name: str, suffixes: tuple[str, ...] = (".json", ".png")) -> Path:
+    """Where the analysis goes: its folder checked writable and its files (``STEM`` + each of
+    ``suffixes``) checked writable now, before the work (a folder in the way is a one-line error)."""
+    from vwbench.results.atomic import check_targets, ensure_output_dir
 
     _check_out(out)
     stem = out if out is not None else results[0].parent / f"analysis-{name}-{results[0].stem}"
     ensure_output_dir(stem.parent, "--out")
+    check_targets([stem.with_suffix(suffix) for suffix in suffixes])
     return stem
 
 
@@ -79,7 +82,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
 
     _check_out(out)
     _, runs, models = _setup(result, tasks_dir, weights, device)
-    stem = _stem(out, result, "neighbors")
+    stem = _stem(out, result, "neighbors", (".json",))
     report = []
     for run in runs:
         source, target = run.source(models), run.target(models)

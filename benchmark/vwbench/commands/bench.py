@@ -22,9 +22,10 @@ def validate_command(
     """Check a submission and explain every problem found (exit 1 when there are problems)."""
     from vwbench.submissions import validate
 
+    compare = _tier_comparison(tier, tasks_dir, weights) if tier is not None else None  # a bad --tier: before the dry run
     report = validate(path, run_code=not no_run)
-    if tier is not None:
-        _check_against_tier(report, tier, tasks_dir, weights)
+    if compare is not None:
+        compare(report)
     facts = {k: v for k, v in report.info.items() if k in ("dry_run", "describe", "d_source", "d_target", "tier")}
     meta = report.info.get("meta") or report.info.get("manifest")
     if meta is not None:
@@ -45,8 +46,10 @@ def validate_command(
         raise typer.Exit(1)
 
 
-def _check_against_tier(report, tier: str, tasks_dir: Path | None, weights: Path | None) -> None:
-    """``validate --tier``: compare the file with the tier's models (loaded on the CPU)."""
+def _tier_comparison(tier: str, tasks_dir: Path | None, weights: Path | None):
+    """``validate --tier``: the tier's models are looked up now (an unknown tier is a one-line error
+    before anything runs); the returned function compares a report with them, loading on the CPU
+    only the models the file names."""
     import torch
 
     from vwbench.analysis.context import Models
@@ -54,10 +57,7 @@ def _check_against_tier(report, tier: str, tasks_dir: Path | None, weights: Path
     from vwbench.submissions.validate import check_against_models
 
     registry = TaskRegistry.from_dir(tasks_dir)
-    specs = registry.models(tier)  # an unknown tier: one line naming the known ones
-    if report.kind == "transfer-method":
-        report.info["tier"] = f"{tier}: a transfer method is fitted on whichever models a run pairs, so there is nothing to compare"
-        return
+    specs = registry.models(tier)
     models = Models(torch.device("cpu"), weights)
 
     def concepts_of(name: str) -> list[str]:
@@ -66,9 +66,15 @@ def _check_against_tier(report, tier: str, tasks_dir: Path | None, weights: Path
             raise UserError(f"{dataset.name} belongs to tier {dataset.tier}, not {tier}")
         return list(dataset.concept_names)
 
-    check_against_models(report, lambda family: models.get(specs[family]).vocabulary(), concepts_of)
-    if report.ok:
-        report.info["tier"] = f"{tier}: fits its checkpoints"
+    def compare(report) -> None:
+        if report.kind == "transfer-method":
+            report.info["tier"] = f"{tier}: a transfer method is fitted on whichever models a run pairs, so there is nothing to compare"
+            return
+        check_against_models(report, lambda family: models.get(specs[family]), concepts_of)
+        if report.ok:
+            report.info["tier"] = f"{tier}: fits its checkpoints"
+
+    return compare
 
 
 def leaderboard_command(
@@ -107,11 +113,7 @@ def check_command(
 
     if not baseline.is_file():
         raise UserError(f"--baseline {printable(str(baseline))}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
-    load_check(baseline)  # a damaged baseline is refused before --out is created
-    if out is not None:
-        from vwbench.results.atomic import ensure_output_dir
-
-        ensure_output_dir(out)
+    load_check(baseline)  # a damaged baseline is refused before anything else
     rows = run_check(baseline, tasks_dir, out, weights, data_root, log=lambda m: typer.echo(m, err=True))
     if any(r.failed for r in rows):
         typer.echo(format_drops(rows))

@@ -24,15 +24,11 @@ def _deltas(text: str) -> list[float]:
 
 
 def _plot_png(rows, title: str) -> bytes:
-    """The sweep's plot as PNG bytes, drawn in a scratch folder (nothing is written under --out)."""
-    import tempfile
+    """The sweep's plot as PNG bytes, drawn in memory (nothing is written until the whole set is)."""
+    from vwbench.analysis.plotting import png_bytes
+    from vwbench.analysis.sweep import sweep_figure
 
-    from vwbench.analysis.sweep import plot_sweep
-
-    with tempfile.TemporaryDirectory(prefix="vwbench-plot-") as tmp:
-        path = Path(tmp) / "plot.png"
-        plot_sweep(rows, path, title)
-        return path.read_bytes()
+    return png_bytes(sweep_figure(rows, title))
 
 
 def delta_sweep_command(
@@ -52,11 +48,10 @@ def delta_sweep_command(
 ) -> None:
     """Run each task at every delta (Figure 6) and write the table (JSON, Markdown) and plot (PNG)."""
     from vwbench.analysis.sweep import SweepRow, markdown_table, rows_to_json
-    from vwbench.leaderboard.fileset import check_targets, write_file_set
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
-    from vwbench.results.atomic import ensure_output_dir
-    from vwbench.runner import RunOptions, run_task, train_delta_words
+    from vwbench.results.atomic import check_targets, ensure_output_dir, write_file_set
+    from vwbench.runner import RunOptions, check_task_fits, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
@@ -64,6 +59,8 @@ def delta_sweep_command(
     if repeated:
         raise UserError(f"--task {repeated[0]} is given more than once (aliases included); give each task once")
     values = _deltas(deltas)
+    for spec in specs:  # words of one source serve several targets: check them all before training
+        check_task_fits(spec, RunOptions(device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False))
     ensure_output_dir(out, probe=False)
     stem = Path(out) / "sweeps" / specs[0].dataset.name / ("delta-" + "_".join(s.name.replace("->", "-to-") for s in specs))
     targets = [stem.with_suffix(suffix) for suffix in (".json", ".md", ".png")]

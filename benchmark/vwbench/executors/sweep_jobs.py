@@ -99,6 +99,7 @@ def plan_sweep(
     or with its own transfer). Loads each source model once on this process, to find the stored
     words. Without ``word_phase`` the words train inside the result jobs (the whole group in one
     batch, by the first task that needs them)."""
+    from vwbench.runner import check_task_fits
     from vwbench.units import plan_word_units, release_contexts, unit_done
 
     plan = SweepPlan()
@@ -106,6 +107,7 @@ def plan_sweep(
     for task in tasks:
         share = _share_key(task, options)
         if share in groups:
+            check_task_fits(task, options)  # its words train in an earlier task's jobs: check its target now
             continue  # the same words as an earlier task's
         groups[share] = (task, [])
         for unit in plan_word_units(task, options):

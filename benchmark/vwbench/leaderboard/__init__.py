@@ -11,17 +11,18 @@ from vwbench.leaderboard.collect import collect
 
 
 def board_name(out_dir: Path, name: str | None) -> str:
-    """The leaderboard's name: ``name``, else the ``--out`` folder's name. Either must be text that
-    UTF-8 can encode (a folder name with undecodable bytes, or ``--name`` given such bytes, cannot
-    be written into README.md or index.html): otherwise a one-line :class:`UserError`."""
+    """The leaderboard's name: ``name``, else (no ``--name``, or an empty one) the ``--out``
+    folder's name. Either must be text that UTF-8 can encode (a folder name with undecodable bytes,
+    or ``--name`` given such bytes, cannot be written into README.md or index.html): otherwise a
+    one-line :class:`UserError`."""
     from vwbench.errors import UserError
     from vwbench.results.schema import printable
 
-    chosen = Path(out_dir).name if name is None else name
+    chosen = name or Path(out_dir).name  # an empty --name falls back too: never a title without a name
     try:
         chosen.encode("utf-8")
     except UnicodeEncodeError:
-        if name is None:
+        if not name:
             raise UserError(f"--out {printable(str(out_dir))}: the folder's name is not valid UTF-8, and it names the leaderboard; give --name NAME (UTF-8 text) or another --out") from None
         raise UserError(f"--name \"{printable(name)}\": not valid UTF-8 text; give a name in UTF-8") from None
     return chosen
@@ -54,8 +55,8 @@ def render_leaderboard(board: dict[str, Any]) -> dict[str, bytes]:
 def write_leaderboard(results_dir: Path, out_dir: Path, name: str | None = None, check: dict[str, Any] | None = None) -> dict[str, Any]:
     """Collect ``results_dir``, write ``README.md``, ``leaderboard.json`` and ``index.html`` into
     ``out_dir`` and return the leaderboard payload. All three are rendered in memory first and
-    written together (:func:`vwbench.leaderboard.fileset.write_file_set`): a failure writes none."""
-    from vwbench.leaderboard.fileset import write_file_set
+    written together (:func:`vwbench.results.atomic.write_file_set`): a failure writes none."""
+    from vwbench.results.atomic import write_file_set
 
     out_dir = Path(out_dir)
     board = build(collect(results_dir), board_name(out_dir, name), check)

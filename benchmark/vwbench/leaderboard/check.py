@@ -202,8 +202,27 @@ def _rerun_entry(e: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in e.items() if v is not None}
 
 
+def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
+    """Each entry's task spec from ``registry`` (a study entry's from the folder's studies), so
+    that a task or dataset the tasks folder lacks is a one-line error before anything is written."""
+    studies = None
+    specs = []
+    for e in entries:
+        if e.get("study"):
+            if studies is None:
+                from vwbench.registry.studies import StudyRegistry
+
+                studies = StudyRegistry.from_dir(tasks=registry)
+            specs.append(studies.get(e["task"], e["dataset"]))
+        else:
+            specs.append(registry.get(e["task"], e["dataset"]))
+    return specs
+
+
 def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print) -> list[CheckRow]:
-    """Repeat the baseline's check runs; one :class:`CheckRow` each."""
+    """Repeat the baseline's check runs; one :class:`CheckRow` each. The baseline, the tasks
+    folder and every entry's task are checked before ``out_dir`` is claimed (marked as this
+    check's): bad input leaves no marker behind."""
     from vwbench.progress import NullReporter
     from vwbench.registry import TaskRegistry
     from vwbench.results import journal
@@ -212,21 +231,24 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
 
     check = load_check(baseline)
     fingerprint = _fingerprint(check)
-    if out_dir is not None:
-        _claim_out(Path(out_dir), fingerprint, log)
     registry = TaskRegistry.from_dir(tasks_dir)
+    entries = [_rerun_entry(stored) for stored in check["entries"]]
+    specs = _resolve_entries(entries, registry)
+    if out_dir is not None:
+        from vwbench.results.atomic import ensure_output_dir
+
+        ensure_output_dir(Path(out_dir))  # made only now: bad input above leaves no folder either
+        _claim_out(Path(out_dir), fingerprint, log)
     rows = []
     with (tempfile.TemporaryDirectory(prefix="vwbench-check-") if out_dir is None else contextlib.nullcontext(str(out_dir))) as tmp:
         out = Path(tmp)
         try:
-            for stored in check["entries"]:
-                e = _rerun_entry(stored)
+            for e, spec in zip(entries, specs):
                 if e.get("study"):  # a study task: its own runner
                     from vwbench.studies.runner import rerun_for_check
 
                     result = rerun_for_check(e, registry, out, weights_dir, data_root)
                 else:
-                    spec = registry.get(e["task"], e["dataset"])
                     embeddings = e.get("embeddings_path")
                     options = RunOptions(
                         transfer=e.get("transfer_path", e["transfer"]), seed=e["seed"], device=check.get("device", "cpu"),

@@ -170,13 +170,13 @@ class ConceptModel(ABC):
         (:class:`~vwbench.models.words.WordPrompt`). Raises ``ValueError`` when the prompt does
         not fit the text encoder's context."""
 
-    def check_word_fits(self, n_vectors: int) -> None:
-        """A one-line :class:`UserError` when words of ``n_vectors`` vectors do not fit this
-        model's text context (checked before training, not after it)."""
+    def check_word_fits(self, n_vectors: int, fix: str = "lower n_vectors in the task's hyperparameters") -> None:
+        """A one-line :class:`UserError` (ending with ``fix``) when words of ``n_vectors`` vectors
+        do not fit this model's text context (checked before training, not after it)."""
         try:
             self.word_prompt(n_vectors)
         except ValueError as exc:
-            raise UserError(f"{self.family}: words of {n_vectors} vectors do not fit its prompt ({exc}); lower n_vectors in the task's hyperparameters") from exc
+            raise UserError(f"{self.family}: words of {n_vectors} vectors do not fit its prompt ({exc}); {fix}") from exc
 
     @abstractmethod
     def token_vectors(self, words: Sequence[str]) -> torch.Tensor:

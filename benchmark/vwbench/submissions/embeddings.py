@@ -17,6 +17,9 @@ from vwbench.results.words_store import WordSet
 from vwbench.submissions.validate import check_embeddings
 
 
+SUBMITTED_WORDS_FIX = "the submitted words are too long for it: submit words of fewer vectors"
+
+
 def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str]) -> list[str]:
     """Every mismatch between a valid embeddings file (its metadata and words) and a source
     model (family, vocabulary hash, width) and dataset (name, concepts)."""

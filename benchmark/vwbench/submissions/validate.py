@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 import yaml
 from pydantic import ValidationError
 
@@ -142,6 +143,10 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
     if links:
         report.problems.append(f"symbolic links are not allowed in a submission: {', '.join(str(p.relative_to(folder)) for p in links[:5])}")
     size = sum(p.stat().st_size for p in files if p.is_file() and not p.is_symlink())
+    special = [p for p in files if not (p.is_symlink() or p.is_file() or p.is_dir())]
+    if special:  # a FIFO would block the copy into the sandbox, a device would be read
+        report.problems.append(f"only files and folders may be in a submission: {', '.join(str(p.relative_to(folder)) for p in special[:5])} is not")
+        return report
     unreadable = [p for p in files if p.is_file() and not p.is_symlink() and not os.access(p, os.R_OK)]
     if unreadable:
         report.problems.append(f"cannot read {', '.join(str(p.relative_to(folder)) for p in unreadable[:5])} (check the files' permissions)")
@@ -187,11 +192,11 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
     return report
 
 
-def check_against_models(report: Report, vocabulary_of: Callable[[str], Any], concepts_of: Callable[[str], list[str]]) -> None:
+def check_against_models(report: Report, model_of: Callable[[str], Any], concepts_of: Callable[[str], list[str]]) -> None:
     """Add to a valid linear map's or embeddings file's ``report`` every mismatch with the models
-    it names (``vocabulary_of(family)``: that model's vocabulary) and, for embeddings, with its
-    dataset (``concepts_of(name)``: the concept names; a ``UserError`` for an unknown dataset).
-    This is what ``vwbench run`` would refuse, found without running anything."""
+    it names (``model_of(family)``: the loaded adapter) and, for embeddings, with its dataset
+    (``concepts_of(name)``: the concept names; a ``UserError`` for an unknown dataset). This is
+    what ``vwbench run`` would refuse, found without running anything."""
     if not report.ok or report.kind not in ("linear-map", "embeddings"):
         return
     meta = report.info["meta"]
@@ -199,7 +204,7 @@ def check_against_models(report: Report, vocabulary_of: Callable[[str], Any], co
         shape = [report.info["d_target"], report.info["d_source"]]
         sides = (("source", meta.source, meta.source_vocab_hash, shape[1]), ("target", meta.target, meta.target_vocab_hash, shape[0]))
         for side, family, expected, width in sides:
-            vocab = vocabulary_of(family)
+            vocab = model_of(family).vocabulary()
             dim, actual = int(vocab.matrix.shape[1]), vocab.hash()
             if dim != width:
                 report.problems.append(f"weight is {shape}: the {side} model ({family}) is {dim}-dim")
@@ -208,25 +213,28 @@ def check_against_models(report: Report, vocabulary_of: Callable[[str], Any], co
                     f"{side}_vocab_hash {expected[:12]}… is not the {side} model's ({family}: {actual[:12]}…); the map was made for other checkpoints"
                 )
         return
-    from vwbench.submissions.embeddings import embedding_problems
+    from vwbench.pipeline_steps import overlong_words
+    from vwbench.submissions.embeddings import SUBMITTED_WORDS_FIX, embedding_problems
 
     try:
         concepts = concepts_of(meta.dataset)
     except UserError as exc:
         report.problems.append(f"metadata dataset: {exc}")
         return
-    vocab = vocabulary_of(meta.model)
+    model = model_of(meta.model)
+    vocab = model.vocabulary()
+    words = report.info["words"]
     report.problems += embedding_problems(
-        meta, report.info["words"], family=meta.model, vocab_hash=vocab.hash(), dim=int(vocab.matrix.shape[1]),
-        dataset=meta.dataset, concepts=concepts,
+        meta, words, family=meta.model, vocab_hash=vocab.hash(), dim=int(vocab.matrix.shape[1]), dataset=meta.dataset, concepts=concepts,
     )
-    from vwbench.pipeline_steps import WORD_NORM_LIMIT
-
-    longest_row = float(vocab.matrix.norm(dim=-1).max())
-    longest = max(float(t.double().norm(dim=-1).max()) for t in report.info["words"].values())
-    if longest > WORD_NORM_LIMIT * longest_row:
+    try:
+        model.check_word_fits(int(next(iter(words.values())).shape[-2]), SUBMITTED_WORDS_FIX)
+    except UserError as exc:
+        report.problems.append(str(exc))
+    too_long = overlong_words(torch.cat([t.flatten(0, -2) for t in words.values()]), vocab.matrix)
+    if too_long is not None:
         report.problems.append(
-            f"word vectors of norm up to {longest:.3g}, where {meta.model}'s vocabulary rows are at most {longest_row:.3g} long: "
+            f"word vectors of norm up to {too_long[0]:.3g}, where {meta.model}'s vocabulary rows are at most {too_long[1]:.3g} long: "
             "no model can be run on them (a run refuses them)"
         )
 

@@ -135,6 +135,18 @@ def built_entries(root: Path) -> list[str]:
     ]
 
 
+def require_built(root: Path | str) -> Path:
+    """``--root`` (see :func:`zoo_root`) when it holds at least one zoo checkpoint; a one-line
+    :class:`UserError` otherwise (a wrong --root would give a card of models all "not built")."""
+    folder = zoo_root(root)
+    if not built_entries(folder):
+        raise UserError(
+            f"no zoo checkpoints in {root} (no {', '.join(n for n in ENTRIES if ENTRIES[n].shipped)} folder with a "
+            "manifest.json or training_log.json): pass --root the folder `vwbench zoo train --root` wrote"
+        )
+    return folder
+
+
 def _select(only: Sequence[str] | None) -> list[ZooEntry]:
     if not only:
         return list(ENTRIES.values())

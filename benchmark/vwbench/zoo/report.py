@@ -20,7 +20,7 @@ from typing import Any
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.results.atomic import atomic_write_bytes
-from vwbench.zoo.build import ENTRIES, ZOO_DIR, built_entries, entry_folder, zoo_root
+from vwbench.zoo.build import ENTRIES, ZOO_DIR, entry_folder, require_built
 
 CLIP_MODELS = ("mini-clip", "mini-judge", "mini-sd-text")  # open_clip models: zero-shot accuracy per dataset
 SYNTH_VARIANTS = {"synth-imagenet": "imagenet", "synth-dreambooth": "dreambooth", "synth-coco": "coco", "synth-voc": "voc"}
@@ -293,12 +293,7 @@ def write_zoo_report(
     replaces the quality numbers of the training logs. ``board`` (default: ``out_dir/leaderboard.json``
     where it exists) adds the in-domain words' numbers against the tier's targets."""
     out_dir = Path(out_dir)
-    root = zoo_root(root)
-    if not built_entries(root):  # a wrong --root would give a card of models that are all "not built"
-        raise UserError(
-            f"no zoo checkpoints in {root} (no {', '.join(n for n in ENTRIES if ENTRIES[n].shipped)} folder with a "
-            "manifest.json or training_log.json): pass --root the folder `vwbench zoo train --root` wrote"
-        )
+    root = require_built(root)
     board = Path(board) if board is not None else out_dir / "leaderboard.json"
     board_data = read_leaderboard(board, str(board)) if board.is_file() else None
     names = list(names or ENTRIES)

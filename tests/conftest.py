@@ -48,3 +48,23 @@ def tiny_tasks(tmp_path_factory, vocab_dir) -> Path:
     from tests.tiny_world import build_tiny_tasks
 
     return build_tiny_tasks(tmp_path_factory.mktemp("tiny"), vocab_dir, steps=2, trials=2, with_sd=True)
+
+
+@pytest.fixture
+def disk_full_at(monkeypatch):
+    """``disk_full_at(n)``: from now on the ``n``-th ``os.fsync`` fails as a full disk would
+    (for the all-or-nothing writers' tests); undone with the test's monkeypatch."""
+    import os
+
+    def arm(n: int) -> None:
+        real_fsync, calls = os.fsync, []
+
+        def fsync(fd):
+            calls.append(fd)
+            if len(calls) == n:
+                raise OSError(28, "No space left on device")
+            return real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    return arm

@@ -127,14 +127,20 @@ def test_an_unwritable_out_is_one_line_exit_2_before_any_work(argv, tiny_tasks, 
     assert blocker.read_text() == "keep me"
 
 
+def _tasks_with_n_vectors(tiny_tasks, tmp_path, n_vectors: int):
+    """A copy of the tiny tasks folder whose dataset trains words of ``n_vectors`` vectors."""
+    tasks = tmp_path / "tasks"
+    shutil.copytree(tiny_tasks, tasks)
+    path = tasks / "datasets" / "synth-tiny.yaml"
+    dataset = yaml.safe_load(path.read_text())
+    dataset["settings"] = {"hyperparameters": {"n_vectors": n_vectors}}
+    path.write_text(yaml.safe_dump(dataset))
+    return tasks
+
+
 def test_words_too_long_for_a_text_context_fail_before_training(tiny_tasks, tmp_path):
     """n_vectors beyond the target's context: one line, and nothing trained or stored first."""
-    broken = tmp_path / "tasks"
-    shutil.copytree(tiny_tasks, broken)
-    path = broken / "datasets" / "synth-tiny.yaml"
-    dataset = yaml.safe_load(path.read_text())
-    dataset["settings"] = {"hyperparameters": {"n_vectors": 200}}
-    path.write_text(yaml.safe_dump(dataset))
+    broken = _tasks_with_n_vectors(tiny_tasks, tmp_path, 200)
     out = tmp_path / "o"
     proc = _cli("run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(broken), "--out", str(out))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
@@ -160,12 +166,7 @@ def test_words_that_fit_the_source_but_not_the_target_fail_before_word_jobs_trai
     from vwbench.runner import RunOptions, train_delta_words
     from vwbench.units import _context
 
-    tasks = tmp_path / "tasks"
-    shutil.copytree(tiny_tasks, tasks)
-    path = tasks / "datasets" / "synth-tiny.yaml"
-    dataset = yaml.safe_load(path.read_text())
-    dataset["settings"] = {"hyperparameters": {"n_vectors": 20}}
-    path.write_text(yaml.safe_dump(dataset))
+    tasks = _tasks_with_n_vectors(tiny_tasks, tmp_path, 20)
     registry = TaskRegistry.from_dir(tasks)
     out = tmp_path / "o"
     _context(registry.get("clip->clip", "synth-tiny"), RunOptions(out_dir=out, device="cpu", threads=1))  # fits the CLIP

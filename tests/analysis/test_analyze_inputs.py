@@ -79,10 +79,8 @@ def test_json_and_png_are_written_all_or_nothing(tmp_path, monkeypatch):
     assert json.loads(json_path.read_text()) == {"rows": [1]} and png_path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_json_and_png_that_cannot_both_be_written_keep_the_old_files(tmp_path, monkeypatch):
+def test_json_and_png_that_cannot_both_be_written_keep_the_old_files(tmp_path, monkeypatch, disk_full_at):
     """An analysis rerun whose JSON cannot be written keeps the previous PNG (and JSON) as they were."""
-    import os
-
     from vwbench.analysis import plotting
     from vwbench.analysis.layers import truncation_figure
 
@@ -97,15 +95,7 @@ def test_json_and_png_that_cannot_both_be_written_keep_the_old_files(tmp_path, m
 
     stem.with_suffix(".json").rmdir()
     stem.with_suffix(".json").write_text('{"old": true}')
-    real_fsync, calls = os.fsync, []
-
-    def fsync(fd):  # the disk fills up while the second file is written
-        calls.append(fd)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    disk_full_at(2)  # the disk fills up while the second file is written
     with pytest.raises(UserError, match="No space left"):
         plotting.save_json_and_png(stem, {"rows": []}, truncation_figure([{"layers": 1, "accuracy": 0.5}], 2, "t"))
     monkeypatch.undo()

@@ -187,12 +187,18 @@ NON_FINITE = {
 }
 
 
-def test_non_finite_numbers_in_a_result_are_skipped_and_the_board_is_strict_json(tiny_results, tmp_path) -> None:
+def _copied_results(tiny_results, tmp_path):
+    """A copy of the tiny results, its lstsq result file and payload, and that payload's provenance
+    made the newest (so a file derived from it is the one a leaderboard keeps)."""
     results = tmp_path / "results"
     shutil.copytree(tiny_results / "results", results)
     lstsq = lstsq_file(results)
     payload = json.loads(lstsq.read_text())
-    newest = {**payload["provenance"], "created": "2999-01-01T00:00:00+00:00"}
+    return results, lstsq, payload, {**payload["provenance"], "created": "2999-01-01T00:00:00+00:00"}
+
+
+def test_non_finite_numbers_in_a_result_are_skipped_and_the_board_is_strict_json(tiny_results, tmp_path) -> None:
+    results, lstsq, payload, newest = _copied_results(tiny_results, tmp_path)
     for name, change in NON_FINITE.items():
         (lstsq.parent / f"{name}.json").write_text(json.dumps({**payload, "provenance": newest, **change}))
     out = tmp_path / "board"
@@ -250,11 +256,7 @@ def test_an_empty_name_falls_back_to_the_out_folders_name(tiny_results, tmp_path
 
 
 def test_a_result_with_text_utf8_cannot_encode_is_skipped(tiny_results, tmp_path) -> None:
-    results = tmp_path / "results"
-    shutil.copytree(tiny_results / "results", results)
-    lstsq = lstsq_file(results)
-    payload = json.loads(lstsq.read_text())
-    newest = {**payload["provenance"], "created": "2999-01-01T00:00:00+00:00"}
+    results, lstsq, payload, newest = _copied_results(tiny_results, tmp_path)
     bad = {
         "transfer": {"transfer": "lstsq\udcff"},
         "device": {"provenance": {**newest, "device": "cpu\udcff"}},
@@ -360,7 +362,7 @@ def test_delta_sweep_with_a_folder_where_the_plot_goes_writes_nothing(tiny_tasks
     assert [p.name for p in sweeps.iterdir()] == ["delta-clip-to-clip.png"]
 
 
-def test_a_file_set_is_written_all_or_nothing(tmp_path, monkeypatch) -> None:
+def test_a_file_set_is_written_all_or_nothing(tmp_path, monkeypatch, disk_full_at) -> None:
     from vwbench.results.atomic import write_file_set
 
     files = {tmp_path / "a.json": b"new a", tmp_path / "b.md": b"new b", tmp_path / "c.png": b"new c"}
@@ -370,15 +372,7 @@ def test_a_file_set_is_written_all_or_nothing(tmp_path, monkeypatch) -> None:
         write_file_set(files)
     assert (tmp_path / "a.json").read_bytes() == b"old a" and not (tmp_path / "b.md").exists()
     (tmp_path / "c.png").rmdir()
-    real_fsync, calls = os.fsync, []
-
-    def fsync(fd):  # the disk fills up while the third file is written
-        calls.append(fd)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device")
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    disk_full_at(3)  # the disk fills up while the third file is written
     with pytest.raises(UserError, match="No space left"):
         write_file_set(files)
     monkeypatch.undo()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from vwbench.progress import Reporter
 from vwbench import faults
 from vwbench.results import journal
 from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temps
-from vwbench.results.locks import compute_once
+from vwbench.results.locks import compute_once, exclusive
 from vwbench.results.provenance import compute_environment, git_commit, library_versions, utc_now
 from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, cache_key, dtype_key_part, load_wordset, save_wordset
@@ -270,16 +272,26 @@ def obtain_words_together(source: ConceptModel, split: DatasetSplit, hp, plans: 
         return _stored_words(path, plan.key) is not None or path.with_suffix(".units").is_dir()
 
     first_of_key = {plan.key: i for i, plan in reversed(list(enumerate(plans)))}  # a delta given twice trains once
-    todo = [i for i in sorted(first_of_key.values()) if not stored(plans[i], paths[i])]
-    if not todo:
+    pending = [i for i in sorted(first_of_key.values()) if not stored(plans[i], paths[i])]
+    if not pending:
         return paths
-    state_path = paths[todo[0]].parent / f"together-{cache_key([plans[i].key for i in todo])[:16]}.trainstate"
-    parts = [(plans[i], list(range(len(plans[i].concepts)))) for i in todo]
-    vectors, losses, facts = train_plans_together(source, split, hp, parts, reporter, state_path)
-    for i, v, part_losses, f in zip(todo, vectors, losses, facts):
-        curve = stored_curve(part_losses, hp.steps)  # this plan's words only, not every delta's
-        _store_words(paths[i], _word_set(source, plans[i], v.clone(), [curve], f), None, reporter)
-    _drop_train_state(state_path)
+    with contextlib.ExitStack() as locks:
+        # each plan's words lock, the one obtain_words (a `vwbench run`) takes: another process
+        # training or storing these words waits instead of training them twice or deleting this
+        # one's temp files; taken in key order, so two delta sweeps cannot deadlock
+        for i in sorted(pending, key=lambda j: plans[j].key):
+            locks.enter_context(exclusive(out_dir, f"words-{plans[i].key[:32]}", what=f"the words of {source.family} on {split.name}", log=reporter.log))
+        todo = [i for i in pending if not stored(plans[i], paths[i])]  # stored while this one waited
+        if not todo:
+            return paths
+        state_path = paths[todo[0]].parent / f"together-{cache_key([plans[i].key for i in todo])[:16]}.trainstate"
+        parts = [(plans[i], list(range(len(plans[i].concepts)))) for i in todo]
+        vectors, losses, facts = train_plans_together(source, split, hp, parts, reporter, state_path)
+        for i, v, part_losses, f in zip(todo, vectors, losses, facts):
+            curve = stored_curve(part_losses, hp.steps)  # this plan's words only, not every delta's
+            remove_stale_temps(paths[i])
+            _store_words(paths[i], _word_set(source, plans[i], v.clone(), [curve], f), None, reporter)
+        _drop_train_state(state_path)
     return paths
 
 

@@ -115,7 +115,8 @@ def unit_done(task: TaskSpec, options: Any, unit: WordUnit) -> bool:
 def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter: Reporter | None = None) -> list[Path]:
     """Train the units of ``task`` that are not stored yet, together in one batch, and write each
     one's word file atomically; returns every unit's path (stored ones are skipped)."""
-    from vwbench.pipeline_steps import stored_curve, train_plan_words, unit_word_path
+    from vwbench.pipeline_steps import unit_word_path
+    from vwbench.results.locks import exclusive
     from vwbench.results.words_store import cache_key
 
     reporter = reporter or NullReporter()
@@ -128,8 +129,21 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
     todo = [i for i, u in enumerate(units) if not unit_done(task, options, u)]
     if not todo:
         return paths
-    which = [index[units[i].word_key] for i in todo]
     chunk = cache_key({"plan": ctx.plan.key, "words": sorted(units[i].word_key for i in todo)})[:16]
+    # another process training this very chunk (a second sweep) waits, then finds its words stored,
+    # instead of training them again and deleting this one's checkpoint temp files
+    with exclusive(options.out_dir, f"chunk-{chunk}", what=f"{len(todo)} word(s) of {ctx.source.family} on {ctx.split.name}", log=reporter.log):
+        return _train_units(task, units, options, ctx, index, paths, chunk, reporter)
+
+
+def _train_units(task, units, options, ctx, index, paths, chunk, reporter) -> list[Path]:
+    """:func:`run_word_units`' training, under its chunk's lock."""
+    from vwbench.pipeline_steps import stored_curve, train_plan_words
+
+    todo = [i for i, u in enumerate(units) if not unit_done(task, options, u)]  # stored while this one waited
+    if not todo:
+        return paths
+    which = [index[units[i].word_key] for i in todo]
     state_path = ctx.set_path.with_suffix(".units") / f"chunk-{chunk}.trainstate"
     vectors, losses, facts = train_plan_words(ctx.source, ctx.split, ctx.hp, ctx.plan, which, reporter, state_path)
     plan = ctx.plan

@@ -379,3 +379,20 @@ def test_a_file_set_is_written_all_or_nothing(tmp_path, monkeypatch, disk_full_a
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"] and (tmp_path / "a.json").read_bytes() == b"old a"
     write_file_set(files)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"a.json": b"new a", "b.md": b"new b", "c.png": b"new c"}
+
+
+def test_a_check_killed_while_writing_its_marker_can_start_again(tmp_path) -> None:
+    """A kill during the marker's write (or the folder's write probe) leaves only a temp file: the
+    same command starts again instead of calling the folder not empty."""
+    from vwbench.leaderboard.check import MARKER, _claim_out
+
+    out = tmp_path / "chk"
+    out.mkdir()
+    (out / f".{MARKER}.45lstz1o.tmp").write_text("")
+    (out / ".vwbench-write-check.x1.tmp").write_text("")
+    _claim_out(out, "fingerprint", log=print)
+    assert sorted(p.name for p in out.iterdir()) == [MARKER]
+    (out / "other.json").write_text("{}")  # anything else still makes it another folder's
+    (out / MARKER).unlink()
+    with pytest.raises(UserError, match="not empty"):
+        _claim_out(out, "fingerprint", log=print)

@@ -91,3 +91,54 @@ def test_deltas_trained_together_equal_each_delta_trained_in_its_own_run(tiny_ta
     run_task(task, runs("together")[0])
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert not list((tmp_path / "together" / "words").rglob("*.trainstate"))
+
+
+def test_two_processes_training_the_same_delta_words_train_them_once(tiny_tasks, tmp_path, monkeypatch):
+    """A delta sweep holds each plan's words lock (the one `vwbench run` takes) while it trains:
+    a second one on the same --out waits, then finds the words stored, instead of training them
+    again and deleting the first one's temp files. Sweep units lock their chunk the same way."""
+    import threading
+
+    import vwbench.pipeline_steps as steps
+    from vwbench.runner import train_delta_words
+
+    task = TaskRegistry.from_dir(tiny_tasks).get("clip->clip", "synth-tiny")
+    real, calls, started = steps.train_plans_together, [], threading.Event()
+
+    def slow_training(*args, **kwargs):
+        calls.append(1)
+        started.set()
+        threading.Event().wait(1.0)  # the second caller arrives while this one trains
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "train_plans_together", slow_training)
+    runs = [RunOptions(out_dir=tmp_path / "out", device="cpu", threads=1, steps=2, delta=d) for d in (0.1, 1.0)]
+    first = threading.Thread(target=train_delta_words, args=(task, runs))
+    first.start()
+    started.wait(60)
+    train_delta_words(task, runs)  # waits for the first one's locks, then reuses its words
+    first.join()
+    assert len(calls) == 1
+    assert len(list((tmp_path / "out" / "words").rglob("*.safetensors"))) == 2
+    assert not list((tmp_path / "out" / "words").rglob("*.tmp"))
+
+    # two sweeps' jobs for the same chunk of units
+    monkeypatch.undo()  # train_plans_together as it is (train_plan_words calls it)
+    options = _options(tmp_path, "units")
+    units = plan_word_units(task, options)
+    real_units, calls[:] = steps.train_plan_words, []
+    started.clear()
+
+    def slow_units(*args, **kwargs):
+        calls.append(1)
+        started.set()
+        threading.Event().wait(1.0)
+        return real_units(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "train_plan_words", slow_units)
+    first = threading.Thread(target=run_word_units, args=(task, units, options))
+    first.start()
+    started.wait(60)
+    run_word_units(task, units, options)
+    first.join()
+    assert len(calls) == 1 and all(unit_done(task, options, u) for u in units)

@@ -174,3 +174,13 @@ def test_a_damaged_training_log_is_one_line_and_writes_nothing(tmp_path):
     with pytest.raises(UserError, match=r"mini-clip/training_log.json: not a readable training log .*zoo train --only mini-clip"):
         write_zoo_report(tmp_path / "board", root, names=["mini-clip"])
     assert not (tmp_path / "board").exists()  # no world.png, no curves, no half a card
+
+
+def test_a_full_disk_while_drawing_the_card_is_one_line_and_leaves_no_temp_file(tmp_path, disk_full_at):
+    from vwbench.errors import UserError
+    from vwbench.zoo.report import _plot_curves
+
+    disk_full_at(1)
+    with pytest.raises(UserError, match="No space left"):
+        _plot_curves("mini-x", {"loss": [[0, 2.0], [9, 1.0]]}, tmp_path / "curves.png")
+    assert list(tmp_path.iterdir()) == []

@@ -182,6 +182,11 @@ def _claim_out(out: Path, fingerprint: str, log) -> None:
     from vwbench.results.atomic import atomic_write_json
 
     shown = printable(str(out))
+    # a process killed while writing the marker or probing the folder leaves only a temp file:
+    # that folder is still empty as far as a check is concerned
+    leftovers = [p for p in out.iterdir() if p.name.startswith((f".{MARKER}.", ".vwbench-write-check.")) and p.name.endswith(".tmp")] if out.is_dir() else []
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
     if out.is_dir() and any(out.iterdir()):
         try:
             state = json.loads((out / MARKER).read_text())

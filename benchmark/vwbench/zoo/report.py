@@ -11,6 +11,7 @@ in-domain words' numbers are set against the tier's targets too.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Iterable, Sequence
@@ -57,10 +58,10 @@ def _plot_curves(name: str, curves: dict[str, list[list[float]]], out: Path) -> 
         ax.axis("off")
     fig.suptitle(f"{name}: training curves", fontsize=11)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(out)
+    atomic_write_bytes(out, buffer.getvalue(), phase="zoo-image")  # a full disk: one line, no temp file left
 
 
 def _world_samples(out: Path, per_dataset: int = 6) -> None:
@@ -91,9 +92,9 @@ def _world_samples(out: Path, per_dataset: int = 6) -> None:
         draw.text((4, 132 * r + 60), dataset, fill=(0, 0, 0))
         for c, image in enumerate(row):
             sheet.paste(image, (130 + 128 * c, 132 * r))
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(out)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="png")
+    atomic_write_bytes(out, buffer.getvalue(), phase="zoo-image")
 
 
 def _size_mb(folder: Path) -> float:

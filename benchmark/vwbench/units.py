@@ -130,40 +130,38 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
     if not todo:
         return paths
     chunk = cache_key({"plan": ctx.plan.key, "words": sorted(units[i].word_key for i in todo)})[:16]
+    state_path = ctx.set_path.with_suffix(".units") / f"chunk-{chunk}.trainstate"
     # another process training this very chunk (a second sweep) waits, then finds its words stored,
     # instead of training them again and deleting this one's checkpoint temp files
     with exclusive(options.out_dir, f"chunk-{chunk}", what=f"{len(todo)} word(s) of {ctx.source.family} on {ctx.split.name}", log=reporter.log):
-        return _train_units(task, units, options, ctx, index, paths, chunk, reporter)
+        todo = [i for i in todo if not unit_done(task, options, units[i])]  # stored while this one waited
+        if todo:
+            _train_and_store(ctx, [index[units[i].word_key] for i in todo], [paths[i] for i in todo], state_path, reporter)
+    return paths
 
 
-def _train_units(task, units, options, ctx, index, paths, chunk, reporter) -> list[Path]:
-    """:func:`run_word_units`' training, under its chunk's lock."""
+def _train_and_store(ctx: _Context, which: list[int], paths: list[Path], state_path: Path, reporter: Reporter) -> None:
+    """Train the plan's words ``which`` together and store each in its own file (``paths``)."""
     from vwbench.pipeline_steps import stored_curve, train_plan_words
 
-    todo = [i for i, u in enumerate(units) if not unit_done(task, options, u)]  # stored while this one waited
-    if not todo:
-        return paths
-    which = [index[units[i].word_key] for i in todo]
-    state_path = ctx.set_path.with_suffix(".units") / f"chunk-{chunk}.trainstate"
     vectors, losses, facts = train_plan_words(ctx.source, ctx.split, ctx.hp, ctx.plan, which, reporter, state_path)
     plan = ctx.plan
-    for row, (i, w) in enumerate(zip(todo, which)):
+    for row, (w, path) in enumerate(zip(which, paths)):
         word = WordSet(
             vectors=vectors[row : row + 1].clone(),
             concepts=[plan.concepts[w]],
             trials=[plan.trials[w]],
             init_words=[plan.init_words[w]],
-            metadata={"key": plan.key, "word_key": plan.word_keys[w], "loss_curve": stored_curve(losses[:, row : row + 1], ctx.hp.steps), "batch_words": len(todo),
+            metadata={"key": plan.key, "word_key": plan.word_keys[w], "loss_curve": stored_curve(losses[:, row : row + 1], ctx.hp.steps), "batch_words": len(which),
                       **({"fracture_anchors": _anchor_facts(plan, w, facts)} if facts else {})},
         )
-        save_wordset(paths[i], word)
-        journal.record(paths[i], "trained word (sweep unit)")
+        save_wordset(path, word)
+        journal.record(path, "trained word (sweep unit)")
     try:
         state_path.unlink(missing_ok=True)
     except OSError:
         pass
     journal.forget(state_path)
-    return paths
 
 
 def _anchor_facts(plan: Any, word: int, facts: dict[str, dict]) -> dict[str, dict]:

@@ -15,7 +15,7 @@ def validate_command(
     path: Annotated[Path, typer.Argument(help="A submission: a transfer-method folder (or its submission.yaml), a linear-map or an embeddings safetensors file.")],
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run a transfer method's code (by default it is run once, sandboxed, on a planted problem).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    tier: Annotated[Optional[str], typer.Option("--tier", help="Also check a linear map or embeddings file against this tier's checkpoints (e.g. mini): widths, vocabulary hashes, and the embeddings' dataset and concepts. Loads the models it names.")] = None,
+    tier: Annotated[Optional[str], typer.Option("--tier", help="Also check a linear map or embeddings file against this tier's checkpoints (e.g. mini): widths, vocabulary hashes, and the embeddings' dataset, concepts, length and norms. Loads the models it names.")] = None,
     tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (for --tier).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS; for --tier).")] = None,
 ) -> None:

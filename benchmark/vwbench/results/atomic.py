@@ -79,15 +79,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file") -> None:
-    """Write ``data`` to ``path`` atomically. ``phase`` names the kind of file for the fault
-    points (``write:<phase>:tmp|synced|renamed``) the crash tests stop at."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise write_error(path, exc) from exc
+def _synced_temp(path: Path, data: bytes, phase: str) -> str:
+    """``data`` in a new temporary file beside ``path`` (created with its folder), flushed and
+    synced, with normal permissions; returns its name. On any failure it is removed and the
+    error propagates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
@@ -95,6 +92,21 @@ def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file") -> None:
             f.flush()
             faults.point(f"write:{phase}:tmp")
             os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file") -> None:
+    """Write ``data`` to ``path`` atomically. ``phase`` names the kind of file for the fault
+    points (``write:<phase>:tmp|synced|renamed``) the crash tests stop at."""
+    path = Path(path)
+    try:
+        tmp = _synced_temp(path, data, phase)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    try:
         faults.point(f"write:{phase}:synced")
         os.replace(tmp, path)
     except OSError as exc:
@@ -134,14 +146,7 @@ def write_file_set(files: dict[Path, bytes], flag: str = "--out") -> None:
     try:
         for path, data in files.items():
             current = path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            temps.append((tmp, path))
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            temps.append((_synced_temp(path, data, "file-set"), path))
         check_targets(list(files), flag)  # nothing appeared in the way while the files were written
         while temps:
             tmp, current = temps[0]

@@ -108,12 +108,11 @@ def check_command(
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
 ) -> None:
     """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance."""
-    from vwbench.leaderboard.check import format_drops, load_check, run_check
+    from vwbench.leaderboard.check import format_drops, run_check  # run_check reads the baseline before anything else
     from vwbench.results.schema import printable
 
     if not baseline.is_file():
         raise UserError(f"--baseline {printable(str(baseline))}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
-    load_check(baseline)  # a damaged baseline is refused before anything else
     rows = run_check(baseline, tasks_dir, out, weights, data_root, log=lambda m: typer.echo(m, err=True))
     if any(r.failed for r in rows):
         typer.echo(format_drops(rows))

@@ -154,6 +154,16 @@ def test_selection_is_seeded_and_order_independent(tmp_path):
     other = spec.model_copy(update={"options": {**spec.options, "seed": 1}})
     c = load_coco_dataset(other, images_per_concept=2, data_root=tmp_path)
     assert [e.image_id for e in c.train] != [e.image_id for e in a.train]
+    # the same files listed in another order (image ids reversed, so the reader's id order is the
+    # reverse of the file names' order) give the same selection
+    path = tmp_path / "coco" / "annotations" / "instances_train2017.json"
+    data = json.loads(path.read_text())
+    flip = {i["id"]: 10**6 - i["id"] for i in data["images"]}
+    data["images"] = [{**i, "id": flip[i["id"]]} for i in reversed(data["images"])]
+    data["annotations"] = [{**x, "image_id": flip[x["image_id"]]} for x in reversed(data["annotations"])]
+    path.write_text(json.dumps(data))
+    d = load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
+    assert [e.path for e in d.train] == [e.path for e in a.train]
 
 
 def test_data_root_from_environment(tmp_path, monkeypatch):

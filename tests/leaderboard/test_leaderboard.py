@@ -148,10 +148,18 @@ def test_md_escape_neutralises_markup() -> None:
     assert md_escape("<b>\n*x*") == "&lt;b&gt; \\*x\\*"
 
 
-def test_empty_or_missing_results_is_a_one_line_error(tmp_path) -> None:
+def test_empty_or_missing_results_is_a_one_line_error(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+
+    from vwbench.cli import main
+
     empty = tmp_path / "empty"
     empty.mkdir()
-    for folder in (empty, tmp_path / "missing"):
-        res = CliRunner().invoke(app, ["leaderboard", "--results", str(folder), "--out", str(tmp_path / "o")])
-        assert res.exit_code != 0
+    for folder, message in ((empty, "no valid result files found"), (tmp_path / "missing", "not a folder")):
+        monkeypatch.setattr(sys, "argv", ["vwbench", "leaderboard", "--results", str(folder), "--out", str(tmp_path / "o")])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, err
+        assert err.count("\n") == 1 and err.startswith(f"error: --results {folder}: {message}"), err
     assert not (tmp_path / "o").exists()

@@ -19,6 +19,8 @@ T_975_DF3 = 3.182446305284263
 
 def test_t_quantile_constant() -> None:
     assert T_975_DF2 == pytest.approx(4.302652729749464, abs=1e-12)
+    # the interval's quantile is that closed form: -1, 0, 1 have mean 0 and sample std 1
+    assert t_interval([-1.0, 0.0, 1.0]) == pytest.approx((-T_975_DF2 / math.sqrt(3), T_975_DF2 / math.sqrt(3)), abs=1e-12)
 
 
 def test_three_values_hand_computed() -> None:
@@ -68,9 +70,12 @@ def test_bad_inputs_raise() -> None:
 
 
 def test_to_dict() -> None:
-    d = summarize({"dog": [0.5, 0.7, 0.9]}).to_dict()
+    s = summarize({"dog": [0.5, 0.7, 0.9], "cat": [0.1]})
+    d = s.to_dict()
     assert set(d) == {"value", "ci95", "per_concept", "n"}
     assert isinstance(d["ci95"], list) and len(d["ci95"]) == 2
+    assert d == {"value": s.value, "ci95": [s.ci95[0], s.ci95[1]], "per_concept": {"dog": s.per_concept["dog"], "cat": 0.1}, "n": 4}
+    assert d["value"] == pytest.approx(0.55) and d["ci95"][0] < d["value"] < d["ci95"][1]
     assert isinstance(summarize({"dog": [1.0]}), MetricSummary)
 
 
@@ -90,7 +95,10 @@ def test_bootstrap_is_deterministic_and_sane() -> None:
     assert min(values) <= lo < mean < hi <= max(values)
     assert bootstrap_ci([0.3, 0.3, 0.3]) == pytest.approx((0.3, 0.3))
     assert bootstrap_ci([0.7]) == pytest.approx((0.7, 0.7))
-    with pytest.raises(ValueError):
+    # the level is used: a 50% interval lies strictly inside the 95% one (same resamples)
+    lo50, hi50 = bootstrap_ci(values, confidence=0.5)
+    assert lo < lo50 < mean < hi50 < hi
+    with pytest.raises(ValueError, match="no values"):
         bootstrap_ci([])
 
 

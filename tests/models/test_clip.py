@@ -316,6 +316,12 @@ def test_classify_images(adapter: OpenClipAdapter, heldout: list[Example]) -> No
     labels = adapter.classify_images(images, names, template="the {}")
     assert len(labels) == len(images) and set(labels) <= set(names)
     assert adapter.classify_images(images, names, template="the {}") == labels
+    # each image gets the class whose templated text (through open_clip's own encode_text) is nearest
+    with torch.no_grad():
+        texts = torch.nn.functional.normalize(adapter.model.encode_text(plain_ids(adapter, [f"the {n}" for n in names])), dim=-1)
+        nearest = (adapter.encode_images(images) @ texts.T).argmax(dim=1).tolist()
+    assert labels == [names[i] for i in nearest]
+    assert adapter.classify_images(images, names) != labels  # the template is used: the default one labels these otherwise
     assert adapter.classify_images(images, ["dog"]) == ["dog"] * len(images)
 
 

@@ -134,6 +134,17 @@ def test_garbage_and_crashes_are_that_submissions_failure(tmp_path: Path, map_bo
     if "3-dim" in message:
         mapped, _, _ = run(folder)  # the sandbox returns it; the transfer wrapper checks the target width
         assert mapped.shape == (5, 3)
+        from types import SimpleNamespace
+
+        import torch
+
+        from vwbench.submissions.transfers import SandboxedTransfer
+
+        source, target, tokens = planted()
+        method = SandboxedTransfer(folder, FAST).fit(SimpleNamespace(tokens=tokens, matrix=torch.from_numpy(source)),
+                                                     SimpleNamespace(tokens=tokens, matrix=torch.from_numpy(target)))
+        with pytest.raises(SubmissionFailure, match="map\\(\\) returned 3-dim vectors, the target model's are 6-dim"):
+            method.map_words(torch.from_numpy(source[:5]), [""] * 5)
         return
     with pytest.raises(SubmissionFailure, match=message):
         run(folder)

@@ -101,16 +101,24 @@ def test_train_refuses_a_root_it_cannot_write(tmp_path, no_training):
 
 def test_train_refuses_a_read_only_root(tmp_path, no_training):
     import os
+    import shutil
+    import subprocess
 
     root = tmp_path / "ro"
     root.mkdir()
     root.chmod(0o555)
+    mounted = False
     try:
-        if os.access(root, os.W_OK):
-            pytest.skip("running as a user that may write in read-only folders (root)")
+        if os.access(root, os.W_OK):  # root ignores the mode bits: a read-only mount stops it too
+            mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(root)]
+            if shutil.which("mount") is None or subprocess.run(mount, capture_output=True).returncode != 0:
+                pytest.skip("running as a user that may write in read-only folders (root) who cannot mount one")
+            mounted = True
         with pytest.raises(UserError, match="choose a writable folder with --root"):
             build.train_zoo(root, only=["mini-clip"], log=lambda m: None)
     finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(root)], check=False)
         root.chmod(0o755)
 
 

@@ -13,6 +13,7 @@ atomically; ``run_task`` later assembles the task's word set from them instead o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from vwbench.errors import UserError
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry.schema import TaskSpec
 from vwbench.results import journal
-from vwbench.results.words_store import WordSet, save_wordset
+from vwbench.results.words_store import WordSet, load_wordset, save_wordset
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,32 @@ def unit_path(out_dir: Path, task: TaskSpec, options: Any, unit: WordUnit) -> Pa
 def unit_done(task: TaskSpec, options: Any, unit: WordUnit) -> bool:
     """Whether ``unit``'s word is stored (intact, for this exact plan) or its whole word set is."""
     from vwbench.pipeline_steps import load_unit_word, unit_word_path
-    from vwbench.results.words_store import load_wordset
 
     ctx = _context(task, options)
-    whole = load_wordset(ctx.set_path)
-    if whole is not None and whole.metadata.get("key") == ctx.plan.key:
+    if _whole_set_stored(ctx):
         return True
     return load_unit_word(unit_word_path(ctx.set_path, unit.word_key), ctx.plan.key, unit.word_key) is not None
+
+
+def _whole_set_stored(ctx: _Context) -> bool:
+    whole = load_wordset(ctx.set_path)
+    return whole is not None and whole.metadata.get("key") == ctx.plan.key
+
+
+def set_stored(set_path: Path) -> bool:
+    """Whether a whole word set is stored, intact, at ``set_path`` (``pipeline_steps.words_path``
+    names the file by its key), for callers that know its path but not its plan."""
+    whole = load_wordset(set_path)
+    return whole is not None and str(whole.metadata.get("key", "")).startswith(Path(set_path).stem)
+
+
+def _all_words_stored(ctx: _Context) -> bool:
+    """Whether every word of the plan is stored, as its whole set or as units."""
+    from vwbench.pipeline_steps import load_unit_word, unit_word_path
+
+    if _whole_set_stored(ctx):
+        return True
+    return all(load_unit_word(unit_word_path(ctx.set_path, k), ctx.plan.key, k) is not None for k in ctx.plan.word_keys)
 
 
 def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter: Reporter | None = None) -> list[Path]:
@@ -128,6 +148,7 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
     paths = [unit_word_path(ctx.set_path, u.word_key) for u in units]
     todo = [i for i, u in enumerate(units) if not unit_done(task, options, u)]
     if not todo:
+        remove_finished_chunk_states(options.out_dir, ctx.set_path, lambda: _all_words_stored(ctx))
         return paths
     chunk = cache_key({"plan": ctx.plan.key, "words": sorted(units[i].word_key for i in todo)})[:16]
     state_path = ctx.set_path.with_suffix(".units") / f"chunk-{chunk}.trainstate"
@@ -137,7 +158,48 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
         todo = [i for i in todo if not unit_done(task, options, units[i])]  # stored while this one waited
         if todo:
             _train_and_store(ctx, [index[units[i].word_key] for i in todo], [paths[i] for i in todo], state_path, reporter)
+    remove_finished_chunk_states(options.out_dir, ctx.set_path, lambda: _all_words_stored(ctx))
     return paths
+
+
+def remove_finished_chunk_states(out_dir: Path, set_path: Path, all_stored: Callable[[], bool]) -> list[Path]:
+    """Delete the chunk training checkpoints of the word set at ``set_path`` once ``all_stored()``
+    says each of its words is stored; returns the files deleted.
+
+    A chunk deletes its own checkpoint once its words are stored, but the checkpoint of a chunk
+    that never finished stays behind when a later sweep cuts the same words into other chunks
+    (other chunk names), or when other processes store its words. A checkpoint whose chunk lock
+    another process holds (it is training that chunk now) is left alone."""
+    states = sorted(Path(set_path).with_suffix(".units").glob("chunk-*.trainstate"))
+    if not states or not all_stored():
+        return []
+    return [state for state in states if _remove_unheld_state(out_dir, state)]
+
+
+def _remove_unheld_state(out_dir: Path, state_path: Path) -> bool:
+    """Delete one chunk's checkpoint (and its dead writers' temp files) under the chunk's lock,
+    taken without waiting; ``False`` when another process holds it or the file stays."""
+    from filelock import FileLock, Timeout
+
+    from vwbench.results.atomic import remove_stale_temps
+    from vwbench.results.locks import lock_path
+
+    path = lock_path(out_dir, state_path.stem)  # the lock run_word_units holds while it trains the chunk
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return False
+    try:
+        state_path.unlink(missing_ok=True)
+        remove_stale_temps(state_path)
+    except OSError:
+        return False  # a read-only folder: the stale checkpoint is harmless
+    finally:
+        lock.release()
+    journal.forget(state_path)
+    return True
 
 
 def _train_and_store(ctx: _Context, which: list[int], paths: list[Path], state_path: Path, reporter: Reporter) -> None:

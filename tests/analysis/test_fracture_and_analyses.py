@@ -101,6 +101,28 @@ def test_delta_sweep_writes_table_and_plot(tiny_tasks, tmp_path):
     assert len(list((tmp_path / "words").rglob("*.safetensors"))) == 2
 
 
+def test_delta_sweeps_with_other_deltas_add_to_one_table(tiny_tasks, tmp_path):
+    """A later delta sweep of the same tasks with other deltas used to replace the earlier one's
+    table: the table now lists every delta stored with the same settings."""
+    args = ("delta-sweep", "--task", "clip->clip", "--dataset", "synth-tiny", "--steps", "2", "--trials", "1",
+            "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path), "--device", "cpu", "--threads", "1")
+    stem = tmp_path / "sweeps" / "synth-tiny" / "delta-clip-to-clip"
+    invoke(*args, "--deltas", "0.1,1.0")
+    out = invoke(*args, "--deltas", "0.5").output
+    rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    assert [(r["task"], r["delta"]) for r in rows] == [("clip->clip", 0.1), ("clip->clip", 0.5), ("clip->clip", 1.0)]
+    assert all(read_result(Path(r["result"])).fracture["delta"] == r["delta"] for r in rows)
+    assert "| delta 0.1 | delta 0.5 | delta 1 |" in stem.with_suffix(".md").read_text()
+    assert "2 stored result(s) of other deltas" in out and json.loads(out.strip().splitlines()[-1])["json"] == str(stem.with_suffix(".json"))
+
+    # other settings (here the anchors) make another table under the same name: it says what it leaves out
+    out = invoke(*args, "--deltas", "0.5", "--anchors", "ring").output
+    rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    assert [r["delta"] for r in rows] == [0.5] and read_result(Path(rows[0]["result"])).fracture["anchors"]["circle"] == "ring"
+    assert "listed 3 result(s) that the new table leaves out" in " ".join(out.split())
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 4  # every result is kept
+
+
 def test_analyze_neighbors(tiny_tasks, tmp_path):
     result = run(tiny_tasks, tmp_path, "clip->owlv2", "--steps", "0")
     out = invoke("analyze", "neighbors", "--result", str(result), "--k", "3", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb")).output

@@ -65,12 +65,26 @@ class ResultOutcome:
 
 
 def run_result_unit(task: Any, options: Any, reporter: Reporter | None = None) -> ResultOutcome:
-    """Result job: ``run_task`` for one (task, transfer)."""
+    """Result job: ``run_task`` for one (task, transfer), then the chunk checkpoints its word set
+    no longer needs are deleted."""
     from vwbench.runner import run_task
 
     recorder = RecordingReporter(reporter)
     result, path = run_task(task, options, recorder)
+    _drop_chunk_states(result, options)
     return ResultOutcome(result, path, any(m.startswith(REUSED_MESSAGE) for m in recorder.logs))
+
+
+def _drop_chunk_states(result: Any, options: Any) -> None:
+    """Delete the chunk checkpoints of the result's word set once the whole set is stored (a
+    sweep cut into other chunks, or one whose words then trained in a local run, leaves them)."""
+    from vwbench.units import remove_finished_chunk_states, set_stored
+
+    words = result.provenance.words_file
+    out_dir = Path(options.out_dir).resolve()
+    if options.embeddings is not None or not words or not Path(words).resolve().is_relative_to(out_dir / "words"):
+        return  # submitted words, or words outside this sweep's folder (its locks are elsewhere)
+    remove_finished_chunk_states(options.out_dir, Path(words), lambda: set_stored(Path(words)))
 
 
 def _share_key(task: Any, options: Any) -> str:

@@ -9,7 +9,20 @@ memory first, so a rendering failure writes nothing. Then every target is checke
 (:func:`check_targets`: a folder or other non-file where a file goes is a one-line error before
 anything is written), every file is written to a temporary file beside its target and synced,
 and only then are the temporary files renamed over the targets. A full disk or a read-only
-folder fails in the temporary-file phase, which leaves every old file as it was.
+folder fails in the temporary-file phase, which leaves every old file as it was; a rename that
+fails puts back the files already renamed (each old file is kept as a hidden backup until every
+rename succeeded), which leaves the old set as it was too.
+
+Two processes writing sets into one folder take turns: the set lock (:data:`SET_LOCK`, a hidden
+file in that folder, see :func:`vwbench.results.locks.transient`) is held from before the first
+temporary file to after the last rename, so the folder ends with one whole set, the later one.
+The lock file is deleted on release, so a successful write leaves only the set in the folder.
+
+What a crash (``kill -9``, a power loss) can still leave: killed between two renames, a mixed
+set (some files new, some old) with the hidden backups and temporary files beside it; killed
+anywhere while holding the lock, the hidden lock file. POSIX has no rename of several files at
+once, so only a later write can repair that: the next write of the same set, under the lock,
+deletes those leftovers (and the lock file) and writes every file of the set again.
 """
 
 from __future__ import annotations
@@ -18,7 +31,10 @@ import errno
 import glob
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -135,30 +151,125 @@ def check_targets(paths: list[Path], flag: str = "--out") -> None:
             raise UserError(f"cannot write {printable(str(path))}: it is {kind}; move it away or choose another {flag}")
 
 
+SET_LOCK = ".vwbench-file-set.lock"
+
+
 def write_file_set(files: dict[Path, bytes], flag: str = "--out") -> None:
-    """Write every ``path: data`` of ``files``: all targets checked, then all temporary files
-    written and synced, then all renamed. An ``OSError`` is a one-line :class:`UserError`
-    (:func:`write_error`) and removes the temporary files."""
+    """Write every ``path: data`` of ``files``: all targets checked, then, under the lock of each
+    target's folder (:data:`SET_LOCK`, deleted again on release), all temporary files written and
+    synced, then all renamed (:func:`_publish`: a failed rename puts back the files already
+    renamed). An ``OSError`` is a one-line :class:`UserError` (:func:`write_error`) and removes the
+    temporary files."""
     files = {Path(p): data for p, data in files.items()}
     check_targets(list(files), flag)
+    with _folder_locks(list(files)):
+        for path in files:
+            remove_stale_temps(path)  # what a writer killed while publishing left: temps, backups
+        temps = _write_temps(files)
+        try:
+            check_targets(list(files), flag)  # nothing appeared in the way while the files were written
+            _publish(temps)
+        finally:
+            for tmp, _ in temps:
+                Path(tmp).unlink(missing_ok=True)
+
+
+def _set_error(path: Path, exc: OSError) -> UserError:
+    return write_error(Path(printable(str(path))), exc)
+
+
+@contextmanager
+def _folder_locks(paths: list[Path]) -> Iterator[None]:
+    """Hold the set lock of every folder in ``paths`` (created if missing), in a fixed order, so two
+    sets into one folder are written one after the other, each whole."""
+    from vwbench.results.locks import transient  # locks.py imports this module
+
+    first = {path.parent: path for path in reversed(paths)}
+    with ExitStack() as held:
+        for folder in sorted(first, key=str):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                held.enter_context(transient(folder / SET_LOCK, what=f"the files in {printable(str(folder))}"))
+            except OSError as exc:
+                raise _set_error(first[folder], exc) from exc
+        yield
+
+
+def _write_temps(files: dict[Path, bytes]) -> list[tuple[str, Path]]:
+    """Each file's data in a synced temporary file beside it: ``(temp, target)`` pairs."""
     temps: list[tuple[str, Path]] = []
-    current = next(iter(files), Path("."))
     try:
         for path, data in files.items():
-            current = path
-            temps.append((_synced_temp(path, data, "file-set"), path))
-        check_targets(list(files), flag)  # nothing appeared in the way while the files were written
-        while temps:
-            tmp, current = temps[0]
-            os.replace(tmp, current)
-            temps.pop(0)
-    except OSError as exc:
-        raise write_error(Path(printable(str(current))), exc) from exc
-    finally:
+            try:
+                temps.append((_synced_temp(path, data, "file-set"), path))
+            except OSError as exc:
+                raise _set_error(path, exc) from exc
+    except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
-    for folder in dict.fromkeys(p.parent for p in files):
+        raise
+    return temps
+
+
+def _publish(temps: list[tuple[str, Path]]) -> None:
+    """Rename every temporary file over its target, all or nothing as far as POSIX allows: each old
+    target stays linked as a hidden backup until every rename succeeded, and a rename that fails
+    (or an interrupt) puts the targets already renamed back as they were. A crash (``kill -9``)
+    between two renames leaves the set mixed, with its backups and temporary files beside it,
+    until the next write of the set replaces every file and deletes those."""
+    backups: dict[Path, Path | None] = {}
+    renamed: list[Path] = []
+    try:
+        for _, path in temps:
+            backups[path] = _backup(path)
+        for tmp, path in temps:
+            try:
+                faults.point("write:file-set:rename")
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _set_error(path, exc) from exc
+            renamed.append(path)
+    except BaseException:
+        _roll_back(renamed, backups)
+        raise
+    for folder in dict.fromkeys(path.parent for _, path in temps):
         _fsync_dir(folder)
+    _remove_backups(backups)
+
+
+def _backup(path: Path) -> Path | None:
+    """A second name for the old ``path`` (``None`` when there is none), to put it back from."""
+    if not os.path.lexists(path):  # check_targets let only a file (or a link to one) through
+        return None
+    backup = path.with_name(f".{path.name}.previous.tmp")
+    try:
+        backup.unlink(missing_ok=True)
+        try:
+            os.link(path, backup, follow_symlinks=False)
+        except OSError:  # a file system without hard links: a copy serves as well
+            shutil.copy2(path, backup, follow_symlinks=False)
+    except OSError as exc:
+        raise _set_error(path, exc) from exc
+    return backup
+
+
+def _roll_back(renamed: list[Path], backups: dict[Path, Path | None]) -> None:
+    """Put every target of ``renamed`` back as it was before (a new one is removed again)."""
+    for path in reversed(renamed):
+        backup = backups.pop(path)
+        with suppress(OSError):
+            if backup is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(backup, path)
+    _remove_backups(backups)
+
+
+def _remove_backups(backups: dict[Path, Path | None]) -> None:
+    for backup in backups.values():
+        if backup is not None:
+            with suppress(OSError):
+                backup.unlink(missing_ok=True)
 
 
 def remove_stale_temps(path: Path) -> int:

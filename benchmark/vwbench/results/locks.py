@@ -12,6 +12,11 @@ uses the folder. A lock file removed while one process holds it and another wait
 waiting one in (measured with filelock 4.3: the waiter entered 1.4 s after the removal, while
 the holder was still inside).
 
+:func:`transient` is the other kind: a lock whose file is deleted when it is let go, for a folder
+that must hold nothing but its own files afterwards (a leaderboard that is committed). Its holder
+deletes the file *before* unlocking it, and a process that then wins the lock on the deleted file
+sees that the path names another file and tries again, so that deletion lets nobody in early.
+
 :func:`compute_once` is the whole pattern; ``vwbench run`` uses it for its trained words and its
 result, and a sweep over many units can call it per unit.
 """
@@ -19,9 +24,10 @@ result, and a sweep over many units can call it per unit.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,21 +62,64 @@ def exclusive(root: Path, name: str, *, what: str, log: Callable[[str], None] | 
         path.parent.mkdir(parents=True, exist_ok=True)
         faults.point("lock:create")
         lock = FileLock(str(path), thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if log is not None:
-                log(f"waiting for another vwbench process working on {what} (lock {path})")
-            try:
-                lock.acquire(timeout=timeout)
-            except Timeout as exc:
-                raise UserError(f"another vwbench process has been working on {what} for over {timeout:.0f}s (lock {path}); wait for it or stop it") from exc
+        _acquire(lock, path, what, log, timeout)
     except OSError as exc:
         raise write_error(path, exc) from exc
     try:
         faults.point(f"lock:{name.split('-', 1)[0]}")
         yield path
     finally:
+        lock.release()
+
+
+def _acquire(lock: FileLock, path: Path, what: str, log: Callable[[str], None] | None, timeout: float) -> None:
+    """Take ``lock`` (file ``path``); when another process holds it, tell ``log`` and wait."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if log is not None:
+            log(f"waiting for another vwbench process working on {what} (lock {path})")
+        faults.point("lock:wait")
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout as exc:
+            raise UserError(f"another vwbench process has been working on {what} for over {timeout:.0f}s (lock {path}); wait for it or stop it") from exc
+
+
+@contextmanager
+def transient(path: Path, *, what: str, log: Callable[[str], None] | None = None, timeout: float = -1) -> Iterator[Path]:
+    """Hold the exclusive lock whose file is ``path`` (its folder must exist) and delete that file
+    before letting go, so nothing stays behind; waits like :func:`exclusive`. An ``OSError``
+    propagates: the caller names the file it could not write. A process killed while holding it
+    leaves the file (the kernel still drops the lock); the next holder deletes it."""
+    path = Path(path)
+    lock = _acquire_current(path, what, log, timeout)
+    try:
+        yield path
+    finally:
+        try:
+            with suppress(OSError):  # a file left behind only costs the next holder a delete
+                path.unlink()
+        finally:
+            lock.release()
+
+
+def _acquire_current(path: Path, what: str, log: Callable[[str], None] | None, timeout: float) -> FileLock:
+    """The lock on the file that ``path`` names now: a lock won on a file its holder deleted
+    meanwhile is let go and taken again on the new file."""
+    while True:
+        held: list[os.stat_result] = []
+        lock = FileLock(str(path), thread_local=False, on_acquired=lambda fd: held.append(os.fstat(fd)))
+        _acquire(lock, path, what, log, timeout)
+        try:
+            current = bool(held) and os.path.samestat(held[-1], os.stat(path))
+        except FileNotFoundError:
+            current = False
+        except BaseException:
+            lock.release()
+            raise
+        if current:
+            return lock
         lock.release()
 
 

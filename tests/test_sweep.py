@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from vwbench.cli import app
+from vwbench.errors import UserError
 from vwbench.registry import TaskRegistry
 from vwbench.results import read_result
 
@@ -37,7 +38,8 @@ def test_sweep_runs_the_selected_tasks_then_reuses_them(tiny_tasks, tmp_path):
 def test_sweep_refuses_unknown_suite_and_pair(tiny_tasks, tmp_path):
     runner = CliRunner()
     bad_suite = runner.invoke(app, ["sweep", "--suite", "tinyy", "--tasks-dir", str(tiny_tasks)])
-    assert bad_suite.exit_code != 0 and "tiny" in str(bad_suite.exception or bad_suite.output)
+    assert bad_suite.exit_code != 0 and isinstance(bad_suite.exception, UserError)
+    assert "unknown suite 'tinyy'" in str(bad_suite.exception) and "'tiny'" in str(bad_suite.exception)  # the suggestion
     bad_pair = runner.invoke(app, ["sweep", "--suite", "tiny", "--pair", "sd->dalle", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path)])
     assert bad_pair.exit_code != 0 and "sd->dalle" in str(bad_pair.exception or bad_pair.output)
     bad_target = runner.invoke(app, ["sweep", "--suite", "tiny", "--target", "dalle", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "t")])

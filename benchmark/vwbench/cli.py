@@ -113,12 +113,15 @@ def run_command(
     if embeddings is not None and (delta is not None or anchors):
         raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
-    ensure_output_dir(out, probe=False)
     from vwbench.progress import RichReporter
-    from vwbench.runner import RunOptions, run_task
+    from vwbench.runner import RunOptions, check_fracture_options, resolve_hyperparameters, run_task
 
-    reporter = RichReporter()
     options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads, embeddings=embeddings, delta=delta, anchors=anchors, feature_cache=feature_cache)
+    # bad options leave no --out folder behind
+    resolve_hyperparameters(spec, options)
+    check_fracture_options(options)
+    ensure_output_dir(out, probe=False)
+    reporter = RichReporter()
     result, path = run_task(spec, options, reporter)
     _print_summary(reporter.console, result, path)
 

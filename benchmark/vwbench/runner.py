@@ -47,9 +47,11 @@ class RunOptions:
 
 
 def resolve_hyperparameters(task: TaskSpec, options: RunOptions):
-    """The task's training settings with the run's overrides applied."""
-    overrides = {"steps": options.steps, "trials": options.trials, "seed": options.seed}
-    return task.hyperparameters.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    """The task's training settings with the run's overrides applied, bounded as in task files
+    (a bad ``--steps``, ``--trials`` or ``--seed`` is a one-line error before anything loads)."""
+    from vwbench.registry.schema import with_overrides
+
+    return with_overrides(task.hyperparameters, {"steps": options.steps, "trials": options.trials, "seed": options.seed})
 
 
 def compute_setup(device_name: str, threads: int | None) -> tuple[torch.device, torch.dtype]:
@@ -270,11 +272,16 @@ def check_task_fits(task: TaskSpec, options: RunOptions) -> None:
     check_words_fit_models(task, _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir), hp.n_vectors)
 
 
+def check_fracture_options(options: RunOptions) -> None:
+    """``--anchors`` without ``--delta`` is a one-line error (the CLI calls this before --out is made)."""
+    if options.delta is None and options.anchors:
+        raise UserError("--anchors applies to the fracturing experiment: give --delta too")
+
+
 def _fracture(options: RunOptions, split):
     """The delta-ball constraint of ``--delta`` / ``--anchors`` (None without ``--delta``)."""
+    check_fracture_options(options)
     if options.delta is None:
-        if options.anchors:
-            raise UserError("--anchors applies to the fracturing experiment: give --delta too")
         return None
     from vwbench.training.fracture import Fracture, parse_anchors
 

@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from vwbench.cli import app
+from vwbench.errors import UserError
 from vwbench.results import read_result
 from vwbench.results.words_store import load_wordset
 
@@ -79,8 +80,11 @@ def test_a_delta_that_is_not_a_finite_number_is_refused(tiny_tasks, tmp_path):
 
 
 def test_anchors_without_delta_is_one_line_error(tiny_tasks, tmp_path):
-    result = CliRunner().invoke(app, ["run", "--task", "clip->clip", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path), "--anchors", "ring"])
-    assert result.exit_code != 0 and "--delta" in str(result.exception)
+    result = CliRunner().invoke(app, ["run", "--task", "clip->clip", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "out"), "--anchors", "ring"])
+    assert result.exit_code != 0 and isinstance(result.exception, UserError), result.exception
+    message = str(result.exception)
+    assert "\n" not in message and "--anchors" in message and "--delta" in message, message
+    assert not (tmp_path / "out").exists()
 
 
 def test_delta_sweep_writes_table_and_plot(tiny_tasks, tmp_path):

@@ -17,3 +17,11 @@ def refuse(x: int, reporter=None) -> int:
 
 def broken(x: int, reporter=None) -> int:
     raise ZeroDivisionError("a bug")
+
+
+def touch(path: str, reporter=None) -> str:
+    """Leaves a file behind, so a test can tell which jobs ran."""
+    from pathlib import Path
+
+    Path(path).touch()
+    return path

@@ -8,7 +8,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from tests.executors.jobs import broken, refuse, square
+from tests.executors.jobs import broken, refuse, square, touch
 from vwbench.cli import app
 from vwbench.errors import UserError
 from vwbench.executors import ExecutorSettings, Job, execute_job, make_executor
@@ -35,7 +35,8 @@ def test_local_executor_runs_jobs_in_order_and_stops_at_a_user_error(tmp_path):
         outcomes = executor.run(_jobs(square, [1, 2, 3]), "demo")
         assert [o.value for o in outcomes] == [1, 4, 9]
         with pytest.raises(UserError, match=r"^job 5: value 5 is not allowed; pick another$"):
-            executor.run(_jobs(square, [1]) + _jobs(refuse, [5]) + _jobs(square, [2]), "demo")
+            executor.run(_jobs(touch, [str(tmp_path / "a")]) + _jobs(refuse, [5]) + _jobs(touch, [str(tmp_path / "b")]), "demo")
+        assert (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # the jobs after the error never ran
         assert executor.run([], "nothing") == []
 
 

@@ -396,3 +396,49 @@ def test_a_check_killed_while_writing_its_marker_can_start_again(tmp_path) -> No
     (out / MARKER).unlink()
     with pytest.raises(UserError, match="not empty"):
         _claim_out(out, "fingerprint", log=print)
+
+
+# ---- 5. a study's undefined secondary metric: shown as missing, not a reason to skip ------------------
+
+
+def _study_result(**change) -> dict:
+    """A probe study result, written from scratch (no run needed): headline 0.5, two secondaries."""
+    payload = {
+        "schema_version": 1, "task": "probe:clip", "source": "clip", "target": "clip", "dataset": "synth-tiny",
+        "metric": "transform_acc_mlp", "value": 0.5, "ci95": [0.4, 0.6], "per_concept": {}, "per_word": [],
+        "metrics": {"transform_acc_mlp": 0.5, "group_acc_mlp": 0.25}, "transfer": "probe", "n_trials": 1, "steps": 2, "seed": 0,
+        "provenance": {
+            "vwbench_version": "0", "git_commit": None, "task_version": 1, "checkpoints": [], "dataset_manifest_hash": "h",
+            "versions": {}, "device": "cpu", "dtype": "float32", "wall_time_s": {}, "created": "2024-01-01T00:00:00+00:00",
+        },
+        "study": {"family": "probe", "key": "k", "encoders": {"encoder": "clip"}},
+    }
+    return {**payload, **change}
+
+
+def test_a_study_result_with_an_undefined_secondary_metric_is_kept_and_shown_missing(tmp_path) -> None:
+    """A probe accuracy over no test rows is NaN: the result stays on the board with that metric
+    missing (null in strict JSON, a dash in README.md); a NaN headline is still skipped."""
+    results = tmp_path / "results"
+    results.mkdir()
+    undefined = {"transform_acc_mlp": 0.5, "group_acc_mlp": float("nan"), "class_acc_mlp": float("inf")}
+    (results / "undefined.json").write_text(json.dumps(_study_result(metrics=undefined)))
+    nan_headline = _study_result(task="probe:owlv2", source="owlv2", target="owlv2", value=float("nan"), metrics=undefined)
+    (results / "nan-headline.json").write_text(json.dumps(nan_headline))
+    nan_elsewhere = _study_result(task="probe:judge", source="judge", target="judge", per_concept={"circle": float("nan")}, metrics=undefined)
+    (results / "nan-elsewhere.json").write_text(json.dumps(nan_elsewhere))
+    out = tmp_path / "board"
+    res = invoke("leaderboard", "--results", results, "--out", out)
+    assert res.exit_code == 0, res.output
+    board = strict_json(out / "leaderboard.json")  # a NaN would make this raise
+    skipped = {s["file"]: s["reason"] for s in board["skipped"]}
+    assert set(skipped) == {"nan-headline.json", "nan-elsewhere.json"}
+    assert "value: nan is not a finite number" in skipped["nan-headline.json"]
+    assert "per_concept.circle: nan is not a finite number" in skipped["nan-elsewhere.json"]
+    (record,) = board["results"].values()
+    assert record["file"] == "undefined.json" and record["value"] == 0.5
+    assert record["secondary_metrics"] == {"transform_acc_mlp": 0.5, "group_acc_mlp": None, "class_acc_mlp": None}
+    (row,) = board["studies"]["probe"]["datasets"]["synth-tiny"]["rows"]
+    assert row["metrics"]["group_acc_mlp"] is None and "group_acc_mlp" in board["studies"]["probe"]["datasets"]["synth-tiny"]["columns"]
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "| probe:clip |" in readme and "0.500 | – | –" in readme

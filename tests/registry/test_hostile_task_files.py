@@ -133,3 +133,61 @@ def test_a_non_finite_study_setting_is_refused(tasks_copy: Path) -> None:
     edit(tasks_copy / "studies" / "probe.yaml", "  lr: 1.0e-3", "  lr: .inf")
     with pytest.raises(UserError, match="finite number"):
         StudyRegistry.from_dir(tasks_copy)
+
+
+# ---- includes that cannot be read: the error is at the include, naming the target as written ------
+
+
+def test_an_unreadable_include_names_the_including_file_and_line(tasks_copy: Path, monkeypatch) -> None:
+    """Not the resolved path of the target alone: the file and line that include it, and the
+    include as written (a YAML error inside a readable target still names the target's own line)."""
+    datasets = tasks_copy / "datasets"
+    real_read_text = Path.read_text
+
+    def read_text(self: Path, *args, **kwargs) -> str:
+        if self.name == "_synth.yaml":  # as for a file without read permission (the tests may run as root)
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    message = load_error(tasks_copy)
+    line = line_of(datasets / "synth-coco.yaml", "include: _synth.yaml")
+    assert f"datasets/synth-coco.yaml:{line}: included file _synth.yaml cannot be read (Permission denied); fix the include" in message
+
+
+def test_an_include_of_an_unreadable_nested_include_names_the_middle_file(tasks_copy: Path) -> None:
+    datasets = tasks_copy / "datasets"
+    (datasets / "_loop.yaml").symlink_to("_loop.yaml")  # a symlink loop: no permission bits needed
+    edit(datasets / "_synth.yaml", "tier: mini", "include: [_loop.yaml]\ntier: mini")
+    message = load_error(tasks_copy)
+    assert f"datasets/_synth.yaml:{line_of(datasets / '_synth.yaml', '_loop.yaml')}: included file _loop.yaml cannot be read" in message
+
+
+@pytest.mark.parametrize(
+    ("include", "problem"),
+    [
+        ("a" * 300 + ".yaml", "cannot be read (File name too long)"),  # an OSError from the check itself
+        ("..", "is a folder, not a YAML file"),
+        ('"a\\0b.yaml"', "'a\\x00b.yaml' is not a valid file name"),  # a NUL byte, escaped in the message
+    ],
+)
+def test_an_unusable_include_is_one_line_at_the_include(tasks_copy: Path, include: str, problem: str) -> None:
+    path = tasks_copy / "datasets" / "synth-coco.yaml"
+    edit(path, "include: _synth.yaml", f"include: {include}")
+    message = load_error(tasks_copy)
+    assert f"datasets/synth-coco.yaml:{line_of(path, 'include:')}: included file " in message and problem in message
+
+
+def test_a_symlink_loop_among_the_task_files_is_one_line(tasks_copy: Path) -> None:
+    (tasks_copy / "datasets" / "zz.yaml").symlink_to("zz.yaml")
+    assert "datasets/zz.yaml: a symbolic link loop" in load_error(tasks_copy)
+
+
+@pytest.mark.parametrize(("value", "problem"), [("9" * 5000, "Exceeds the limit (4300 digits)"), ("2024-13-45", "month must be in 1..12")])
+def test_a_scalar_python_cannot_build_is_one_line_with_its_line(tasks_copy: Path, value: str, problem: str) -> None:
+    """PyYAML reads these as an int and a date, and Python then refuses them (a ValueError)."""
+    path = tasks_copy / "models" / "mini.yaml"
+    edit(path, "    steps: 200\n", f"    steps: {value}\n")
+    message = load_error(tasks_copy)
+    assert f"models/mini.yaml:{line_of(path, '    steps: ')}: cannot read " in message and problem in message
+    assert "set_int_max_str_digits" not in message

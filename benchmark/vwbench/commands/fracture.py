@@ -125,7 +125,7 @@ def delta_sweep_command(
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
     from vwbench.results.atomic import check_targets, ensure_output_dir, write_file_set
-    from vwbench.runner import RunOptions, check_task_fits, run_task, train_delta_words
+    from vwbench.runner import RunOptions, check_task_fits, resolve_hyperparameters, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
@@ -133,6 +133,8 @@ def delta_sweep_command(
     if repeated:
         raise UserError(f"--task {repeated[0]} is given more than once (aliases included); give each task once")
     values = _deltas(deltas)
+    for spec in specs:  # a bad --steps/--trials/--seed leaves no --out folder behind
+        resolve_hyperparameters(spec, RunOptions(steps=steps, trials=trials, seed=seed, out_dir=out))
     for spec in specs:  # words of one source serve several targets: check them all before training
         check_task_fits(spec, RunOptions(device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False))
     ensure_output_dir(out, probe=False)

@@ -67,11 +67,14 @@ def sweep_command(
         raise UserError(f"{', '.join(slurm_given)} apply to --executor slurm (not {executor}); add --executor slurm or drop them")
     tasks = _select(TaskRegistry.from_dir(tasks_dir), suite, dataset, pair, target)
     from vwbench.results.atomic import ensure_output_dir
+    from vwbench.runner import resolve_hyperparameters
 
-    ensure_output_dir(out, probe=False)
     # workers elsewhere see the same files only through absolute paths
     options = RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out.resolve(), threads=threads,
                          weights_dir=weights.resolve() if weights else None, data_root=data_root.resolve() if data_root else None)
+    for task in tasks:  # a bad --steps/--trials/--seed leaves no --out folder behind
+        resolve_hyperparameters(task, options)
+    ensure_output_dir(out, probe=False)
     settings = ExecutorSettings(workers=workers, threads=threads, address=address, log_dir=out.resolve() / ".executor",
                                 slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_gpus=slurm_gpus, slurm_cpus=slurm_cpus,
                                 slurm_cluster="local" if slurm_local else "slurm")

@@ -17,7 +17,7 @@ from typing import Any
 
 import vwbench
 from vwbench.errors import UserError
-from vwbench.leaderboard.collect import Collected, Entry
+from vwbench.leaderboard.collect import Collected, Entry, published_metrics
 from vwbench.results.provenance import utc_now
 
 SCHEMA = "vwbench.leaderboard/1"
@@ -64,7 +64,7 @@ def _result_record(e: Entry) -> dict[str, Any]:
     return {
         "file": e.file, "sha256": e.sha256, "task": r.task, "dataset": r.dataset, "transfer": r.transfer, "metric": r.metric,
         "value": r.value, "ci95": list(r.ci95), "per_concept": r.per_concept, "n_trials": r.n_trials, "steps": r.steps, "seed": r.seed,
-        "secondary_metrics": r.metrics, "transfer_params": r.transfer_params,
+        "secondary_metrics": published_metrics(r), "transfer_params": r.transfer_params,
         "provenance": {
             "vwbench_version": p.vwbench_version, "git_commit": p.git_commit, "task_version": p.task_version, "created": p.created,
             "device": p.device, "dtype": p.dtype, "machine": p.machine, "dataset_manifest_hash": p.dataset_manifest_hash,
@@ -176,7 +176,7 @@ def _studies(entries: list[Entry], ids: dict[str, str]) -> dict[str, Any]:
             here = [e for e in mine if e.result.dataset == ds]
             rows = [
                 {"task": e.result.task, "method": e.result.transfer, "metric": e.result.metric, "value": e.result.value,
-                 "ci95": list(e.result.ci95), "metrics": e.result.metrics, "result": ids[e.file]}
+                 "ci95": list(e.result.ci95), "metrics": published_metrics(e.result), "result": ids[e.file]}
                 for e in here
             ]
             # a paired family (align) ranks the methods of each task; the others rank their encoders

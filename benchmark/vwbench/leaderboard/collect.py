@@ -1,7 +1,12 @@
 """Gather result files into leaderboard entries; files that are not valid results are listed as
 skipped (with the reason), never fatal: one bad file cannot stop or corrupt a leaderboard.
 Runs of the fracturing experiment (words held within a delta of an anchor) are skipped too: they
-are not a transfer method's score (``vwbench delta-sweep`` tables them)."""
+are not a transfer method's score (``vwbench delta-sweep`` tables them).
+
+A study result may hold a NaN secondary metric: one undefined on its data (a probe's accuracy over
+no test rows, an SAE's stability over a frequency bucket with no concepts). Such a result is kept,
+and the metric is shown as missing (``None``: ``null`` in leaderboard.json); its headline value
+and CI must still be finite, and every other number too."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vwbench.errors import UserError
-from vwbench.results.schema import RunResult, printable, read_result
+from vwbench.results.schema import RunResult, printable, read_result, unpublishable
 
 MAX_RESULT_BYTES = 20 * 2**20
 MAX_SAMPLES_PER_CONCEPT = 4
@@ -76,6 +81,30 @@ def _samples(result_file: Path, concepts: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def published_metrics(result: RunResult) -> dict[str, float | None]:
+    """A result's secondary metrics as a leaderboard shows them: a study's metric that is not a
+    finite number is undefined on its data and shown as missing (``None``). A word result's
+    secondary metrics are means over its words, always defined: it keeps them as they are."""
+    if result.study is None:
+        return dict(result.metrics)
+    return {name: value if math.isfinite(value) else None for name, value in result.metrics.items()}
+
+
+def _read(path: Path) -> RunResult:
+    """A result a leaderboard can publish (see the module docstring); otherwise a
+    :class:`UserError` saying what is wrong."""
+    try:
+        return read_result(path, publishable=True)
+    except UserError as refused:
+        result = read_result(path)  # a file that is not a result at all: the same error as before
+        if result.study is None or None not in published_metrics(result).values():
+            raise refused from None
+        problem = unpublishable({**result.model_dump(), "metrics": published_metrics(result)})  # every other number must be finite
+        if problem:
+            raise UserError(f"{path}: invalid result file: {problem}") from None
+        return result
+
+
 def _rank_key(e: Entry) -> tuple:
     return (e.result.steps, e.result.n_trials, e.created)
 
@@ -102,7 +131,7 @@ def collect(results_dir: Path) -> Collected:
         try:
             # publishable: a NaN or infinite number, or text that is not valid UTF-8, cannot go into a
             # leaderboard (strict JSON, README.md, index.html): such a file is skipped, not fatal
-            result = read_result(path, publishable=True)
+            result = _read(path)
         except UserError as exc:
             skipped.append((rel, printable(str(exc).replace(str(path), "").lstrip(": "))[:300]))
             continue

@@ -29,8 +29,10 @@ before it is expanded (an alias bomb would otherwise take gigabytes).
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +84,48 @@ def _display(path: Path) -> str:
     """A path as the user should see it: relative to the working directory when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return str(path)
+
+
+class _Unreadable(UserError):
+    """A task file that cannot be opened or read at all (as opposed to a YAML error inside it);
+    ``reason`` says why, for an including file's error."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {_display(path)}: {reason}")
+        self.reason = reason
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``; a symlink loop or an unusable name is an :class:`_Unreadable`."""
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        raise _Unreadable(path, "a symbolic link loop") from None
+    except OSError as exc:
+        raise _Unreadable(path, exc.strerror or str(exc)) from None
+
+
+def _include_problem(target: Path) -> str | None:
+    """Why ``target`` cannot be included (``"not found"``, ``"is a folder"``, ...); ``None`` when
+    it is a regular file."""
+    try:
+        mode = target.stat().st_mode
+    except ValueError:  # a NUL byte in the name
+        return "is not a valid file name"
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "not found"
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a YAML file"
+    return None if stat.S_ISREG(mode) else "is not a regular file"
+
+
+def _as_written(name: str) -> str:
+    """An include target as the file spells it, with any control character escaped."""
+    return name if name and name.isprintable() else repr(name)
 
 
 @dataclass
@@ -179,7 +221,7 @@ def _to_python(node: yaml.Node, key: Key, file: Path, locs: dict[Key, Loc]) -> A
         _constructor.flatten_mapping(node)  # YAML merge keys (<<)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            k = _constructor.construct_object(key_node, deep=True)
+            k = _scalar(key_node, file)
             if not isinstance(k, (str, int, float, bool)) or k is None:
                 raise UserError(f"{_display(file)}:{key_node.start_mark.line + 1}: a mapping key must be a plain scalar")
             if k in out:
@@ -193,7 +235,17 @@ def _to_python(node: yaml.Node, key: Key, file: Path, locs: dict[Key, Loc]) -> A
             locs[key + (i,)] = Loc(file, item.start_mark.line + 1)
             items.append(_to_python(item, key + (i,), file, locs))
         return items
-    return _constructor.construct_object(node, deep=True)
+    return _scalar(node, file)
+
+
+def _scalar(node: yaml.Node, file: Path) -> Any:
+    """A scalar's value; one PyYAML recognizes but Python cannot build (an integer of more than
+    4,300 digits, a date such as 2024-13-45) is a one-line error at its line."""
+    try:
+        return _constructor.construct_object(node, deep=True)
+    except ValueError as exc:
+        problem = str(exc).split(";")[0]  # drop Python's hint about sys.set_int_max_str_digits
+        raise UserError(f"{_display(file)}:{node.start_mark.line + 1}: cannot read {str(node.value)[:40]!r}: {problem}; write a plausible number, or quote text") from None
 
 
 def read_yaml(path: Path) -> Doc:
@@ -201,7 +253,7 @@ def read_yaml(path: Path) -> Doc:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"cannot read {_display(path)}: {exc.strerror or exc}") from exc
+        raise _Unreadable(path, exc.strerror or str(exc)) from exc
     except UnicodeDecodeError as exc:
         raise UserError(f"{_display(path)}: not UTF-8 text (byte {exc.start}); save the task file as UTF-8") from exc
     try:
@@ -253,13 +305,13 @@ class _FileCache:
         self._raw: dict[Path, Doc] = {}
 
     def raw(self, path: Path) -> Doc:
-        path = path.resolve()
+        path = _resolved(path)
         if path not in self._raw:
             self._raw[path] = read_yaml(path)
         return self._raw[path]
 
     def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> Doc:
-        path = path.resolve()
+        path = _resolved(path)
         if path in _stack:
             chain = " -> ".join(_display(p) for p in _stack + (path,))
             raise UserError(f"{_display(_stack[-1])}: include cycle: {chain}")
@@ -272,11 +324,8 @@ class _FileCache:
             raise UserError(f"{doc.loc(('include',))}: 'include' takes a file name or a list of file names")
         included = []
         for i, name in enumerate(names):
-            target = path.parent / name
-            if not target.is_file():
-                where = doc.loc(("include", i) if isinstance(spec, list) else ("include",))
-                raise UserError(f"{where}: included file {name} not found (looked at {_display(target)})")
-            included.append(self.load(target, _stack + (path,)))
+            where = doc.loc(("include", i) if isinstance(spec, list) else ("include",))
+            included.append(self._include(path, name, where, _stack + (path,)))
         own = Doc(
             {k: v for k, v in doc.data.items() if k != "include"},
             {k: v for k, v in doc.locs.items() if not (k and k[0] == "include")},
@@ -285,6 +334,21 @@ class _FileCache:
         merged = merge(*included, own)
         merged.locs[()] = doc.locs.get((), Loc(path, 1))  # a missing key is this file's fault, not an included one's
         return merged
+
+    def _include(self, includer: Path, name: str, where: Loc, stack: tuple[Path, ...]) -> Doc:
+        """The file ``name`` (relative to ``includer``) that ``includer`` includes at ``where``.
+        One that is missing or cannot be read is an error at the include, which names the target
+        as written (a YAML error inside the target still names the target's own line)."""
+        target = includer.parent / name
+        problem = _include_problem(target)
+        if problem is None:
+            try:
+                return self.load(target, stack)
+            except _Unreadable as exc:  # only the target's own reading: a nested include's is located already
+                problem = f"cannot be read ({exc.reason})"
+        if problem == "not found":
+            problem += f" (looked at {_display(target)}; an include is relative to the including file)"
+        raise UserError(f"{where}: included file {_as_written(name)} {problem}; fix the include or the file it names")
 
 
 # ---- validation with locations -----------------------------------------------------------------

@@ -14,10 +14,13 @@ This module imports neither torch nor any model code (``vwbench ls`` must stay f
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from vwbench.errors import UserError
 
 Family = Literal["sd", "owlv2", "clip"]
 """A model family: its registry name (``vwbench.registry.models.ADAPTERS`` maps it to code)."""
@@ -40,6 +43,25 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 ``vwbench.metrics.METRICS`` (which imports torch, so it is not imported here); a test keeps the
 two in step."""
 
+# Upper bounds of the integer settings. Each is far above what a task needs (PROTOCOL.md: 1,000
+# steps, 10 trials, batch 8, 4 vectors, 8 images per concept, 50 denoising steps) and far below
+# what would run for days or ask for absurd memory: a value past one is a typo, refused with the
+# file and line, before anything runs.
+MAX_STEPS = 100_000  # word training steps: 100x the protocol's 1,000
+MAX_TRIALS = 1_000  # words per concept: 100x the protocol's 10 (its CIs are over 100 trials)
+MAX_BATCH_SIZE = 1_024  # images per training or evaluation batch: 128x the protocol's 8
+# A word's vectors go into one prompt with the start and end tokens: no text encoder of the three
+# families reads more than 77 tokens (CLIP, SD; OWLv2: 16), so a longer word can never fit.
+MAX_N_VECTORS = 75
+MAX_IMAGES_PER_CONCEPT = 10_000  # training or held-out images per concept: the largest shipped value is 200
+MAX_GENERATIONS_PER_WORD = 1_000  # images generated per word at evaluation (default 8)
+# Denoising steps at evaluation (protocol: 50): the SD schedulers are trained on 1,000 timesteps and
+# refuse to sample with more.
+MAX_INFERENCE_STEPS = 1_000
+# Random seeds feed torch generators, which take a 64-bit seed: a larger one fails at evaluation,
+# after the training ran.
+MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1
+
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -49,6 +71,26 @@ class _Strict(BaseModel):
     setting must be finite (YAML reads ``.inf`` and ``.nan`` as floats; no setting means either)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def with_overrides(settings: S, overrides: Mapping[str, Any], options: Mapping[str, str] | None = None) -> S:
+    """``settings`` with a run's command-line overrides applied (``{field: value}``; ``None``
+    keeps the setting), checked against the same bounds as the task files: a bad value is a
+    one-line :class:`UserError` naming its option (``--steps``, or ``options[field]`` where the
+    option is named otherwise), raised before anything runs. (pydantic's
+    ``model_copy(update=...)`` would take any value unchecked.)"""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return type(settings).model_validate({**settings.model_dump(), **given})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else next(iter(given), "?")
+        option = (options or {}).get(name, "--" + name.replace("_", "-"))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UserError(f"{option} {given.get(name)}: {message}; give another {option} or leave it out (the task's setting)") from None
 
 
 class CheckpointPin(_Strict):
@@ -150,12 +192,12 @@ class Hyperparameters(_Strict):
     lr: float = Field(default=1e-4, gt=0, le=10)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(default=1e-8, gt=0)
-    batch_size: int = Field(default=8, ge=1)
-    steps: int = Field(default=1000, ge=0)
-    n_vectors: int = Field(default=4, ge=1)
-    images_per_concept: int = Field(default=8, ge=1)
-    trials: int = Field(default=10, ge=1)
-    seed: int = 0
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE)
+    steps: int = Field(default=1000, ge=0, le=MAX_STEPS)
+    n_vectors: int = Field(default=4, ge=1, le=MAX_N_VECTORS)
+    images_per_concept: int = Field(default=8, ge=1, le=MAX_IMAGES_PER_CONCEPT)
+    trials: int = Field(default=10, ge=1, le=MAX_TRIALS)
+    seed: int = Field(default=0, ge=MIN_SEED, le=MAX_SEED)
 
     @field_validator("betas")
     @classmethod
@@ -174,12 +216,12 @@ class EvalSettings(_Strict):
     targets; ``batch_size`` is the evaluation batch of every target.
     """
 
-    generations_per_word: int = Field(default=8, ge=1)
-    inference_steps: int = Field(default=50, ge=1)
+    generations_per_word: int = Field(default=8, ge=1, le=MAX_GENERATIONS_PER_WORD)
+    inference_steps: int = Field(default=50, ge=1, le=MAX_INFERENCE_STEPS)
     # classifier-free guidance: 7.5 is diffusers' default and published scales stay far below 100;
     # beyond that the guidance term swamps the prediction (and huge values overflow to NaN images)
     guidance_scale: float = Field(default=7.5, ge=0, le=100)
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE)
 
 
 class TransferDefaults(_Strict):
@@ -283,7 +325,7 @@ class DatasetSpec(_Strict):
     loader: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
     concepts: list[ConceptSpec] = Field(min_length=2)
-    heldout_per_concept: int = Field(ge=1)
+    heldout_per_concept: int = Field(ge=1, le=MAX_IMAGES_PER_CONCEPT)
     aliases: list[str] = Field(default_factory=list)
     description: str | None = None
 

@@ -29,13 +29,13 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vwbench.errors import UserError
 from vwbench.registry.loader import Doc, TaskRegistry, _display, _FileCache, _located, _suggest, merge, validate
-from vwbench.registry.schema import CheckpointPin, DatasetSpec, ModelSpec, RegistryEntry
+from vwbench.registry.schema import MAX_IMAGES_PER_CONCEPT, MAX_SEED, MIN_SEED, CheckpointPin, DatasetSpec, ModelSpec, RegistryEntry
 from vwbench.studies import PAIRED_FAMILIES, STUDY_FAMILIES
 
 Pooling = Literal["image-embedding", "mean-regions"]
@@ -47,6 +47,22 @@ Pooling = Literal["image-embedding", "mean-regions"]
 class _Strict(BaseModel):
     # allow_inf_nan: YAML reads .inf and .nan as floats, and no study setting means either
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Upper bounds of the studies' sizes: far above the shipped values (in the comments) and far below
+# what would run for days or ask for absurd memory, so a value past one is a typo.
+MAX_WIDTH = 65_536  # a probe's hidden width (2,048)
+MAX_ROWS_PER_BATCH = 65_536  # probe and SAE minibatch rows (1,024)
+MAX_EPOCHS = 10_000  # probe epochs (60)
+MAX_EMBED_BATCH = 4_096  # images per encoder call (64)
+MAX_OPTIMIZER_STEPS = 1_000_000  # align's probe (100) and an SAE's (paper tier: 20,000)
+MAX_DICTIONARY = 2**18  # SAE concepts: 42x the paper tier's 8 x 768
+MAX_EXPANSION = 64.0  # SAE concepts per embedding dimension (paper tier: 8), a memory multiplier
+MAX_SAE_SEEDS = 100  # each seed trains the whole sweep again (3)
+MAX_TABLE_ROWS = 10_000  # rows of a reported table, e.g. top bridging pairs (10)
+MAX_CAPTION_OBJECTS = 100  # objects a caption names (3); CLIP reads 77 tokens of it anyway
+# probe and sae seed numpy generators, which refuse negative seeds, and torch's, which take 64 bits
+StudySeed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class EncoderRef(_Strict):
@@ -62,9 +78,9 @@ class StudyData(_Strict):
     split (``None``: the dataset's own number). ``caption_objects``: for image-text pairs (``sae``),
     a caption names up to this many of the image's objects, largest first."""
 
-    train_per_concept: int | None = Field(default=None, ge=1)
-    heldout_per_concept: int | None = Field(default=None, ge=1)
-    caption_objects: int = Field(default=3, ge=1)
+    train_per_concept: int | None = Field(default=None, ge=1, le=MAX_IMAGES_PER_CONCEPT)
+    heldout_per_concept: int | None = Field(default=None, ge=1, le=MAX_IMAGES_PER_CONCEPT)
+    caption_objects: int = Field(default=3, ge=1, le=MAX_CAPTION_OBJECTS)
 
 
 # ---- family settings (typed; ``None`` keeps the compute module's default) -----------------------
@@ -74,15 +90,15 @@ class ProbeSettingsSpec(_Strict):
     """``vwbench.studies.probe.ProbeSettings`` plus the split and embedding batch of ``run_probes``
     / ``build_probe_features``."""
 
-    hidden: int | None = Field(default=None, ge=1)
+    hidden: int | None = Field(default=None, ge=1, le=MAX_WIDTH)
     dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     lr: float | None = Field(default=None, gt=0)
-    batch_size: int | None = Field(default=None, ge=1)
-    epochs: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_ROWS_PER_BATCH)
+    epochs: int | None = Field(default=None, ge=1, le=MAX_EPOCHS)
     weight_decay: float | None = Field(default=None, ge=0)
-    seed: int | None = None
+    seed: StudySeed | None = None
     test_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
-    embed_batch_size: int | None = Field(default=None, ge=1)
+    embed_batch_size: int | None = Field(default=None, ge=1, le=MAX_EMBED_BATCH)
 
 
 class AlignSettingsSpec(_Strict):
@@ -90,8 +106,8 @@ class AlignSettingsSpec(_Strict):
 
     prompt: str | None = None
     probe_l2: float | None = Field(default=None, ge=0)
-    probe_steps: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    probe_steps: int | None = Field(default=None, ge=1, le=MAX_OPTIMIZER_STEPS)
+    seed: int | None = Field(default=None, ge=MIN_SEED, le=MAX_SEED)  # only seeds torch
 
     @field_validator("prompt")
     @classmethod
@@ -105,23 +121,23 @@ class SaeSettingsSpec(_Strict):
     """``vwbench.studies.sae.SaeSettings``."""
 
     kinds: list[Literal["topk", "relu_l1"]] | None = Field(default=None, min_length=1)
-    expansion: float | None = Field(default=None, gt=0)
-    n_concepts: int | None = Field(default=None, ge=3)
+    expansion: float | None = Field(default=None, gt=0, le=MAX_EXPANSION)
+    n_concepts: int | None = Field(default=None, ge=3, le=MAX_DICTIONARY)
     topk_levels: list[int] | None = Field(default=None, min_length=1)
     l1_levels: list[float] | None = Field(default=None, min_length=1)
-    steps: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1, le=MAX_OPTIMIZER_STEPS)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_ROWS_PER_BATCH)
     lr: float | None = Field(default=None, gt=0)
     final_lr_fraction: float | None = Field(default=None, gt=0, le=1)
     warmup_fraction: float | None = Field(default=None, ge=0, lt=1)
     clip_grad: float | None = Field(default=None, gt=0)
-    n_seeds: int | None = Field(default=None, ge=2)
-    seed: int | None = None
+    n_seeds: int | None = Field(default=None, ge=2, le=MAX_SAE_SEEDS)
+    seed: StudySeed | None = None
     center: bool | None = None
     reference_kind: Literal["topk", "relu_l1"] | None = None
     reference_level: float | None = None
     unimodal_threshold: float | None = Field(default=None, gt=0.5, lt=1.0)
-    top_bridges: int | None = Field(default=None, ge=1)
+    top_bridges: int | None = Field(default=None, ge=1, le=MAX_TABLE_ROWS)
     bridge_include_self: bool | None = None
 
 

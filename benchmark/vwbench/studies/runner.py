@@ -78,6 +78,17 @@ def _prepare_transfer(spec: StudySpec, options: StudyOptions):
     return prepared
 
 
+def _settings_values(spec: StudySpec, seed: int | None) -> dict[str, Any]:
+    """The task's settings with ``--seed`` applied, bounded like the study file's seed."""
+    from vwbench.registry.schema import with_overrides
+    from vwbench.registry.studies import FAMILY_SETTINGS
+
+    if seed is None:
+        return dict(spec.settings)
+    typed = FAMILY_SETTINGS[spec.family].model_validate(spec.settings)
+    return with_overrides(typed, {"seed": seed}).model_dump(exclude_none=True)
+
+
 def _finite(value: Any) -> Any:
     """Tables in JSON: NaN and infinities become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -110,8 +121,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
         reporter.log(f"warning: {spec.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
     device, dtype = compute_setup(options.device, options.threads)
     family = study_family(spec.family)
-    values = {**spec.settings, **({"seed": options.seed} if options.seed is not None else {})}
-    settings = family.settings(values)
+    settings = family.settings(_settings_values(spec, options.seed))
     prepared = _prepare_transfer(spec, options)
     method_label = prepared.label if prepared is not None else spec.family
     timer = StageTimer()

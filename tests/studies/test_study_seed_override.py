@@ -1,0 +1,35 @@
+"""`vwbench run --task FAMILY:... --seed N` is bounded like a study file's seed: a seed that numpy
+or torch would refuse mid-run is a one-line error before any checkpoint or image is loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vwbench.cli import app
+from vwbench.errors import UserError
+
+REPO_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+
+
+@pytest.mark.parametrize(
+    ("seed", "expected"),
+    [
+        ("-1", "--seed -1: Input should be greater than or equal to 0"),  # numpy refuses it in the probes
+        (str(2**64), f"--seed {2**64}: Input should be less than or equal to {2**64 - 1}"),  # torch takes 64 bits
+    ],
+)
+def test_a_bad_seed_override_is_refused_before_anything_loads(tmp_path: Path, monkeypatch, seed: str, expected: str) -> None:
+    from vwbench.studies.encoders import EncoderCache
+
+    def resolve(*args, **kwargs):
+        raise AssertionError("a checkpoint was resolved before --seed was checked")
+
+    monkeypatch.setattr(EncoderCache, "resolve", resolve)
+    args = ["run", "--task", "probe:clip", "--dataset", "synth-imagenet", f"--seed={seed}", "--tasks-dir", str(REPO_TASKS), "--out", str(tmp_path / "runs"), "--device", "cpu"]
+    res = CliRunner().invoke(app, args)
+    assert isinstance(res.exception, UserError), (res.output, repr(res.exception))
+    message = str(res.exception)
+    assert "\n" not in message and message.startswith(expected), message

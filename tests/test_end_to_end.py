@@ -139,12 +139,13 @@ def _tasks_with_n_vectors(tiny_tasks, tmp_path, n_vectors: int):
 
 
 def test_words_too_long_for_a_text_context_fail_before_training(tiny_tasks, tmp_path):
-    """n_vectors beyond the target's context: one line, and nothing trained or stored first."""
-    broken = _tasks_with_n_vectors(tiny_tasks, tmp_path, 200)
+    """n_vectors beyond the target's context (within the task schema's bound of 75, over the tiny
+    models' 16 and 32 positions): one line, and nothing trained or stored first."""
+    broken = _tasks_with_n_vectors(tiny_tasks, tmp_path, 70)
     out = tmp_path / "o"
     proc = _cli("run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(broken), "--out", str(out))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "words of 200 vectors do not fit its prompt" in proc.stderr.splitlines()[-1] and "lower n_vectors" in proc.stderr
+    assert "words of 70 vectors do not fit its prompt" in proc.stderr.splitlines()[-1] and "lower n_vectors" in proc.stderr
     assert not (out / "words").exists() and not (out / "results").exists()
     # a sweep's word-unit job (Ray, Slurm) checks its source before training too
     from vwbench.errors import UserError
@@ -153,7 +154,7 @@ def test_words_too_long_for_a_text_context_fail_before_training(tiny_tasks, tmp_
     from vwbench.units import _context
 
     task = TaskRegistry.from_dir(broken).get("clip->owlv2", "synth-tiny")
-    with pytest.raises(UserError, match="words of 200 vectors do not fit"):
+    with pytest.raises(UserError, match="words of 70 vectors do not fit"):
         _context(task, RunOptions(out_dir=out, device="cpu", threads=1))
 
 

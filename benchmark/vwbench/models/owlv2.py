@@ -14,6 +14,9 @@ on the word, so it is computed once per image and cached.
 
 Detection loss (Table 1): ``w * cos(region, query)`` with ``w = -1`` for the region matching the
 ground-truth box and ``+1`` for every other region, as ``-cos(target) + mean(cos(others))`` per image.
+The mean keeps the target's term as heavy as all others together: with the plain sum over mini-owlv2's
+16 regions, the best unit query (the loss is linear in it) points away from the average region and
+scores mAP .011 on synth-coco and .009 on synth-voc, against .292 and .523 with the mean.
 """
 
 from __future__ import annotations

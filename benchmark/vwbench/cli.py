@@ -113,6 +113,8 @@ def run_command(
     if embeddings is not None and (delta is not None or anchors):
         raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
+    from vwbench.executors.base import RecordingReporter
+    from vwbench.executors.sweep_jobs import reused_a_stored_result
     from vwbench.progress import RichReporter
     from vwbench.runner import RunOptions, check_fracture_options, resolve_hyperparameters, run_task
 
@@ -122,8 +124,10 @@ def run_command(
     check_fracture_options(options)
     ensure_output_dir(out, probe=False)
     reporter = RichReporter()
-    result, path = run_task(spec, options, reporter)
-    _print_summary(reporter.console, result, path)
+    recorder = RecordingReporter(reporter)
+    result, path = run_task(spec, options, recorder)
+    _print_summary(reporter.console, result, path, reused=reused_a_stored_result(recorder))
+    typer.echo(str(path))  # stdout's only line, for `path=$(vwbench run ...)`; the rest is on stderr
 
 
 zoo_app = typer.Typer(help="The mini zoo: small trained models shipped with vwbench.", no_args_is_help=True)
@@ -209,22 +213,30 @@ def _format_quality(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _print_summary(console, result, path: Path) -> None:
+def _print_summary(console, result, path: Path, *, reused: bool = False) -> None:
+    """The run's table and timings on stderr; ``reused``: ``result`` is a stored run's, not this one's."""
     from rich.table import Table
 
     table = Table(title=f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps)")
     table.add_column("concept")
     table.add_column(result.metric, justify="right")
-    for concept, value in result.per_concept.items():
-        table.add_row(concept, f"{value:.3f}")
+    for concept in _concept_order(result):
+        table.add_row(concept, f"{result.per_concept[concept]:.3f}")
     low, high = result.ci95
     table.add_row("[bold]mean", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
     console.print(table)
     for name, value in result.metrics.items():
         console.print(f"{name}: {value:.3f}")
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
-    console.print(f"wall time: {times}")
-    console.print(f"result: {path}")
+    console.print(f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
+    console.print(f"result: {path}", soft_wrap=True, markup=False, highlight=False)  # a path whole and verbatim
+
+
+def _concept_order(result) -> list[str]:
+    """``per_concept``'s concepts in the dataset's order, which ``per_word`` keeps (a stored
+    result's ``per_concept`` is read back from JSON with its keys sorted)."""
+    ordered = dict.fromkeys(str(w["concept"]) for w in result.per_word if w.get("concept") in result.per_concept)
+    return [*ordered, *(c for c in result.per_concept if c not in ordered)]
 
 
 from vwbench.commands.bench import register as _register_commands  # noqa: E402  (validate, leaderboard, check)

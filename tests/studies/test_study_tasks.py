@@ -186,6 +186,10 @@ def test_a_stored_result_is_reused(study_runs, study_tasks) -> None:
     res = vw("run", "--task", "align:owlv2->clip", "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(study_runs), "--device", "cpu")
     assert res.exit_code == 0 and "reusing the stored result" in res.output
     assert {p: p.stat().st_mtime_ns for p in (study_runs / "results").rglob("*.json")} == before
+    # stdout is the result's path alone (as for word tasks); the times are said to be the stored run's
+    path = Path(res.stdout.strip())
+    assert res.stdout == f"{path}\n" and path in before and "align" in path.parts and path.name.startswith("owlv2-to-clip-lstsq-")
+    assert "wall time of the stored run (created " in res.stderr
 
 
 @pytest.mark.parametrize(

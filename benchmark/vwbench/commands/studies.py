@@ -49,15 +49,22 @@ def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_o
     from vwbench.registry.studies import StudyRegistry
 
     spec = StudyRegistry.from_dir(tasks_dir).get(task, dataset)
+    import typer
+
+    from vwbench.executors.base import RecordingReporter
+    from vwbench.executors.sweep_jobs import reused_a_stored_result
     from vwbench.progress import RichReporter
     from vwbench.studies.runner import StudyOptions, run_study
 
     reporter = RichReporter()
-    result, path = run_study(spec, StudyOptions(**options), reporter)
-    print_study_summary(reporter.console, result, path)
+    recorder = RecordingReporter(reporter)
+    result, path = run_study(spec, StudyOptions(**options), recorder)
+    print_study_summary(reporter.console, result, path, reused=reused_a_stored_result(recorder))
+    typer.echo(str(path))  # stdout's only line, as for word tasks
 
 
-def print_study_summary(console, result, path: Path) -> None:
+def print_study_summary(console, result, path: Path, *, reused: bool = False) -> None:
+    """The study's numbers and timings on stderr; ``reused``: ``result`` is a stored run's."""
     from rich.table import Table
 
     table = Table(title=f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})")
@@ -70,5 +77,5 @@ def print_study_summary(console, result, path: Path) -> None:
             table.add_row(name, f"{value:.4g}")
     console.print(table)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
-    console.print(f"wall time: {times}")
-    console.print(f"result: {path}")
+    console.print(f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
+    console.print(f"result: {path}", soft_wrap=True, markup=False, highlight=False)

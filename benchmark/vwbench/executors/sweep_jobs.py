@@ -22,6 +22,12 @@ from vwbench.progress import Reporter
 REUSED_MESSAGE = "reusing the stored result"
 
 
+def reused_a_stored_result(recorder: RecordingReporter) -> bool:
+    """Whether the run ``recorder`` watched took its result from the store (``run_task`` and
+    ``run_study`` log :data:`REUSED_MESSAGE` then) instead of computing it."""
+    return any(m.startswith(REUSED_MESSAGE) for m in recorder.logs)
+
+
 @dataclass
 class SweepPlan:
     """The jobs of both phases and what the plan found stored."""
@@ -72,7 +78,7 @@ def run_result_unit(task: Any, options: Any, reporter: Reporter | None = None) -
     recorder = RecordingReporter(reporter)
     result, path = run_task(task, options, recorder)
     _drop_chunk_states(result, options)
-    return ResultOutcome(result, path, any(m.startswith(REUSED_MESSAGE) for m in recorder.logs))
+    return ResultOutcome(result, path, reused_a_stored_result(recorder))
 
 
 def _drop_chunk_states(result: Any, options: Any) -> None:

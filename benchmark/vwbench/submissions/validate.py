@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from vwbench.errors import UserError
+from vwbench.results.schema import printable
 from vwbench.submissions.safe_tensors import TensorFileError, read_tensors
 from vwbench.submissions.schema import EMBEDDINGS_FORMAT, LINEAR_FORMAT, EmbeddingsMeta, LinearMapMeta, SubmissionManifest
 
@@ -258,12 +259,11 @@ def detect_kind(path: Path) -> str:
 
 def validate(path: Path, dry_run_limits=None, run_code: bool = True) -> Report:
     """Check any submission; for a transfer method, also run it once in the sandbox on a planted
-    problem (unless ``run_code`` is false)."""
+    problem (unless ``run_code`` is false). A path that does not exist is a ``UserError``."""
     path = Path(path)
     report = Report(path)
-    if not path.exists():
-        report.problems.append(f"{path} does not exist")
-        return report
+    if not path.exists():  # nothing to check: a bad invocation, not a submission with problems
+        raise UserError(f"{printable(str(path))}: no such file or folder (give a transfer-method folder, or a linear-map or embeddings .safetensors file)")
     kind = detect_kind(path)
     if kind == "transfer-method":
         folder = path if path.is_dir() else path.parent
@@ -279,13 +279,18 @@ def validate(path: Path, dry_run_limits=None, run_code: bool = True) -> Report:
             from vwbench.submissions.safe_tensors import read_header
 
             _, meta = read_header(path)
-            fmt = meta.get("format")
-            report.problems.append(
-                f"metadata 'format' is {fmt!r}; a submission file says {LINEAR_FORMAT!r} (linear map) or {EMBEDDINGS_FORMAT!r} (embeddings)"
-            )
+            report.problems.append(_format_problem(meta.get("format")))
         except TensorFileError as exc:
             report.problems.append(str(exc))
     return report
+
+
+def _format_problem(fmt: str | None) -> str:
+    """What is wrong with a safetensors file's ``format`` metadata that names no submission kind."""
+    if fmt is None:
+        return (f'metadata \'format\' is missing: save the file with metadata={{"format": "{LINEAR_FORMAT}", ...}} for a linear map '
+                f'or "{EMBEDDINGS_FORMAT}" for embeddings (see submissions/README.md)')
+    return f"metadata 'format' is {fmt!r}; a submission file says {LINEAR_FORMAT!r} (linear map) or {EMBEDDINGS_FORMAT!r} (embeddings)"
 
 
 def dry_run(folder: Path, report: Report, limits=None) -> None:

@@ -246,6 +246,8 @@ def test_leaderboard_sections_and_check(study_runs, study_tasks, tmp_path) -> No
     check = vw("check", "--baseline", str(out / "leaderboard.json"), "--tasks-dir", str(study_tasks))
     assert check.exit_code == 0, check.output
     assert "ok: 3 value(s) within tolerance" in check.output
+    # each study entry's stages show as they start (CI logs): a line "check i/3: ...: data ..." per entry
+    assert sum(": data " in line and line.startswith("check ") for line in check.output.splitlines()) == 3, check.output
     doctored = json.loads((out / "leaderboard.json").read_text())
     doctored["check"]["entries"][0]["value"] += 0.5
     bad = tmp_path / "doctored.json"

@@ -81,12 +81,17 @@ def leaderboard_command(
     results: Annotated[Path, typer.Option("--results", help="Folder of result JSON files (what `vwbench run` wrote under OUT/results).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write README.md, leaderboard.json and index.html into.")],
     name: Annotated[Optional[str], typer.Option(help="Leaderboard name (default: the --out folder's name).")] = None,
-    check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs) or 'all'. Repeatable.")] = None,
+    check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs) or 'all'; TRANSFER is a result's method name (a submission's `name:` in submission.yaml, not its path). Repeatable.")] = None,
     tolerance: Annotated[float, typer.Option(help="Largest drop `vwbench check` accepts for the stored runs (absolute, in metric units).")] = 0.02,
 ) -> None:
-    """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files."""
+    """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files.
+
+    One result is shown per dataset, task and method (a result's `transfer` name): the run with
+    the most steps, then the most trials, then the newest. The others are listed, with why, under
+    'Superseded results'; a warning is printed where they differ in seed, settings or submitted file."""
     from vwbench.leaderboard import board_name, build, collect, write_leaderboard
     from vwbench.leaderboard.check import check_section
+    from vwbench.leaderboard.collect import supersede_warnings
     from vwbench.results.schema import printable
 
     label = board_name(out, name)  # a name UTF-8 cannot encode is refused before any work
@@ -95,9 +100,12 @@ def leaderboard_command(
         preview = build(collect(results), label)
         section = check_section(preview["results"], check, tolerance)
     board = write_leaderboard(results, out, label, section)
+    for line in supersede_warnings(board["superseded_by"]):
+        typer.echo(line, err=True)
     skipped = f", {len(board['skipped'])} file(s) skipped" if board["skipped"] else ""
+    superseded = f", {len(board['superseded_by'])} superseded by another run of their method (listed in the board)" if board["superseded_by"] else ""
     checks = f", {len(section['entries'])} run(s) stored for `vwbench check`" if section else ""
-    typer.echo(f"{printable(str(out))}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{checks}")
+    typer.echo(f"{printable(str(out))}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{superseded}{checks}")
 
 
 def check_command(
@@ -106,14 +114,18 @@ def check_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Keep the re-run's words and results here: a new or empty folder, or an interrupted check's own, which it resumes (default: a temporary folder, deleted after).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the baseline's stored submission paths are relative to: where its runs were made (default: the current folder).")] = None,
 ) -> None:
-    """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance."""
+    """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance.
+    A line on stderr says which run starts, and each of its stages."""
     from vwbench.leaderboard.check import format_drops, run_check  # run_check reads the baseline before anything else
     from vwbench.results.schema import printable
 
     if not baseline.is_file():
         raise UserError(f"--baseline {printable(str(baseline))}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
-    rows = run_check(baseline, tasks_dir, out, weights, data_root, log=lambda m: typer.echo(m, err=True))
+    if root is not None and not root.is_dir():
+        raise UserError(f"--root {printable(str(root))}: not a folder (give the folder the baseline's runs were made in)")
+    rows = run_check(baseline, tasks_dir, out, weights, data_root, log=lambda m: typer.echo(m, err=True), root=root)
     if any(r.failed for r in rows):
         typer.echo(format_drops(rows))
         raise typer.Exit(1)

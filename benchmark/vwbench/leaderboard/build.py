@@ -5,7 +5,9 @@ in-domain ceiling: the target model's own word), a summary over the cross-model 
 source x target grid per method (the paper's Figure 3). Study results (``vwbench.studies``:
 probe, align, sae) go to ``studies``: per family and dataset, one ranked row per result with
 the family's main metrics as columns, and each result's tables. Every number cites a result id;
-the ``results`` section holds each result's file, sha256 and provenance.
+the ``results`` section holds each result's file, sha256 and provenance. ``superseded_by``
+(added in schema 1; absent from boards written before it) says, for each result that another run
+of its dataset, task and method replaced, which file was kept and why.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def build(collected: Collected, name: str, check: dict[str, Any] | None = None) 
         "studies": _studies([e for e in collected.entries if e.result.study is not None], ids),
         "results": {ids[e.file]: _result_record(e) for e in collected.entries},
         "skipped": [{"file": f, "reason": why} for f, why in collected.skipped],
-        "superseded": collected.superseded,
+        "superseded": collected.superseded,  # names only: what boards written before superseded_by hold
+        "superseded_by": [s.record() for s in collected.superseded_by],
         "check": check,
     }
 

@@ -23,11 +23,13 @@ import json
 import math
 import tempfile
 from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
+from vwbench.leaderboard.collect import one_line as _one_line
 from vwbench.results.schema import printable, unpublishable
 
 # a drop equal to the tolerance passes; float subtraction (0.5 - 0.48 = 0.020000000000000018) must not fail it
@@ -76,7 +78,7 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
             if all(fnmatch.fnmatchcase(v, p) for v, p in zip((r["dataset"], r["task"], r["transfer"]), parts))
         ]
         if not matched:
-            raise UserError(f"--check {spec!r} matches no result")
+            raise UserError(f"--check {spec!r} matches no result" + _no_match_hint(results, parts))
         for rid, r in matched:
             entry = {k: r[k] for k in ("dataset", "task", "transfer", "steps", "n_trials", "seed", "value")}
             params = r.get("transfer_params") or {}
@@ -94,6 +96,48 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
             if entry not in entries:  # specs that overlap store a run once
                 entries.append(entry)
     return {"tolerance": tolerance, "device": "cpu", "entries": entries}
+
+
+MAX_LISTED_NAMES = 12
+
+
+def _no_match_hint(results: dict[str, dict[str, Any]], parts: list[str]) -> str:
+    """Why a spec's method part matched nothing: it matches a result's method name (its
+    ``transfer``: a submission's name in submission.yaml, not its path); the names that the spec's
+    dataset and task do have, when there are few."""
+    dataset, task, method = parts
+    in_dataset = [r for r in results.values() if fnmatch.fnmatchcase(r["dataset"], dataset)]
+    if not in_dataset:
+        return f": no result has dataset {dataset!r} (datasets: {_listed(sorted({r['dataset'] for r in results.values()}))})"
+    here = [r for r in in_dataset if fnmatch.fnmatchcase(r["task"], task)]
+    if not here:
+        return f": no result of dataset {dataset!r} has task {task!r} (tasks: {_listed(sorted({r['task'] for r in in_dataset}))})"
+    names = sorted({r["transfer"] for r in here})
+    by_path = sorted({r["transfer"] for r in here if any(_matches_path(path, method) for path in _submitted_paths(r))})
+    from vwbench.transfer import TRANSFER_METHODS
+
+    submitted = [n for n in names if n not in TRANSFER_METHODS and "+" not in n]  # a submission's own name, not a built-in or words+transfer
+    example = (by_path or submitted or names)[0]
+    hint = f"; the last part matches a result's method name (its `transfer`, e.g. {_one_line(example)!r}: a submission's `name:` in submission.yaml), not a path"
+    if by_path:
+        hint += f"; the submission at {method!r} ran as {_listed(by_path)}"
+    return hint + f"; names here: {_listed(names)}"
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(_one_line(n) for n in names[:MAX_LISTED_NAMES])
+    return shown + (f" and {len(names) - MAX_LISTED_NAMES} more" if len(names) > MAX_LISTED_NAMES else "")
+
+
+def _submitted_paths(result: dict[str, Any]) -> list[str]:
+    params = result.get("transfer_params") or {}
+    records = [params.get(k) for k in ("submission", "embeddings")] if isinstance(params, dict) else []
+    return [rec["path"] for rec in records if isinstance(rec, dict) and isinstance(rec.get("path"), str)]
+
+
+def _matches_path(path: str, pattern: str) -> bool:
+    """``pattern`` names the submission at ``path`` (as given to `vwbench run`, trailing slash or not)."""
+    return fnmatch.fnmatchcase(path.rstrip("/"), pattern.rstrip("/"))
 
 
 def _submitted(result: dict[str, Any], params: dict[str, Any], key: str, spec: str) -> dict[str, Any]:
@@ -207,6 +251,55 @@ def _rerun_entry(e: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in e.items() if v is not None}
 
 
+def _entry_label(i: int, n: int, e: dict[str, Any]) -> str:
+    return f"{i}/{n}: {printable(e['dataset'])} {printable(e['task'])} {printable(e['transfer'])}"
+
+
+def _locate_submissions(entries: list[dict[str, Any]], root: Path | None, baseline: Path) -> list[dict[str, Any]]:
+    """The entries with each stored submission path read from ``root`` (default: the current
+    folder): a path that is not there is a one-line :class:`UserError` naming the entry, not a
+    run's ``--transfer`` error (the user gave no --transfer)."""
+    from vwbench.transfer import TRANSFER_METHODS
+
+    located = []
+    for i, e in enumerate(entries, 1):
+        e = dict(e)
+        for field, what in (("transfer_path", "submission"), ("embeddings_path", "submitted words")):
+            stored = e.get(field)
+            if stored is None or (field == "transfer_path" and stored in TRANSFER_METHODS):
+                continue
+            path = Path(stored) if root is None else Path(root) / stored
+            if not path.exists():
+                where = f"the current folder ({printable(str(Path.cwd()))})" if root is None else f"--root {printable(str(root))}"
+                raise UserError(
+                    f"--baseline {printable(str(baseline))}: check entry {_entry_label(i, len(entries), e)} re-runs the {what} at {printable(stored)}, "
+                    f"read relative to {where}, where there is no such file or folder; run `vwbench check` from the folder the baseline's runs "
+                    "were made in, or give that folder with --root DIR"
+                )
+            e[field] = str(path)
+        located.append(e)
+    return located
+
+
+class _StageLog:
+    """A run's progress as plain lines (CI logs): one per stage as it starts, and the run's own
+    messages, each prefixed with the check entry it belongs to."""
+
+    def __init__(self, prefix: str, log: Callable[[str], None]) -> None:
+        self.prefix, self.log_line = prefix, log
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[Any]:
+        from vwbench.progress import NullReporter
+
+        self.log_line(f"{self.prefix}: {name}")
+        with NullReporter().stage(name, total) as stage:
+            yield stage
+
+    def log(self, message: str) -> None:
+        self.log_line(f"{self.prefix}: {message}")
+
+
 def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
     """Each entry's task spec from ``registry`` (a study entry's from the folder's studies), so
     that a task or dataset the tasks folder lacks is a one-line error before anything is written."""
@@ -224,11 +317,11 @@ def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
     return specs
 
 
-def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print) -> list[CheckRow]:
-    """Repeat the baseline's check runs; one :class:`CheckRow` each. The baseline, the tasks
-    folder and every entry's task are checked before ``out_dir`` is claimed (marked as this
-    check's): bad input leaves no marker behind."""
-    from vwbench.progress import NullReporter
+def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print, root: Path | None = None) -> list[CheckRow]:
+    """Repeat the baseline's check runs; one :class:`CheckRow` each, with a line on ``log`` as
+    each starts and as each of its stages starts. The baseline, the tasks folder, every entry's
+    task and every stored submission path (read from ``root``, default the current folder) are
+    checked before ``out_dir`` is claimed (marked as this check's): bad input leaves no marker behind."""
     from vwbench.registry import TaskRegistry
     from vwbench.results import journal
     from vwbench.results.atomic import atomic_write_json
@@ -237,7 +330,7 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
     check = load_check(baseline)
     fingerprint = _fingerprint(check)
     registry = TaskRegistry.from_dir(tasks_dir)
-    entries = [_rerun_entry(stored) for stored in check["entries"]]
+    entries = _locate_submissions([_rerun_entry(stored) for stored in check["entries"]], root, baseline)
     specs = _resolve_entries(entries, registry)
     if out_dir is not None:
         from vwbench.results.atomic import ensure_output_dir
@@ -248,11 +341,13 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
     with (tempfile.TemporaryDirectory(prefix="vwbench-check-") if out_dir is None else contextlib.nullcontext(str(out_dir))) as tmp:
         out = Path(tmp)
         try:
-            for e, spec in zip(entries, specs):
+            for i, (e, spec) in enumerate(zip(entries, specs), 1):
+                label = "check " + _entry_label(i, len(entries), e)
+                log(f"{label} (steps {e['steps']}, trials {e['n_trials']}, seed {e['seed']}) ...")
                 if e.get("study"):  # a study task: its own runner
                     from vwbench.studies.runner import rerun_for_check
 
-                    result = rerun_for_check(e, registry, out, weights_dir, data_root)
+                    result = rerun_for_check(e, registry, out, weights_dir, data_root, _StageLog(label, log))
                 else:
                     embeddings = e.get("embeddings_path")
                     options = RunOptions(
@@ -261,7 +356,7 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
                         embeddings=Path(embeddings) if embeddings else None,
                         out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
                     )
-                    result, _ = run_task(spec, options, NullReporter())
+                    result, _ = run_task(spec, options, _StageLog(label, log))
                 row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
                 log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
                 rows.append(row)

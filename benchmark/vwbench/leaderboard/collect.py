@@ -1,5 +1,11 @@
 """Gather result files into leaderboard entries; files that are not valid results are listed as
 skipped (with the reason), never fatal: one bad file cannot stop or corrupt a leaderboard.
+For one unit (dataset, task, transfer name) one result is kept: the one with the most steps, then
+the most trials, then the newest. Every other is superseded, never silently: :class:`Superseded`
+records which file replaced it, why, and what differs that makes the two incomparable (seed,
+settings, or a different submitted file under one name), and :func:`supersede_warnings` says so
+once per unit.
+
 Runs of the fracturing experiment (words held within a delta of an anchor) are skipped too: they
 are not a transfer method's score (``vwbench delta-sweep`` tables them).
 
@@ -16,6 +22,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vwbench.errors import UserError
 from vwbench.results.schema import RunResult, printable, read_result, unpublishable
@@ -41,10 +48,33 @@ class Entry:
 
 
 @dataclass
+class Superseded:
+    """A result replaced by another run of its unit: ``why`` says which rule kept the other and
+    what differs between the two; ``differs`` names those differences (``seed``, ``settings``,
+    ``submission``) for tools."""
+
+    file: str
+    kept: str
+    why: str
+    differs: list[str]
+    dataset: str
+    task: str
+    transfer: str
+
+    def record(self) -> dict[str, Any]:
+        return {"file": self.file, "kept": self.kept, "why": self.why, "differs": self.differs,
+                "dataset": self.dataset, "task": self.task, "transfer": self.transfer}
+
+
+@dataclass
 class Collected:
     entries: list[Entry]
     skipped: list[tuple[str, str]]  # (file, reason)
-    superseded: list[str]  # files replaced by a newer or longer run of the same unit
+    superseded_by: list[Superseded] = field(default_factory=list)  # results replaced by a longer or newer run of the same unit
+
+    @property
+    def superseded(self) -> list[str]:
+        return sorted(s.file for s in self.superseded_by)
 
 
 def _thumbnail(path: Path) -> str | None:
@@ -109,9 +139,116 @@ def _rank_key(e: Entry) -> tuple:
     return (e.result.steps, e.result.n_trials, e.created)
 
 
+# the run's own count fields, compared (and reported) on their own: not "settings"
+_COUNTED = {("hyperparameters", "seed"), ("hyperparameters", "steps"), ("hyperparameters", "trials"), ("study", "seed")}
+
+
+def _flat(value: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, (*prefix, str(key))).items()}
+    return {prefix: value}
+
+
+def _settings(e: Entry) -> dict[tuple[str, ...], Any]:
+    """A result's recorded settings (word training and evaluation, or a study's), flattened,
+    without the seed, steps and trials; empty for results written before settings were kept."""
+    r = e.result
+    nested = {**r.provenance.settings, **({"study": r.study.settings} if r.study is not None and r.study.settings else {})}
+    return {k: v for k, v in _flat(nested).items() if k[-2:] not in _COUNTED}
+
+
+def _submitted_sha(e: Entry) -> dict[str, str]:
+    """The sha256 of what was submitted (a transfer method or linear map, and submitted words),
+    by kind; the transfer_params of a result are free-form, so anything else is ignored."""
+    params = e.result.transfer_params if isinstance(e.result.transfer_params, dict) else {}
+    out = {}
+    for kind in ("submission", "embeddings"):
+        record = params.get(kind)
+        sha = record.get("sha256") if isinstance(record, dict) else None
+        if isinstance(sha, str) and sha:
+            out[kind] = sha
+    return out
+
+
+def _rank_reason(kept: Entry, other: Entry) -> str:
+    """Which rule kept ``kept`` over ``other`` (the order of :func:`_rank_key`)."""
+    k, o = kept.result, other.result
+    if k.steps != o.steps:
+        return f"the kept run has more steps ({k.steps} vs {o.steps})"
+    if k.n_trials != o.n_trials:
+        return f"the kept run has more trials ({k.n_trials} vs {o.n_trials})"
+    if kept.created != other.created:
+        return f"the kept run is newer ({kept.created} vs {other.created})"
+    return "a tie on steps, trials and creation time: the later file name is kept"
+
+
+def _differences(kept: Entry, other: Entry) -> dict[str, str]:
+    """What makes ``other`` a different experiment from ``kept`` rather than an older or shorter
+    run of it: ``{"seed" | "settings" | "submission": description}``."""
+    out = {}
+    if kept.result.seed != other.result.seed:
+        out["seed"] = f"seed {kept.result.seed} (kept) vs {other.result.seed}"
+    mine, theirs = _settings(kept), _settings(other)
+    if mine and theirs and mine != theirs:  # a result without recorded settings cannot be compared
+        keys = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        shown = ", ".join(f"{'.'.join(k)} {mine.get(k, '–')} (kept) vs {theirs.get(k, '–')}" for k in keys[:3])
+        out["settings"] = "settings " + shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+    mine_sha, theirs_sha = _submitted_sha(kept), _submitted_sha(other)
+    changed = [kind for kind in sorted(mine_sha.keys() | theirs_sha.keys()) if mine_sha.get(kind) != theirs_sha.get(kind)]
+    if changed:
+        out["submission"] = " and ".join(
+            f"{_SUBMITTED[kind]} under the same name (sha256 {mine_sha.get(kind, '–')[:12]} (kept) vs {theirs_sha.get(kind, '–')[:12]})" for kind in changed
+        )
+    return out
+
+
+_SUBMITTED = {"submission": "another submitted transfer method or map", "embeddings": "other submitted words"}
+
+
+def _supersede(group: list[Entry]) -> tuple[Entry, list[Superseded]]:
+    """The kept entry of one unit and a record of every other."""
+    group = sorted(group, key=_rank_key)
+    kept, r = group[-1], group[-1].result
+    records = []
+    for other in group[:-1]:
+        differences = _differences(kept, other)
+        why = "; ".join([_rank_reason(kept, other), *(f"differs: {d}" for d in differences.values())])
+        records.append(Superseded(other.file, kept.file, why, list(differences), r.dataset, r.task, r.transfer))
+    return kept, records
+
+
+def one_line(text: str) -> str:
+    """Text from a result file (anyone can write one) as printable text on one line."""
+    return " ".join(printable(text).split())
+
+
+def supersede_warnings(records: list[dict[str, Any]]) -> list[str]:
+    """One line per unit whose kept result and a superseded one are different experiments
+    (``records``: leaderboard.json's ``superseded_by``; boards written before it have none)."""
+    by_unit: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("differs"):
+            by_unit.setdefault((rec["dataset"], rec["task"], rec["transfer"]), []).append(rec)
+    lines = []
+    for (dataset, task, transfer), recs in by_unit.items():
+        differs = {d for rec in recs for d in rec["differs"]}
+        others = ", ".join(rec["file"] for rec in recs[:3]) + (f" and {len(recs) - 3} more" if len(recs) > 3 else "")
+        unit = f"warning: {one_line(dataset)} {one_line(task)} {one_line(transfer)}: kept {one_line(recs[0]['kept'])} over {one_line(others)}"
+        advice = []
+        if "submission" in differs:
+            advice.append(f"they are different submissions under the one name '{one_line(transfer)}' (their sha256 differ), and the board shows only the kept one: "
+                          "if they are two methods, rename one (`name:` in its submission.yaml) and run it again; if it is a new version of one method, remove the old result from --results")
+        settings = [name for key, name in (("seed", "seeds"), ("settings", "settings")) if key in differs]
+        if settings:
+            advice.append(f"their {' and '.join(settings)} differ, so the table mixes settings: remove the run you do not want from --results, or run them all with the same settings")
+        lines.append(f"{unit}: {'; '.join(advice)} (see 'Superseded results' in the board)")
+    return lines
+
+
 def collect(results_dir: Path) -> Collected:
     """Every ``*.json`` under ``results_dir`` that is a valid result; for one unit (dataset, task,
-    transfer) the run with the most steps, then trials, then the newest, is kept."""
+    transfer) the run with the most steps, then trials, then the newest, is kept, and every other
+    is recorded as superseded (see the module docstring)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise UserError(f"--results {results_dir}: not a folder (give the folder `vwbench run` wrote its results to, e.g. runs/results)")
@@ -145,9 +282,9 @@ def collect(results_dir: Path) -> Collected:
         units.setdefault((result.dataset, result.task, result.transfer), []).append(entry)
     entries, superseded = [], []
     for group in units.values():
-        group.sort(key=_rank_key)
-        entries.append(group[-1])
-        superseded += [e.file for e in group[:-1]]
+        kept, records = _supersede(group)
+        entries.append(kept)
+        superseded += records
     if not entries:
         raise UserError(f"--results {results_dir}: no valid result files found" + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""))
-    return Collected(sorted(entries, key=lambda e: (e.result.dataset, e.result.task, e.result.transfer)), skipped, sorted(superseded))
+    return Collected(sorted(entries, key=lambda e: (e.result.dataset, e.result.task, e.result.transfer)), skipped, sorted(superseded, key=lambda s: s.file))

@@ -73,8 +73,33 @@ def render_markdown(board: dict[str, Any]) -> str:
     if board["skipped"]:
         out += ["", "Skipped files (not valid results):", ""]
         out += [f"- {md_escape(s['file'])}: {md_escape(s['reason'])}" for s in board["skipped"]]
+    out += _render_superseded(board)
     out.append("")
     return "\n".join(out)
+
+
+SUPERSEDED_RULE = ("A board shows one result per dataset, task and method: the run with the most steps, then the most "
+                   "trials, then the newest. These results were replaced by another run of theirs")
+
+
+def superseded_rows(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """``superseded_by`` of a board; a board written before it holds only the files' names."""
+    if board.get("superseded_by") is not None:
+        return board["superseded_by"]
+    return [{"file": f, "kept": None, "why": None, "differs": []} for f in board.get("superseded") or []]
+
+
+def _render_superseded(board: dict[str, Any]) -> list[str]:
+    rows = superseded_rows(board)
+    if not rows:
+        return []
+    out = ["", "## Superseded results", "", f"{SUPERSEDED_RULE} (**bold**: a different experiment, not only a shorter or older run):", ""]
+    for row in rows:
+        line = md_escape(row["file"])
+        if row.get("kept"):
+            line += f" replaced by {md_escape(row['kept'])}: {md_escape(row['why'])}"
+        out.append(f"- **{line}**" if row.get("differs") else f"- {line}")
+    return out
 
 
 MAX_TABLE_ROWS = 40

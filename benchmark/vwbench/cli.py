@@ -107,7 +107,6 @@ def run_command(
     if ":" in task:
         from vwbench.commands.studies import run_study_command
 
-        ensure_output_dir(out, probe=False)
         word_only = {"--embeddings": embeddings, "--steps": steps, "--trials": trials, "--delta": delta, "--anchors": anchors}
         return run_study_command(task, dataset, tasks_dir=tasks_dir, word_only=word_only, transfer=transfer, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
     if embeddings is not None and (delta is not None or anchors):

@@ -222,10 +222,11 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
                 ball_facts.update(u.metadata.get("fracture_anchors") or {})
         words = _word_set(source, plan, torch.stack(vectors), curves, ball_facts)  # type: ignore[arg-type]
         _store_words(path, words, state_path, reporter)
-        if len(missing) < len(units):  # a sweep's chunks trained some: their checkpoints are done with
-            from vwbench.units import remove_finished_chunk_states
+        from vwbench.units import remove_finished_chunk_states
 
-            remove_finished_chunk_states(out_dir, path, lambda: True)
+        # a sweep's chunks that trained some of these words (or saved a checkpoint and stopped)
+        # are done with: their checkpoints go
+        remove_finished_chunk_states(out_dir, path, lambda: True)
         return words
 
     words, reused = compute_once(out_dir, f"words-{key[:32]}", load=load, compute=compute, what=f"the words of {source.family} on {split.name}", log=reporter.log)

@@ -179,25 +179,17 @@ def remove_finished_chunk_states(out_dir: Path, set_path: Path, all_stored: Call
 def _remove_unheld_state(out_dir: Path, state_path: Path) -> bool:
     """Delete one chunk's checkpoint (and its dead writers' temp files) under the chunk's lock,
     taken without waiting; ``False`` when another process holds it or the file stays."""
-    from filelock import FileLock, Timeout
-
     from vwbench.results.atomic import remove_stale_temps
-    from vwbench.results.locks import lock_path
+    from vwbench.results.locks import held_if_free
 
-    path = lock_path(out_dir, state_path.stem)  # the lock run_word_units holds while it trains the chunk
-    lock = FileLock(str(path), thread_local=False)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire(timeout=0)
-    except (Timeout, OSError):
-        return False
-    try:
-        state_path.unlink(missing_ok=True)
-        remove_stale_temps(state_path)
-    except OSError:
-        return False  # a read-only folder: the stale checkpoint is harmless
-    finally:
-        lock.release()
+    with held_if_free(out_dir, state_path.stem) as held:  # the lock run_word_units holds while it trains the chunk
+        if not held:
+            return False
+        try:
+            state_path.unlink(missing_ok=True)
+            remove_stale_temps(state_path)
+        except OSError:
+            return False  # a read-only folder: the stale checkpoint is harmless
     journal.forget(state_path)
     return True
 

@@ -203,3 +203,18 @@ def test_layer_analysis_needs_sd(tiny_tasks, tmp_path):
     result = run(tiny_tasks, tmp_path, "clip->owlv2", "--steps", "0")
     res = CliRunner().invoke(app, ["analyze", "tsne", "--result", str(result), "--tasks-dir", str(tiny_tasks), "--device", "cpu"])
     assert res.exit_code != 0 and "generation model" in str(res.exception)
+
+
+def test_a_table_made_from_another_folder_is_not_said_to_lose_its_rows(tmp_path, monkeypatch):
+    """The earlier table's result paths are relative to where that run started: the same results,
+    named from another working folder, are the same rows."""
+    from vwbench.analysis.sweep import SweepRow, rows_to_json
+    from vwbench.commands.fracture import _left_out
+
+    names = ["clip-to-clip/identity-aaaa.json", "clip-to-clip/identity-bbbb.json"]
+    table = tmp_path / "delta.json"
+    table.write_text(json.dumps({"rows": rows_to_json([SweepRow("clip->clip", "synth-tiny", d, "acc", 0.5, 0.4, 0.6, f"runs/results/synth-tiny/{n}") for d, n in zip((0.1, 0.5), names)])}))
+    monkeypatch.chdir(tmp_path)
+    now = [SweepRow("clip->clip", "synth-tiny", d, "acc", 0.5, 0.4, 0.6, f"ds/runs/results/synth-tiny/{n}") for d, n in zip((0.1, 0.5), names)]
+    assert _left_out(table, now) == 0
+    assert _left_out(table, now[:1]) == 1

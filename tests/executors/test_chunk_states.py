@@ -91,3 +91,18 @@ def test_a_run_that_assembles_unit_words_removes_the_chunk_checkpoints(tiny_task
     [old] = units_dir.glob("chunk-*.trainstate")
     run_task(task, options)
     assert not old.exists()
+
+
+def test_a_run_after_a_chunk_that_stored_no_word_removes_its_checkpoint(tiny_tasks, tmp_path, monkeypatch):
+    """A sweep chunk saved a checkpoint and stopped before storing any word; `vwbench run` then
+    trains the whole set itself."""
+    from vwbench.runner import run_task
+
+    task, options, units, units_dir = _setup(tiny_tasks, tmp_path / "out")
+    _stop_after_training(monkeypatch)
+    with pytest.raises(Stopped):
+        run_word_units(task, units[:2], options)
+    monkeypatch.undo()
+    [old] = units_dir.glob("chunk-*.trainstate")
+    run_task(task, options)
+    assert not old.exists()

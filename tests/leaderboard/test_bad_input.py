@@ -421,8 +421,11 @@ def test_a_study_result_with_an_undefined_secondary_metric_is_kept_and_shown_mis
     missing (null in strict JSON, a dash in README.md); a NaN headline is still skipped."""
     results = tmp_path / "results"
     results.mkdir()
-    undefined = {"transform_acc_mlp": 0.5, "group_acc_mlp": float("nan"), "class_acc_mlp": float("inf")}
+    undefined = {"transform_acc_mlp": 0.5, "group_acc_mlp": float("nan"), "class_acc_mlp": float("nan")}
     (results / "undefined.json").write_text(json.dumps(_study_result(metrics=undefined)))
+    # an infinite metric is not undefined but broken: that result is skipped
+    exploded = _study_result(task="probe:sd", source="sd", target="sd", metrics={**undefined, "class_acc_mlp": float("inf")})
+    (results / "exploded.json").write_text(json.dumps(exploded))
     nan_headline = _study_result(task="probe:owlv2", source="owlv2", target="owlv2", value=float("nan"), metrics=undefined)
     (results / "nan-headline.json").write_text(json.dumps(nan_headline))
     nan_elsewhere = _study_result(task="probe:judge", source="judge", target="judge", per_concept={"circle": float("nan")}, metrics=undefined)
@@ -432,7 +435,8 @@ def test_a_study_result_with_an_undefined_secondary_metric_is_kept_and_shown_mis
     assert res.exit_code == 0, res.output
     board = strict_json(out / "leaderboard.json")  # a NaN would make this raise
     skipped = {s["file"]: s["reason"] for s in board["skipped"]}
-    assert set(skipped) == {"nan-headline.json", "nan-elsewhere.json"}
+    assert set(skipped) == {"nan-headline.json", "nan-elsewhere.json", "exploded.json"}
+    assert "class_acc_mlp: inf is not a finite number" in skipped["exploded.json"], skipped["exploded.json"]
     assert "value: nan is not a finite number" in skipped["nan-headline.json"]
     assert "per_concept.circle: nan is not a finite number" in skipped["nan-elsewhere.json"]
     (record,) = board["results"].values()

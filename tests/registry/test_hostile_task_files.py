@@ -169,6 +169,7 @@ def test_an_include_of_an_unreadable_nested_include_names_the_middle_file(tasks_
         ("a" * 300 + ".yaml", "cannot be read (File name too long)"),  # an OSError from the check itself
         ("..", "is a folder, not a YAML file"),
         ('"a\\0b.yaml"', "'a\\x00b.yaml' is not a valid file name"),  # a NUL byte, escaped in the message
+        ('""', "'' is an empty file name"),  # not "a folder" (the including file's own)
     ],
 )
 def test_an_unusable_include_is_one_line_at_the_include(tasks_copy: Path, include: str, problem: str) -> None:

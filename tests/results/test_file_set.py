@@ -33,7 +33,7 @@ def _as_contents(files: dict[Path, bytes]) -> dict[str, bytes]:
     return {p.name: data for p, data in sorted(files.items())}
 
 
-def test_two_writers_of_one_folder_take_turns(tmp_path, monkeypatch) -> None:
+def test_two_writers_of_one_folder_take_turns(tmp_path, monkeypatch, capsys) -> None:
     """Writer A stops after its first rename and starts writer B there; B must wait for A's lock
     (it reaches the ``lock:wait`` fault point) and then write its whole set after A's. Without
     the lock B writes at once, and A's last renames leave a mixed set."""
@@ -77,6 +77,7 @@ def test_two_writers_of_one_folder_take_turns(tmp_path, monkeypatch) -> None:
     assert errors == []
     assert renames["A"] == len(NAMES)
     assert _contents(out) == _as_contents(set_b)  # B's whole set, and nothing else (no lock file)
+    assert f"waiting for another vwbench process working on the files in {out}" in capsys.readouterr().err  # B said why it waited
 
 
 def test_a_lock_file_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path) -> None:

@@ -33,3 +33,20 @@ def test_a_bad_seed_override_is_refused_before_anything_loads(tmp_path: Path, mo
     assert isinstance(res.exception, UserError), (res.output, repr(res.exception))
     message = str(res.exception)
     assert "\n" not in message and message.startswith(expected), message
+    assert not (tmp_path / "runs").exists()  # refused before --out was made
+
+
+def test_an_sae_seed_whose_stability_runs_pass_torchs_range_is_refused_before_training(tmp_path: Path, monkeypatch) -> None:
+    """The SAE study trains its reference again at seed+1 .. seed+n_seeds-1: a seed within torch's
+    range whose followers are not was a traceback after the sweep had trained."""
+    from vwbench.studies.encoders import EncoderCache
+
+    def resolve(*args, **kwargs):
+        raise AssertionError("a checkpoint was resolved before the seed was checked")
+
+    monkeypatch.setattr(EncoderCache, "resolve", resolve)
+    args = ["run", "--task", "sae:clip", "--dataset", "synth-voc", f"--seed={2**64 - 1}", "--tasks-dir", str(REPO_TASKS), "--out", str(tmp_path / "runs"), "--device", "cpu"]
+    res = CliRunner().invoke(app, args)
+    assert isinstance(res.exception, UserError), (res.output, repr(res.exception))
+    assert str(res.exception).startswith(f"seed {2**64 - 1} with n_seeds=") and "give a seed of at most" in str(res.exception)
+    assert not (tmp_path / "runs").exists()

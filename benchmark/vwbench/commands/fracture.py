@@ -97,8 +97,10 @@ def _left_out(previous: Path, rows: list[SweepRow]) -> int:
     other settings: the table's name holds only the tasks)."""
     try:
         old: Any = json.loads(previous.read_text())
-        kept = {Path(r.result).resolve() for r in rows}  # --out may be spelled otherwise than last time
-        return sum(1 for r in old["rows"] if Path(r["result"]).resolve() not in kept)
+        # by file name (a result's name holds its key): the old table's paths are relative to
+        # wherever that run was started, and --out may be spelled otherwise than last time
+        kept = {Path(r.result).name for r in rows}
+        return sum(1 for r in old["rows"] if Path(r["result"]).name not in kept)
     except (OSError, ValueError, TypeError, KeyError):
         return 0  # no table yet, or not one this command wrote
 

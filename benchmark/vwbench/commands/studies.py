@@ -49,6 +49,11 @@ def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_o
     from vwbench.registry.studies import StudyRegistry
 
     spec = StudyRegistry.from_dir(tasks_dir).get(task, dataset)
+    from vwbench.results.atomic import ensure_output_dir
+    from vwbench.studies.runner import study_settings
+
+    study_settings(spec, options.get("seed"))  # a bad --seed leaves no --out folder behind
+    ensure_output_dir(options["out_dir"], probe=False)
     import typer
 
     from vwbench.executors.base import RecordingReporter

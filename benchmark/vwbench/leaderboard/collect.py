@@ -112,12 +112,13 @@ def _samples(result_file: Path, concepts: list[str]) -> dict[str, list[str]]:
 
 
 def published_metrics(result: RunResult) -> dict[str, float | None]:
-    """A result's secondary metrics as a leaderboard shows them: a study's metric that is not a
-    finite number is undefined on its data and shown as missing (``None``). A word result's
+    """A result's secondary metrics as a leaderboard shows them: a study's NaN metric is undefined
+    on its data and shown as missing (``None``; an infinite one stays, and is refused as not
+    publishable). A word result's
     secondary metrics are means over its words, always defined: it keeps them as they are."""
     if result.study is None:
         return dict(result.metrics)
-    return {name: value if math.isfinite(value) else None for name, value in result.metrics.items()}
+    return {name: None if math.isnan(value) else value for name, value in result.metrics.items()}
 
 
 def _read(path: Path) -> RunResult:

@@ -340,7 +340,7 @@ class _FileCache:
         One that is missing or cannot be read is an error at the include, which names the target
         as written (a YAML error inside the target still names the target's own line)."""
         target = includer.parent / name
-        problem = _include_problem(target)
+        problem = _include_problem(target) if name.strip() else "is an empty file name"
         if problem is None:
             try:
                 return self.load(target, stack)

@@ -32,6 +32,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -178,6 +179,10 @@ def _set_error(path: Path, exc: OSError) -> UserError:
     return write_error(Path(printable(str(path))), exc)
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # a writer waiting behind another says so
+
+
 @contextmanager
 def _folder_locks(paths: list[Path]) -> Iterator[None]:
     """Hold the set lock of every folder in ``paths`` (created if missing), in a fixed order, so two
@@ -189,7 +194,7 @@ def _folder_locks(paths: list[Path]) -> Iterator[None]:
         for folder in sorted(first, key=str):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                held.enter_context(transient(folder / SET_LOCK, what=f"the files in {printable(str(folder))}"))
+                held.enter_context(transient(folder / SET_LOCK, what=f"the files in {printable(str(folder))}", log=_say))
             except OSError as exc:
                 raise _set_error(first[folder], exc) from exc
         yield

@@ -72,6 +72,25 @@ def exclusive(root: Path, name: str, *, what: str, log: Callable[[str], None] | 
         lock.release()
 
 
+@contextmanager
+def held_if_free(root: Path, name: str) -> Iterator[bool]:
+    """The lock of unit ``name`` under ``root`` if no other process holds it, without waiting:
+    yields whether it is held (``False`` also where it cannot be created). For chores such as
+    deleting a unit's leftovers, which must never touch what a live process is working on."""
+    path = lock_path(root, name)
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 def _acquire(lock: FileLock, path: Path, what: str, log: Callable[[str], None] | None, timeout: float) -> None:
     """Take ``lock`` (file ``path``); when another process holds it, tell ``log`` and wait."""
     try:

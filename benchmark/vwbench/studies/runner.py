@@ -89,6 +89,12 @@ def _settings_values(spec: StudySpec, seed: int | None) -> dict[str, Any]:
     return with_overrides(typed, {"seed": seed}).model_dump(exclude_none=True)
 
 
+def study_settings(spec: StudySpec, seed: int | None):
+    """The study family's settings of ``spec`` with ``--seed`` applied, checked (a bad value is a
+    one-line :class:`UserError`; ``vwbench run`` calls this before it makes ``--out``)."""
+    return study_family(spec.family).settings(_settings_values(spec, seed))
+
+
 def _finite(value: Any) -> Any:
     """Tables in JSON: NaN and infinities become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -121,7 +127,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
         reporter.log(f"warning: {spec.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
     device, dtype = compute_setup(options.device, options.threads)
     family = study_family(spec.family)
-    settings = family.settings(_settings_values(spec, options.seed))
+    settings = study_settings(spec, options.seed)
     prepared = _prepare_transfer(spec, options)
     method_label = prepared.label if prepared is not None else spec.family
     timer = StageTimer()

@@ -30,6 +30,7 @@ import torch
 
 from vwbench.compat.overcomplete_sae import import_overcomplete_sae
 from vwbench.errors import UserError
+from vwbench.registry.schema import MAX_SEED
 from vwbench.studies import sae_metrics as sm
 
 KINDS = ("topk", "relu_l1")
@@ -88,6 +89,10 @@ class SaeSettings:
         if self.reference_level is not None:
             return self.reference_kind, self.reference_level
         return self.reference_kind, sorted(levels)[len(levels) // 2]
+
+    def __post_init__(self) -> None:
+        if self.seed + self.n_seeds - 1 > MAX_SEED:  # the stability runs use seed, seed+1, ...
+            raise UserError(f"seed {self.seed} with n_seeds={self.n_seeds}: the stability runs' seeds pass {MAX_SEED} (the largest torch takes); give a seed of at most {MAX_SEED - self.n_seeds + 1}")
 
     def check(self, dim: int) -> None:
         """Raise UserError for settings that cannot run on ``dim``-dimensional embeddings."""

@@ -30,6 +30,7 @@ from typing import Any
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.leaderboard.collect import one_line as _one_line
+from vwbench.leaderboard.collect import submitted_records
 from vwbench.results.schema import printable, unpublishable
 
 # a drop equal to the tolerance passes; float subtraction (0.5 - 0.48 = 0.020000000000000018) must not fail it
@@ -130,9 +131,7 @@ def _listed(names: list[str]) -> str:
 
 
 def _submitted_paths(result: dict[str, Any]) -> list[str]:
-    params = result.get("transfer_params") or {}
-    records = [params.get(k) for k in ("submission", "embeddings")] if isinstance(params, dict) else []
-    return [rec["path"] for rec in records if isinstance(rec, dict) and isinstance(rec.get("path"), str)]
+    return [r["path"] for r in submitted_records(result.get("transfer_params")).values() if isinstance(r.get("path"), str)]
 
 
 def _matches_path(path: str, pattern: str) -> bool:

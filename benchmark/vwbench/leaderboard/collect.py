@@ -158,17 +158,21 @@ def _settings(e: Entry) -> dict[tuple[str, ...], Any]:
     return {k: v for k, v in _flat(nested).items() if k[-2:] not in _COUNTED}
 
 
+SUBMITTED_KINDS = ("submission", "embeddings")  # transfer_params' records of a submitted method or map, and of submitted words
+
+
+def submitted_records(transfer_params: Any) -> dict[str, dict[str, Any]]:
+    """The records of what a result's run was given (``submission``: a transfer method or linear
+    map; ``embeddings``: words), by kind; a result's transfer_params are free-form, so anything
+    that is not such a record is left out."""
+    params = transfer_params if isinstance(transfer_params, dict) else {}
+    return {kind: params[kind] for kind in SUBMITTED_KINDS if isinstance(params.get(kind), dict)}
+
+
 def _submitted_sha(e: Entry) -> dict[str, str]:
-    """The sha256 of what was submitted (a transfer method or linear map, and submitted words),
-    by kind; the transfer_params of a result are free-form, so anything else is ignored."""
-    params = e.result.transfer_params if isinstance(e.result.transfer_params, dict) else {}
-    out = {}
-    for kind in ("submission", "embeddings"):
-        record = params.get(kind)
-        sha = record.get("sha256") if isinstance(record, dict) else None
-        if isinstance(sha, str) and sha:
-            out[kind] = sha
-    return out
+    """The sha256 of what was submitted, by kind (see :func:`submitted_records`)."""
+    records = submitted_records(e.result.transfer_params)
+    return {kind: r["sha256"] for kind, r in records.items() if isinstance(r.get("sha256"), str) and r["sha256"]}
 
 
 def _rank_reason(kept: Entry, other: Entry) -> str:

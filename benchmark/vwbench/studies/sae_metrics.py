@@ -157,7 +157,7 @@ def modality_summary(shares: np.ndarray, mass: np.ndarray, threshold: float = 0.
     alive = ~np.isnan(shares)
     s = shares[alive]
     image_only = s > threshold
-    text_only = s < 1.0 - threshold
+    text_only = 1.0 - s > threshold  # not s < 1 - threshold: 1 - 0.95 is 0.050000000000000044, so 0.05 was text-only
     bimodal = ~(image_only | text_only)
     n = int(alive.sum())
     counts, edges = np.histogram(s, bins=bins, range=(0.0, 1.0))

@@ -7,8 +7,8 @@
 | coco | COCO | cluttered scenes, many small objects of many categories |
 | voc | PASCAL VOC | fewer, larger objects of common categories |
 
-Every image is rendered from its own seed, derived from (dataset seed, variant, concept, split,
-index), so the same spec gives the same bytes on every machine with the same Pillow version
+Every image is rendered from its own seed, derived from (the variant's image version, dataset
+name, dataset seed, variant, concept, split, index), so the same spec gives the same bytes on every machine with the same Pillow version
 (Pillow's anti-aliasing changed between releases: 10.0 and 13.0 differ in a few pixels of a few
 images, by a few levels; the boxes do not change). An image of concept ``c`` is drawn
 so that ``c`` is its largest visible box (the paper's labelling rule); a scene where occlusion

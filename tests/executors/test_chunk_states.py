@@ -65,44 +65,33 @@ def test_a_chunk_checkpoint_that_another_process_holds_is_kept(tiny_tasks, tmp_p
     assert not state.exists()
 
 
+def _stopped_chunk(monkeypatch, task, options, units, units_dir) -> Path:
+    """The checkpoint a sweep chunk of ``units`` saved before it stopped (no word of it stored)."""
+    _stop_after_training(monkeypatch)
+    with pytest.raises(Stopped):
+        run_word_units(task, units, options)
+    monkeypatch.undo()
+    [state] = units_dir.glob("chunk-*.trainstate")
+    return state
+
+
 def test_a_result_job_removes_the_chunk_checkpoints_of_its_stored_word_set(tiny_tasks, tmp_path, monkeypatch):
     """A remote sweep stopped mid-chunk, then a local one (the whole set trains in its first task)."""
     task, options, units, units_dir = _setup(tiny_tasks, tmp_path / "out")
-    _stop_after_training(monkeypatch)
-    with pytest.raises(Stopped):
-        run_word_units(task, units[:2], options)
-    monkeypatch.undo()
-    [old] = units_dir.glob("chunk-*.trainstate")
+    old = _stopped_chunk(monkeypatch, task, options, units[:2], units_dir)
     outcome = run_result_unit(task, options)
     assert not outcome.reused and Path(outcome.result.provenance.words_file) == units_dir.with_suffix(".safetensors")
     assert not old.exists()
 
 
-def test_a_run_that_assembles_unit_words_removes_the_chunk_checkpoints(tiny_tasks, tmp_path, monkeypatch):
-    """A sweep stopped mid-chunk, then `vwbench run` trains the missing words and stores the set."""
+@pytest.mark.parametrize("stored_first", [2, 0], ids=["some words stored as units", "no word stored"])
+def test_a_run_that_stores_the_set_removes_a_stopped_chunks_checkpoint(tiny_tasks, tmp_path, monkeypatch, stored_first):
+    """A sweep chunk saved a checkpoint and stopped; `vwbench run` then trains the missing words
+    (all of them when no unit was stored) and stores the set."""
     from vwbench.runner import run_task
 
     task, options, units, units_dir = _setup(tiny_tasks, tmp_path / "out")
-    run_word_units(task, units[:2], options)  # two words stored as units
-    _stop_after_training(monkeypatch)
-    with pytest.raises(Stopped):
-        run_word_units(task, units[2:4], options)
-    monkeypatch.undo()
-    [old] = units_dir.glob("chunk-*.trainstate")
-    run_task(task, options)
-    assert not old.exists()
-
-
-def test_a_run_after_a_chunk_that_stored_no_word_removes_its_checkpoint(tiny_tasks, tmp_path, monkeypatch):
-    """A sweep chunk saved a checkpoint and stopped before storing any word; `vwbench run` then
-    trains the whole set itself."""
-    from vwbench.runner import run_task
-
-    task, options, units, units_dir = _setup(tiny_tasks, tmp_path / "out")
-    _stop_after_training(monkeypatch)
-    with pytest.raises(Stopped):
-        run_word_units(task, units[:2], options)
-    monkeypatch.undo()
-    [old] = units_dir.glob("chunk-*.trainstate")
+    run_word_units(task, units[:stored_first], options)
+    old = _stopped_chunk(monkeypatch, task, options, units[stored_first : stored_first + 2], units_dir)
     run_task(task, options)
     assert not old.exists()

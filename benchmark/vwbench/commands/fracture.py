@@ -127,7 +127,7 @@ def delta_sweep_command(
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
     from vwbench.results.atomic import check_targets, ensure_output_dir, write_file_set
-    from vwbench.runner import RunOptions, check_task_fits, resolve_hyperparameters, run_task, train_delta_words
+    from vwbench.runner import RunOptions, check_task_fits, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
@@ -135,10 +135,10 @@ def delta_sweep_command(
     if repeated:
         raise UserError(f"--task {repeated[0]} is given more than once (aliases included); give each task once")
     values = _deltas(deltas)
-    for spec in specs:  # a bad --steps/--trials/--seed leaves no --out folder behind
-        resolve_hyperparameters(spec, RunOptions(steps=steps, trials=trials, seed=seed, out_dir=out))
-    for spec in specs:  # words of one source serve several targets: check them all before training
-        check_task_fits(spec, RunOptions(device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False))
+    # words of one source serve several targets: check them all before training; check_task_fits
+    # resolves the --steps/--trials/--seed overrides first, so a bad one leaves no --out folder
+    for spec in specs:
+        check_task_fits(spec, RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False))
     ensure_output_dir(out, probe=False)
     stem = table_stem(out, specs[0].dataset.name, [s.name for s in specs])
     targets = [stem.with_suffix(suffix) for suffix in (".json", ".md", ".png")]
@@ -168,8 +168,8 @@ def delta_sweep_command(
         reporter.console.print(f"the table adds {earlier} stored result(s) of other deltas with the same settings from {Path(out) / 'results'}")
     left_out = _left_out(targets[0], rows)
     if left_out:
-        reporter.console.print(f"note: {targets[0]} listed {left_out} result(s) that the new table leaves out (run with other anchors, "
-                               "steps, trials, seed or models); their results are kept: a delta-sweep with those settings tables them again without training")
+        reporter.console.print(f"note: {targets[0]} listed {left_out} result(s) that the new table leaves out (run with other settings: "
+                               "anchors, steps, trials, seed, models, ...); their results are kept: a delta-sweep with those settings tables them again without training")
     table = markdown_table(rows)
     payload = {"dataset": specs[0].dataset.name, "anchors": anchors, "rows": rows_to_json(rows)}
     # the table (JSON, Markdown) and the plot are rendered in memory, then written all or nothing

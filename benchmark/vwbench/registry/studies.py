@@ -31,22 +31,17 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vwbench.errors import UserError
 from vwbench.registry.loader import Doc, TaskRegistry, _display, _FileCache, _located, _suggest, merge, validate
-from vwbench.registry.schema import MAX_IMAGES_PER_CONCEPT, MAX_SEED, MIN_SEED, CheckpointPin, DatasetSpec, ModelSpec, RegistryEntry
+from vwbench.registry.schema import MAX_IMAGES_PER_CONCEPT, MAX_SEED, MIN_SEED, CheckpointPin, DatasetSpec, ModelSpec, RegistryEntry, _Strict
 from vwbench.studies import PAIRED_FAMILIES, STUDY_FAMILIES
 
 Pooling = Literal["image-embedding", "mean-regions"]
 """How an encoder turns an image into one vector (``vwbench.studies.encoders.POOLINGS``):
 ``image-embedding`` is the model's own image embedding (CLIP's projected, normalized feature);
 ``mean-regions`` averages a detector's per-region features (OWLv2's image-embedder grid)."""
-
-
-class _Strict(BaseModel):
-    # allow_inf_nan: YAML reads .inf and .nan as floats, and no study setting means either
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # Upper bounds of the studies' sizes: far above the shipped values (in the comments) and far below
@@ -59,7 +54,7 @@ MAX_OPTIMIZER_STEPS = 1_000_000  # align's probe (100) and an SAE's (paper tier:
 MAX_DICTIONARY = 2**18  # SAE concepts: 42x the paper tier's 8 x 768
 MAX_EXPANSION = 64.0  # SAE concepts per embedding dimension (paper tier: 8), a memory multiplier
 MAX_SAE_SEEDS = 100  # each seed trains the whole sweep again (3)
-MAX_TABLE_ROWS = 10_000  # rows of a reported table, e.g. top bridging pairs (10)
+MAX_REPORTED_ROWS = 10_000  # rows a study reports, e.g. top bridging pairs (10)
 MAX_CAPTION_OBJECTS = 100  # objects a caption names (3); CLIP reads 77 tokens of it anyway
 # probe and sae seed numpy generators, which refuse negative seeds, and torch's, which take 64 bits
 StudySeed = Annotated[int, Field(ge=0, le=MAX_SEED)]
@@ -137,7 +132,7 @@ class SaeSettingsSpec(_Strict):
     reference_kind: Literal["topk", "relu_l1"] | None = None
     reference_level: float | None = None
     unimodal_threshold: float | None = Field(default=None, gt=0.5, lt=1.0)
-    top_bridges: int | None = Field(default=None, ge=1, le=MAX_TABLE_ROWS)
+    top_bridges: int | None = Field(default=None, ge=1, le=MAX_REPORTED_ROWS)
     bridge_include_self: bool | None = None
 
 

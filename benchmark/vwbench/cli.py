@@ -112,8 +112,6 @@ def run_command(
     if embeddings is not None and (delta is not None or anchors):
         raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
-    from vwbench.executors.base import RecordingReporter
-    from vwbench.executors.sweep_jobs import reused_a_stored_result
     from vwbench.progress import RichReporter
     from vwbench.runner import RunOptions, check_fracture_options, resolve_hyperparameters, run_task
 
@@ -123,10 +121,9 @@ def run_command(
     check_fracture_options(options)
     ensure_output_dir(out, probe=False)
     reporter = RichReporter()
-    recorder = RecordingReporter(reporter)
-    result, path = run_task(spec, options, recorder)
-    _print_summary(reporter.console, result, path, reused=reused_a_stored_result(recorder))
-    typer.echo(str(path))  # stdout's only line, for `path=$(vwbench run ...)`; the rest is on stderr
+    run = run_task(spec, options, reporter)
+    _print_summary(reporter.console, run.result, run.path, reused=run.reused)
+    typer.echo(str(run.path))  # stdout's only line, for `path=$(vwbench run ...)`; the rest is on stderr
 
 
 zoo_app = typer.Typer(help="The mini zoo: small trained models shipped with vwbench.", no_args_is_help=True)

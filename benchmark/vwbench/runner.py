@@ -18,6 +18,7 @@ from vwbench import faults
 from vwbench.errors import UserError
 from vwbench.results import journal
 from vwbench.results.provenance import StageTimer
+from vwbench.results.schema import StoredRun
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
 from vwbench.registry.schema import ModelSpec, TaskSpec
@@ -134,8 +135,8 @@ def _load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dt
         raise UserError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
 
 
-def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None):
-    """Run one task end to end and store its result; returns ``(RunResult, result_path)``."""
+def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None) -> StoredRun:
+    """Run one task end to end and store its result (or reuse the stored one)."""
     from vwbench.pipeline_steps import (
         check_mapped_words, evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
         transfer_words, write_result, write_samples,
@@ -225,7 +226,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         reporter.log(f"reusing the stored result {path}")
         journal.record(path, "result")
     faults.point("result-done")
-    return result, path
+    return StoredRun(result, path, reused)
 
 
 def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter | None = None) -> None:

@@ -73,14 +73,17 @@ def test_a_damaged_feature_file_is_recomputed(tmp_path):
 @pytest.mark.parametrize("pair", ["clip->owlv2", "owlv2->clip", "sd->clip"])
 def test_cached_runs_give_the_uncached_numbers(tiny_tasks, tmp_path, pair):
     task = TaskRegistry.from_dir(tiny_tasks).get(pair, "synth-tiny")
-    plain, _ = run_task(task, RunOptions(out_dir=tmp_path / "plain", device="cpu", threads=1, feature_cache=False))
+    plain, _, _ = run_task(task, RunOptions(out_dir=tmp_path / "plain", device="cpu", threads=1, feature_cache=False))
     cached = RunOptions(out_dir=tmp_path / "cached", device="cpu", threads=1)
-    cold, _ = run_task(task, cached)
+    cold, cold_path, cold_reused = run_task(task, cached)
+    assert not cold_reused
+    again = run_task(task, cached)  # the stored result, not a new run
+    assert again.reused and again.path == cold_path and again.result == cold
     files = sorted((tmp_path / "cached" / "features").rglob("*.safetensors"))
     assert files, "the run stored no features"
     stamps = {p: p.stat().st_mtime_ns for p in files}
     # other words (another seed) on the same images read every image-side feature from disk
-    warm, _ = run_task(task, RunOptions(out_dir=tmp_path / "cached", device="cpu", threads=1, seed=5))
+    warm, _, _ = run_task(task, RunOptions(out_dir=tmp_path / "cached", device="cpu", threads=1, seed=5))
     assert {p: p.stat().st_mtime_ns for p in sorted((tmp_path / "cached" / "features").rglob("*.safetensors"))} == stamps
     assert cold.value == pytest.approx(plain.value, abs=1e-6)
     assert [w[task.metric] for w in cold.per_word] == pytest.approx([w[task.metric] for w in plain.per_word], abs=1e-6)

@@ -40,8 +40,8 @@ def test_units_trained_alone_equal_the_words_trained_together(tiny_tasks, tmp_pa
 
     # a plain run trains the whole set in one batch; the set assembled from units matches it
     plain = _options(tmp_path, "plain")
-    plain_result, _ = run_task(task, plain)
-    assembled_result, _ = run_task(task, alone)
+    plain_result = run_task(task, plain).result
+    assembled_result = run_task(task, alone).result
     plain_words = load_wordset(next((plain.out_dir / "words").rglob("*.safetensors")))
     assembled_words = load_wordset(next(p for p in (alone.out_dir / "words").rglob("*.safetensors") if p.parent.suffix != ".units"))
     torch.testing.assert_close(assembled_words.vectors, plain_words.vectors, rtol=1e-4, atol=1e-5)

@@ -159,7 +159,7 @@ def delta_sweep_command(
             trained_sources.add(spec.source.model_dump_json())
         results.append([])
         for delta, options in zip(values, runs):
-            result, path = run_task(spec, options, reporter)
+            result, path, _ = run_task(spec, options, reporter)
             results[-1].append((result, path))
             reporter.console.print(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")
     rows = table_rows(results)

@@ -56,16 +56,13 @@ def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_o
     ensure_output_dir(options["out_dir"], probe=False)
     import typer
 
-    from vwbench.executors.base import RecordingReporter
-    from vwbench.executors.sweep_jobs import reused_a_stored_result
     from vwbench.progress import RichReporter
     from vwbench.studies.runner import StudyOptions, run_study
 
     reporter = RichReporter()
-    recorder = RecordingReporter(reporter)
-    result, path = run_study(spec, StudyOptions(**options), recorder)
-    print_study_summary(reporter.console, result, path, reused=reused_a_stored_result(recorder))
-    typer.echo(str(path))  # stdout's only line, as for word tasks
+    run = run_study(spec, StudyOptions(**options), reporter)
+    print_study_summary(reporter.console, run.result, run.path, reused=run.reused)
+    typer.echo(str(run.path))  # stdout's only line, as for word tasks
 
 
 def print_study_summary(console, result, path: Path, *, reused: bool = False) -> None:

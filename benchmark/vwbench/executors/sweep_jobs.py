@@ -16,16 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vwbench.executors.base import Job, RecordingReporter
+from vwbench.executors.base import Job
 from vwbench.progress import Reporter
-
-REUSED_MESSAGE = "reusing the stored result"
-
-
-def reused_a_stored_result(recorder: RecordingReporter) -> bool:
-    """Whether the run ``recorder`` watched took its result from the store (``run_task`` and
-    ``run_study`` log :data:`REUSED_MESSAGE` then) instead of computing it."""
-    return any(m.startswith(REUSED_MESSAGE) for m in recorder.logs)
 
 
 @dataclass
@@ -75,10 +67,9 @@ def run_result_unit(task: Any, options: Any, reporter: Reporter | None = None) -
     no longer needs are deleted."""
     from vwbench.runner import run_task
 
-    recorder = RecordingReporter(reporter)
-    result, path = run_task(task, options, recorder)
-    _drop_chunk_states(result, options)
-    return ResultOutcome(result, path, reused_a_stored_result(recorder))
+    run = run_task(task, options, reporter)
+    _drop_chunk_states(run.result, options)
+    return ResultOutcome(run.result, run.path, run.reused)
 
 
 def _drop_chunk_states(result: Any, options: Any) -> None:

@@ -355,7 +355,7 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
                         embeddings=Path(embeddings) if embeddings else None,
                         out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
                     )
-                    result, _ = run_task(spec, options, _StageLog(label, log))
+                    result = run_task(spec, options, _StageLog(label, log)).result
                 row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
                 log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
                 rows.append(row)

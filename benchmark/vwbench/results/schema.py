@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -187,3 +187,12 @@ def read_result(path: Path, *, publishable: bool = False) -> RunResult:
         if problem:
             raise UserError(f"{path}: invalid result file: {problem}")
     return result
+
+
+class StoredRun(NamedTuple):
+    """What ``run_task`` and ``run_study`` give back: the result, where it is stored, and whether
+    it was taken from the store (``reused``) rather than computed by this call."""
+
+    result: RunResult
+    path: Path
+    reused: bool

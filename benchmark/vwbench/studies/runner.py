@@ -27,7 +27,7 @@ from vwbench.results import journal
 from vwbench.results.atomic import atomic_write_json, remove_stale_temps
 from vwbench.results.locks import compute_once
 from vwbench.results.provenance import StageTimer, compute_environment, git_commit, library_versions, utc_now
-from vwbench.results.schema import RunResult, read_result
+from vwbench.results.schema import RunResult, StoredRun, read_result
 from vwbench.studies import PAIRED_FAMILIES, study_family
 
 STUDY_CODE_VERSION = 2  # 2: sae stability over live concepts, with the untrained-start baseline
@@ -114,9 +114,8 @@ def _columns(rows: list[dict]) -> list[str]:
     return columns
 
 
-def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None = None) -> tuple[RunResult, Path]:
-    """Run one study task and store its result (or reuse the stored one); returns
-    ``(RunResult, result_path)``."""
+def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None = None) -> StoredRun:
+    """Run one study task and store its result (or reuse the stored one)."""
     from vwbench.results.words_store import cache_key, dtype_key_part
     from vwbench.runner import compute_setup
     from vwbench.studies.encoders import EncoderCache
@@ -203,7 +202,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
     if reused:
         reporter.log(f"reusing the stored result {path}")
         journal.record(path, "result")
-    return result, path
+    return StoredRun(result, path, reused)
 
 
 def rerun_for_check(entry: dict, tasks, out_dir: Path, weights_dir: Path | None, data_root: Path | None, reporter: Reporter | None = None) -> RunResult:
@@ -215,5 +214,4 @@ def rerun_for_check(entry: dict, tasks, out_dir: Path, weights_dir: Path | None,
     spec = StudyRegistry.from_dir(tasks=tasks).get(entry["task"], entry["dataset"])
     transfer = entry.get("transfer_path", entry["transfer"]) if spec.family in PAIRED_FAMILIES else None
     options = StudyOptions(transfer=transfer, seed=entry["seed"], device="cpu", out_dir=out_dir, weights_dir=weights_dir, data_root=data_root, threads=1)
-    result, _ = run_study(spec, options, reporter or NullReporter())
-    return result
+    return run_study(spec, options, reporter or NullReporter()).result

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vwbench.commands import MAX_THREADS
+from vwbench.commands import MAX_THREADS, TasksDir
 from vwbench.errors import UserError
 
 app = typer.Typer(
@@ -24,7 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-TasksDir = Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (default: the repo's tasks/ or $VWBENCH_TASKS_DIR).")]
 
 
 def _registry(tasks_dir: Path | None):
@@ -60,7 +59,7 @@ def ls_command(
 
     table = Table(title=f"{len(rows)} tasks")
     for column in ("task", "dataset", "tier", "metric", "version", "pinned"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("task", "dataset"), overflow="fold")
     for r in rows:
         table.add_row(r["task"], r["dataset"], r["tier"], r["metric"], str(r["version"]), "yes" if r["pinned"] else "no")
     Console().print(table)
@@ -101,24 +100,23 @@ def run_command(
 ) -> None:
     """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result.
 
-    A study task (``probe:clip``, ``align:owlv2->clip``, ``sae:clip``) runs its study instead."""
+    A study task (probe:clip, align:owlv2->clip, sae:clip) runs its study instead."""
     from vwbench.results.atomic import ensure_output_dir
 
     if ":" in task:
         from vwbench.commands.studies import run_study_command
 
-        word_only = {"--embeddings": embeddings, "--steps": steps, "--trials": trials, "--delta": delta, "--anchors": anchors}
+        word_only = {"--embeddings": embeddings, "--steps": steps, "--trials": trials, "--delta": delta, "--anchors": anchors,
+                     "--no-feature-cache": not feature_cache}
         return run_study_command(task, dataset, tasks_dir=tasks_dir, word_only=word_only, transfer=transfer, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
     if embeddings is not None and (delta is not None or anchors):
         raise UserError("--delta/--anchors constrain training; they do not apply to submitted --embeddings")
     spec = _registry(tasks_dir).get(task, dataset)
     from vwbench.progress import RichReporter
-    from vwbench.runner import RunOptions, check_fracture_options, resolve_hyperparameters, run_task
+    from vwbench.runner import RunOptions, check_run_options, run_task
 
     options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads, embeddings=embeddings, delta=delta, anchors=anchors, feature_cache=feature_cache)
-    # bad options leave no --out folder behind
-    resolve_hyperparameters(spec, options)
-    check_fracture_options(options)
+    check_run_options(spec, options)  # a bad option leaves no --out folder behind
     ensure_output_dir(out, probe=False)
     reporter = RichReporter()
     run = run_task(spec, options, reporter)
@@ -179,7 +177,7 @@ def zoo_check_command(
 def zoo_report_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for zoo.md and its images.")] = Path("leaderboards/mini"),
     root: ZooRoot = None,
-    measure: Annotated[bool, typer.Option("--measure", help="Measure the quality numbers now on the current datasets (as vwbench zoo check) instead of reading the training logs'.")] = False,
+    measure: Annotated[bool, typer.Option("--measure", help="Measure the quality numbers now on the current datasets (as vwbench zoo check) instead of reading them from the training logs.")] = False,
     board: Annotated[Optional[Path], typer.Option("--board", help="Leaderboard whose in-domain words the card sets against the targets (default: OUT/leaderboard.json where it exists).")] = None,
 ) -> None:
     """Write the zoo card (zoo.md: sizes, training times, curves, samples, quality numbers)."""

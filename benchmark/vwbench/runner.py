@@ -273,6 +273,18 @@ def check_task_fits(task: TaskSpec, options: RunOptions) -> None:
     check_words_fit_models(task, _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir), hp.n_vectors)
 
 
+def check_run_options(task: TaskSpec, options: RunOptions) -> None:
+    """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
+    overrides, --anchors without --delta, the device and the transfer. The CLI calls this before it
+    makes --out, so a bad option is a one-line error that leaves no folder behind."""
+    from vwbench.submissions.run_support import prepare_transfer
+
+    resolve_hyperparameters(task, options)
+    check_fracture_options(options)
+    resolve_device(options.device)
+    prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
+
+
 def check_fracture_options(options: RunOptions) -> None:
     """``--anchors`` without ``--delta`` is a one-line error (the CLI calls this before --out is made)."""
     if options.delta is None and options.anchors:

@@ -446,3 +446,25 @@ def test_a_study_result_with_an_undefined_secondary_metric_is_kept_and_shown_mis
     assert row["metrics"]["group_acc_mlp"] is None and "group_acc_mlp" in board["studies"]["probe"]["datasets"]["synth-tiny"]["columns"]
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "| probe:clip |" in readme and "0.500 | – | –" in readme
+
+
+def test_an_analysis_written_beside_the_results_is_not_a_skipped_result(tiny_results, tmp_path) -> None:
+    """`vwbench analyze` writes analysis-NAME-<result stem>.json beside the result by default; a
+    leaderboard of that folder neither reads it as a result nor lists it as a skipped one. A file
+    so named that is a valid result is still a result."""
+    from vwbench.analysis import default_stem
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results / "results", results)
+    lstsq = lstsq_file(results)
+    default_stem("neighbors", lstsq).with_suffix(".json").write_text(json.dumps([{"result": str(lstsq), "words": []}]))
+    default_stem("tsne", lstsq).with_suffix(".json").write_text(json.dumps({"layers": [1, 2]}))
+    (lstsq.parent / "analysis-other.json").write_text(json.dumps({"layers": [1, 2]}))  # not an analysis's name
+    board = make_board(results, tmp_path / "board")
+    assert [Path(s["file"]).name for s in board["skipped"]] == ["analysis-other.json"]
+    payload = json.loads(lstsq.read_text())
+    renamed = default_stem("truncation", lstsq).with_suffix(".json")
+    lstsq.rename(renamed)
+    board = make_board(results, tmp_path / "board2")
+    kept = [r for r in board["results"].values() if r["task"] == "clip->owlv2" and r["transfer"] == "lstsq"]
+    assert [r["value"] for r in kept] == [payload["value"]]

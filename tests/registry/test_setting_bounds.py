@@ -116,6 +116,10 @@ def test_ls_refuses_an_absurd_task_file_with_one_line_and_exit_2(tasks_copy: Pat
         (["run", "--task", "clip->clip", "--dataset", "synth-voc"], ["--steps", "10000000000"], "--steps 10000000000: Input should be less than or equal to 100000"),
         (["sweep", "--suite", "mini", "--dataset", "synth-voc"], ["--trials", "5000"], "--trials 5000: Input should be less than or equal to 1000"),
         (["delta-sweep", "--task", "clip->clip", "--dataset", "synth-voc"], ["--seed", str(2**70)], f"--seed {2**70}: Input should be less than or equal to"),
+        (["run", "--task", "clip->owlv2", "--dataset", "synth-voc"], ["--device", "gpu"], "unknown device 'gpu'; use auto, cpu or cuda"),
+        (["run", "--task", "clip->owlv2", "--dataset", "synth-voc"], ["--transfer", "lstsqq"], "unknown transfer method 'lstsqq'"),
+        (["sweep", "--suite", "mini", "--dataset", "synth-voc"], ["--device", "gpu"], "unknown device 'gpu'"),
+        (["sweep", "--suite", "mini", "--dataset", "synth-voc"], ["--transfer", "ridge", "--transfer", "no/such"], "--transfer no/such: no such file or folder"),
     ],
 )
 def test_a_word_runs_absurd_override_is_one_line_exit_2_and_leaves_no_out_folder(

@@ -199,15 +199,19 @@ def test_a_stored_result_is_reused(study_runs, study_tasks) -> None:
         (["--task", "probe:clip", "--steps", "0"], "--steps sets word training steps"),  # 0 is a given value (0 == False)
         (["--task", "probe:clip", "--delta", "0"], "--delta"),
         (["--task", "probe:clip", "--transfer", "ridge"], "--transfer applies to word tasks and to align studies, not to probe:clip"),
-        (["--task", "align:judge->clip", "--transfer", "anchor"], "with transfer anchor"),
+        (["--task", "align:judge->clip", "--transfer", "anchor"], "--transfer anchor: it maps each word to its concept's init word, and align maps image features"),
         (["--task", "align:judge->clip", "--transfer", "no/such/method"], "--transfer no/such/method: no such file or folder"),
         (["--task", "align:owlv2->clip", "--transfer", "lstsqq"], "unknown transfer method 'lstsqq'; did you mean 'lstsq'?"),
+        (["--task", "probe:clip", "--no-feature-cache"], "--no-feature-cache turns off the word tasks' image-feature cache (studies keep none); it does not apply"),
+        (["--task", "probe:clip", "--device", "gpu"], "unknown device 'gpu'; use auto, cpu or cuda"),
     ],
 )
-def test_bad_run_options_are_user_errors(study_tasks, tmp_path, args, message) -> None:
-    res = vw("run", *args, "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(tmp_path), "--device", "cpu")
+def test_bad_run_options_are_user_errors_and_leave_no_out_folder(study_tasks, tmp_path, args, message) -> None:
+    out = tmp_path / "out"
+    res = vw("run", *args, "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(out), *([] if "--device" in args else ["--device", "cpu"]))
     assert isinstance(res.exception, UserError), res.output
     assert message in str(res.exception) and "\n" not in str(res.exception)
+    assert not out.exists()
 
 
 def test_the_cli_exits_2_with_one_line(study_tasks, tmp_path) -> None:

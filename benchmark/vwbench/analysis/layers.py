@@ -1,4 +1,4 @@
-"""Layer analyses of Stable Diffusion's text encoder (PROTOCOL.md, Section 5, Figure 7).
+"""Layer analyses of Stable Diffusion's text encoder (Trabucco et al. 2024, Section 5, Figure 7).
 
 * **Truncation**: condition generation on the output of the encoder's first ``N`` blocks (then its
   final layer norm, as the UNet expects normalised states) and let the judge label the images.

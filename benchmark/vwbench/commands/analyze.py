@@ -8,13 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import TasksDir
+
 analyze_app = typer.Typer(help="Analyses of trained words (nearest words, text-encoder layers).", no_args_is_help=True)
 
-Results = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (repeatable where noted).")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Output file stem (default: next to the first result, analysis-<name>).")]
+Results = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (repeatable: one analysis of several runs).")]
+OneResult = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (one run, with sd as its source or target).")]
+Out = Annotated[Optional[Path], typer.Option("--out", help="Output file stem (default: next to the first result, analysis-<name>-<that result's file stem>).")]
 Weights = Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-TasksDir = Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced, e.g. 1,8,16,24).")]
 
 
@@ -45,7 +47,9 @@ def _stem(out: Path | None, results: list[Path], name: str, suffixes: tuple[str,
     from vwbench.results.atomic import check_targets, ensure_output_dir
 
     _check_out(out)
-    stem = out if out is not None else results[0].parent / f"analysis-{name}-{results[0].stem}"
+    from vwbench.analysis import default_stem
+
+    stem = out if out is not None else default_stem(name, results[0])
     ensure_output_dir(stem.parent, "--out")
     check_targets([stem.with_suffix(suffix) for suffix in suffixes])
     return stem
@@ -99,7 +103,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
 
 @analyze_app.command("truncation")
 def truncation_command(
-    result: Results,
+    result: OneResult,
     layers: Layers = None,
     generations: Annotated[Optional[int], typer.Option(min=1, help="Images per word (default: the task's).")] = None,
     inference_steps: Annotated[Optional[int], typer.Option(min=1, help="Denoising steps (default: the task's).")] = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import TasksDir
 from vwbench.errors import UserError
 
 
@@ -110,13 +111,14 @@ def leaderboard_command(
 
 def check_command(
     baseline: Annotated[Path, typer.Option("--baseline", help="A leaderboard.json written with --check.")],
-    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (default: the repo's tasks/).")] = None,
+    tasks_dir: TasksDir = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Keep the re-run's words and results here: a new or empty folder, or an interrupted check's own, which it resumes (default: a temporary folder, deleted after).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
     root: Annotated[Optional[Path], typer.Option("--root", help="Folder the baseline's stored submission paths are relative to: where its runs were made (default: the current folder).")] = None,
 ) -> None:
     """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance.
+
     A line on stderr says which run starts, and each of its stages."""
     from vwbench.leaderboard.check import format_drops, run_check  # run_check reads the baseline before anything else
     from vwbench.results.schema import printable

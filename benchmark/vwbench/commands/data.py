@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.commands import TasksDir
+
 data_app = typer.Typer(help="Real datasets: fix their split, box DreamBooth.", no_args_is_help=True)
 
-TasksDir = Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")]
 Root = Annotated[Path, typer.Option("--root", help="Data root: the folder holding <subdir>/ of the dataset (what --data-root takes).")]
 
 

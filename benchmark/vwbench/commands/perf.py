@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vwbench.commands import MAX_THREADS
+from vwbench.commands import MAX_THREADS, TasksDir
 from vwbench.errors import UserError
 
 FULL_CONCEPTS = 24  # every category of the synthetic world: 24 concepts x 3 trials = 72 words per run
@@ -40,7 +40,7 @@ def bench_command(
     tier: Annotated[Optional[str], typer.Option("--tier", help="'paper': the paper-tier architectures with random weights at paper image sizes (GPU only). Default: the training dataset's own checkpoints (the mini zoo).")] = None,
     project: Annotated[Optional[str], typer.Option("--project", help="'paper': print the paper's study priced at the measured costs (without --sections, from the stored .json or --costs).")] = None,
     costs: Annotated[Optional[Path], typer.Option("--costs", help="With --project: a perf.json to take the costs from (e.g. one measured on a GPU).")] = None,
-    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")] = None,
+    tasks_dir: TasksDir = None,
     render: Annotated[bool, typer.Option("--render", help="Measure nothing: write --out again from the .json beside it (its projection and the summary of the <stem>-*.json reports beside it, e.g. perf-gpu.json, recomputed).")] = False,
 ) -> None:
     """Measure vwbench against the straightforward way, side by side, and write leaderboards/perf.md."""

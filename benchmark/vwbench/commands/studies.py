@@ -12,7 +12,8 @@ import typer
 from vwbench.errors import UserError
 
 # Options of `vwbench run` that only word tasks take, with what they do there.
-_WORD_ONLY = {"--embeddings": "evaluates submitted words", "--steps": "sets word training steps", "--trials": "sets word trials", "--delta": "constrains word training", "--anchors": "constrains word training"}
+_WORD_ONLY = {"--embeddings": "evaluates submitted words", "--steps": "sets word training steps", "--trials": "sets word trials", "--delta": "constrains word training", "--anchors": "constrains word training",
+              "--no-feature-cache": "turns off the word tasks' image-feature cache (studies keep none)"}
 
 
 def study_rows(tasks_dir: Path | None, tier: str | None = None, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -32,7 +33,8 @@ def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
 
     table = Table(title=f"{len(rows)} study tasks (vwbench run --task FAMILY:ENCODER --dataset D)")
     for column in ("task", "dataset", "tier", "encoders", "version", "pinned"):
-        table.add_column(column)
+        # a narrow terminal squeezes the encoders, never cuts a task or dataset name
+        table.add_column(column, no_wrap=column in ("task", "dataset"), overflow="fold")
     for r in rows:
         encoders = ", ".join(f"{name}={ckpt}" for name, ckpt in r["encoders"].items())
         table.add_row(r["task"], r["dataset"], r["tier"], encoders, str(r["version"]), "yes" if r["pinned"] else "no")
@@ -52,7 +54,13 @@ def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_o
     from vwbench.results.atomic import ensure_output_dir
     from vwbench.studies.runner import study_settings
 
-    study_settings(spec, options.get("seed"))  # a bad --seed leaves no --out folder behind
+    from vwbench.runner import resolve_device
+    from vwbench.studies.runner import check_study_transfer
+
+    # a bad --seed, device or transfer leaves no --out folder behind
+    study_settings(spec, options.get("seed"))
+    resolve_device(options["device"])
+    check_study_transfer(spec, options.get("transfer"))
     ensure_output_dir(options["out_dir"], probe=False)
     import typer
 

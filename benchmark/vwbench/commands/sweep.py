@@ -12,12 +12,13 @@ word chunks and the results over workers (one file per word).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from vwbench.commands import MAX_THREADS
+from vwbench.commands import MAX_THREADS, TasksDir
 from vwbench.errors import UserError
 
 
@@ -29,7 +30,7 @@ def sweep_command(
     target: Annotated[Optional[list[str]], typer.Option("--target", help="Only tasks with this target family (repeatable).")] = None,
     executor: Annotated[str, typer.Option(help="Where jobs run: local (this process), ray (a Ray cluster, see --address) or slurm (through submitit).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="ray: the cluster's address (HOST:PORT, ray://HOST:PORT or auto); default: start a local Ray instance.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="ray/slurm: jobs at once (ray default: the cluster's GPUs, else CPUs / --threads; slurm: 4).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="ray/slurm: jobs at once (ray default: the cluster's GPUs, else CPUs / --threads; slurm: 4, or 1 with --slurm-local).")] = None,
     words_per_job: Annotated[Optional[int], typer.Option("--words-per-job", min=1, help="Words one job trains together (default: local, a whole word set; ray/slurm, each word set split into one chunk per worker).")] = None,
     slurm_partition: Annotated[Optional[str], typer.Option("--slurm-partition", help="slurm: the partition to submit to.")] = None,
     slurm_time: Annotated[int, typer.Option("--slurm-time", min=1, help="slurm: time limit per job, in minutes.")] = 240,
@@ -44,7 +45,7 @@ def sweep_command(
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch (per job on ray/slurm, default 1 there).")] = None,
-    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files.")] = None,
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Run every task of a suite (resumable: stored words and results are reused) and print a summary."""
     from rich.console import Console
@@ -64,16 +65,17 @@ def sweep_command(
     slurm_given = [name for name, value in (("--slurm-partition", slurm_partition), ("--slurm-cpus", slurm_cpus), ("--slurm-local", slurm_local or None),
                                              ("--slurm-gpus", slurm_gpus or None), ("--slurm-time", None if slurm_time == 240 else slurm_time)) if value is not None]
     if slurm_given and executor != "slurm":
-        raise UserError(f"{', '.join(slurm_given)} apply to --executor slurm (not {executor}); add --executor slurm or drop them")
+        raise UserError(f"{', '.join(slurm_given)} {'applies' if len(slurm_given) == 1 else 'apply'} to --executor slurm (not {executor}); add --executor slurm or drop them")
     tasks = _select(TaskRegistry.from_dir(tasks_dir), suite, dataset, pair, target)
     from vwbench.results.atomic import ensure_output_dir
-    from vwbench.runner import resolve_hyperparameters
+    from vwbench.runner import check_run_options
 
     # workers elsewhere see the same files only through absolute paths
     options = RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out.resolve(), threads=threads,
                          weights_dir=weights.resolve() if weights else None, data_root=data_root.resolve() if data_root else None)
-    for task in tasks:  # a bad --steps/--trials/--seed leaves no --out folder behind
-        resolve_hyperparameters(task, options)
+    for task in tasks:  # a bad --steps/--trials/--seed, device or transfer leaves no --out folder behind
+        for method in [None] if task.in_domain or not transfer else transfer:
+            check_run_options(task, replace(options, transfer=method))
     ensure_output_dir(out, probe=False)
     settings = ExecutorSettings(workers=workers, threads=threads, address=address, log_dir=out.resolve() / ".executor",
                                 slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_gpus=slurm_gpus, slurm_cpus=slurm_cpus,

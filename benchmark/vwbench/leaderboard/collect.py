@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vwbench.analysis import is_default_analysis_file
 from vwbench.errors import UserError
 from vwbench.results.schema import RunResult, printable, read_result, unpublishable
 
@@ -275,7 +276,8 @@ def collect(results_dir: Path) -> Collected:
             # leaderboard (strict JSON, README.md, index.html): such a file is skipped, not fatal
             result = _read(path)
         except UserError as exc:
-            skipped.append((rel, printable(str(exc).replace(str(path), "").lstrip(": "))[:300]))
+            if not is_default_analysis_file(path):  # `vwbench analyze` writes beside the results
+                skipped.append((rel, printable(str(exc).replace(str(path), "").lstrip(": "))[:300]))
             continue
         if result.fracture is not None:
             skipped.append((rel, f"a delta-constrained run (delta {result.fracture.get('delta')}): see `vwbench delta-sweep` for those"))

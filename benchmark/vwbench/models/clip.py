@@ -7,7 +7,7 @@ and optionally the tokenizer's ``bpe_simple_vocab.txt.gz`` (else open_clip's CLI
 
 Words are spliced into "a photo of <word>" at the input-embedding level and the text tower is run
 from there; the pooled feature is taken at the known end-of-text position, never by open_clip's
-``argmax(input_ids)`` rule (PROTOCOL.md, "Known pitfalls").
+``argmax(input_ids)`` rule.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Text side: "a photo of <word>" is tokenized with reserved word slots, the word's
 spliced into the frozen token embeddings, and the text tower is run by hand (embeddings + positions
 -> causal encoder -> final layer norm -> pooling at the known end-of-text position -> text
 projection). transformers' text model takes no ``inputs_embeds`` and pools at ``argmax(input_ids)``,
-which is why it is not called directly (PROTOCOL.md).
+which is why it is not called directly.
 
 Image side: each image is padded to a square at the bottom/right with gray 0.5, resized to the
 vision tower's size and normalized; the vision tower then gives, per patch ("region"), the class

@@ -3,7 +3,7 @@
 The prompt "a photo of {}" is tokenized around the placeholder; ``n_vectors`` placeholder
 positions are reserved, and at run time the token embeddings there are replaced by the word's
 vectors. The end-of-text position is known from construction, so pooling never relies on
-``argmax(input_ids)`` (which would pick the new word if its id were the highest; PROTOCOL.md).
+``argmax(input_ids)`` (which would pick the new word if its id were the highest).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The paper-tier architectures with random weights, for measuring speed on a GPU.
 
 Speed does not depend on the weights, so ``vwbench bench --tier paper`` builds the three task
-models from their configurations (PROTOCOL.md, "Models (paper tier)") at the paper's image sizes
+models from their configurations (the checkpoints of tasks/models/paper.yaml) at the paper's image sizes
 without downloading anything: Stable Diffusion 2.1 (768 px, v-prediction, OpenCLIP ViT-H text
 tower of 23 layers), OWLv2 base/16 ensemble (960 px) and DFN2B CLIP ViT-L/14 (224 px, quick-gelu).
 The configurations are the published ``config.json`` / ``open_clip_config.json`` values of those

@@ -1,6 +1,6 @@
 """``vwbench bench --project paper``: the paper's study priced at the costs measured by the bench.
 
-The study (PROTOCOL.md): 3 models x 4 datasets x 10 concepts x 10 trials = 1,200 words of 1,000
+The study (Trabucco et al. 2024): 3 models x 4 datasets x 10 concepts x 10 trials = 1,200 words of 1,000
 Adam steps (batch 8) in Section 4, each evaluated on the 3 target models; Section 5 trains them
 again at 4 deltas (4,800 words). Generation evaluation makes 8 images of 50 denoising steps per word
 (vwbench's default: the paper does not say how many images). The paper reports 12 hours (Section 4)

@@ -43,7 +43,7 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
 ``vwbench.metrics.METRICS`` (which imports torch, so it is not imported here); a test keeps the
 two in step."""
 
-# Upper bounds of the integer settings. Each is far above what a task needs (PROTOCOL.md: 1,000
+# Upper bounds of the integer settings. Each is far above what a task needs (the paper's Table 2: 1,000
 # steps, 10 trials, batch 8, 4 vectors, 8 images per concept, 50 denoising steps) and far below
 # what would run for days or ask for absurd memory: a value past one is a typo, refused with the
 # file and line, before anything runs.
@@ -184,7 +184,7 @@ class ModelSpec(_Strict):
 
 
 class Hyperparameters(_Strict):
-    """Word training settings (PROTOCOL.md, Table 2: the same for every model)."""
+    """Word training settings (Trabucco et al. 2024, Table 2: the same for every model)."""
 
     # Adam moves every coordinate by about ``lr`` per step whatever the gradient's scale, while
     # token embeddings have coordinates of order 0.01-0.1 (Table 2: 1e-4; the mini tier: 1e-3).

@@ -63,18 +63,23 @@ def result_path(out_dir: Path, spec: StudySpec, method: str, key: str) -> Path:
     return Path(out_dir) / "results" / spec.dataset.name / "studies" / family / f"{stem}-{method}-{key[:12]}.json"
 
 
-def _prepare_transfer(spec: StudySpec, options: StudyOptions):
+def check_study_transfer(spec: StudySpec, transfer: str | None):
+    """The study's transfer method (``--transfer``, else the task's, else lstsq; None for a study
+    that maps nothing), or a one-line :class:`UserError` (``vwbench run`` calls this before it
+    makes ``--out``)."""
     if spec.family not in PAIRED_FAMILIES:
-        if options.transfer is not None:
+        if transfer is not None:
             raise UserError(f"--transfer applies to word tasks and to {', '.join(PAIRED_FAMILIES)} studies, not to {spec.name}")
         return None
     from vwbench.submissions.run_support import prepare_transfer
     from vwbench.submissions.transfers import LinearMapTransfer
 
     source, target = spec.encoder("source"), spec.encoder("target")
-    prepared = prepare_transfer(options.transfer or spec.transfer or "lstsq", source.model.family, target.model.family)
+    prepared = prepare_transfer(transfer or spec.transfer or "lstsq", source.model.family, target.model.family)
     if isinstance(prepared.method, LinearMapTransfer):
-        raise UserError(f"--transfer {options.transfer}: a linear-map submission maps one vocabulary to another; {spec.family} fits its map on image features (give a method name or a transfer-method folder)")
+        raise UserError(f"--transfer {transfer}: a linear-map submission maps one vocabulary to another; {spec.family} fits its map on image features (give a method name or a transfer-method folder)")
+    if getattr(prepared.method, "uses_init_words", False):
+        raise UserError(f"--transfer {prepared.label}: it maps each word to its concept's init word, and {spec.family} maps image features, which have none; choose lstsq, ridge, procrustes, knn, random or a transfer-method folder")
     return prepared
 
 
@@ -127,7 +132,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
     device, dtype = compute_setup(options.device, options.threads)
     family = study_family(spec.family)
     settings = study_settings(spec, options.seed)
-    prepared = _prepare_transfer(spec, options)
+    prepared = check_study_transfer(spec, options.transfer)
     method_label = prepared.label if prepared is not None else spec.family
     timer = StageTimer()
     cache = EncoderCache(device, dtype, options.weights_dir)

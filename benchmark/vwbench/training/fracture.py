@@ -1,4 +1,4 @@
-"""The fracturing experiment's constraint (PROTOCOL.md, Section 5, Eq. 4).
+"""The fracturing experiment's constraint (Trabucco et al. 2024, Section 5, Eq. 4).
 
 A word is kept in the neighbourhood of an anchor word ``a`` by projected gradient descent:
 

@@ -1,6 +1,6 @@
 """Which vocabulary word each trial of a concept starts from.
 
-Trial 0 starts from the concept's init word (PROTOCOL.md: the single token closest to the
+Trial 0 starts from the concept's init word (the paper: the single token closest to the
 concept's name, listed with the dataset). The paper varies the initialization word across its
 randomized trials without saying how; vwbench takes, for trial ``t >= 1``, the ``t``-th nearest
 whole-word token to the init word by cosine similarity in the source model's own input-embedding

@@ -89,6 +89,22 @@ def test_unknown_task_is_one_line_exit_2():
     assert proc.stderr.strip().count("\n") == 0 and "dalle" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        # `python -m vwbench.cli` is the program's name here (click's), `vwbench` when installed
+        (["run", "--dataset", "synth-coco"], "error: Missing option '--task' / '-t'; see 'python -m vwbench.cli run --help'"),
+        (["run", "--task"], "error: Option '--task' requires an argument; see 'vwbench --help'"),
+        (["run", "--task", "clip->clip", "--steps", "abc"], "error: Invalid value for '--steps': Input should be a valid integer, unable to parse string as an integer; see 'python -m vwbench.cli run --help'"),
+        (["nosuch"], "error: No such command 'nosuch'; see 'python -m vwbench.cli --help'"),
+    ],
+)
+def test_a_usage_error_is_one_line_exit_2(argv, line):
+    """click's usage errors (a missing or malformed option, an unknown command) were four lines."""
+    proc = _cli(*argv)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [line], proc.stderr
+
+
 def test_missing_checkpoint_is_one_line_exit_2(tiny_tasks, tmp_path):
     broken = tmp_path / "tasks"
     shutil.copytree(tiny_tasks, broken)

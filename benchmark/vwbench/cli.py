@@ -101,7 +101,7 @@ def run_command(
     """Train concept words on SOURCE, transfer them to TARGET, evaluate, and store the result.
 
     A study task (probe:clip, align:owlv2->clip, sae:clip) runs its study instead."""
-    from vwbench.results.atomic import ensure_output_dir
+    from vwbench.results.atomic import output_dir
 
     if ":" in task:
         from vwbench.commands.studies import run_study_command
@@ -117,9 +117,9 @@ def run_command(
 
     options = RunOptions(transfer=transfer, steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads, embeddings=embeddings, delta=delta, anchors=anchors, feature_cache=feature_cache)
     check_run_options(spec, options)  # a bad option leaves no --out folder behind
-    ensure_output_dir(out, probe=False)
     reporter = RichReporter()
-    run = run_task(spec, options, reporter)
+    with output_dir(out, probe=False):  # a bad dataset or checkpoint found later leaves no empty --out either
+        run = run_task(spec, options, reporter)
     _print_summary(reporter.console, run.result, run.path, reused=run.reused)
     typer.echo(str(run.path))  # stdout's only line, for `path=$(vwbench run ...)`; the rest is on stderr
 
@@ -263,6 +263,13 @@ def main() -> None:
         # click's own errors (typer vendors click, so match them by interface, not by class)
         if type(exc).__name__ == "Abort":
             _interrupted()
+        if callable(getattr(exc, "format_message", None)) and getattr(exc, "exit_code", None) == 2:
+            # a usage error (missing or malformed option): one line, like every other bad input
+            ctx, message = getattr(exc, "ctx", None), exc.format_message().rstrip(".")
+            command = ctx.command_path if ctx is not None else "vwbench"
+            if message:  # none when a group was called without a command: its help is printed
+                print(f"error: {message}; see '{command} --help'", file=sys.stderr)
+            sys.exit(2)
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)

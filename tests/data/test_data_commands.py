@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -125,3 +126,48 @@ def test_box_keeps_no_degenerate_box(tiny_tasks, tmp_path):
     coco = json.loads((folder / "boxes.json").read_text())
     assert len(coco["images"]) == 4 and coco["annotations"] == []
     assert "4 photo(s) got no usable box" in result.output
+
+
+def test_prepare_on_a_read_only_dataset_says_what_to_do(tmp_path, monkeypatch, capsys):
+    """`data prepare` has no --out: the split file goes beside the dataset, and runs do without it."""
+    import errno
+    import os
+
+    from tests.data.test_real_loaders import main_exit
+    from vwbench.results import atomic
+
+    spec = TaskRegistry.from_dir().dataset("coco")
+    fx.write_coco(tmp_path / "coco", [c.name for c in spec.concepts], train_n=1, val_n=2)
+
+    def read_only(path, data, phase):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(atomic, "_synced_temp", read_only)
+    code, err = main_exit(monkeypatch, capsys, "data", "prepare", "--dataset", "coco", "--root", str(tmp_path), "--images-per-concept", "1")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (
+        f"error: cannot write {tmp_path / 'coco' / SPLIT_FILE}: Read-only file system; the split file goes beside the dataset: make that "
+        "folder writable, or leave the dataset unprepared (runs select the same split from its annotations each time)\n"
+    )
+
+
+def test_box_refuses_a_folder_where_the_boxes_file_goes_before_loading_the_detector(tiny_tasks, tmp_path):
+    tasks = _booth_tasks(tiny_tasks, tmp_path)
+    fx.write_dreambooth_photos(tmp_path / "data" / "booth", ["cat2", "red_cup"], n=4, size=(64, 64))
+    (tmp_path / "in-the-way").mkdir()
+    args = ["data", "box", "--dataset", "tinybooth", "--root", str(tmp_path / "data"), "--tasks-dir", str(tasks), "--device", "cpu", "--force"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "in-the-way")])
+    assert result.exit_code != 0 and str(result.exception) == f"cannot write {tmp_path / 'in-the-way'}: it is a folder; move it away or choose another --out"
+
+
+def test_box_names_a_decompression_bomb_in_one_line(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from vwbench.data.boxing import _example
+    from vwbench.errors import DataError
+
+    photo = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(photo)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x64 is over twice the limit: PIL refuses it
+    with pytest.raises(DataError, match=f"^{photo}: not a readable image \\(Image size"):
+        _example(photo, "big")

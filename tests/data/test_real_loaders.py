@@ -221,6 +221,14 @@ def _coco(tmp_path, mutate) -> Path:
         (lambda d: d["annotations"][0].update(image_id=5), "not in 'images'"),
         (lambda d: d.pop("categories"), "COCO instances file"),
         (lambda d: d["images"].append(dict(d["images"][0])), "duplicate image id"),
+        # a string of digits is read as its integer: "1000" and 1000 would merge two images' boxes
+        (lambda d: d["images"][1].update(id=str(d["images"][0]["id"])), "duplicate image id '1000' (images[1])"),
+        (lambda d: d["images"][0].update(width=10**400), "is malformed (width/height 1000000000"),
+        (lambda d: d["images"][0].update(width=24.9), "is malformed (width/height 24.9 is not an integer from 1 to 1000000)"),
+        (lambda d: d["images"][0].update(height=True), "is malformed (width/height True is not an integer"),
+        (lambda d: d["images"][0].update(width=0), "is malformed (width/height 0 is not an integer"),
+        (lambda d: d["images"][0].update(file_name=None), "is malformed (file_name None is not a file name)"),
+        (lambda d: d["images"][0].update(file_name=""), "is malformed (file_name '' is not a file name)"),
     ],
 )
 def test_coco_malformed(tmp_path, mutate, expected):
@@ -239,6 +247,14 @@ def test_coco_bad_json_and_missing_file(tmp_path):
     path.unlink()
     with pytest.raises(DataError, match="instances_train2017.json not found"):
         load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+
+
+def test_coco_json_nested_too_deep_is_one_line(tmp_path):
+    path = _coco(tmp_path, lambda d: None)
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(DataError) as exc:
+        load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+    assert _one_line(exc).startswith(f"{path} nests its JSON too deep to read; expected ")
 
 
 def test_coco_missing_image_file(tmp_path):
@@ -341,7 +357,10 @@ def test_cli_bad_dataset_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "not valid XML" in errors[0] and str(path) in errors[0]
     assert "Traceback" not in err
-    assert not (tmp_path / "o" / "results").exists()
+    assert not (tmp_path / "o").exists()  # the --out this run made is removed again: nothing was written in it
+    (tmp_path / "kept").mkdir()
+    code, err = main_exit(monkeypatch, capsys, "run", "--task", "owlv2->owlv2", "--dataset", spec.name, "--out", str(tmp_path / "kept"))
+    assert code == 2 and (tmp_path / "kept").is_dir()  # a folder the user made stays
 
 
 def test_every_paper_dataset_has_a_loader_and_complete_options():

@@ -127,6 +127,6 @@ def test_sweep_refuses_options_of_another_executor(tmp_path):
     for extra, expected in ((["--executor", "dask"], "unknown executor 'dask'"),
                             (["--address", "10.0.0.1:6379"], "--address applies to --executor ray"),
                             (["--workers", "2"], "--workers applies to --executor ray or slurm"),
-                            (["--executor", "ray", "--slurm-partition", "gpu"], "--slurm-partition apply to --executor slurm")):
+                            (["--executor", "ray", "--slurm-partition", "gpu"], "--slurm-partition applies to --executor slurm")):
         res = runner.invoke(app, base + extra)
         assert res.exit_code != 0 and isinstance(res.exception, UserError) and expected in str(res.exception), (extra, res.output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -384,3 +385,43 @@ def test_towers_the_prefix_path_does_not_reproduce_run_whole(clip_dir: Path) -> 
         after = adapter.encode_words(vectors)
         whole = adapter.model.encode_text(plain_ids(adapter, ["a photo of dog"]))
     assert torch.allclose(after, whole, atol=1e-6) and not torch.allclose(after, before, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["model_cfg"].pop("embed_dim"), "open_clip cannot build this config (TypeError: "),
+        (lambda c: c["model_cfg"].update(embed_dim="abc"), "open_clip cannot build this config (TypeError: "),
+        (lambda c: c["model_cfg"].update(text_cfg=None), "not an open_clip config (model_cfg.text_cfg is not a mapping)"),
+    ],
+)
+def test_a_broken_config_is_a_one_line_checkpoint_error(clip_dir: Path, tmp_path: Path, edit, message: str) -> None:
+    """A config field missing or of the wrong type: open_clip's TypeError or AttributeError while
+    building becomes one line naming the config (it was a traceback)."""
+    shutil.copy(clip_dir / "open_clip_model.safetensors", tmp_path)
+    config = json.loads((clip_dir / "open_clip_config.json").read_text())
+    edit(config)
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        OpenClipAdapter.from_pretrained(tmp_path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 'open_clip_config.json'}: ")
+
+
+def test_a_config_nested_too_deep_is_a_checkpoint_error(clip_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(clip_dir / "open_clip_model.safetensors", tmp_path)
+    (tmp_path / "open_clip_config.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(CheckpointError, match="not an open_clip config"):
+        OpenClipAdapter.from_pretrained(tmp_path)
+
+
+def test_weights_of_another_config_name_the_first_mismatch_in_one_line(clip_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(clip_dir / "open_clip_model.safetensors", tmp_path)
+    config = json.loads((clip_dir / "open_clip_config.json").read_text())
+    config["model_cfg"]["text_cfg"]["width"] = config["model_cfg"]["text_cfg"]["width"] * 2
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        OpenClipAdapter.from_pretrained(tmp_path)
+    text = str(info.value)
+    assert "\n" not in text and "does not match open_clip_config.json: size mismatch for " in text
+    assert re.search(r"\(and \d+ more\)$", text), text

@@ -196,3 +196,38 @@ def test_weights_dir_may_be_a_hub_cache(tmp_path: Path) -> None:
     snapshot = make_hub_cache(tmp_path / "weights", REV, FILES, set())
     resolved = resolve_checkpoint(CheckpointPin(hf_id=HF_ID, revision=REV), tmp_path / "weights")
     assert resolved.path == snapshot and resolved.origin == "weights_dir"
+
+
+def test_a_link_to_a_missing_file_in_a_weights_folder_says_how_to_fetch_it_again(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    folder = make_folder(weights / HF_ID, FILES)
+    (folder / "weights" / "model.safetensors").unlink()
+    os.symlink(tmp_path / "gone.safetensors", folder / "weights" / "model.safetensors")
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(CheckpointPin(hf_id=HF_ID, revision=REV), weights)
+    assert str(info.value) == (
+        f"checkpoint {HF_ID}: {folder / 'weights' / 'model.safetensors'} is a link to a file that is missing (an interrupted download?); "
+        f"fetch it again with: hf download {HF_ID} --revision {REV} --local-dir {folder}"
+    )
+
+
+def test_a_hub_cache_snapshot_whose_blob_is_gone_says_how_to_fetch_it_again(offline_env: Path) -> None:
+    snapshot = make_hub_cache(offline_env / "hub", REV, FILES, {"weights/model.safetensors"})
+    (snapshot / "weights" / "model.safetensors").resolve().unlink()
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(CheckpointPin(hf_id=HF_ID, revision=REV))
+    assert str(info.value).endswith(f"is a link to a file that is missing (an interrupted download?); fetch it again with: hf download {HF_ID} --revision {REV}")
+
+
+def test_a_link_to_a_missing_file_in_a_mini_checkpoint_says_how_to_rebuild_it(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "zoo" / "mini-clip", FILES)
+    os.symlink(tmp_path / "gone", folder / "extra.safetensors")
+    with pytest.raises(CheckpointNotFound, match="is a link to a file that is missing .*; rebuild it with: vwbench zoo train --only mini-clip$"):
+        resolve_checkpoint(CheckpointPin(path=str(folder)))
+
+
+def test_a_manifest_nested_too_deep_is_a_one_line_error(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "ckpt", FILES)
+    (folder / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(UserError, match="^checkpoint manifest .* is unreadable"):
+        resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))

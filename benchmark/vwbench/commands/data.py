@@ -63,6 +63,9 @@ def box_command(
         raise UserError(f"dataset {spec.name} has its own boxes; `vwbench data box` is for DreamBooth-style subject folders")
     folder = dataset_folder(spec, root)
     target = out or boxes_path(spec, folder)
+    from vwbench.results.atomic import check_targets
+
+    check_targets([target])  # a folder in the way is not "reviewed boxes": --force could not help
     if target.exists() and not force:
         raise UserError(f"{target} exists (it may hold reviewed boxes); pass --force to overwrite it or --out to write elsewhere")
     import torch

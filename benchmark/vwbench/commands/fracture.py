@@ -101,7 +101,7 @@ def _left_out(previous: Path, rows: list[SweepRow]) -> int:
         # wherever that run was started, and --out may be spelled otherwise than last time
         kept = {Path(r.result).name for r in rows}
         return sum(1 for r in old["rows"] if Path(r["result"]).name not in kept)
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
         return 0  # no table yet, or not one this command wrote
 
 
@@ -126,7 +126,7 @@ def delta_sweep_command(
     from vwbench.analysis.sweep import markdown_table, rows_to_json
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
-    from vwbench.results.atomic import check_targets, ensure_output_dir, write_file_set
+    from vwbench.results.atomic import check_targets, output_dir, write_file_set
     from vwbench.runner import RunOptions, check_task_fits, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
@@ -139,29 +139,29 @@ def delta_sweep_command(
     # resolves the --steps/--trials/--seed overrides first, so a bad one leaves no --out folder
     for spec in specs:
         check_task_fits(spec, RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False))
-    ensure_output_dir(out, probe=False)
-    stem = table_stem(out, specs[0].dataset.name, [s.name for s in specs])
-    targets = [stem.with_suffix(suffix) for suffix in (".json", ".md", ".png")]
-    check_targets(targets)  # a folder where the table or plot goes: refused before the runs, not after
-    reporter = RichReporter()
-    runs = [
-        RunOptions(
-            steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights,
-            data_root=data_root, threads=threads, delta=delta, anchors=anchors,
-        )
-        for delta in values
-    ]
-    trained_sources: set[str] = set()
-    results: list[list[tuple[RunResult, Path]]] = []
-    for spec in specs:
-        if spec.source.model_dump_json() not in trained_sources:  # tasks of one source share its words
-            train_delta_words(spec, runs, reporter)  # every delta's words in one batch
-            trained_sources.add(spec.source.model_dump_json())
-        results.append([])
-        for delta, options in zip(values, runs):
-            result, path, _ = run_task(spec, options, reporter)
-            results[-1].append((result, path))
-            reporter.console.print(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")
+    with output_dir(out, probe=False):  # a bad dataset found later leaves no empty --out either
+        stem = table_stem(out, specs[0].dataset.name, [s.name for s in specs])
+        targets = [stem.with_suffix(suffix) for suffix in (".json", ".md", ".png")]
+        check_targets(targets)  # a folder where the table or plot goes: refused before the runs, not after
+        reporter = RichReporter()
+        runs = [
+            RunOptions(
+                steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights,
+                data_root=data_root, threads=threads, delta=delta, anchors=anchors,
+            )
+            for delta in values
+        ]
+        trained_sources: set[str] = set()
+        results: list[list[tuple[RunResult, Path]]] = []
+        for spec in specs:
+            if spec.source.model_dump_json() not in trained_sources:  # tasks of one source share its words
+                train_delta_words(spec, runs, reporter)  # every delta's words in one batch
+                trained_sources.add(spec.source.model_dump_json())
+            results.append([])
+            for delta, options in zip(values, runs):
+                result, path, _ = run_task(spec, options, reporter)
+                results[-1].append((result, path))
+                reporter.console.print(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")
     rows = table_rows(results)
     earlier = len(rows) - sum(len(r) for r in results)
     if earlier:

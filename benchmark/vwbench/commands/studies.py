@@ -48,27 +48,21 @@ def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_o
     given = [name for name, value in word_only.items() if not (value is None or value is False or value == [])]
     if given:
         raise UserError(f"{given[0]} {_WORD_ONLY.get(given[0], 'applies to word tasks')}; it does not apply to the study task {task}")
+    from vwbench.progress import RichReporter
     from vwbench.registry.studies import StudyRegistry
+    from vwbench.results.atomic import output_dir
+    from vwbench.runner import resolve_device
+    from vwbench.studies.runner import StudyOptions, check_study_transfer, run_study, study_settings
 
     spec = StudyRegistry.from_dir(tasks_dir).get(task, dataset)
-    from vwbench.results.atomic import ensure_output_dir
-    from vwbench.studies.runner import study_settings
-
-    from vwbench.runner import resolve_device
-    from vwbench.studies.runner import check_study_transfer
-
     # a bad --seed, device or transfer leaves no --out folder behind
     study_settings(spec, options.get("seed"))
     resolve_device(options["device"])
     check_study_transfer(spec, options.get("transfer"))
-    ensure_output_dir(options["out_dir"], probe=False)
-    import typer
-
-    from vwbench.progress import RichReporter
-    from vwbench.studies.runner import StudyOptions, run_study
 
     reporter = RichReporter()
-    run = run_study(spec, StudyOptions(**options), reporter)
+    with output_dir(options["out_dir"], probe=False):  # a bad dataset or checkpoint leaves no empty --out
+        run = run_study(spec, StudyOptions(**options), reporter)
     print_study_summary(reporter.console, run.result, run.path, reused=run.reused)
     typer.echo(str(run.path))  # stdout's only line, as for word tasks
 

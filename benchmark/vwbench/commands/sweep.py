@@ -67,7 +67,7 @@ def sweep_command(
     if slurm_given and executor != "slurm":
         raise UserError(f"{', '.join(slurm_given)} {'applies' if len(slurm_given) == 1 else 'apply'} to --executor slurm (not {executor}); add --executor slurm or drop them")
     tasks = _select(TaskRegistry.from_dir(tasks_dir), suite, dataset, pair, target)
-    from vwbench.results.atomic import ensure_output_dir
+    from vwbench.results.atomic import output_dir
     from vwbench.runner import check_run_options
 
     # workers elsewhere see the same files only through absolute paths
@@ -76,21 +76,21 @@ def sweep_command(
     for task in tasks:  # a bad --steps/--trials/--seed, device or transfer leaves no --out folder behind
         for method in [None] if task.in_domain or not transfer else transfer:
             check_run_options(task, replace(options, transfer=method))
-    ensure_output_dir(out, probe=False)
-    settings = ExecutorSettings(workers=workers, threads=threads, address=address, log_dir=out.resolve() / ".executor",
-                                slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_gpus=slurm_gpus, slurm_cpus=slurm_cpus,
-                                slurm_cluster="local" if slurm_local else "slurm")
-    console = Console(stderr=True)
-    start = time.perf_counter()
-    with make_executor(executor, settings) as runner:
-        console.print(f"sweep {suite}: {len(tasks)} task(s) on the {runner.describe()}")
-        plan = plan_sweep(tasks, transfer, options, slots=runner.slots, words_per_job=words_per_job,
-                          split_groups=runner.remote, word_phase=runner.remote or words_per_job is not None)
-        console.print(f"words: {plan.word_units} needed, {plan.stored_units} stored (skipped), {plan.units_to_train} to train"
-                      + (f" in {len(plan.word_jobs)} job(s)" if plan.word_jobs else " inside their first task" if plan.units_to_train else ""))
-        journal = journal_outcome if runner.remote else None  # local jobs note their files themselves
-        runner.run(plan.word_jobs, "train words", console, journal)
-        outcomes = runner.run(plan.result_jobs, "tasks", console, journal)
+    with output_dir(out, probe=False):  # a bad dataset found later leaves no empty --out either
+        settings = ExecutorSettings(workers=workers, threads=threads, address=address, log_dir=out.resolve() / ".executor",
+                                    slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_gpus=slurm_gpus, slurm_cpus=slurm_cpus,
+                                    slurm_cluster="local" if slurm_local else "slurm")
+        console = Console(stderr=True)
+        start = time.perf_counter()
+        with make_executor(executor, settings) as runner:
+            console.print(f"sweep {suite}: {len(tasks)} task(s) on the {runner.describe()}")
+            plan = plan_sweep(tasks, transfer, options, slots=runner.slots, words_per_job=words_per_job,
+                              split_groups=runner.remote, word_phase=runner.remote or words_per_job is not None)
+            console.print(f"words: {plan.word_units} needed, {plan.stored_units} stored (skipped), {plan.units_to_train} to train"
+                          + (f" in {len(plan.word_jobs)} job(s)" if plan.word_jobs else " inside their first task" if plan.units_to_train else ""))
+            journal = journal_outcome if runner.remote else None  # local jobs note their files themselves
+            runner.run(plan.word_jobs, "train words", console, journal)
+            outcomes = runner.run(plan.result_jobs, "tasks", console, journal)
     reused = sum(o.value.reused for o in outcomes)
     console.print(f"results: {len(outcomes) - reused} computed, {reused} reused (stored)")
     table = Table(title=f"suite {suite}: {len(outcomes)} runs in {time.perf_counter() - start:.0f} s")

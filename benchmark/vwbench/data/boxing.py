@@ -33,7 +33,7 @@ def _example(path: Path, name: str) -> Example:
     try:
         with Image.open(path) as image:
             width, height = image.size
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: not a readable image ({exc}); replace the photo or remove it from the subject's folder") from exc
 
     def load() -> Image.Image:

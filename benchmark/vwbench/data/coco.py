@@ -45,6 +45,22 @@ def _integer(value: object) -> int:
     return int(value)
 
 
+MAX_IMAGE_SIDE = 1_000_000  # pixels; far above any photo, and small enough for float arithmetic
+
+
+def _side(value: object) -> int:
+    """An image's width or height: a positive integer (not a float that ``int()`` would truncate)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_IMAGE_SIDE:
+        raise ValueError(f"width/height {value!r:.40} is not an integer from 1 to {MAX_IMAGE_SIDE}")
+    return value
+
+
+def _file_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"file_name {value!r:.40} is not a file name")
+    return value
+
+
 def _finite(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
@@ -59,7 +75,7 @@ def read_instances(path: Path, image_dir: str) -> list[Record]:
     check_instances(data, path)  # unique ids: a duplicate image id would merge two images' boxes
     try:
         categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
-        images = {int(i["id"]): (str(i["file_name"]), int(i["width"]), int(i["height"])) for i in data["images"]}
+        images = {int(i["id"]): (_file_name(i["file_name"]), _side(i["width"]), _side(i["height"])) for i in data["images"]}
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         what = f"lacks {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
         raise DataError(f"{path}: an image or category entry {what}; expected {EXPECTED}") from exc

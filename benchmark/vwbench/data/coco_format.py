@@ -30,6 +30,14 @@ def to_coco(examples: Sequence[Example]) -> dict:
     }
 
 
+def _id_value(ident: int | str) -> int | str:
+    """An id as a reader takes it: a string of digits is its integer."""
+    try:
+        return int(ident)
+    except ValueError:
+        return ident
+
+
 def check_instances(data: object, path: Path | str) -> None:
     """Structural checks of a COCO instances dict that a reader's per-entry checks do not catch:
     the three lists exist, and image, category and annotation ids are unique (a duplicate image id
@@ -44,9 +52,10 @@ def check_instances(data: object, path: Path | str) -> None:
             ident = entry["id"]
             if not isinstance(ident, (int, str)) or isinstance(ident, bool):
                 raise DataError(f"{path}: {key}[{i}] has id {ident!r}; expected an integer")
-            if ident in seen:
+            same = _id_value(ident)  # readers take "1000" as 1000: the two are one id
+            if same in seen:
                 raise DataError(f"{path}: duplicate {what} id {ident!r} ({key}[{i}]); ids must be unique")
-            seen.add(ident)
+            seen.add(same)
     names: set = set()
     for i, entry in enumerate(data["images"]):
         name = entry.get("file_name")

@@ -35,5 +35,8 @@ def prepare_dataset(spec: Any, root: Path, images_per_concept: int) -> tuple[Pat
     split = load_real_dataset(spec, scan, images_per_concept=images_per_concept, data_root=root, use_prepared=False)
     split.validate(images_per_concept)  # every selected file decodes to its annotated size: a bad one stops here, not in a run
     path = dataset_folder(spec, root) / SPLIT_FILE
-    atomic_write_json(path, split_payload(spec, split, images_per_concept))
+    atomic_write_json(
+        path, split_payload(spec, split, images_per_concept),
+        unwritable_fix="the split file goes beside the dataset: make that folder writable, or leave the dataset unprepared (runs select the same split from its annotations each time)",
+    )
     return path, split

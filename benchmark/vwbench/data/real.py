@@ -111,6 +111,8 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is unreadable ({exc}); expected {what}") from exc
+    except RecursionError:
+        raise DataError(f"{path} nests its JSON too deep to read; expected {what}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); expected {what}") from exc
 

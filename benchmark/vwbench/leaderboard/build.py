@@ -34,7 +34,7 @@ def read_leaderboard(path: Path, label: str) -> dict[str, Any]:
     with ``label`` (how the caller names the file)."""
     try:
         board = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise UserError(f"{label}: not a readable leaderboard.json ({exc}); write it again with `vwbench leaderboard`") from None
     if not isinstance(board, dict) or board.get("schema") != SCHEMA:
         found = board.get("schema") if isinstance(board, dict) else None

@@ -233,7 +233,7 @@ def _claim_out(out: Path, fingerprint: str, log) -> None:
     if out.is_dir() and any(out.iterdir()):
         try:
             state = json.loads((out / MARKER).read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             state = None
         if not isinstance(state, dict) or state.get("vwbench_check") != 1:
             raise UserError(f"--out {shown}: not empty; `vwbench check` re-runs from scratch, so give a new or empty folder (or leave --out out)")

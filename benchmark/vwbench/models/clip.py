@@ -100,10 +100,14 @@ def build_open_clip(path: Path, *, precision: str = "fp32", device: str | torch.
     """The architecture of ``path/open_clip_config.json`` through open_clip's factory, randomly
     initialized (weights are loaded separately, see :func:`load_weights`)."""
     _check_config(path)
-    with _quiet_open_clip():
-        return open_clip.create_model(
-            f"local-dir:{path}", load_weights=False, pretrained_text=False, precision=precision, device=device
-        )
+    try:
+        with _quiet_open_clip():
+            return open_clip.create_model(
+                f"local-dir:{path}", load_weights=False, pretrained_text=False, precision=precision, device=device
+            )
+    except (TypeError, AttributeError, ValueError, KeyError) as e:  # a config field missing or of the wrong type
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path / CONFIG_FILE}: open_clip cannot build this config ({type(e).__name__}: {reason}); restore the checkpoint's own config") from e
 
 
 def _check_config(path: Path) -> None:
@@ -112,7 +116,9 @@ def _check_config(path: Path) -> None:
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
         text_cfg = config["model_cfg"]["text_cfg"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        if not isinstance(text_cfg, dict):
+            raise TypeError("model_cfg.text_cfg is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: JSON nested too deep
         raise CheckpointError(f"{path / CONFIG_FILE}: not an open_clip config ({e})") from e
     if text_cfg.get("hf_model_name"):
         raise CheckpointError(
@@ -175,14 +181,17 @@ def load_weights(model: nn.Module, file: Path) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{file} does not match {CONFIG_FILE}: {e}") from e
+        # torch lists every mismatch on its own line under a heading: say the first, count the rest
+        problems = [line.strip() for line in str(e).splitlines()[1:] if line.strip()] or [str(e).strip()]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{file} does not match {CONFIG_FILE}: {problems[0]}{more}") from e
 
 
 def _weights_file(path: Path) -> Path:
     for name in WEIGHT_FILES:
         if (path / name).is_file():
             return path / name
-    raise CheckpointNotFound(f"{path}: no weights file ({' or '.join(WEIGHT_FILES)})")
+    raise CheckpointNotFound(f"{path}: no weights file ({' or '.join(WEIGHT_FILES)}); the checkpoint folder is incomplete: copy or download it again")
 
 
 def _text_module(model: nn.Module) -> nn.Module:
@@ -257,9 +266,9 @@ class OpenClipAdapter(ConceptModel):
         path = Path(path)
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointNotFound(
-                f"{path}: no {CONFIG_FILE}; an open_clip checkpoint folder is needed (a transformers-"
-                f"format CLIP such as openai/clip-vit-large-patch14 is not one: use its open_clip "
-                f"mirror timm/vit_large_patch14_clip_224.openai)"
+                f"{path}: no {CONFIG_FILE}; an open_clip checkpoint folder is needed (copy or download it "
+                f"again if it is incomplete; a transformers-format CLIP such as openai/clip-vit-large-patch14 "
+                f"is not one: use its open_clip mirror timm/vit_large_patch14_clip_224.openai)"
             )
         if dtype not in _PRECISION:
             raise ValueError(f"unsupported dtype {dtype}; use one of {list(_PRECISION)}")

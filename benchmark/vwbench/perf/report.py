@@ -418,7 +418,7 @@ def read_results(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"no stored bench results at {path}: run `vwbench bench` first, or pass --costs FILE") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise UserError(f"{path} is not a readable bench result ({exc}); run `vwbench bench` again") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise UserError(f"{path} is not a vwbench bench result (schema {SCHEMA!r} expected)")

@@ -76,14 +76,25 @@ def package_dir() -> Path:
     return Path(vwbench.__file__).resolve().parent
 
 
+class _DanglingLink(Exception):
+    """A file of a checkpoint folder is a link to nothing (an interrupted download, a moved cache)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
 def _walk(root: Path) -> Iterator[Path]:
     """Files under ``root`` (following symlinks), skipping hidden files and folders (``.cache``,
-    ``.git``, ...), sorted."""
+    ``.git``, ...), sorted. A link to a missing file raises :class:`_DanglingLink`."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):
-                yield Path(dirpath) / name
+                path = Path(dirpath) / name
+                if not path.exists():
+                    raise _DanglingLink(path)
+                yield path
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -103,7 +114,7 @@ def read_manifest(path: Path) -> dict[str, str]:
         files = data["files"]
         if not isinstance(files, dict):
             raise TypeError("'files' is not a mapping")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise UserError(f"checkpoint manifest {path} is unreadable ({exc}); expected {{\"files\": {{relpath: sha256}}}}") from exc
     table: dict[str, str] = {}
     for rel, digest in files.items():
@@ -269,16 +280,30 @@ def _resolve_path(pin: CheckpointPin) -> ResolvedCheckpoint:
     return ResolvedCheckpoint(folder, pin.path, None, _folder_hashes(folder, pin.manifest), origin)
 
 
+def _dangling(pin: CheckpointPin, link: Path, weights_dir: Path | None) -> CheckpointNotFound:
+    """The one-line error for a checkpoint file that links to nothing, with the way to restore it."""
+    if pin.hf_id is None:
+        folder = Path(pin.path or "")
+        fix = f"rebuild it with: vwbench zoo train --only {folder.name}" if folder.name.startswith("mini-") else "restore the folder"
+    else:
+        org, name = pin.hf_id.split("/", 1)
+        folders = [weights_dir / org / name, weights_dir / f"{org}--{name}"] if weights_dir is not None else []
+        local = next((f" --local-dir {folder}" for folder in folders if link.is_relative_to(folder)), "")  # else a hub-cache snapshot
+        fix = f"fetch it again with: hf download {pin.hf_id} --revision {pin.revision or 'main'}{local}"
+    return CheckpointNotFound(f"checkpoint {pin.hf_id or pin.path}: {link} is a link to a file that is missing (an interrupted download?); {fix}")
+
+
 def resolve_checkpoint(pin: CheckpointPin, weights_dir: Path | None = None) -> ResolvedCheckpoint:
     """Find ``pin`` on disk (see the module docstring for the order) and hash its files.
 
     ``weights_dir`` defaults to ``$VWBENCH_WEIGHTS``. Raises :class:`CheckpointNotFound` (one line,
     with the command that fetches it) when it is nowhere, and :class:`UserError` when its files
     do not match its manifest or its recorded revision differs from the pin."""
-    if pin.path is not None:
-        return _resolve_path(pin)
     if weights_dir is None and os.environ.get(WEIGHTS_ENV):
         weights_dir = Path(os.environ[WEIGHTS_ENV])
     if weights_dir is not None:
         weights_dir = Path(weights_dir).expanduser()
-    return _resolve_hub(pin, weights_dir)
+    try:
+        return _resolve_path(pin) if pin.path is not None else _resolve_hub(pin, weights_dir)
+    except _DanglingLink as exc:
+        raise _dangling(pin, exc.path, weights_dir) from None

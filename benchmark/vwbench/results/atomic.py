@@ -50,13 +50,14 @@ def _umask() -> int:
     return mask
 
 
-def write_error(path: Path, exc: OSError) -> UserError:
-    """The one-line error for an ``OSError`` met while writing ``path``, with the fix."""
+def write_error(path: Path, exc: OSError, unwritable_fix: str | None = None) -> UserError:
+    """The one-line error for an ``OSError`` met while writing ``path``, with the fix
+    (``unwritable_fix`` for a read-only folder where ``--out`` cannot move the file)."""
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free space on that disk or choose another --out; what was already saved is kept"
     elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        fix = "the folder is not writable: choose a writable output directory with --out"
+        fix = unwritable_fix or "the folder is not writable: choose a writable output directory with --out"
     else:
         fix = "check the disk, or choose another --out"
     return UserError(f"cannot write {path}: {reason}; {fix}")
@@ -80,6 +81,32 @@ def ensure_output_dir(folder: Path, flag: str = "--out", *, probe: bool = True) 
     except OSError as exc:
         raise UserError(f"cannot write in {folder} ({exc.strerror or exc}): choose a writable folder with {flag}") from exc
     return folder
+
+
+@contextmanager
+def output_dir(folder: Path, flag: str = "--out", *, probe: bool = True) -> Iterator[Path]:
+    """:func:`ensure_output_dir` for the work inside the block; when that work fails, the folders
+    this call made are removed again if nothing was written in them (a bad dataset or checkpoint
+    found after ``--out`` was made leaves no empty folder behind)."""
+    folder = Path(folder)
+    made = next((p for p in reversed([folder, *folder.parents]) if not p.exists()), None)
+    ensure_output_dir(folder, flag, probe=probe)
+    try:
+        yield folder
+    except BaseException:
+        if made is not None:
+            _remove_if_empty(made)
+        raise
+
+
+def _remove_if_empty(root: Path) -> None:
+    """Remove ``root`` and its subfolders when no file (nor link) is anywhere below it."""
+    tree = list(os.walk(root, topdown=False))
+    if any(files or any(os.path.islink(os.path.join(d, n)) for n in names) for d, names, files in tree):
+        return
+    with suppress(OSError):
+        for dirpath, _, _ in tree:
+            os.rmdir(dirpath)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -115,20 +142,21 @@ def _synced_temp(path: Path, data: bytes, phase: str) -> str:
     return tmp
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file") -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file", unwritable_fix: str | None = None) -> None:
     """Write ``data`` to ``path`` atomically. ``phase`` names the kind of file for the fault
-    points (``write:<phase>:tmp|synced|renamed``) the crash tests stop at."""
+    points (``write:<phase>:tmp|synced|renamed``) the crash tests stop at; ``unwritable_fix`` is
+    the error's advice for a read-only folder (see :func:`write_error`)."""
     path = Path(path)
     try:
         tmp = _synced_temp(path, data, phase)
     except OSError as exc:
-        raise write_error(path, exc) from exc
+        raise write_error(path, exc, unwritable_fix) from exc
     try:
         faults.point(f"write:{phase}:synced")
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise write_error(path, exc) from exc
+        raise write_error(path, exc, unwritable_fix) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -136,8 +164,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, phase: str = "file") -> None:
     faults.point(f"write:{phase}:renamed")
 
 
-def atomic_write_json(path: Path, payload: Any, *, phase: str = "file") -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), phase=phase)
+def atomic_write_json(path: Path, payload: Any, *, phase: str = "file", unwritable_fix: str | None = None) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode(), phase=phase, unwritable_fix=unwritable_fix)
 
 
 def check_targets(paths: list[Path], flag: str = "--out") -> None:

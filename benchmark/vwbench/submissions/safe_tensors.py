@@ -90,7 +90,7 @@ def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_byt
         raise TensorFileError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise TensorFileError(f"{path.name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
     if not isinstance(header, dict):
         raise TensorFileError(f"{path.name}: the header is not a JSON object: not safetensors")

@@ -247,7 +247,7 @@ def _previous_quality(path: Path) -> dict[str, Any]:
     """The quality numbers stored beside the previous card (``zoo/quality.json``), if readable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -257,6 +257,19 @@ def test_coco_json_nested_too_deep_is_one_line(tmp_path):
     assert _one_line(exc).startswith(f"{path} nests its JSON too deep to read; expected ")
 
 
+def test_a_folder_named_like_an_annotation_or_image_file_is_called_a_folder(tmp_path):
+    path = _coco(tmp_path, lambda d: None)
+    victim = sorted((path.parents[1] / "train2017").iterdir())[0]
+    victim.unlink()
+    victim.mkdir()
+    with pytest.raises(DataError, match=f"^{victim} is a folder; expected the image file of coco"):
+        load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(DataError, match=f"^{path} is a folder; expected a COCO instances file"):
+        load_coco_dataset(paper_spec("coco"), images_per_concept=2, data_root=tmp_path)
+
+
 def test_coco_missing_image_file(tmp_path):
     spec = paper_spec("coco")
     folder = fx.write_coco(tmp_path / "coco", names(spec), train_n=2)

@@ -33,7 +33,7 @@ def _year(spec: Any, folder: Path) -> str:
             raise DataError(f"dataset {spec.name}: options.year is {year!r}; choose one of {', '.join(YEARS)}")
         return str(year)
     for candidate in YEARS:
-        if (folder / "annotations" / f"instances_train{candidate}.json").is_file():
+        if (folder / "annotations" / f"instances_train{candidate}.json").exists():  # a folder there is reported as one
             return candidate
     raise DataError(f"{folder / 'annotations' / 'instances_train2017.json'} not found (nor the 2014 file); expected {EXPECTED}")
 

@@ -100,6 +100,8 @@ def dataset_folder(spec: Any, data_root: Path | str | None) -> Path:
 
 
 def require_file(path: Path, what: str) -> Path:
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected {what}")
     if not path.is_file():
         raise DataError(f"{path} not found; expected {what}")
     return path

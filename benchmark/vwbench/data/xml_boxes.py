@@ -42,6 +42,8 @@ def _number(node: ET.Element, tag: str, path: Path, where: str) -> float:
 
 def read_xml_annotation(path: Path) -> XmlAnnotation:
     """Parse one annotation file; a missing, unparsable or incomplete file is a :class:`DataError`."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected {EXPECTED}")
     if not path.is_file():
         raise DataError(f"{path} not found; expected {EXPECTED}")
     try:

@@ -94,7 +94,9 @@ def test_unknown_task_is_one_line_exit_2():
     [
         # `python -m vwbench.cli` is the program's name here (click's), `vwbench` when installed
         (["run", "--dataset", "synth-coco"], "error: Missing option '--task' / '-t'; see 'python -m vwbench.cli run --help'"),
-        (["run", "--task"], "error: Option '--task' requires an argument; see 'vwbench --help'"),
+        # click raises these before it knows the command: the path is read from the arguments
+        (["run", "--task"], "error: Option '--task' requires an argument; see 'vwbench run --help'"),
+        (["zoo", "report", "--out"], "error: Option '--out' requires an argument; see 'vwbench zoo report --help'"),
         (["run", "--task", "clip->clip", "--steps", "abc"], "error: Invalid value for '--steps': Input should be a valid integer, unable to parse string as an integer; see 'python -m vwbench.cli run --help'"),
         (["nosuch"], "error: No such command 'nosuch'; see 'python -m vwbench.cli --help'"),
     ],

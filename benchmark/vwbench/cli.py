@@ -245,6 +245,19 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
+def _command_path(args: list[str]) -> str:
+    """``vwbench SUB [SUBSUB]`` as far as ``args`` name commands (for errors click raises before it
+    knows the command, such as an option missing its value)."""
+    command, path = typer.main.get_command(app), ["vwbench"]
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command = sub
+        path.append(arg)
+    return " ".join(path)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:
@@ -266,7 +279,7 @@ def main() -> None:
         if callable(getattr(exc, "format_message", None)) and getattr(exc, "exit_code", None) == 2:
             # a usage error (missing or malformed option): one line, like every other bad input
             ctx, message = getattr(exc, "ctx", None), exc.format_message().rstrip(".")
-            command = ctx.command_path if ctx is not None else "vwbench"
+            command = ctx.command_path if ctx is not None else _command_path(sys.argv[1:])
             if message:  # none when a group was called without a command: its help is printed
                 print(f"error: {message}; see '{command} --help'", file=sys.stderr)
             sys.exit(2)

@@ -65,13 +65,18 @@ def compute_setup(device_name: str, threads: int | None) -> tuple[torch.device, 
     return device, (torch.float16 if device.type == "cuda" else torch.float32)
 
 
+def check_device_name(name: str) -> None:
+    """A one-line :class:`UserError` for a device name vwbench does not know."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
 def resolve_device(name: str) -> torch.device:
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -114,14 +119,14 @@ class _ModelCache:
         )
         key = self._key(spec)
         if key not in self._models:
-            model = _load_adapter(spec.family, resolved.path, self.device, self.dtype)
+            model = load_adapter(spec.family, resolved.path, self.device, self.dtype)
             if self.feature_cache is not None:
                 model.use_feature_cache(self.feature_cache, {"checkpoint": resolved.name, "files": dict(resolved.files)})
             self._models[key] = model
         return self._models[key], resolved
 
 
-def _load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dtype):
+def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dtype):
     """Load a checkpoint; a damaged one (truncated weights, broken config) is a one-line error."""
     from safetensors import SafetensorError
 
@@ -273,15 +278,19 @@ def check_task_fits(task: TaskSpec, options: RunOptions) -> None:
     check_words_fit_models(task, _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir), hp.n_vectors)
 
 
-def check_run_options(task: TaskSpec, options: RunOptions) -> None:
+def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:
     """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
-    overrides, --anchors without --delta, the device and the transfer. The CLI calls this before it
-    makes --out, so a bad option is a one-line error that leaves no folder behind."""
+    overrides, --anchors without --delta, the device (only its name when the run goes to workers
+    elsewhere, ``runs_here=False``: they may have the GPU this machine lacks) and the transfer. The
+    CLI calls this before it makes --out, so a bad option is a one-line error that leaves no folder."""
     from vwbench.submissions.run_support import prepare_transfer
 
     resolve_hyperparameters(task, options)
     check_fracture_options(options)
-    resolve_device(options.device)
+    if runs_here:
+        resolve_device(options.device)
+    else:
+        check_device_name(options.device)
     prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
 
 

@@ -135,3 +135,33 @@ def test_an_analysis_with_a_folder_where_its_file_goes_is_refused_before_the_wor
     code, err = _cli(monkeypatch, capsys, "analyze", "neighbors", "--result", str(result), "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "an" / "nb"), "--device", "cpu")
     assert code == 2 and "nb.json: it is a folder" in err and err.count("\n") == 1
     assert sorted(p.name for p in (tmp_path / "an").iterdir()) == ["nb.json", "tr.png"]
+
+
+def test_an_analysis_whose_checkpoint_is_damaged_is_one_line_and_leaves_no_folder(tiny_tasks, tmp_path, monkeypatch, capsys):
+    """Models load through the runner's loader (a damaged checkpoint is one line, not a
+    SafetensorError traceback), and the --out folder the analysis made is removed again."""
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    res = CliRunner().invoke(app, ["run", "--task", "clip->clip", "--dataset", "synth-tiny", "--steps", "0", "--trials", "1", "--tasks-dir", str(tiny_tasks),
+                                   "--out", str(tmp_path / "runs"), "--device", "cpu", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    result = next((tmp_path / "runs" / "results").rglob("*.json"))
+    tasks = tmp_path / "tasks"
+    shutil.copytree(tiny_tasks, tasks)
+    damaged = tmp_path / "clip"
+    shutil.copytree(tiny_tasks.parent / "clip", damaged)
+    weights = next(damaged.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    (damaged / "manifest.json").unlink()  # hashing it would refuse first; the load is what is tested
+    tier = yaml.safe_load((tasks / "models" / "tiny.yaml").read_text())
+    tier["models"]["clip"]["checkpoint"] = {"path": str(damaged)}
+    (tasks / "models" / "tiny.yaml").write_text(yaml.safe_dump(tier))
+    out = tmp_path / "new" / "sub" / "nb"
+    code, err = _cli(monkeypatch, capsys, "analyze", "neighbors", "--result", str(result), "--tasks-dir", str(tasks), "--out", str(out), "--device", "cpu")
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: checkpoint {damaged} cannot be loaded (SafetensorError"), err
+    assert not (tmp_path / "new").exists()

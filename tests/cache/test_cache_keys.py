@@ -76,7 +76,7 @@ def test_a_run_names_its_checkpoints_files_in_the_feature_namespace(tmp_path, mo
     files = {"open_clip_model.safetensors": "f" * 64}
     resolved = SimpleNamespace(name="tiny-clip", revision=None, files=files, path=tmp_path / "clip")
     monkeypatch.setattr(runner._ModelCache, "resolve", lambda self, spec: resolved)
-    monkeypatch.setattr(runner, "_load_adapter", lambda family, path, device, dtype: _model())
+    monkeypatch.setattr(runner, "load_adapter", lambda family, path, device, dtype: _model())
     cache = runner._ModelCache(torch.device("cpu"), torch.float32, None, tmp_path / "features")
     spec = SimpleNamespace(family="clip", checkpoint=None)
     model, _ = cache.get(spec, "source")

@@ -345,6 +345,10 @@ def test_dreambooth_without_boxes_says_how_to_make_them(tmp_path):
     with pytest.raises(DataError) as exc:
         load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path)
     assert "vwbench data box" in _one_line(exc)
+    (tmp_path / "dreambooth" / "boxes.json").mkdir()
+    with pytest.raises(DataError) as exc:
+        load_dreambooth_dataset(spec, images_per_concept=8, data_root=tmp_path)
+    assert _one_line(exc).startswith(f"{tmp_path / 'dreambooth' / 'boxes.json'} is a folder; expected the COCO file of DreamBooth's boxes")
 
 
 def main_exit(monkeypatch, capsys, *args: str) -> tuple[int, str]:

@@ -130,3 +130,25 @@ def test_sweep_refuses_options_of_another_executor(tmp_path):
                             (["--executor", "ray", "--slurm-partition", "gpu"], "--slurm-partition applies to --executor slurm")):
         res = runner.invoke(app, base + extra)
         assert res.exit_code != 0 and isinstance(res.exception, UserError) and expected in str(res.exception), (extra, res.output)
+
+
+def test_a_sweep_for_workers_elsewhere_checks_only_the_device_name(tiny_tasks, tmp_path, monkeypatch):
+    """The workers of ray/slurm may have the GPU the submitting machine lacks: `--device cuda` goes
+    on to the executor there (which here finds no sbatch), where a local sweep refuses it at once;
+    an unknown device name is refused either way. No --out is left behind."""
+    import shutil as shutil_module
+
+    import torch
+
+    pytest.importorskip("submitit", reason="submitit is not installed")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(shutil_module, "which", lambda name, *a, **k: None)
+    runner, out = CliRunner(), tmp_path / "out"
+    base = ["sweep", "--suite", "tiny", "--tasks-dir", str(tiny_tasks), "--out", str(out)]
+    slurm = runner.invoke(app, [*base, "--executor", "slurm", "--device", "cuda"])
+    assert isinstance(slurm.exception, UserError) and "found no sbatch on PATH" in str(slurm.exception), slurm.output
+    local = runner.invoke(app, [*base, "--device", "cuda"])
+    assert isinstance(local.exception, UserError) and "no CUDA device is available" in str(local.exception), local.output
+    unknown = runner.invoke(app, [*base, "--executor", "slurm", "--device", "tpu"])
+    assert isinstance(unknown.exception, UserError) and str(unknown.exception) == "unknown device 'tpu'; use auto, cpu or cuda"
+    assert not out.exists()

@@ -231,3 +231,20 @@ def test_a_manifest_nested_too_deep_is_a_one_line_error(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(UserError, match="^checkpoint manifest .* is unreadable"):
         resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
+
+
+def test_a_gone_blob_of_a_hub_cache_given_as_weights_names_that_cache(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    snapshot = make_hub_cache(weights, REV, FILES, {"weights/model.safetensors"})
+    (snapshot / "weights" / "model.safetensors").resolve().unlink()
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(CheckpointPin(hf_id=HF_ID, revision=REV), weights)
+    assert str(info.value).endswith(f"fetch it again with: hf download {HF_ID} --revision {REV} --cache-dir {weights}")
+
+
+def test_a_manifest_listed_file_linking_to_nothing_says_how_to_rebuild_it(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "zoo" / "mini-clip", FILES, {k: sha(v) for k, v in FILES.items()})
+    (folder / "config.json").unlink()
+    os.symlink(tmp_path / "gone.json", folder / "config.json")
+    with pytest.raises(CheckpointNotFound, match=f"^checkpoint {folder}: {folder / 'config.json'} is a link to a file that is missing .*; rebuild it with: vwbench zoo train --only mini-clip$"):
+        resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))

@@ -214,6 +214,17 @@ def test_bad_run_options_are_user_errors_and_leave_no_out_folder(study_tasks, tm
     assert not out.exists()
 
 
+def test_align_takes_a_submitted_transfer_method_folder(study_tasks, tmp_path) -> None:
+    """The committed studies board checks align with submissions/ref-lstsq: a folder submission
+    is a transfer method align fits on image features (only the built-in anchor is refused)."""
+    submission = Path(__file__).resolve().parents[2] / "submissions" / "ref-lstsq"
+    out = tmp_path / "out"
+    res = vw("run", "--task", "align:owlv2->clip", "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(out), "--device", "cpu", "--transfer", str(submission))
+    assert res.exit_code == 0, res.output
+    stored = json.loads(Path(res.stdout.strip()).read_text())
+    assert stored["transfer"] == "ref-lstsq" and stored["task"] == "align:owlv2->clip"
+
+
 def test_the_cli_exits_2_with_one_line(study_tasks, tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "vwbench.cli", "run", "--task", "probe:nope", "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(tmp_path)],

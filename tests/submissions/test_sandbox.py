@@ -3,6 +3,8 @@ and the calling process carries on unharmed."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import time
 from pathlib import Path
@@ -151,3 +153,13 @@ def test_garbage_and_crashes_are_that_submissions_failure(tmp_path: Path, map_bo
     # the calling process is unharmed: a good submission still runs
     mapped, _, _ = run(transfer_folder(tmp_path / "after", LSTSQ_BODY))
     assert mapped.shape == (5, 6)
+
+
+def test_a_describe_file_nested_too_deep_is_left_out_not_a_traceback(tmp_path: Path) -> None:
+    from vwbench.submissions.sandbox import _read_describe
+
+    path = tmp_path / "describe.json"
+    path.write_text("[" * 30_000 + "]" * 30_000)  # under the 64 kB cap
+    assert _read_describe(path) == {}
+    path.write_text(json.dumps({"name": "m", "rank": 3}))
+    assert _read_describe(path) == {"name": "m", "rank": 3}

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from vwbench.errors import UserError
-from vwbench.registry import TaskRegistry, adapter_class, resolve_checkpoint
+from vwbench.registry import TaskRegistry, resolve_checkpoint
 from vwbench.registry.schema import ModelSpec, TaskSpec
 from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, load_wordset
@@ -28,12 +28,14 @@ class Models:
         key = f"{spec.family}:{resolved.path}"
         if key not in self._cache:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-            self._cache[key] = adapter_class(spec.family).from_pretrained(resolved.path, device=self.device, dtype=dtype)
+            from vwbench.runner import load_adapter  # damaged checkpoints are one-line errors
+
+            self._cache[key] = load_adapter(spec.family, resolved.path, self.device, dtype)
         return self._cache[key]
 
 
 @dataclass
-class StoredRun:
+class OpenedRun:
     path: Path
     result: RunResult
     task: TaskSpec
@@ -94,7 +96,7 @@ def _submitted_words(path: Path, task: TaskSpec, models: Models) -> WordSet | No
     )
 
 
-def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -> StoredRun:
+def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -> OpenedRun:
     """A stored result with its words: vwbench's own word file, or (given ``models``, to check it
     against the source's vocabulary) the embeddings submission the run evaluated."""
     result = read_result(path)
@@ -111,10 +113,10 @@ def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -
                             "recorded); restore it or run the task again")
     if words is None:
         raise UserError(f"{path}: its trained words {words_file} are missing or unreadable; run the task again to retrain them")
-    return StoredRun(Path(path), result, task, words)
+    return OpenedRun(Path(path), result, task, words)
 
 
-def sd_words(run: StoredRun, models: Models) -> tuple[Any, torch.Tensor]:
+def sd_words(run: OpenedRun, models: Models) -> tuple[Any, torch.Tensor]:
     """The Stable Diffusion model a layer analysis runs on, and the run's words in its space:
     transferred words when SD is the target, trained words when it is the source."""
     if run.task.target.family == "sd":

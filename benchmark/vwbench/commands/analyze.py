@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
@@ -41,18 +43,19 @@ def _check_out(out: Path | None) -> None:
         raise UserError(f"--out {str(out)!r} names no file: give a file stem such as analyses/tsne (STEM.json and STEM.png are written), or leave --out out")
 
 
-def _stem(out: Path | None, results: list[Path], name: str, suffixes: tuple[str, ...] = (".json", ".png")) -> Path:
-    """Where the analysis goes: its folder checked writable and its files (``STEM`` + each of
-    ``suffixes``) checked writable now, before the work (a folder in the way is a one-line error)."""
-    from vwbench.results.atomic import check_targets, ensure_output_dir
+@contextmanager
+def _analysis_out(out: Path | None, results: list[Path], name: str, suffixes: tuple[str, ...] = (".json", ".png")) -> Iterator[Path]:
+    """Where the analysis goes (``STEM`` + each of ``suffixes``), for the work inside the block: the
+    files checked writable and their folder made before the work (a folder in the way is a one-line
+    error), and that folder removed again if the work fails before anything was written in it."""
+    from vwbench.analysis import default_stem
+    from vwbench.results.atomic import check_targets, output_dir
 
     _check_out(out)
-    from vwbench.analysis import default_stem
-
     stem = out if out is not None else default_stem(name, results[0])
-    ensure_output_dir(stem.parent, "--out")
     check_targets([stem.with_suffix(suffix) for suffix in suffixes])
-    return stem
+    with output_dir(stem.parent, "--out"):
+        yield stem
 
 
 def _parse_layers(text: str | None) -> list[int] | None:
@@ -86,19 +89,19 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
 
     _check_out(out)
     _, runs, models = _setup(result, tasks_dir, weights, device)
-    stem = _stem(out, result, "neighbors", (".json",))
-    report = []
-    for run in runs:
-        source, target = run.source(models), run.target(models)
-        words = neighbor_report(run.words, source.vocabulary(), run.words.vectors, target.vocabulary(), run.mapped(models), k)
-        report.append({"result": str(run.path), "task": run.task.name, "dataset": run.task.dataset.name, "transfer": run.result.transfer, "words": words})
-        for w in words:
-            src = " | ".join(" ".join(t for t, _ in vec) for vec in w["source"])
-            tgt = " | ".join(" ".join(t for t, _ in vec) for vec in w["target"])
-            typer.echo(f"{run.task.name} {w['concept']} trial {w['trial']} (init {w['init_word']}): {run.task.source.family}: {src}  ->  {run.task.target.family}: {tgt}")
-    path = stem.with_suffix(".json")
-    atomic_write_json(path, report)
-    typer.echo(f"written: {path}")
+    with _analysis_out(out, result, "neighbors", (".json",)) as stem:
+        report = []
+        for run in runs:
+            source, target = run.source(models), run.target(models)
+            words = neighbor_report(run.words, source.vocabulary(), run.words.vectors, target.vocabulary(), run.mapped(models), k)
+            report.append({"result": str(run.path), "task": run.task.name, "dataset": run.task.dataset.name, "transfer": run.result.transfer, "words": words})
+            for w in words:
+                src = " | ".join(" ".join(t for t, _ in vec) for vec in w["source"])
+                tgt = " | ".join(" ".join(t for t, _ in vec) for vec in w["target"])
+                typer.echo(f"{run.task.name} {w['concept']} trial {w['trial']} (init {w['init_word']}): {run.task.source.family}: {src}  ->  {run.task.target.family}: {tgt}")
+        path = stem.with_suffix(".json")
+        atomic_write_json(path, report)
+        typer.echo(f"written: {path}")
 
 
 @analyze_app.command("truncation")
@@ -120,23 +123,23 @@ def truncation_command(
     _check_out(out)
     _parse_layers(layers)
     registry, (run,), models = _setup(result, tasks_dir, weights, device)
-    stem = _stem(out, result, "truncation")
-    sd, vectors = sd_words(run, models)
-    judge = models.get(registry.models(run.task.tier)["judge"])
-    total = n_blocks(sd)
-    chosen = _layers(layers, total)
-    ev = run.task.eval
-    rows = truncation_accuracy(
-        sd, judge, vectors, run.words.concepts, run.task.dataset.concept_names, chosen,
-        generations=generations or ev.generations_per_word, steps=inference_steps or ev.inference_steps,
-        guidance=ev.guidance_scale, seed=run.result.seed,
-    )
-    payload = {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows}
-    figure = truncation_figure(rows, total, f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
-    save_json_and_png(stem, payload, figure)
-    for r in rows:
-        typer.echo(f"first {r['layers']}/{total} blocks: generation accuracy {r['accuracy']:.3f}")
-    typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
+    with _analysis_out(out, result, "truncation") as stem:
+        sd, vectors = sd_words(run, models)
+        judge = models.get(registry.models(run.task.tier)["judge"])
+        total = n_blocks(sd)
+        chosen = _layers(layers, total)
+        ev = run.task.eval
+        rows = truncation_accuracy(
+            sd, judge, vectors, run.words.concepts, run.task.dataset.concept_names, chosen,
+            generations=generations or ev.generations_per_word, steps=inference_steps or ev.inference_steps,
+            guidance=ev.guidance_scale, seed=run.result.seed,
+        )
+        payload = {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows}
+        figure = truncation_figure(rows, total, f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
+        save_json_and_png(stem, payload, figure)
+        for r in rows:
+            typer.echo(f"first {r['layers']}/{total} blocks: generation accuracy {r['accuracy']:.3f}")
+        typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
 
 
 @analyze_app.command("tsne")
@@ -152,26 +155,26 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
     _check_out(out)
     _parse_layers(layers)
     _, runs, models = _setup(result, tasks_dir, weights, device)
-    stem = _stem(out, result, "tsne")
-    per_layer: dict[int, list] = {}
-    concepts: list[str] = []
-    anchors: list[str] = []
-    total = None
-    for run in runs:
-        sd, vectors = sd_words(run, models)
-        if total is not None and n_blocks(sd) != total:
-            raise UserError("analyze tsne: the results use text encoders of different depths; pool runs of one model")
-        total = n_blocks(sd)
-        chosen = _layers(layers, total)
-        for n, acts in pooled_activations(sd, vectors, chosen).items():
-            per_layer.setdefault(n, []).append(acts)
-        concepts += list(run.words.concepts)
-        anchors += run.word_anchors
-    embeddings = {n: tsne_2d(np.concatenate(parts)) for n, parts in per_layer.items()}
-    payload = {
-        "results": [str(p) for p in result], "blocks": total, "concepts": concepts, "anchors": anchors,
-        "points": {str(n): e.round(4).tolist() for n, e in embeddings.items()},
-    }
-    save_json_and_png(stem, payload, tsne_figure(embeddings, concepts, anchors, total, "pooled token activations (t-SNE)"))
-    typer.echo(f"{len(concepts)} words, blocks {sorted(embeddings)} of {total}")
-    typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
+    with _analysis_out(out, result, "tsne") as stem:
+        per_layer: dict[int, list] = {}
+        concepts: list[str] = []
+        anchors: list[str] = []
+        total = None
+        for run in runs:
+            sd, vectors = sd_words(run, models)
+            if total is not None and n_blocks(sd) != total:
+                raise UserError("analyze tsne: the results use text encoders of different depths; pool runs of one model")
+            total = n_blocks(sd)
+            chosen = _layers(layers, total)
+            for n, acts in pooled_activations(sd, vectors, chosen).items():
+                per_layer.setdefault(n, []).append(acts)
+            concepts += list(run.words.concepts)
+            anchors += run.word_anchors
+        embeddings = {n: tsne_2d(np.concatenate(parts)) for n, parts in per_layer.items()}
+        payload = {
+            "results": [str(p) for p in result], "blocks": total, "concepts": concepts, "anchors": anchors,
+            "points": {str(n): e.round(4).tolist() for n, e in embeddings.items()},
+        }
+        save_json_and_png(stem, payload, tsne_figure(embeddings, concepts, anchors, total, "pooled token activations (t-SNE)"))
+        typer.echo(f"{len(concepts)} words, blocks {sorted(embeddings)} of {total}")
+        typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")

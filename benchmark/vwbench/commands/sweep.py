@@ -75,7 +75,7 @@ def sweep_command(
                          weights_dir=weights.resolve() if weights else None, data_root=data_root.resolve() if data_root else None)
     for task in tasks:  # a bad --steps/--trials/--seed, device or transfer leaves no --out folder behind
         for method in [None] if task.in_domain or not transfer else transfer:
-            check_run_options(task, replace(options, transfer=method))
+            check_run_options(task, replace(options, transfer=method), runs_here=executor == "local" or slurm_local)
     with output_dir(out, probe=False):  # a bad dataset found later leaves no empty --out either
         settings = ExecutorSettings(workers=workers, threads=threads, address=address, log_dir=out.resolve() / ".executor",
                                     slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_gpus=slurm_gpus, slurm_cpus=slurm_cpus,

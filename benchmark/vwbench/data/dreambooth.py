@@ -48,6 +48,8 @@ def boxes_path(spec: Any, folder: Path) -> Path:
 
 def scan_dreambooth(spec: Any, folder: Path) -> Pools:
     path = boxes_path(spec, folder)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected the COCO file of DreamBooth's boxes (move it away, then `vwbench data box --root {folder.parent}`)")
     if not path.is_file():
         raise DataError(f"{path} not found; DreamBooth has no boxes: create them with `vwbench data box --root {folder.parent}` and review them")
     prefix = subjects_dir(folder).relative_to(folder).as_posix()

@@ -140,6 +140,8 @@ def verify_manifest(folder: Path, manifest: Path) -> dict[str, str]:
                         "restore the manifest, or re-fetch the checkpoint")
     for rel, digest in expected.items():
         file = folder / rel
+        if file.is_symlink() and not file.exists():
+            raise _DanglingLink(file)
         if not file.is_file():
             raise UserError(f"checkpoint {folder}: file {rel} listed in {manifest.name} is missing; the checkpoint is incomplete")
         actual = sha256_file(file)
@@ -288,8 +290,10 @@ def _dangling(pin: CheckpointPin, link: Path, weights_dir: Path | None) -> Check
     else:
         org, name = pin.hf_id.split("/", 1)
         folders = [weights_dir / org / name, weights_dir / f"{org}--{name}"] if weights_dir is not None else []
-        local = next((f" --local-dir {folder}" for folder in folders if link.is_relative_to(folder)), "")  # else a hub-cache snapshot
-        fix = f"fetch it again with: hf download {pin.hf_id} --revision {pin.revision or 'main'}{local}"
+        where = next((f" --local-dir {folder}" for folder in folders if link.is_relative_to(folder)), "")
+        if not where and weights_dir is not None and link.is_relative_to(weights_dir):
+            where = f" --cache-dir {weights_dir}"  # --weights is a hub cache
+        fix = f"fetch it again with: hf download {pin.hf_id} --revision {pin.revision or 'main'}{where}"
     return CheckpointNotFound(f"checkpoint {pin.hf_id or pin.path}: {link} is a link to a file that is missing (an interrupted download?); {fix}")
 
 

@@ -73,12 +73,13 @@ def check_study_transfer(spec: StudySpec, transfer: str | None):
         return None
     from vwbench.submissions.run_support import prepare_transfer
     from vwbench.submissions.transfers import LinearMapTransfer
+    from vwbench.transfer.anchor import AnchorTransfer
 
     source, target = spec.encoder("source"), spec.encoder("target")
     prepared = prepare_transfer(transfer or spec.transfer or "lstsq", source.model.family, target.model.family)
     if isinstance(prepared.method, LinearMapTransfer):
         raise UserError(f"--transfer {transfer}: a linear-map submission maps one vocabulary to another; {spec.family} fits its map on image features (give a method name or a transfer-method folder)")
-    if getattr(prepared.method, "uses_init_words", False):
+    if isinstance(prepared.method, AnchorTransfer):  # a submitted folder may use init words where it has them
         raise UserError(f"--transfer {prepared.label}: it maps each word to its concept's init word, and {spec.family} maps image features, which have none; choose lstsq, ridge, procrustes, knn, random or a transfer-method folder")
     return prepared
 

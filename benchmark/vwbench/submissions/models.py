@@ -29,11 +29,12 @@ def load_model(role: str, *, tier: str, tasks_dir: Path | None = None, weights: 
     An unknown tier or role is a :class:`UserError` naming the known ones."""
     import torch
 
-    from vwbench.registry import TaskRegistry, adapter_class, resolve_checkpoint
+    from vwbench.registry import TaskRegistry, resolve_checkpoint
+    from vwbench.runner import load_adapter
 
     specs = TaskRegistry.from_dir(tasks_dir).models(tier)
     if role not in specs:
         raise UserError(f"tier {tier} has no model {role!r} (its roles: {', '.join(specs)})")
     spec = specs[role]
     resolved = resolve_checkpoint(spec.checkpoint, weights)
-    return adapter_class(spec.family).from_pretrained(resolved.path, device=torch.device("cpu"), dtype=torch.float32)
+    return load_adapter(spec.family, resolved.path, torch.device("cpu"), torch.float32)

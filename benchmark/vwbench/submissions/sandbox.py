@@ -179,7 +179,7 @@ def _read_describe(path: Path) -> dict:
         if path.stat().st_size > 64_000:
             return {"describe": "omitted: over 64 kB"}
         payload = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return {}
     return payload if isinstance(payload, dict) else {}
 

@@ -125,7 +125,7 @@ def _include_problem(target: Path) -> str | None:
 
 def _as_written(name: str) -> str:
     """An include target as the file spells it, with any control character escaped."""
-    return name if name and name.isprintable() else repr(name)
+    return name if name.strip() and name.isprintable() else repr(name)  # quoted when blank
 
 
 @dataclass

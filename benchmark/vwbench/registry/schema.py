@@ -446,6 +446,11 @@ class SettingsOverride(_Strict):
     transfer: dict[str, Any] = Field(default_factory=dict)
 
 
+def _at(key: tuple[str, ...], message: str) -> PydanticCustomError:
+    """A model-level check's error that the task loader reports at ``key``'s own file:line."""
+    return PydanticCustomError("located", "{message}", {"message": message, "option_loc": key})
+
+
 class TierFile(_Strict):
     """``tasks/models/<tier>.yaml``: the models of a tier, one per family, and the judge."""
 
@@ -457,14 +462,15 @@ class TierFile(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> TierFile:
+        # option_loc: the loader reports each at its own key's file:line, not the file's first line
         missing = [f for f in FAMILIES if f not in self.models]
         if missing:
-            raise ValueError(f"tier {self.tier!r} has no model for: {', '.join(missing)}")
+            raise _at(("models",), f"tier {self.tier!r} has no model for: {', '.join(missing)}")
         for family, spec in self.models.items():
             if spec.family != family:
-                raise ValueError(f"models.{family} has family {spec.family!r}")
+                raise _at(("models", family), f"models.{family} has family {spec.family!r}")
         if self.judge.kind != "classification":
-            raise ValueError("the judge must be a classification model")
+            raise _at(("judge",), "the judge must be a classification model")
         return self
 
 

@@ -55,7 +55,8 @@ def compute_environment(device: str = "cpu") -> dict[str, str | int]:
 
 
 def git_commit() -> str | None:
-    """The commit of the vwbench checkout, when vwbench runs from one (``None`` otherwise)."""
+    """The commit of the vwbench checkout, when vwbench runs from one (``None`` otherwise), with
+    ``-dirty`` when tracked files differ from it and ``-unchecked`` when ``git status`` failed."""
     repo = Path(vwbench.__file__).resolve().parents[2]
     if not (repo / ".git").exists():
         return None
@@ -65,7 +66,12 @@ def git_commit() -> str | None:
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+    try:
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return out.stdout.strip() + "-unchecked"  # a slow checkout: the commit, with no claim that it is clean
+    if dirty.returncode != 0:
+        return out.stdout.strip() + "-unchecked"
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 

@@ -153,7 +153,7 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         report.problems.append(f"cannot read {', '.join(str(p.relative_to(folder)) for p in unreadable[:5])} (check the files' permissions)")
         return report
     if size > MAX_FOLDER_BYTES or len(files) > MAX_FOLDER_FILES:
-        report.problems.append(f"the folder holds {len(files)} files, {size} bytes; the limits are {MAX_FOLDER_FILES} files, {MAX_FOLDER_BYTES} bytes")
+        report.problems.append(f"the folder holds {len(files)} entries (files and folders), {size} bytes; the limits are {MAX_FOLDER_FILES} entries, {MAX_FOLDER_BYTES} bytes")
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
         report.problems.append(f"submission.yaml is over {MAX_MANIFEST_BYTES} bytes")
         return report

@@ -11,14 +11,8 @@ from vwbench.errors import UserError
 from vwbench.registry import TaskRegistry
 
 from .conftest import edit, line_of
-
-
-def load_error(tasks: Path) -> str:
-    with pytest.raises(UserError) as info:
-        TaskRegistry.from_dir(tasks)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+from .test_checkpoints import make_folder, sha
+from .test_loader import load_error
 
 
 def test_an_include_cycle_names_every_file_of_the_loop_back_to_the_first(tasks_copy: Path) -> None:
@@ -56,7 +50,7 @@ def test_further_errors_are_counted_after_the_first(tasks_copy: Path, typos: int
 
 
 @pytest.mark.parametrize("manifest", ["..", ".", "", "sub/manifest.json"])
-def test_a_manifest_must_be_a_file_name_inside_the_folder(manifest: str) -> None:
+def test_a_manifest_must_be_a_file_name_inside_themake_folder(manifest: str) -> None:
     from pydantic import ValidationError
 
     from vwbench.registry.schema import CheckpointPin
@@ -93,38 +87,21 @@ def test_a_tier_model_of_another_family_is_reported_at_its_key(tasks_copy: Path)
 # ---- checkpoints ---------------------------------------------------------------------------------
 
 
-def _sha(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def _folder(root: Path, files: dict[str, bytes], manifest: dict[str, str] | None) -> Path:
-    import json
-
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    if manifest is not None:
-        (root / "manifest.json").write_text(json.dumps({"files": manifest}))
-    return root
-
-
 CKPT_FILES = {"config.json": b'{"a": 1}', "model.safetensors": b"\x01" * 64}
 
 
 def test_a_manifest_written_in_upper_case_hex_verifies_and_reports_lower_case(tmp_path: Path) -> None:
     from vwbench.registry import CheckpointPin, resolve_checkpoint
 
-    folder = _folder(tmp_path / "ckpt", CKPT_FILES, {k: _sha(v).upper() for k, v in CKPT_FILES.items()})
+    folder = make_folder(tmp_path / "ckpt", CKPT_FILES, {k: sha(v).upper() for k, v in CKPT_FILES.items()})
     resolved = resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
-    assert resolved.files == {k: _sha(v) for k, v in CKPT_FILES.items()}
+    assert resolved.files == {k: sha(v) for k, v in CKPT_FILES.items()}
 
 
 def test_an_unlisted_weights_file_is_refused_whatever_the_case_of_its_suffix(tmp_path: Path) -> None:
     from vwbench.registry import CheckpointPin, resolve_checkpoint
 
-    folder = _folder(tmp_path / "ckpt", CKPT_FILES, {k: _sha(v) for k, v in CKPT_FILES.items()})
+    folder = make_folder(tmp_path / "ckpt", CKPT_FILES, {k: sha(v) for k, v in CKPT_FILES.items()})
     (folder / "EXTRA.SafeTensors").write_bytes(b"\x02" * 8)
     with pytest.raises(UserError) as info:
         resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
@@ -137,12 +114,12 @@ def test_an_unlisted_weights_file_is_refused_whatever_the_case_of_its_suffix(tmp
 def test_a_hash_mismatch_says_both_digests_and_what_to_do(tmp_path: Path) -> None:
     from vwbench.registry import CheckpointPin, resolve_checkpoint
 
-    manifest = {k: _sha(v) for k, v in CKPT_FILES.items()}
+    manifest = {k: sha(v) for k, v in CKPT_FILES.items()}
     manifest["model.safetensors"] = "ab" * 32
-    folder = _folder(tmp_path / "ckpt", CKPT_FILES, manifest)
+    folder = make_folder(tmp_path / "ckpt", CKPT_FILES, manifest)
     with pytest.raises(UserError) as info:
         resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
-    actual = _sha(CKPT_FILES["model.safetensors"])
+    actual = sha(CKPT_FILES["model.safetensors"])
     assert str(info.value) == (
         f"checkpoint {folder}: file model.safetensors has sha256 {actual[:12]}..., manifest.json says abababababab...; "
         "the checkpoint is corrupted or was modified: restore or re-fetch it"
@@ -165,11 +142,11 @@ def test_a_local_dir_file_modified_after_its_download_is_hashed_not_trusted(tmp_
 
     monkeypatch.delenv("VWBENCH_WEIGHTS", raising=False)
     weights = tmp_path / "weights"
-    folder = _folder(weights / "org" / "model", CKPT_FILES, None)
+    folder = make_folder(weights / "org" / "model", CKPT_FILES, None)
     _local_dir_meta(folder, "model.safetensors", "f" * 64, age=-10)  # modified 10 s after the download
     _local_dir_meta(folder, "config.json", "e" * 64, age=0.5)  # within the 1 s slack: the (quoted) etag is trusted
     resolved = resolve_checkpoint(CheckpointPin(hf_id="org/model", revision=REV), weights)
-    assert resolved.files == {"config.json": "e" * 64, "model.safetensors": _sha(CKPT_FILES["model.safetensors"])}
+    assert resolved.files == {"config.json": "e" * 64, "model.safetensors": sha(CKPT_FILES["model.safetensors"])}
     assert resolved.revision == REV and resolved.origin == "weights_dir"
 
 
@@ -177,7 +154,7 @@ def test_an_unpinned_local_dir_checkpoint_reports_the_commit_it_was_downloaded_a
     from vwbench.registry import CheckpointPin, resolve_checkpoint
 
     weights = tmp_path / "weights"
-    folder = _folder(weights / "org" / "model", CKPT_FILES, None)
+    folder = make_folder(weights / "org" / "model", CKPT_FILES, None)
     assert resolve_checkpoint(CheckpointPin(hf_id="org/model", revision="main"), weights).revision == "main"  # nothing recorded
     _local_dir_meta(folder, "model.safetensors", "f" * 64, age=5)
     resolved = resolve_checkpoint(CheckpointPin(hf_id="org/model", revision="main"), weights)
@@ -188,8 +165,8 @@ def test_a_weights_dir_folder_with_a_manifest_is_verified_against_it(tmp_path: P
     from vwbench.registry import CheckpointPin, resolve_checkpoint
 
     weights = tmp_path / "weights"
-    table = {k: _sha(v) for k, v in CKPT_FILES.items()}
-    folder = _folder(weights / "org--model", CKPT_FILES, table)
+    table = {k: sha(v) for k, v in CKPT_FILES.items()}
+    folder = make_folder(weights / "org--model", CKPT_FILES, table)
     resolved = resolve_checkpoint(CheckpointPin(hf_id="org/model", revision=REV), weights)
     assert resolved.files == table and resolved.revision == REV and resolved.path == folder  # manifest.json itself is not a file of it
     (folder / "model.safetensors").write_bytes(b"\x03" * 64)

@@ -584,7 +584,7 @@ class _Builder:
         if not defaults_path.is_file():
             raise UserError(f"{_display(self.root)} has no defaults.yaml (the settings every task starts from)")
         defaults_doc = self.files.load(defaults_path)
-        defaults = validate(SettingsFile, defaults_doc)
+        validate(SettingsFile, defaults_doc)  # checked whole here; each task validates its merged layers
         base_settings = defaults_doc  # validated whole; layers merge over its data
 
         tiers: dict[str, tuple[TierFile, Doc]] = {}

@@ -378,7 +378,7 @@ def write_zoo_report(
         curves = _curves({k: v for k, v in log.items() if k != "quality"})
         sections += [f"## {name}", ""]
         if not shipped:
-            sections += [f"Built by `vwbench zoo train` into `$VWBENCH_ZOO_BUILD` (default `~/.cache/vwbench/zoo-build`), "
+            sections += ["Built by `vwbench zoo train` into `$VWBENCH_ZOO_BUILD` (default `~/.cache/vwbench/zoo-build`), "
                          "not shipped: another model is built from it.", ""]
         if curves:
             _plot_curves(name, curves, assets / f"{name}-curves.png")

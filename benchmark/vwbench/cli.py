@@ -166,7 +166,10 @@ def zoo_check_command(
     from vwbench.zoo.build import ZOO_DIR, check_zoo, verify_zoo
 
     if hashes_only:
-        for name, folder in verify_zoo(root or ZOO_DIR, only).items():
+        verified = verify_zoo(root or ZOO_DIR, only)
+        if as_json:
+            typer.echo(json.dumps({name: {"hashes": "ok", "folder": str(folder)} for name, folder in verified.items()}, indent=2))
+        for name, folder in verified.items() if not as_json else ():
             typer.echo(f"{name}: ok ({folder})")
         return
     report = check_zoo(root or ZOO_DIR, only)

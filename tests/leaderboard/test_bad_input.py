@@ -141,7 +141,7 @@ def test_a_foreign_result_file_is_skipped_not_fatal(tiny_results, tmp_path) -> N
     out = tmp_path / "board"
     res = invoke("leaderboard", "--results", results, "--out", out)
     assert res.exit_code == 0, res.output
-    assert f"{len(FOREIGN)} file(s) skipped" in res.output
+    assert f"{len(FOREIGN)} file(s) skipped (e.g. " in res.output and "; all in README.md)" in res.output  # a reason on the terminal too
     board = strict_json(out / "leaderboard.json")
     skipped = {Path(s["file"]).stem: s["reason"] for s in board["skipped"]}
     assert set(skipped) == set(FOREIGN)

@@ -139,7 +139,7 @@ def test_projection_names_its_device_and_the_papers_costs(results, tmp_path, mon
     (["--tier", "paper", "--device", "cpu"], "needs --device cuda"),
     (["--tier", "huge"], "unknown --tier"),
     (["--suite-run", "--dataset", "synth-coco"], "--suite-run"),
-    (["--project", "paper", "--costs", "/nonexistent/perf.json"], "no stored bench results"),
+    (["--project", "paper", "--costs", "/nonexistent/perf.json"], "--costs /nonexistent/perf.json: no such file"),
     (["--project", "paper", "--sections", "map"], "needs the three training sections"),
     (["--threads", "0"], "--threads"),
     (["--words-per-pass", "0"], "--words-per-pass"),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vwbench.analysis import stem_file
 from vwbench.results.atomic import atomic_write_bytes, write_file_set
 
 
@@ -39,7 +40,7 @@ def save_json_and_png(stem: Path, payload: Any, fig: Any) -> tuple[Path, Path]:
     first (a payload that is not JSON or a figure that does not draw writes neither), then written
     as one set (:func:`vwbench.results.atomic.write_file_set`): a folder in the way, a full disk or
     a read-only folder writes neither and keeps both old files (if any) as they were."""
-    json_path, png_path = stem.with_suffix(".json"), stem.with_suffix(".png")
+    json_path, png_path = stem_file(stem, ".json"), stem_file(stem, ".png")
     text = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
     image = png_bytes(fig)
     write_file_set({json_path: text, png_path: image})

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vwbench.analysis import stem_file
 from vwbench.commands import TasksDir
 
 analyze_app = typer.Typer(help="Analyses of trained words (nearest words, text-encoder layers).", no_args_is_help=True)
@@ -52,7 +53,7 @@ def _analysis_out(out: Path | None, results: list[Path], name: str, suffixes: tu
 
     _check_out(out)
     stem = out if out is not None else default_stem(name, results[0])
-    check_targets([stem.with_suffix(suffix) for suffix in suffixes])
+    check_targets([stem_file(stem, suffix) for suffix in suffixes])
     with output_dir(stem.parent, "--out"):
         yield stem
 
@@ -98,7 +99,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
                 src = " | ".join(" ".join(t for t, _ in vec) for vec in w["source"])
                 tgt = " | ".join(" ".join(t for t, _ in vec) for vec in w["target"])
                 typer.echo(f"{run.task.name} {w['concept']} trial {w['trial']} (init {w['init_word']}): {run.task.source.family}: {src}  ->  {run.task.target.family}: {tgt}")
-        path = stem.with_suffix(".json")
+        path = stem_file(stem, ".json")
         atomic_write_json(path, report)
         typer.echo(f"written: {path}")
 
@@ -138,7 +139,7 @@ def truncation_command(
         save_json_and_png(stem, payload, figure)
         for r in rows:
             typer.echo(f"first {r['layers']}/{total} blocks: generation accuracy {r['accuracy']:.3f}")
-        typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
+        typer.echo(f"written: {stem_file(stem, '.json')}, {stem_file(stem, '.png')}")
 
 
 @analyze_app.command("tsne")
@@ -176,4 +177,4 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
         }
         save_json_and_png(stem, payload, tsne_figure(embeddings, concepts, anchors, total, "pooled token activations (t-SNE)"))
         typer.echo(f"{len(concepts)} words, blocks {sorted(embeddings)} of {total}")
-        typer.echo(f"written: {stem.with_suffix('.json')}, {stem.with_suffix('.png')}")
+        typer.echo(f"written: {stem_file(stem, '.json')}, {stem_file(stem, '.png')}")

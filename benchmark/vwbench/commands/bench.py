@@ -103,7 +103,8 @@ def leaderboard_command(
     board = write_leaderboard(results, out, label, section)
     for line in supersede_warnings(board["superseded_by"]):
         typer.echo(line, err=True)
-    skipped = f", {len(board['skipped'])} file(s) skipped" if board["skipped"] else ""
+    first = board["skipped"][0] if board["skipped"] else None
+    skipped = f", {len(board['skipped'])} file(s) skipped (e.g. {first['file']}: {first['reason']}; all in README.md)" if first else ""
     superseded = f", {len(board['superseded_by'])} superseded by another run of their method (listed in the board)" if board["superseded_by"] else ""
     checks = f", {len(section['entries'])} run(s) stored for `vwbench check`" if section else ""
     typer.echo(f"{printable(str(out))}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{superseded}{checks}")

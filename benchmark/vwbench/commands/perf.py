@@ -56,12 +56,16 @@ def bench_command(
         raise UserError("--suite-run sweeps every dataset of the suite; drop --dataset, or drop --suite-run to sweep only those")
     if tier is not None and tier != "paper":
         raise UserError(f"unknown --tier {tier!r}; use 'paper' (random-weight paper-tier models, GPU) or leave it out for the mini zoo")
+    if render and project is not None:
+        raise UserError("--render rewrites the report from its stored results and --project prints a projection: run them one at a time")
     if render:
         from vwbench.perf.report import rerender_report
 
         typer.echo(f"wrote {rerender_report(out)}")
         return
     if project is not None and sections is None:
+        if costs is not None and not costs.is_file():
+            raise UserError(f"--costs {costs}: no such file (give a perf.json written by `vwbench bench`)")
         _print_projection(costs or out.with_suffix(".json"), as_json)
         return
     if costs is not None:

@@ -281,7 +281,11 @@ def validate(path: Path, dry_run_limits=None, run_code: bool = True) -> Report:
             _, meta = read_header(path)
             report.problems.append(_format_problem(meta.get("format")))
         except TensorFileError as exc:
-            report.problems.append(str(exc))
+            if path.suffix == ".safetensors":
+                report.problems.append(str(exc))
+            else:  # some other file: its bytes read as a header size say nothing useful
+                report.problems.append(f"{path.name} is not a submission: give a transfer-method folder (with submission.yaml), "
+                                       "or a linear-map or embeddings .safetensors file")
     return report
 
 

@@ -152,7 +152,9 @@ def _select(only: Sequence[str] | None) -> list[ZooEntry]:
         return list(ENTRIES.values())
     unknown = [n for n in only if n not in ENTRIES]
     if unknown:
-        raise UserError(f"unknown zoo model(s) {unknown}; choose from {list(ENTRIES)}")
+        named = [f"mini-{n}" for n in unknown if f"mini-{n}" in ENTRIES]  # `clip` as the tasks call it
+        hint = f"; did you mean {', '.join(named)}?" if named else ""
+        raise UserError(f"unknown zoo model(s) {unknown}{hint} (choose from {list(ENTRIES)})")
     return [ENTRIES[n] for n in ENTRIES if n in only]
 
 
@@ -252,8 +254,10 @@ def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[
     folders = {}
     for entry in _select(only):
         folder = entry_folder(root, entry.name)
-        if not entry.shipped and not only and not (folder / "manifest.json").is_file():
-            continue
+        if not entry.shipped and not (folder / "manifest.json").is_file():
+            if not only:
+                continue
+            raise UserError(f"{entry.name} is not shipped and was not built here (no {folder / 'manifest.json'}): build it with `vwbench zoo train --only {entry.name}`")
         resolved = resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
         folders[entry.name] = resolved.path
     return folders

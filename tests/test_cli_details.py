@@ -63,3 +63,11 @@ def test_bench_project_with_a_missing_costs_file_names_it(tmp_path: Path) -> Non
     assert isinstance(res.exception, UserError) and str(res.exception) == f"--costs {tmp_path / 'nope.json'}: no such file (give a perf.json written by `vwbench bench`)"
     res = CliRunner().invoke(app, ["bench", "--render", "--project", "paper", "--out", str(tmp_path / "perf.md")])
     assert isinstance(res.exception, UserError) and "run them one at a time" in str(res.exception)
+
+
+def test_leaderboard_tolerance_without_check_is_refused(tmp_path: Path) -> None:
+    """It sets what `vwbench check` accepts for the runs --check stores: alone it did nothing
+    (a negative one was accepted there, and refused with --check)."""
+    res = CliRunner().invoke(app, ["leaderboard", "--results", str(tmp_path), "--out", str(tmp_path / "board"), "--tolerance", "-1"])
+    assert isinstance(res.exception, UserError) and str(res.exception).startswith("--tolerance goes with --check")
+    assert not (tmp_path / "board").exists()

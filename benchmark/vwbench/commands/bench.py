@@ -11,6 +11,8 @@ import typer
 from vwbench.commands import TasksDir
 from vwbench.errors import UserError
 
+DEFAULT_TOLERANCE = 0.02  # `vwbench leaderboard --check`'s accepted drop when --tolerance is not given
+
 
 def validate_command(
     path: Annotated[Path, typer.Argument(help="A submission: a transfer-method folder (or its submission.yaml), a linear-map or an embeddings safetensors file.")],
@@ -83,7 +85,7 @@ def leaderboard_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write README.md, leaderboard.json and index.html into.")],
     name: Annotated[Optional[str], typer.Option(help="Leaderboard name (default: the --out folder's name).")] = None,
     check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs) or 'all'; TRANSFER is a result's method name (a submission's `name:` in submission.yaml, not its path). Repeatable.")] = None,
-    tolerance: Annotated[float, typer.Option(help="Largest drop `vwbench check` accepts for the stored runs (absolute, in metric units).")] = 0.02,
+    tolerance: Annotated[Optional[float], typer.Option(help="With --check: the largest drop `vwbench check` accepts for the stored runs (absolute, in metric units; default 0.02).")] = None,
 ) -> None:
     """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files.
 
@@ -96,10 +98,12 @@ def leaderboard_command(
     from vwbench.results.schema import printable
 
     label = board_name(out, name)  # a name UTF-8 cannot encode is refused before any work
+    if tolerance is not None and not check:
+        raise UserError("--tolerance goes with --check (it is the drop `vwbench check` accepts for the runs --check stores)")
     section = None
     if check:
         preview = build(collect(results), label)
-        section = check_section(preview["results"], check, tolerance)
+        section = check_section(preview["results"], check, DEFAULT_TOLERANCE if tolerance is None else tolerance)
     board = write_leaderboard(results, out, label, section)
     for line in supersede_warnings(board["superseded_by"]):
         typer.echo(line, err=True)

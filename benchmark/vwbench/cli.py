@@ -169,8 +169,9 @@ def zoo_check_command(
         verified = verify_zoo(root or ZOO_DIR, only)
         if as_json:
             typer.echo(json.dumps({name: {"hashes": "ok", "folder": str(folder)} for name, folder in verified.items()}, indent=2))
-        for name, folder in verified.items() if not as_json else ():
-            typer.echo(f"{name}: ok ({folder})")
+        else:
+            for name, folder in verified.items():
+                typer.echo(f"{name}: ok ({folder})")
         return
     report = check_zoo(root or ZOO_DIR, only)
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else _format_quality(report))

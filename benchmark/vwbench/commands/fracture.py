@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from vwbench.jsonio import read_json
 from vwbench.commands import MAX_THREADS, TasksDir
 from vwbench.errors import UserError
 
@@ -96,12 +97,12 @@ def _left_out(previous: Path, rows: list[SweepRow]) -> int:
     """How many rows of the table at ``previous`` (JSON) the new ``rows`` leave out (results of
     other settings: the table's name holds only the tasks)."""
     try:
-        old: Any = json.loads(previous.read_text())
+        old: Any = read_json(previous)
         # by file name (a result's name holds its key): the old table's paths are relative to
         # wherever that run was started, and --out may be spelled otherwise than last time
         kept = {Path(r.result).name for r in rows}
         return sum(1 for r in old["rows"] if Path(r["result"]).name not in kept)
-    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+    except (OSError, ValueError, TypeError, KeyError):
         return 0  # no table yet, or not one this command wrote
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from vwbench import jsonio
 from vwbench.data.base import Annotation, Concept, DatasetSplit, Example, Manifest, to_rgb
 from vwbench.errors import DataError
 from vwbench.hashing import sha256_file
@@ -110,13 +111,13 @@ def require_file(path: Path, what: str) -> Path:
 def read_json(path: Path, what: str) -> Any:
     require_file(path, what)
     try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is unreadable ({exc}); expected {what}") from exc
-    except RecursionError:
-        raise DataError(f"{path} nests its JSON too deep to read; expected {what}") from None
+        return jsonio.read_json(path)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); expected {what}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); expected {what}") from exc
+    except ValueError:  # jsonio's "nested too deeply"
+        raise DataError(f"{path} nests its JSON too deep to read; expected {what}") from None
 
 
 def checked_box(file: Path | str, where: str, x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[float, float, float, float]:

@@ -12,12 +12,12 @@ of its dataset, task and method replaced, which file was kept and why.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import vwbench
+from vwbench.jsonio import read_json
 from vwbench.errors import UserError
 from vwbench.leaderboard.collect import Collected, Entry, published_metrics
 from vwbench.results.provenance import utc_now
@@ -33,8 +33,8 @@ def read_leaderboard(path: Path, label: str) -> dict[str, Any]:
     """A ``leaderboard.json`` of this schema; anything else is a :class:`UserError` that starts
     with ``label`` (how the caller names the file)."""
     try:
-        board = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        board = read_json(path)
+    except (OSError, ValueError) as exc:
         raise UserError(f"{label}: not a readable leaderboard.json ({exc}); write it again with `vwbench leaderboard`") from None
     if not isinstance(board, dict) or board.get("schema") != SCHEMA:
         found = board.get("schema") if isinstance(board, dict) else None

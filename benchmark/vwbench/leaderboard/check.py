@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from vwbench.jsonio import read_json
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.leaderboard.collect import one_line as _one_line
@@ -232,8 +233,8 @@ def _claim_out(out: Path, fingerprint: str, log) -> None:
         leftover.unlink(missing_ok=True)
     if out.is_dir() and any(out.iterdir()):
         try:
-            state = json.loads((out / MARKER).read_text())
-        except (OSError, ValueError, RecursionError):
+            state = read_json(out / MARKER)
+        except (OSError, ValueError):
             state = None
         if not isinstance(state, dict) or state.get("vwbench_check") != 1:
             raise UserError(f"--out {shown}: not empty; `vwbench check` re-runs from scratch, so give a new or empty folder (or leave --out out)")

@@ -13,7 +13,6 @@ from there; the pooled feature is taken at the known end-of-text position, never
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import pickle
 import re
@@ -30,6 +29,7 @@ from torch import nn
 import open_clip  # vwbench.models (the package __init__) has installed the torchvision shim
 from open_clip.transformer import TextTransformer
 
+from vwbench.jsonio import read_json
 from vwbench.data.base import Example
 from vwbench.errors import CheckpointNotFound, UserError
 from vwbench.models.base import (
@@ -114,11 +114,11 @@ def _check_config(path: Path) -> None:
     """Refuse, before building anything, towers that could not take spliced words or that open_clip
     would fetch from the network (HF text models)."""
     try:
-        config = json.loads((path / CONFIG_FILE).read_text())
+        config = read_json(path / CONFIG_FILE)
         text_cfg = config["model_cfg"]["text_cfg"]
         if not isinstance(text_cfg, dict):
             raise TypeError("model_cfg.text_cfg is not a mapping")
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: JSON nested too deep
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path / CONFIG_FILE}: not an open_clip config ({e})") from e
     if text_cfg.get("hf_model_name"):
         raise CheckpointError(

@@ -6,7 +6,6 @@ paper`` reads its training and evaluation costs back (:mod:`vwbench.perf.project
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vwbench.jsonio import read_json
 from vwbench.errors import UserError
 from vwbench.results.provenance import cpu_model
 
@@ -415,10 +415,10 @@ def read_results(path: Path) -> dict[str, Any]:
     """A stored ``perf.json``; a missing or foreign file is a :class:`UserError`."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
     except FileNotFoundError:
         raise UserError(f"no stored bench results at {path}: run `vwbench bench` first, or pass --costs FILE") from None
-    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+    except (OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable bench result ({exc}); run `vwbench bench` again") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise UserError(f"{path} is not a vwbench bench result (schema {SCHEMA!r} expected)")

@@ -34,7 +34,6 @@ How file hashes are obtained, cheapest first:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vwbench.jsonio import read_json
 from vwbench.hashing import sha256_file
 from vwbench.errors import CheckpointNotFound, UserError
 from vwbench.registry.schema import CheckpointPin
@@ -110,11 +110,11 @@ WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", "
 def read_manifest(path: Path) -> dict[str, str]:
     """The ``{relpath: sha256}`` table of a manifest file (``{"files": {...}}``)."""
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         files = data["files"]
         if not isinstance(files, dict):
             raise TypeError("'files' is not a mapping")
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"checkpoint manifest {path} is unreadable ({exc}); expected {{\"files\": {{relpath: sha256}}}}") from exc
     table: dict[str, str] = {}
     for rel, digest in files.items():

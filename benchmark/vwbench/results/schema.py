@@ -8,13 +8,13 @@ metric (a study task's starts with its family): a foreign file is refused, not m
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from vwbench.jsonio import read_json
 from vwbench.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -169,8 +169,8 @@ def read_result(path: Path, *, publishable: bool = False) -> RunResult:
     valid UTF-8 anywhere (what a leaderboard cannot show or write as strict JSON). It is not the
     default: a study may store a NaN secondary metric, and its runner reuses such a result."""
     try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        payload = read_json(path)
+    except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable result file ({type(exc).__name__}: {printable(str(exc))[:200]})") from exc
     version = payload.get("schema_version") if isinstance(payload, dict) else None
     if version != SCHEMA_VERSION or isinstance(version, bool):

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from vwbench.jsonio import parse_json
 from vwbench.results.atomic import atomic_write_bytes
 
 WORDS_FORMAT = "vwbench.words/1"
@@ -87,10 +88,10 @@ def load_wordset(path: Path) -> WordSet | None:
             return None
         words = WordSet(
             vectors=tensors["vectors"],
-            concepts=json.loads(meta["concepts"]),
-            trials=json.loads(meta["trials"]),
-            init_words=json.loads(meta["init_words"]),
-            metadata=json.loads(meta["metadata"]),
+            concepts=parse_json(meta["concepts"]),
+            trials=parse_json(meta["trials"]),
+            init_words=parse_json(meta["init_words"]),
+            metadata=parse_json(meta["metadata"]),
         )
         lengths = {len(words.concepts), len(words.trials), len(words.init_words)}
     except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, TypeError):

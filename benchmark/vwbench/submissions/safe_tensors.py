@@ -9,13 +9,13 @@ refused by their first bytes; nothing here ever unpickles.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from vwbench.jsonio import parse_json
 
 MAX_FILE_BYTES = 2 * 2**30
 MAX_HEADER_BYTES = 1 * 2**20
@@ -89,8 +89,8 @@ def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_byt
     except OSError as exc:
         raise TensorFileError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+        header = parse_json(raw.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, or nested too deeply
         raise TensorFileError(f"{path.name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
     if not isinstance(header, dict):
         raise TensorFileError(f"{path.name}: the header is not a JSON object: not safetensors")

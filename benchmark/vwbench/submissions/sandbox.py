@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vwbench.jsonio import read_json
 from vwbench.errors import UserError
 
 CHILD = Path(__file__).with_name("child.py")
@@ -178,8 +179,8 @@ def _read_describe(path: Path) -> dict:
     try:
         if path.stat().st_size > 64_000:
             return {"describe": "omitted: over 64 kB"}
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        payload = read_json(path)
+    except (OSError, ValueError):
         return {}
     return payload if isinstance(payload, dict) else {}
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vwbench.jsonio import read_json
 from vwbench.errors import UserError
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.results.atomic import atomic_write_bytes
@@ -219,8 +220,8 @@ def _word_lines(board: dict) -> list[str]:
 def _read_log(log_file: Path, name: str) -> dict:
     """A checkpoint's training log; a damaged one is a one-line :class:`UserError`."""
     try:
-        log = json.loads(log_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        log = read_json(log_file)
+    except (OSError, ValueError) as exc:
         raise UserError(f"{log_file}: not a readable training log ({type(exc).__name__}: {str(exc)[:120]}); restore it, "
                         f"or rebuild with `vwbench zoo train --only {name}`") from None
     if not isinstance(log, dict):
@@ -246,8 +247,8 @@ def _recorded_by_another(root: Path, name: str) -> tuple[str, dict] | None:
 def _previous_quality(path: Path) -> dict[str, Any]:
     """The quality numbers stored beside the previous card (``zoo/quality.json``), if readable."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        data = read_json(path)
+    except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 

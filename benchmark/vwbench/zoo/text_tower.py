@@ -10,12 +10,12 @@ implementations, so both give the same hidden states for the same token ids.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from vwbench.jsonio import read_json
 from vwbench.compat.torchvision_ops import ensure_torchvision_importable
 
 ensure_torchvision_importable()
@@ -89,7 +89,7 @@ def text_model_from_open_clip(
     """The text tower of the open_clip checkpoint in ``folder`` (``open_clip_config.json`` +
     ``open_clip_model.safetensors``, the zoo's layout) as a float32 ``CLIPTextModel``."""
     folder = Path(folder)
-    model_cfg = json.loads((folder / OPEN_CLIP_CONFIG).read_text())["model_cfg"]
+    model_cfg = read_json(folder / OPEN_CLIP_CONFIG)["model_cfg"]
     config = text_config_from_open_clip(
         model_cfg, bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id
     )

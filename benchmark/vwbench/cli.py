@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vwbench.commands import MAX_THREADS, TasksDir
+from vwbench.commands import TasksDir, Threads
 from vwbench.errors import UserError
 
 app = typer.Typer(
@@ -92,7 +92,7 @@ def run_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder for trained words and results.")] = Path("runs"),
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch (fewer is faster on a busy machine).")] = None,
+    threads: Threads = None,
     feature_cache: Annotated[bool, typer.Option("--feature-cache/--no-feature-cache", help="Keep frozen image-side features under OUT/features and reuse them.")] = True,
     delta: Annotated[Optional[float], typer.Option("--delta", min=0.0, help="Fracturing: keep each word within delta x its anchor's distance to the nearest other word (Eq. 4).")] = None,
     anchors: Annotated[Optional[list[str]], typer.Option("--anchors", help="Fracturing anchors: concept=word pairs (comma-separated or repeated) or one word for all (default: the dataset's anchor words).")] = None,

@@ -20,6 +20,7 @@ import torch
 
 from vwbench.analysis.plotting import pyplot, save_png
 from vwbench.errors import UserError
+from vwbench.progress import NullReporter, Reporter
 
 
 def n_blocks(sd: Any) -> int:
@@ -56,19 +57,22 @@ def truncated(sd: Any, n: int) -> Iterator[None]:
 
 
 @torch.no_grad()
-def truncation_accuracy(sd: Any, judge: Any, vectors: torch.Tensor, word_concepts: Sequence[str], concepts: Sequence[str], layers: Sequence[int], *, generations: int, steps: int, guidance: float, seed: int) -> list[dict]:
+def truncation_accuracy(sd: Any, judge: Any, vectors: torch.Tensor, word_concepts: Sequence[str], concepts: Sequence[str], layers: Sequence[int], *, generations: int, steps: int, guidance: float, seed: int, reporter: Reporter | None = None) -> list[dict]:
     """Per ``N`` in ``layers``: generation accuracy (share of images the judge labels as the
-    word's concept) over all words, and per concept."""
+    word's concept) over all words, and per concept. ``reporter`` gets one stage step per ``N``."""
     rows = []
-    for n in layers:
-        with truncated(sd, n):
-            images = sd.generate(vectors, generations, steps, seed, guidance)
-        hits: dict[str, list[float]] = {}
-        for concept, word_images in zip(word_concepts, images):
-            labels = judge.classify_images(word_images, list(concepts))
-            hits.setdefault(concept, []).extend(float(label == concept) for label in labels)
-        per_concept = {c: float(np.mean(v)) for c, v in hits.items()}
-        rows.append({"layers": n, "accuracy": float(np.mean([x for v in hits.values() for x in v])), "per_concept": per_concept})
+    with (reporter or NullReporter()).stage(f"generate with truncated text encoders ({len(vectors)} words)", total=len(layers)) as stage:
+        for n in layers:
+            with truncated(sd, n):
+                images = sd.generate(vectors, generations, steps, seed, guidance)
+            hits: dict[str, list[float]] = {}
+            for concept, word_images in zip(word_concepts, images):
+                labels = judge.classify_images(word_images, list(concepts))
+                hits.setdefault(concept, []).extend(float(label == concept) for label in labels)
+            per_concept = {c: float(np.mean(v)) for c, v in hits.items()}
+            accuracy = float(np.mean([x for v in hits.values() for x in v]))
+            rows.append({"layers": n, "accuracy": accuracy, "per_concept": per_concept})
+            stage.advance(blocks=n, accuracy=accuracy)
     return rows
 
 

@@ -10,4 +10,6 @@ import typer
 # so every --threads option stops well above any real machine's core count.
 MAX_THREADS = 1024
 
+Threads = Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch (fewer is faster on a busy machine).")]
+
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (default: $VWBENCH_TASKS_DIR, else the repo's tasks/).")]

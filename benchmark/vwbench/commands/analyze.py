@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from vwbench.analysis import stem_file
-from vwbench.commands import TasksDir
+from vwbench.commands import TasksDir, Threads
 
 analyze_app = typer.Typer(help="Analyses of trained words (nearest words, text-encoder layers).", no_args_is_help=True)
 
@@ -22,13 +22,13 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced, e.g. 1,8,16,24).")]
 
 
-def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, device: str):
+def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, device: str, threads: int | None):
     from vwbench.analysis.context import Models, open_run
     from vwbench.registry import TaskRegistry
-    from vwbench.runner import resolve_device
+    from vwbench.runner import compute_setup
 
     registry = TaskRegistry.from_dir(tasks_dir)
-    models = Models(resolve_device(device), weights)
+    models = Models(compute_setup(device, threads)[0], weights)
     runs = [open_run(p, registry, models) for p in results]
     return registry, runs, models
 
@@ -82,13 +82,13 @@ def _layers(text: str | None, total: int) -> list[int]:
 
 
 @analyze_app.command("neighbors")
-def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min=1, help="Nearest words per vector.")] = 5, out: Out = None, weights: Weights = None, device: Device = "auto", tasks_dir: TasksDir = None) -> None:
+def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min=1, help="Nearest words per vector.")] = 5, out: Out = None, weights: Weights = None, device: Device = "auto", threads: Threads = None, tasks_dir: TasksDir = None) -> None:
     """Nearest vocabulary words of each trained word (source model) and of its transfer (target)."""
     from vwbench.analysis.neighbors import neighbor_report
     from vwbench.results.atomic import atomic_write_json
 
     _check_out(out)
-    _, runs, models = _setup(result, tasks_dir, weights, device)
+    _, runs, models = _setup(result, tasks_dir, weights, device, threads)
     with _analysis_out(out, result, "neighbors", (".json",)) as stem:
         report = []
         for run in runs:
@@ -110,19 +110,20 @@ def truncation_command(
     layers: Layers = None,
     generations: Annotated[Optional[int], typer.Option(min=1, help="Images per word (default: the task's).")] = None,
     inference_steps: Annotated[Optional[int], typer.Option(min=1, help="Denoising steps (default: the task's).")] = None,
-    out: Out = None, weights: Weights = None, device: Device = "auto", tasks_dir: TasksDir = None,
+    out: Out = None, weights: Weights = None, device: Device = "auto", threads: Threads = None, tasks_dir: TasksDir = None,
 ) -> None:
     """Generate with only the first N text-encoder blocks and measure generation accuracy (one result)."""
     from vwbench.analysis.context import sd_words
     from vwbench.analysis.layers import n_blocks, truncation_accuracy, truncation_figure
     from vwbench.analysis.plotting import save_json_and_png
     from vwbench.errors import UserError
+    from vwbench.progress import RichReporter
 
     if len(result) != 1:
         raise UserError("analyze truncation takes one --result")
     _check_out(out)
     _parse_layers(layers)
-    registry, (run,), models = _setup(result, tasks_dir, weights, device)
+    registry, (run,), models = _setup(result, tasks_dir, weights, device, threads)
     with _analysis_out(out, result, "truncation") as stem:
         sd, vectors = sd_words(run, models)
         judge = models.get(registry.models(run.task.tier)["judge"])
@@ -132,7 +133,7 @@ def truncation_command(
         rows = truncation_accuracy(
             sd, judge, vectors, run.words.concepts, run.task.dataset.concept_names, chosen,
             generations=generations or ev.generations_per_word, steps=inference_steps or ev.inference_steps,
-            guidance=ev.guidance_scale, seed=run.result.seed,
+            guidance=ev.guidance_scale, seed=run.result.seed, reporter=RichReporter(),
         )
         payload = {"result": str(run.path), "task": run.task.name, "blocks": total, "rows": rows}
         figure = truncation_figure(rows, total, f"{run.task.name} on {run.task.dataset.name}: truncated text encoder")
@@ -143,7 +144,7 @@ def truncation_command(
 
 
 @analyze_app.command("tsne")
-def tsne_command(result: Results, layers: Layers = None, out: Out = None, weights: Weights = None, device: Device = "auto", tasks_dir: TasksDir = None) -> None:
+def tsne_command(result: Results, layers: Layers = None, out: Out = None, weights: Weights = None, device: Device = "auto", threads: Threads = None, tasks_dir: TasksDir = None) -> None:
     """t-SNE of the pooled token's activations at evenly spaced text-encoder blocks (results pooled)."""
     import numpy as np
 
@@ -154,7 +155,7 @@ def tsne_command(result: Results, layers: Layers = None, out: Out = None, weight
 
     _check_out(out)
     _parse_layers(layers)
-    _, runs, models = _setup(result, tasks_dir, weights, device)
+    _, runs, models = _setup(result, tasks_dir, weights, device, threads)
     with _analysis_out(out, result, "tsne") as stem:
         per_layer: dict[int, list] = {}
         concepts: list[str] = []

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from vwbench.jsonio import read_json
-from vwbench.commands import MAX_THREADS, TasksDir
+from vwbench.commands import TasksDir, Threads
 from vwbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def delta_sweep_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder (results, words, and the table and plot in sweeps/DATASET/delta-TASKS.*).")] = Path("runs"),
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, max=MAX_THREADS, help="CPU threads for torch.")] = None,
+    threads: Threads = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Run each task at every delta (Figure 6) and write the table (JSON, Markdown) and plot (PNG).

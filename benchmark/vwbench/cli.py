@@ -55,13 +55,14 @@ def ls_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} tasks")
     for column in ("task", "dataset", "tier", "metric", "version", "pinned"):
         table.add_column(column, no_wrap=column in ("task", "dataset"), overflow="fold")
     for r in rows:
-        table.add_row(r["task"], r["dataset"], r["tier"], r["metric"], str(r["version"]), "yes" if r["pinned"] else "no")
+        table.add_row(*map(escape, (r["task"], r["dataset"], r["tier"], r["metric"])), str(r["version"]), "yes" if r["pinned"] else "no")
     Console().print(table)
     print_studies([r for r in study_rows(tasks_dir, tier) if dataset is None or r["dataset"] == dataset], as_json=False)
 
@@ -213,18 +214,22 @@ def _format_quality(report: dict) -> str:
 
 def _print_summary(console, result, path: Path, *, reused: bool = False) -> None:
     """The run's table and timings on stderr; ``reused``: ``result`` is a stored run's, not this one's."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps)")
+    from vwbench.progress import print_plain
+
+    # escape(): task, dataset, method and concept names are users' text, never rich markup
+    table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps)"))
     table.add_column("concept")
-    table.add_column(result.metric, justify="right")
+    table.add_column(escape(result.metric), justify="right")
     for concept in _concept_order(result):
-        table.add_row(concept, f"{result.per_concept[concept]:.3f}")
+        table.add_row(escape(concept), f"{result.per_concept[concept]:.3f}")
     low, high = result.ci95
     table.add_row("[bold]mean", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
     console.print(table)
     for name, value in result.metrics.items():
-        console.print(f"{name}: {value:.3f}")
+        print_plain(console, f"{name}: {value:.3f}")
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
     console.print(f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
     console.print(f"result: {path}", soft_wrap=True, markup=False, highlight=False)  # a path whole and verbatim

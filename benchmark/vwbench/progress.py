@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Stage(Protocol):
@@ -45,8 +45,10 @@ class RichReporter:
     def stage(self, name: str, total: int | None = None) -> Iterator[Stage]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+        # markup=False: stage names and infos hold paths and names users chose, which may hold
+        # square brackets ("[/x]" would make rich raise)
+        columns = [SpinnerColumn(), TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}", markup=False)]
         with Progress(*columns, console=self.console, transient=False) as progress:
             task_id = progress.add_task(name, total=total, info="")
 
@@ -60,4 +62,11 @@ class RichReporter:
                 progress.update(task_id, total=1, completed=1)
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        """``message`` verbatim (no rich markup) on one line, however long (paths stay whole)."""
+        print_plain(self.console, message)
+
+
+def print_plain(console: Any, text: str) -> None:
+    """``text`` as it is on ``console`` (a rich Console): square brackets are not markup, and a
+    long line is not wrapped at the terminal's width (so a path can be copied whole)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -162,14 +162,14 @@ def delta_sweep_command(
             for delta, options in zip(values, runs):
                 result, path, _ = run_task(spec, options, reporter)
                 results[-1].append((result, path))
-                reporter.console.print(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")
+                reporter.log(f"{spec.name} delta {delta:g}: {result.metric} {result.value:.3f}")
     rows = table_rows(results)
     earlier = len(rows) - sum(len(r) for r in results)
     if earlier:
-        reporter.console.print(f"the table adds {earlier} stored result(s) of other deltas with the same settings from {Path(out) / 'results'}")
+        reporter.log(f"the table adds {earlier} stored result(s) of other deltas with the same settings from {Path(out) / 'results'}")
     left_out = _left_out(targets[0], rows)
     if left_out:
-        reporter.console.print(f"note: {targets[0]} listed {left_out} result(s) that the new table leaves out (run with other settings: "
+        reporter.log(f"note: {targets[0]} listed {left_out} result(s) that the new table leaves out (run with other settings: "
                                "anchors, steps, trials, seed, models, ...); their results are kept: a delta-sweep with those settings tables them again without training")
     table = markdown_table(rows)
     payload = {"dataset": specs[0].dataset.name, "anchors": anchors, "rows": rows_to_json(rows)}

@@ -29,6 +29,7 @@ def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} study tasks (vwbench run --task FAMILY:ENCODER --dataset D)")
@@ -37,7 +38,7 @@ def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
         table.add_column(column, no_wrap=column in ("task", "dataset"), overflow="fold")
     for r in rows:
         encoders = ", ".join(f"{name}={ckpt}" for name, ckpt in r["encoders"].items())
-        table.add_row(r["task"], r["dataset"], r["tier"], encoders, str(r["version"]), "yes" if r["pinned"] else "no")
+        table.add_row(*map(escape, (r["task"], r["dataset"], r["tier"], encoders)), str(r["version"]), "yes" if r["pinned"] else "no")
     Console().print(table)
 
 
@@ -69,16 +70,17 @@ def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_o
 
 def print_study_summary(console, result, path: Path, *, reused: bool = False) -> None:
     """The study's numbers and timings on stderr; ``reused``: ``result`` is a stored run's."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})")
+    table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     low, high = result.ci95
-    table.add_row(f"[bold]{result.metric}", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
+    table.add_row(f"[bold]{escape(result.metric)}", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
     for name, value in result.metrics.items():
         if name != result.metric:
-            table.add_row(name, f"{value:.4g}")
+            table.add_row(escape(name), f"{value:.4g}")
     console.print(table)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
     console.print(f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")

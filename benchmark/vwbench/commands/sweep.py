@@ -49,10 +49,12 @@ def sweep_command(
 ) -> None:
     """Run every task of a suite (resumable: stored words and results are reused) and print a summary."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from vwbench.executors import EXECUTORS, ExecutorSettings, make_executor
     from vwbench.executors.sweep_jobs import journal_outcome, plan_sweep
+    from vwbench.progress import print_plain
     from vwbench.registry import TaskRegistry
     from vwbench.runner import RunOptions
 
@@ -83,7 +85,7 @@ def sweep_command(
         console = Console(stderr=True)
         start = time.perf_counter()
         with make_executor(executor, settings) as runner:
-            console.print(f"sweep {suite}: {len(tasks)} task(s) on the {runner.describe()}")
+            print_plain(console, f"sweep {suite}: {len(tasks)} task(s) on the {runner.describe()}")
             plan = plan_sweep(tasks, transfer, options, slots=runner.slots, words_per_job=words_per_job,
                               split_groups=runner.remote, word_phase=runner.remote or words_per_job is not None)
             console.print(f"words: {plan.word_units} needed, {plan.stored_units} stored (skipped), {plan.units_to_train} to train"
@@ -93,13 +95,13 @@ def sweep_command(
             outcomes = runner.run(plan.result_jobs, "tasks", console, journal)
     reused = sum(o.value.reused for o in outcomes)
     console.print(f"results: {len(outcomes) - reused} computed, {reused} reused (stored)")
-    table = Table(title=f"suite {suite}: {len(outcomes)} runs in {time.perf_counter() - start:.0f} s")
+    table = Table(title=escape(f"suite {suite}: {len(outcomes)} runs in {time.perf_counter() - start:.0f} s"))
     for column in ("dataset", "task", "transfer", "metric", "mean", "95% CI", "seconds"):
         table.add_column(column)
     for job, outcome in zip(plan.result_jobs, outcomes):
         task, result = job.args[0], outcome.value.result
         table.add_row(
-            task.dataset.name, task.name, result.transfer, task.metric, f"{result.value:.3f}",
+            *map(escape, (task.dataset.name, task.name, result.transfer, task.metric)), f"{result.value:.3f}",
             f"[{result.ci95[0]:.3f}, {result.ci95[1]:.3f}]", f"{outcome.seconds:.0f}",
         )
     Console().print(table)

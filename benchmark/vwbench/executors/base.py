@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vwbench.errors import UserError
-from vwbench.progress import NullReporter, Reporter
+from vwbench.progress import NullReporter, Reporter, print_plain
 
 
 @dataclass(frozen=True)
@@ -154,25 +154,26 @@ def _progress(console: Any, title: str, jobs: list[Job], *, live: bool) -> Itera
     """Yields ``(started, finished)`` callbacks: for remote jobs one bar per phase and a line per
     finished job; for in-process jobs (which draw their own bars) a line as each one starts."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = console or Console(stderr=True)
     if not live:
         def started(index: int) -> None:
-            console.print(f"[bold]{title} [{index + 1}/{len(jobs)}][/bold] {jobs[index].label}")
+            console.print(f"[bold]{escape(title)} [{index + 1}/{len(jobs)}][/bold] {escape(jobs[index].label)}", soft_wrap=True)
 
         yield started, lambda outcome: None
         return
-    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [SpinnerColumn(), TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(title, total=len(jobs))
 
         def finished(outcome: JobOutcome) -> None:
             where = f" on {outcome.host}" if outcome.host else ""
-            progress.console.print(f"  done: {outcome.label} ({outcome.seconds:.1f} s{where})")
+            print_plain(progress.console, f"  done: {outcome.label} ({outcome.seconds:.1f} s{where})")
             for message in outcome.logs:
                 if message.startswith("warning"):
-                    progress.console.print(f"  {message}")
+                    print_plain(progress.console, f"  {message}")
             progress.update(bar, advance=1)
 
         yield (lambda index: None), finished

@@ -8,6 +8,7 @@ that need them, so ``vwbench ls`` stays fast.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -248,8 +249,12 @@ _register_commands(app)
 
 
 def _interrupted() -> None:
+    from vwbench.interrupts import state
     from vwbench.results import journal
 
+    if state.terminated:  # SIGTERM, routed through Ctrl-C's path (vwbench.interrupts)
+        print(f"terminated: {journal.summary()}", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     print(f"interrupted: {journal.summary()}", file=sys.stderr)
     sys.exit(130)
 
@@ -268,7 +273,11 @@ def _command_path(args: list[str]) -> str:
 
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: run the app, turning user errors into one line and exit code 2, and Ctrl-C
+    (exit 130) or SIGTERM (exit 143) into one line saying what was saved."""
+    from vwbench.interrupts import route_sigterm
+
+    route_sigterm()
     try:
         # without standalone mode, typer turns Ctrl-C and `raise typer.Exit(n)` into a return value
         code = app(standalone_mode=False)

@@ -485,8 +485,8 @@ def _fracture_record(metadata: dict) -> dict | None:
 
 def write_samples(result_file: Path, samples: dict) -> Path | None:
     """Sample generations beside a result, ``<result stem>.samples/<concept>.png`` (what the
-    leaderboard page shows). Each file is written atomically; samples are illustrations, so a run
-    killed before they are written keeps its result."""
+    leaderboard page shows). Each file is written atomically, with the temp files of a killed
+    earlier writer removed (call it under the result's lock, before the result is written)."""
     if not samples:
         return None
     import io
@@ -496,5 +496,6 @@ def write_samples(result_file: Path, samples: dict) -> Path | None:
     for concept, image in samples.items():
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
+        remove_stale_temps(folder / f"{concept}.png")
         atomic_write_bytes(folder / f"{concept}.png", buffer.getvalue(), phase="samples")
     return folder

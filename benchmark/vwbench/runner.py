@@ -215,12 +215,12 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         faults.point("evaluated")
         with timer("metrics"):
             scored = score_words(predictions, words, task, target.kind)
+        write_samples(path, samples)  # before the result, which marks the run done: a rerun after a kill writes them all
         result, _ = write_result(
             task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
             method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
             version=vwbench.__version__, path=path, embeddings=embeddings_record if options.embeddings is not None else None,
         )
-        write_samples(path, samples)
         return result
 
     result, reused = compute_once(

@@ -11,13 +11,17 @@ kind and preprocessing), keyed by a hash of the image's pixels::
     rows = cache.fetch(ns, images, compute=lambda batch: [{"features": f} for f in encode(batch)])
 
 A damaged or foreign file is ignored and recomputed; files are written atomically, so parallel
-runs sharing a cache folder at worst compute the same features twice.
+runs sharing a cache folder at worst compute the same features twice. The cache is optional: it
+stores nothing that would leave its disk with less than :func:`free_space_reserve` free, so it
+never takes the space a run's words and result need (on a nearly full disk the run goes on
+uncached instead of failing to write its result).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,28 @@ def _checksum(tensors: Features) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+RESERVE_CAP_BYTES = 256 * 2**20
+
+
+def free_space_reserve(total_bytes: int) -> int:
+    """What the cache leaves free on a disk of ``total_bytes``: a quarter of it, at most 256 MiB."""
+    return min(RESERVE_CAP_BYTES, total_bytes // 4)
+
+
+def room_to_store(folder: Path, n_bytes: int) -> bool:
+    """Whether ``n_bytes`` fit on ``folder``'s disk (its nearest existing ancestor's) with the
+    reserve left free; ``True`` when the disk cannot be asked."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        stat = os.statvfs(folder)
+    except (OSError, AttributeError):  # AttributeError: no statvfs on this platform
+        return True
+    free, total = stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+    return free - n_bytes >= free_space_reserve(total)
 
 
 class FeatureCache:
@@ -87,8 +113,11 @@ class FeatureCache:
         # A killed writer's temp file is removed here. Were it a live writer's (two runs storing
         # the same image at once), that writer's rename fails and it skips storing: harmless.
         remove_stale_temps(path)
+        data = save(tensors, metadata=meta)
+        if not room_to_store(self.root, len(data)):
+            return  # the disk is nearly full: keep its space for what the run must write
         try:
-            atomic_write_bytes(path, save(tensors, metadata=meta), phase="features")
+            atomic_write_bytes(path, data, phase="features")
         except UserError:
             pass  # a full or read-only disk only costs the recomputation next time
 

@@ -84,8 +84,10 @@ def _layers(text: str | None, total: int) -> list[int]:
 @analyze_app.command("neighbors")
 def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min=1, help="Nearest words per vector.")] = 5, out: Out = None, weights: Weights = None, device: Device = "auto", threads: Threads = None, tasks_dir: TasksDir = None) -> None:
     """Nearest vocabulary words of each trained word (source model) and of its transfer (target)."""
+    import json
+
     from vwbench.analysis.neighbors import neighbor_report
-    from vwbench.results.atomic import atomic_write_json
+    from vwbench.results.atomic import write_file_set
 
     _check_out(out)
     _, runs, models = _setup(result, tasks_dir, weights, device, threads)
@@ -100,7 +102,7 @@ def neighbors_command(result: Results, k: Annotated[int, typer.Option("--k", min
                 tgt = " | ".join(" ".join(t for t, _ in vec) for vec in w["target"])
                 typer.echo(f"{run.task.name} {w['concept']} trial {w['trial']} (init {w['init_word']}): {run.task.source.family}: {src}  ->  {run.task.target.family}: {tgt}")
         path = stem_file(stem, ".json")
-        atomic_write_json(path, report)
+        write_file_set({path: (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()})  # also removes a killed analysis's temp file
         typer.echo(f"written: {path}")
 
 

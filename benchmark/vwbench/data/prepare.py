@@ -9,6 +9,7 @@ image has changed; results cite the manifest's hash (``provenance.dataset_manife
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from vwbench.data.base import DatasetSplit
 from vwbench.data.real import SPLIT_FILE, dataset_folder, load_real_dataset, split_payload
 from vwbench.errors import DataError
 from vwbench.registry.models import _import_target
-from vwbench.results.atomic import atomic_write_json
+from vwbench.results.atomic import write_file_set
 
 SCANNERS: dict[str, str] = {
     "coco": "vwbench.data.coco:scan_coco",
@@ -35,8 +36,10 @@ def prepare_dataset(spec: Any, root: Path, images_per_concept: int) -> tuple[Pat
     split = load_real_dataset(spec, scan, images_per_concept=images_per_concept, data_root=root, use_prepared=False)
     split.validate(images_per_concept)  # every selected file decodes to its annotated size: a bad one stops here, not in a run
     path = dataset_folder(spec, root) / SPLIT_FILE
-    atomic_write_json(
-        path, split_payload(spec, split, images_per_concept),
+    text = json.dumps(split_payload(spec, split, images_per_concept), indent=2, sort_keys=True) + "\n"
+    # as a file set: it also removes what a killed prepare left beside the split file
+    write_file_set(
+        {path: text.encode()}, "--root",
         unwritable_fix="the split file goes beside the dataset: make that folder writable, or leave the dataset unprepared (runs select the same split from its annotations each time)",
     )
     return path, split

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vwbench.errors import UserError
 from vwbench.executors.base import Executor, ExecutorSettings, Job, JobOutcome, execute_job
+from vwbench.interrupts import route_sigterm
 
 # environment variables a worker needs to find what the driver finds
 _FORWARDED_ENV = ("VWBENCH_WEIGHTS", "VWBENCH_DATA", "VWBENCH_TASKS_DIR", "HF_HOME", "HF_HUB_OFFLINE")
@@ -103,6 +104,7 @@ class RayExecutor(Executor):
                 ray.init(address="local", num_cpus=workers * self._cpus, include_dashboard=False,
                          object_store_memory=_LOCAL_OBJECT_STORE_BYTES, **common)
             self._started = True
+            route_sigterm(force=True)  # ray.init replaced vwbench's SIGTERM handler with one that dumps a stack and exits 134
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self._slots = settings.workers or (self.gpus if self.gpus else max(1, int(resources.get("CPU", 1)) // self._cpus))

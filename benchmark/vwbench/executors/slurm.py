@@ -7,10 +7,14 @@ process. Job logs go to ``OUT/.executor/slurm/``. Ctrl-C cancels the jobs still 
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from vwbench.errors import UserError
 from vwbench.executors.base import Executor, ExecutorSettings, Job, JobOutcome, execute_job
@@ -25,6 +29,27 @@ def _import_submitit():
     except ImportError as exc:
         raise UserError("--executor slurm needs the submitit package: pip install 'vwbench[scale]' (or pip install 'submitit>=1.5')") from exc
     return submitit
+
+
+@contextmanager
+def _stderr_into(log: Path | None) -> Iterator[None]:
+    """While inside, file descriptor 2 is ``log`` (appended to), so that processes started here
+    inherit it; ``None``: nothing changes. submitit's local mode starts a controller process per
+    job that shares the terminal and prints a KeyboardInterrupt traceback when Ctrl-C (or the
+    SIGINT of a cancel) stops it; its stderr belongs in the job logs, not under vwbench's one line."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with log.open("ab") as f:
+            os.dup2(f.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class SlurmExecutor(Executor):
@@ -57,6 +82,7 @@ class SlurmExecutor(Executor):
                 params["slurm_partition"] = settings.slurm_partition
         self._executor.update_parameters(**params)
         self._threads = settings.threads or cpus
+        self._controller_log = settings.log_dir / "slurm" / "local-controllers.log" if cluster == "local" else None
 
     @property
     def slots(self) -> int:
@@ -78,7 +104,7 @@ class SlurmExecutor(Executor):
         while queue or self._pending:
             take, queue = queue[: max(0, window - len(self._pending))], queue[max(0, window - len(self._pending)) :]
             if take:
-                with self._executor.batch():
+                with _stderr_into(self._controller_log), self._executor.batch():
                     handles = [self._executor.submit(execute_job, jobs[i], self._threads) for i in take]
                 self._pending.update(zip(take, handles))
             finished = [i for i, h in self._pending.items() if h.done(force_check=self.cluster != "slurm")]

@@ -183,18 +183,20 @@ def check_targets(paths: list[Path], flag: str = "--out") -> None:
 SET_LOCK = ".vwbench-file-set.lock"
 
 
-def write_file_set(files: dict[Path, bytes], flag: str = "--out") -> None:
+def write_file_set(files: dict[Path, bytes], flag: str = "--out", *, unwritable_fix: str | None = None) -> None:
     """Write every ``path: data`` of ``files``: all targets checked, then, under the lock of each
-    target's folder (:data:`SET_LOCK`, deleted again on release), all temporary files written and
-    synced, then all renamed (:func:`_publish`: a failed rename puts back the files already
-    renamed). An ``OSError`` is a one-line :class:`UserError` (:func:`write_error`) and removes the
-    temporary files."""
+    target's folder (:data:`SET_LOCK`, deleted again on release), the temporary files a killed
+    writer of these targets left removed, all temporary files written and synced, then all
+    renamed (:func:`_publish`: a failed rename puts back the files already renamed). An
+    ``OSError`` is a one-line :class:`UserError` (:func:`write_error`, with ``unwritable_fix`` for
+    a read-only folder) and removes the temporary files. Also the way to write one file into a
+    folder that is not vwbench's own (a dataset's, a result's): nothing stays behind there."""
     files = {Path(p): data for p, data in files.items()}
     check_targets(list(files), flag)
-    with _folder_locks(list(files)):
+    with _folder_locks(list(files), unwritable_fix):
         for path in files:
             remove_stale_temps(path)  # what a writer killed while publishing left: temps, backups
-        temps = _write_temps(files)
+        temps = _write_temps(files, unwritable_fix)
         try:
             check_targets(list(files), flag)  # nothing appeared in the way while the files were written
             _publish(temps)
@@ -203,8 +205,8 @@ def write_file_set(files: dict[Path, bytes], flag: str = "--out") -> None:
                 Path(tmp).unlink(missing_ok=True)
 
 
-def _set_error(path: Path, exc: OSError) -> UserError:
-    return write_error(Path(printable(str(path))), exc)
+def _set_error(path: Path, exc: OSError, unwritable_fix: str | None = None) -> UserError:
+    return write_error(Path(printable(str(path))), exc, unwritable_fix)
 
 
 def _say(message: str) -> None:
@@ -212,7 +214,7 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def _folder_locks(paths: list[Path]) -> Iterator[None]:
+def _folder_locks(paths: list[Path], unwritable_fix: str | None = None) -> Iterator[None]:
     """Hold the set lock of every folder in ``paths`` (created if missing), in a fixed order, so two
     sets into one folder are written one after the other, each whole."""
     from vwbench.results.locks import transient  # locks.py imports this module
@@ -224,11 +226,11 @@ def _folder_locks(paths: list[Path]) -> Iterator[None]:
                 folder.mkdir(parents=True, exist_ok=True)
                 held.enter_context(transient(folder / SET_LOCK, what=f"the files in {printable(str(folder))}", log=_say))
             except OSError as exc:
-                raise _set_error(first[folder], exc) from exc
+                raise _set_error(first[folder], exc, unwritable_fix) from exc
         yield
 
 
-def _write_temps(files: dict[Path, bytes]) -> list[tuple[str, Path]]:
+def _write_temps(files: dict[Path, bytes], unwritable_fix: str | None = None) -> list[tuple[str, Path]]:
     """Each file's data in a synced temporary file beside it: ``(temp, target)`` pairs."""
     temps: list[tuple[str, Path]] = []
     try:
@@ -236,7 +238,7 @@ def _write_temps(files: dict[Path, bytes]) -> list[tuple[str, Path]]:
             try:
                 temps.append((_synced_temp(path, data, "file-set"), path))
             except OSError as exc:
-                raise _set_error(path, exc) from exc
+                raise _set_error(path, exc, unwritable_fix) from exc
     except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)

@@ -66,8 +66,28 @@ def network_namespace_available() -> bool:
         return False
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """In the child before it execs: the kernel kills it (SIGKILL) when the vwbench process that
+    started it dies, even by ``kill -9``, which leaves no chance to clean up (Linux only; the
+    setting survives the exec of ``unshare`` and of Python). A parent already gone: exit now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl on this platform: the parent's cleanup still runs
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _limit(limits: Limits):
+    parent = os.getpid()
+
     def apply() -> None:
+        _die_with(parent)
         mem = limits.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         cpu = int(limits.time_limit_s) + 5

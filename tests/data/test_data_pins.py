@@ -376,3 +376,14 @@ def test_validate_decodes_each_file_and_compares_its_size(tmp_path) -> None:
     split.validate(1, check_files=False)
     with pytest.raises(DataError, match="the file is 40x31 pixels, its annotations say 40x30"):
         split.validate(1)
+
+
+@pytest.mark.parametrize("corners", [(40.2, 5, 40.9, 10), (-0.9, 5, -0.1, 10), (5, 30.3, 9, 30.8)])
+def test_a_box_wholly_in_the_tolerance_band_past_the_border_is_refused(corners):
+    """Inside the 1 px rounding band but outside the 40x30 image: nothing of it is in the image, so
+    it has no area once cut (it came back with a negative width, and validate() then blamed the image)."""
+    from vwbench.data.real import checked_box
+    from vwbench.errors import DataError
+
+    with pytest.raises(DataError, match=r"ann\.json: annotation 7 has a box .* no area inside its 40x30 image"):
+        checked_box("ann.json", "annotation 7", *corners, 40, 30)

@@ -134,6 +134,8 @@ def checked_box(file: Path | str, where: str, x0: float, y0: float, x1: float, y
         )
     x0, y0 = max(0.0, x0), max(0.0, y0)
     x1, y1 = min(float(width), x1), min(float(height), y1)
+    if x1 <= x0 or y1 <= y0:  # it lay wholly in the tolerance band past the border
+        raise DataError(f"{file}: {where} has a box (x {x0}..{x1}, y {y0}..{y1} once cut to the image) with no area inside its {width}x{height} image")
     return (x0, y0, x1 - x0, y1 - y0)
 
 

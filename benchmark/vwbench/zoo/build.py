@@ -8,6 +8,7 @@ tower conditions mini-sd, as OpenCLIP's conditions SD 2.1) before mini-sd, which
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -239,8 +240,24 @@ def train_zoo(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     log(f"training {len(names)} models, {jobs} at a time on {threads} thread(s) each")
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    try:
         return run_in_order(names, lambda name: pool.submit(_train_in_worker, name, str(root), threads))
+    except BaseException:
+        # Ctrl-C from a terminal reaches the workers too, a SIGTERM or an error here does not:
+        # without this, leaving the pool would wait for the models still training (up to 45 min)
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes (Python < 3.14 has no public way: its private
+    ``_processes`` table, read defensively)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
 
 
 def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[str, Path]:

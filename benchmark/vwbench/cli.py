@@ -232,8 +232,8 @@ def _print_summary(console, result, path: Path, *, reused: bool = False) -> None
     for name, value in result.metrics.items():
         print_plain(console, f"{name}: {value:.3f}")
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
-    console.print(f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
-    console.print(f"result: {path}", soft_wrap=True, markup=False, highlight=False)  # a path whole and verbatim
+    print_plain(console, f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
+    print_plain(console, f"result: {path}")  # a path whole and verbatim
 
 
 def _concept_order(result) -> list[str]:

@@ -73,6 +73,8 @@ def print_study_summary(console, result, path: Path, *, reused: bool = False) ->
     from rich.markup import escape
     from rich.table import Table
 
+    from vwbench.progress import print_plain
+
     table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})"))
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -83,5 +85,5 @@ def print_study_summary(console, result, path: Path, *, reused: bool = False) ->
             table.add_row(escape(name), f"{value:.4g}")
     console.print(table)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
-    console.print(f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
-    console.print(f"result: {path}", soft_wrap=True, markup=False, highlight=False)
+    print_plain(console, f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
+    print_plain(console, f"result: {path}")

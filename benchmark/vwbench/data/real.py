@@ -116,8 +116,10 @@ def read_json(path: Path, what: str) -> Any:
         raise DataError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); expected {what}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is unreadable ({exc}); expected {what}") from exc
-    except ValueError:  # jsonio's "nested too deeply"
-        raise DataError(f"{path} nests its JSON too deep to read; expected {what}") from None
+    except ValueError as exc:  # jsonio's "nested too deeply", or a limit such as int digits
+        if str(exc) == jsonio.TOO_DEEP:
+            raise DataError(f"{path} nests its JSON too deep to read; expected {what}") from None
+        raise DataError(f"{path} is not readable JSON ({str(exc)[:200]}); expected {what}") from None
 
 
 def checked_box(file: Path | str, where: str, x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[float, float, float, float]:

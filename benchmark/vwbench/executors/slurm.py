@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,22 +34,33 @@ def _import_submitit():
 
 
 @contextmanager
-def _stderr_into(log: Path | None) -> Iterator[None]:
-    """While inside, file descriptor 2 is ``log`` (appended to), so that processes started here
-    inherit it; ``None``: nothing changes. submitit's local mode starts a controller process per
-    job that shares the terminal and prints a KeyboardInterrupt traceback when Ctrl-C (or the
-    SIGINT of a cancel) stops it; its stderr belongs in the job logs, not under vwbench's one line."""
+def _local_controllers(log: Path | None) -> Iterator[None]:
+    """How submitit's local mode starts its per-job controller processes (inside this block;
+    ``log`` None: another mode, nothing changes):
+
+    * their stderr is ``log`` (file descriptor 2 points there meanwhile): a controller stopped by
+      Ctrl-C or by a cancel prints a KeyboardInterrupt traceback, which belongs in the job logs,
+      not under vwbench's one line;
+    * they take SIGINT even when vwbench ignores it (started in the background: ``cmd &`` from a
+      script, ``nohup``): a local job is cancelled with SIGINT to its controller, which then kills
+      its job, and a controller that inherited "ignore" ran on as an orphan after a SIGTERM of
+      vwbench. (SIGTERM would not do: submitit's jobs ignore it, as Slurm sends it before a kill.)"""
     if log is None:
         yield
         return
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
     saved = os.dup(2)
+    ignoring = signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread()
     try:
         with log.open("ab") as f:
             os.dup2(f.fileno(), 2)
+        if ignoring:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a child's exec resets it to the default
         yield
     finally:
+        if ignoring:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         os.dup2(saved, 2)
         os.close(saved)
 
@@ -104,7 +117,7 @@ class SlurmExecutor(Executor):
         while queue or self._pending:
             take, queue = queue[: max(0, window - len(self._pending))], queue[max(0, window - len(self._pending)) :]
             if take:
-                with _stderr_into(self._controller_log), self._executor.batch():
+                with _local_controllers(self._controller_log), self._executor.batch():
                     handles = [self._executor.submit(execute_job, jobs[i], self._threads) for i in take]
                 self._pending.update(zip(take, handles))
             finished = [i for i, h in self._pending.items() if h.done(force_check=self.cluster != "slurm")]
@@ -128,7 +141,7 @@ class SlurmExecutor(Executor):
     def cancel_outstanding(self) -> None:
         for handle in self._pending.values():
             try:
-                handle.cancel(check=False)
+                handle.cancel(check=False)  # local mode: SIGINT to the job's controller (see _local_controllers)
             except Exception:  # noqa: BLE001 - a job that just ended cannot be cancelled
                 pass
         self._pending = {}

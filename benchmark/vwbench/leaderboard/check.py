@@ -365,7 +365,7 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
                 for path, _ in journal.saved():
                     if Path(path).is_relative_to(tmp):
                         journal.forget(Path(path))
-                log("vwbench check: interrupted; without --out its work was in a temporary folder, now deleted. Give --out DIR to keep a check's work: the same command then resumes it")
+                log("vwbench check: stopped; without --out its work was in a temporary folder, now deleted. Give --out DIR to keep a check's work: the same command then resumes it")
             raise
     if out_dir is not None:  # a finished check's folder is not re-used: its results would be read back
         atomic_write_json(Path(out_dir) / MARKER, {"vwbench_check": 1, "runs": fingerprint, "finished": True})

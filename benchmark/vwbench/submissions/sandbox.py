@@ -215,13 +215,15 @@ def _explain(code: int, work: Path, limits: Limits) -> str:
 def _why(code: int, work: Path, limits: Limits) -> str:
     error = work / "out" / "error.json"
     if code == EXIT_SUBMISSION_ERROR and error.exists() and error.stat().st_size < 64_000:
+        # the submission can write this file itself: anything but the child's own object is ignored
         try:
-            payload = json.loads(error.read_text())
+            payload = read_json(error)
+        except (OSError, ValueError):
+            payload = None
+        if isinstance(payload, dict):
             message = str(payload.get("error"))[:500]
             hint = f" (the memory limit is {limits.memory_mb} MB)" if "MemoryError" in message or "Unable to allocate" in message else ""
             return f"raised in {str(payload.get('stage'))[:20]}(): {message}{hint}"
-        except ValueError:
-            pass
     if code < 0:
         sig = -code
         why = {

@@ -1,0 +1,33 @@
+"""Review of today's jsonio change: the sandbox's ``out/error.json`` is written in the submission's
+own work folder, so the submission can replace it (then exit with the submission-error code). It
+is still read with a bare ``json.loads`` (sandbox.py ``_why``), which lets a RecursionError or an
+AttributeError (a JSON list) escape as a traceback instead of a one-line SubmissionFailure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vwbench.submissions.sandbox import Limits, SubmissionFailure, run_transfer_submission
+
+from .helpers import hostile, planted, transfer_folder
+
+FAST = Limits(time_limit_s=20, memory_mb=1024, output_mb=4)
+
+
+def _run(folder: Path):
+    source, target, tokens = planted()
+    return run_transfer_submission(folder, "transfer.py", "Transfer", source, target, tokens, source[:5], [""] * 5, FAST)
+
+
+@pytest.mark.parametrize("content", ["[" * 5000, "[1, 2]"], ids=["nested-too-deep", "a-list"])
+def test_a_replaced_error_file_is_that_submissions_failure_not_a_traceback(tmp_path: Path, content: str) -> None:
+    in_fit = f"""
+    with open(os.path.join("..", "out", "error.json"), "w") as f:
+        f.write({content!r})
+    raise SystemExit(3)
+    """
+    folder = transfer_folder(tmp_path, hostile("import os", in_fit))
+    with pytest.raises(SubmissionFailure):
+        _run(folder)

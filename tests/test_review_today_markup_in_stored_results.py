@@ -1,15 +1,13 @@
-"""Review of today's "users' text is never rich markup" change: a reused result's summary still
-prints ``provenance.created`` and the stage names of ``provenance.wall_time_s`` through rich markup
-(cli.py ``_print_summary``; studies.py ``print_study_summary`` likewise). Both come from the stored
-result file, which vwbench reads as foreign JSON (copied from another machine, hand-edited): a
-``[/x]`` in it makes the reuse end in rich's MarkupError traceback, a ``[bold]`` vanishes."""
+"""A reused result's summary prints ``provenance.created`` and the stage names of
+``provenance.wall_time_s`` verbatim: they come from the stored result file, which vwbench reads as
+foreign JSON (copied from another machine, hand-edited), and a ``[/x]`` in them made the reuse end
+in rich's MarkupError traceback, a ``[bold]`` vanished."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from vwbench.cli import app

@@ -1,7 +1,6 @@
-"""Review of today's jsonio change in ``vwbench.data.real.read_json``: every ``ValueError`` that is
-not a JSONDecodeError or UnicodeDecodeError is now reported as "nests its JSON too deep", but
-``json.loads`` raises other ValueErrors too, e.g. for an integer literal longer than Python's
-4300-digit conversion limit (3.11+). The message then names the wrong problem."""
+"""``vwbench.data.real.read_json`` names the JSON problem it met: "nests its JSON too deep" only
+for nesting, and the limit's own words for other ``ValueError``s of ``json.loads``, e.g. an
+integer literal longer than Python's 4300-digit conversion limit (3.11+)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Review of today's SIGTERM routing: ``kill PID`` of a ``vwbench sweep --executor slurm
---slurm-local`` started in the background (``cmd &`` in a script, ``nohup``: SIGINT is inherited as
-ignored) exits 143 with "terminated: nothing was saved yet", but the jobs are not stopped:
-``cancel_outstanding`` cancels a local job with SIGINT, which its controller ignores too, so the
-jobs run on as orphans and store their words after vwbench said nothing was saved."""
+"""``kill PID`` of a ``vwbench sweep --executor slurm --slurm-local`` started in the background
+(``cmd &`` in a script, ``nohup``: SIGINT is inherited as ignored) exits 143 with "terminated: ..."
+and stops its jobs: a local job is cancelled with SIGINT to its controller, so the controllers are
+started taking SIGINT (they inherited "ignore" and ran on as orphans, storing words after vwbench
+said nothing was saved)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-
-import pytest
 
 from tests.faults.conftest import QUIET_ENV
 from tests.faults.test_interrupts_review import _processes_in_group, sweep_args

@@ -1,7 +1,7 @@
-"""Review of today's jsonio change: the sandbox's ``out/error.json`` is written in the submission's
-own work folder, so the submission can replace it (then exit with the submission-error code). It
-is still read with a bare ``json.loads`` (sandbox.py ``_why``), which lets a RecursionError or an
-AttributeError (a JSON list) escape as a traceback instead of a one-line SubmissionFailure."""
+"""The sandbox's ``out/error.json`` is written in the submission's own work folder, so the
+submission can replace it (then exit with the submission-error code): deeply nested JSON or a
+non-object there is ignored, and the failure is a one-line SubmissionFailure, never a traceback
+(a bare ``json.loads`` let a RecursionError or an AttributeError escape)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ may train for 45 more minutes."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

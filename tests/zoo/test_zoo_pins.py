@@ -117,6 +117,25 @@ def test_a_model_recorded_by_another_is_only_the_one_it_names(quick_card) -> Non
     assert "Not built: `vwbench zoo train --only mini-judge`" in section and "recorded" not in section and "0.884" not in section
 
 
+def test_a_not_built_section_of_the_previous_card_is_written_afresh(quick_card) -> None:
+    """Only what a build wrote is carried over from the previous card: a "Not built" section is
+    recomputed, so the numbers another model's log records for it are the current ones."""
+    tmp = quick_card
+    sd = tmp / "zoo" / "mini-sd"
+    sd.mkdir(parents=True)
+
+    def card(accuracy: float) -> str:
+        (sd / "training_log.json").write_text(json.dumps({
+            "text_tower": {"folder": "mini-sd-text", "weights_sha256": "ab" * 32, "zero_shot_accuracy": {"synth-voc": accuracy}},
+        }))
+        text = write_zoo_report(tmp / "board", tmp / "zoo", names=["mini-sd-text"]).read_text()
+        return text.split("## mini-sd-text", 1)[1]
+
+    assert "| synth-voc | 0.884 |" in card(0.884)
+    again = card(0.912)  # mini-sd retrained on another tower
+    assert "| synth-voc | 0.912 |" in again and "0.884" not in again
+
+
 def test_measured_quality_drops_what_the_card_no_longer_shows(quick_card) -> None:
     tmp = quick_card
     (tmp / "zoo" / "mini-clip").mkdir(parents=True)

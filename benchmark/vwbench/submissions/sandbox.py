@@ -120,6 +120,38 @@ def _clean_env(work: Path, threads: int) -> dict[str, str]:
     }
 
 
+WORK_PREFIX = "vwbench-sub-"
+
+
+def remove_orphaned_work_folders(root: Path | None = None) -> int:
+    """Delete the sandbox work folders (``vwbench-sub-<pid>-*`` in the temp folder) whose vwbench
+    process is gone: one killed by ``kill -9`` could not remove its own (its sandboxed child dies
+    with it). A folder whose process still runs, or that is not ours to delete, is left. Returns
+    how many were removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = 0
+    try:
+        candidates = list(root.glob(f"{WORK_PREFIX}*-*"))
+    except OSError:
+        return 0
+    for folder in candidates:
+        pid = folder.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+            continue  # its process (or one that reuses the pid) is alive: leave it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError, OverflowError):
+            continue  # a live process of another user, or a pid that cannot be one
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += not folder.exists()
+    return removed
+
+
 def run_transfer_submission(
     folder: Path,
     entry: str,
@@ -141,7 +173,8 @@ def run_transfer_submission(
 
     from vwbench.submissions.safe_tensors import TensorFileError, read_tensors
 
-    with tempfile.TemporaryDirectory(prefix="vwbench-sub-") as tmp:
+    remove_orphaned_work_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-") as tmp:
         work = Path(tmp)
         for sub in ("in", "out", "run", "tmp", "logs"):
             (work / sub).mkdir()

@@ -211,3 +211,26 @@ def test_samples_match_their_concept_are_capped_and_thumbnailed(tmp_path) -> Non
     assert {concept: len(uris) for concept, uris in samples.items()} == {"cat": 4, "dog": 1}
     first = Image.open(io.BytesIO(base64.b64decode(samples["cat"][0].split(",", 1)[1])))
     assert first.format == "PNG" and first.size == (96, 48)  # re-encoded as a thumbnail of at most 96 px
+
+
+def test_md_escape_breaks_bare_links_and_addresses() -> None:
+    from vwbench.leaderboard.markdown import md_escape
+
+    assert md_escape("https://evil.example/login") == "https\\://evil.example/login"
+    assert md_escape("see www.evil.example") == "see www\\.evil.example"
+    assert md_escape("me@evil.example") == "me\\@evil.example"
+    assert md_escape("a:b awww.x lstsq") == "a:b awww.x lstsq"  # nothing else changes
+
+
+def test_samples_of_a_concept_do_not_take_another_concepts_whose_name_extends_it(tmp_path) -> None:
+    from PIL import Image
+
+    from vwbench.leaderboard.collect import _samples
+
+    result = tmp_path / "identity-abc.json"
+    folder = result.with_suffix(".samples")
+    folder.mkdir()
+    for stem in ("a", "a-1", "a-b", "a-b-0"):
+        Image.new("RGB", (4, 4)).save(folder / f"{stem}.png")
+    found = _samples(result, ["a", "a-b"])
+    assert len(found["a"]) == 2 and len(found["a-b"]) == 2

@@ -163,7 +163,7 @@ def test_report_summary_order_and_verdicts() -> None:
         "| map | 5.0x (meets the 5x target); median-based 7.7x | ok |")
     assert text.index("## Classification training") < text.index("## Detection mAP")
     assert "- versions: python 3.11.0, torch 2.4.0, numpy 2.0" in lines
-    assert "- machine: Linux; CPU: Test CPU, 4 cores (2 usable), 15.6 GB memory; no GPU used" in lines
+    assert "- machine: Linux; CPU: Test CPU, 4 cores (2 usable), 15.6 GiB memory; no GPU used" in lines
 
 
 def test_memory_in_gib_from_proc_meminfo(monkeypatch) -> None:

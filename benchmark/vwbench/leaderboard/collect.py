@@ -20,6 +20,7 @@ import base64
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ def _samples(result_file: Path, concepts: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.is_symlink())
     for concept in concepts:
-        mine = [p for p in files if p.stem == concept or p.stem.startswith(concept + "-")][:MAX_SAMPLES_PER_CONCEPT]
+        # "<concept>.png" or "<concept>-<n>.png": concept "a" must not take "a-b-0.png" of concept "a-b"
+        mine = [p for p in files if p.stem == concept or re.fullmatch(re.escape(concept) + r"-\d+", p.stem)][:MAX_SAMPLES_PER_CONCEPT]
         uris = [u for u in (_thumbnail(p) for p in mine) if u]
         if uris:
             out[concept] = uris

@@ -15,12 +15,16 @@ from typing import Any
 from vwbench.leaderboard.build import fmt
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()|~])")
+# GitHub links bare URLs and e-mail addresses ("https://...", "www....", "a@b.c") even in table
+# cells: an escaped ":", "." or "@" breaks the pattern and renders as itself
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=\bwww)(\.)|(@)")
 
 
 def md_escape(text: Any) -> str:
     """Safe inside a markdown table cell: no HTML, no links, no table breaks, one line."""
     escaped = html.escape(str(text), quote=True)
     escaped = _MD_SPECIAL.sub(r"\\\1", escaped)
+    escaped = _AUTOLINK.sub(lambda m: "\\" + m.group(0), escaped)
     return " ".join(escaped.split())
 
 

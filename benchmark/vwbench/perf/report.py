@@ -327,8 +327,8 @@ def render_markdown(results: dict[str, Any], companions: list[tuple[str, dict[st
         "## Machine and versions",
         "",
         f"- machine: {machine['host_os']}; CPU: {machine['cpu_model']}, {machine['cpu_cores']} cores "
-        f"({machine['cpu_cores_usable']} usable), {machine['memory_gb']} GB memory"
-        + (f"; GPU: {machine['gpu']} ({machine['gpu_memory_gb']} GB)" if machine.get("gpu") else "; no GPU used"),
+        f"({machine['cpu_cores_usable']} usable), {machine['memory_gb']} GiB memory"
+        + (f"; GPU: {machine['gpu']} ({machine['gpu_memory_gb']} GiB)" if machine.get("gpu") else "; no GPU used"),
         f"- torch threads per process: {opts.get('threads') or 'torch default'}; device {opts['device']}, {opts['dtype']}",
         f"- load average at start / end: {machine.get('load_average')} / {results.get('load_average_end')} "
         "(other work on the machine slows every measurement; the two sides of a ratio run one after the other)",

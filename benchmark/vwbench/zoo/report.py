@@ -153,12 +153,22 @@ def _measured(name: str, quality: Any, dataset: str) -> float | None:
     return entry.get("map50") if name == "mini-owlv2" else entry.get("accuracy")
 
 
+def _shown_against(value: float, minimum: float) -> str:
+    """``value`` to 3 decimals, or to as many more as it takes for the shown number to sit on the
+    same side of ``minimum`` as the value (0.8999 against 0.90 shows 0.8999, not 0.900)."""
+    for decimals in range(3, 10):
+        shown = f"{value:.{decimals}f}"
+        if (float(shown) >= minimum) == (value >= minimum):
+            return shown
+    return repr(value)
+
+
 def _target_lines(logs: dict[str, dict]) -> list[str]:
     lines = ["| model | measure | dataset | target | measured | met |", "|---|---|---|---|---|---|"]
     for name, (datasets, minimum, measure) in TARGETS.items():
         for dataset in datasets:
             value = _measured(name, (logs.get(name) or {}).get("quality"), dataset)
-            shown = "not measured" if value is None else f"{value:.3f}"
+            shown = "not measured" if value is None else _shown_against(value, minimum)
             met = "" if value is None else ("yes" if value >= minimum else "**no**")
             lines.append(f"| {name} | {measure} | {dataset} | >= {minimum:.2f} | {shown} | {met} |")
     return lines

@@ -131,7 +131,7 @@ def _training_md(section: dict) -> list[str]:
     lines = [
         f"## {section['name'].capitalize()} training ({facts['checkpoint']})",
         "",
-        _TRAINING_TEXT[section["name"]],
+        section.get("method") or _TRAINING_TEXT[section["name"]],
         "",
         f"Workload: {facts['words']} words ({facts['concepts']} concepts x {facts['trials']} trial(s)) of "
         f"{facts['dataset']}, {facts['n_vectors']} vectors per word, batch {facts['batch_size']} per word, "
@@ -368,10 +368,18 @@ def render_markdown(results: dict[str, Any], companions: list[tuple[str, dict[st
     return "\n".join(lines)
 
 
-def write_report(results: dict[str, Any], markdown_path: Path) -> tuple[Path, Path]:
-    """Write ``perf.md`` and ``perf.json`` (same folder and stem) atomically; returns both paths."""
+def write_report(results: dict[str, Any], markdown_path: Path, *, measured: bool = True) -> tuple[Path, Path]:
+    """Write ``perf.md`` and ``perf.json`` (same folder and stem) atomically; returns both paths.
+    ``measured``: ``results`` were just measured, so each training section's method text (what
+    vwbench and the reference did) is stored with them, and a later ``--render`` shows the text
+    of the code that measured, not of the code that renders."""
     from vwbench.results.atomic import atomic_write_bytes, atomic_write_json
 
+    if measured:
+        sections = results.get("sections")
+        for name, section in (sections.items() if isinstance(sections, dict) else []):
+            if isinstance(section, dict) and name in _TRAINING_TEXT:
+                section.setdefault("method", _TRAINING_TEXT[name])
     markdown_path = Path(markdown_path)
     json_path = markdown_path.with_suffix(".json")
     companions = [c for c in companion_reports(markdown_path) if c[0] != markdown_path.name]
@@ -407,7 +415,7 @@ def rerender_report(markdown_path: Path) -> Path:
     if "projection" in results:
         with complete_result(json_path):
             results["projection"] = project(results)
-    write_report(results, Path(markdown_path))
+    write_report(results, Path(markdown_path), measured=False)
     return Path(markdown_path)
 
 

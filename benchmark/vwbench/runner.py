@@ -8,6 +8,7 @@ here knows which model family it is running.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,13 +84,14 @@ def resolve_device(name: str) -> torch.device:
 class _ModelCache:
     """Loads each checkpoint once per run (the source is the target in x->x)."""
 
-    def __init__(self, device: torch.device, dtype: torch.dtype, weights_dir: Path | None, feature_cache_dir: Path | None = None) -> None:
+    def __init__(self, device: torch.device, dtype: torch.dtype, weights_dir: Path | None, feature_cache_dir: Path | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self.device, self.dtype, self.weights_dir = device, dtype, weights_dir
         self.feature_cache = None
         if feature_cache_dir is not None:
             from vwbench.cache import FeatureCache
 
-            self.feature_cache = FeatureCache(feature_cache_dir)
+            self.feature_cache = FeatureCache(feature_cache_dir, log=log)
         self._models: dict[tuple, object] = {}
         self._resolved: dict[str, object] = {}
         self.provenance: list[dict] = []
@@ -158,7 +160,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     prepared = prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
     transfer_name = prepared.label
     timer = StageTimer()
-    models = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir)
+    models = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir, log=reporter.log)
 
     with timer("data"), reporter.stage(f"data {task.dataset.name}") as stage:
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
@@ -245,7 +247,7 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
     device, dtype = compute_setup(first.device, first.threads)
     hp = resolve_hyperparameters(task, first)
     split = load_split(task, hp, dataset_loader(task.dataset.loader), first.data_root)
-    models = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir)
+    models = _ModelCache(device, dtype, first.weights_dir, first.feature_cache_dir, log=reporter.log)
     source, ckpt = models.get(task.source, "source")
     check_words_fit_models(task, models, hp.n_vectors)
     plans = [plan_words(source, ckpt, split, hp, _fracture(options, split)) for options in runs]

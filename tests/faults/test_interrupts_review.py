@@ -300,6 +300,7 @@ def test_a_disk_with_room_for_the_run_but_not_its_feature_cache(zygote, fault_ta
     stat = os.statvfs(small_disk)
     (small_disk / "filler").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 100 * 1024))  # 100 KiB: room for the run, under the cache's reserve (128 KiB of 512)
     cached = zygote.run(args)
+    assert "is nearly full, so frozen image features are not cached" in cached.log, cached.log
     assert_no_torn_files(out)
     shutil.rmtree(out / "features", ignore_errors=True)
     uncached = zygote.run([*args, "--no-feature-cache"])  # the same run without the cache fits

@@ -78,10 +78,12 @@ def room_to_store(folder: Path, n_bytes: int) -> bool:
 class FeatureCache:
     """Per-image frozen features under ``root`` (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, log: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self.not_stored = 0  # features left out for want of space (see room_to_store)
+        self.log = log  # told once when the disk's reserve stops the cache
 
     @staticmethod
     def namespace(parts: dict[str, Any]) -> str:
@@ -115,7 +117,11 @@ class FeatureCache:
         remove_stale_temps(path)
         data = save(tensors, metadata=meta)
         if not room_to_store(self.root, len(data)):
-            return  # the disk is nearly full: keep its space for what the run must write
+            self.not_stored += 1  # the disk is nearly full: keep its space for what the run must write
+            if self.not_stored == 1 and self.log is not None:
+                self.log(f"warning: the disk of {self.root} is nearly full, so frozen image features are not cached "
+                         f"(the run goes on; later runs compute them again): free space there to cache them")
+            return
         try:
             atomic_write_bytes(path, data, phase="features")
         except UserError:

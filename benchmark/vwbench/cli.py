@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vwbench.commands import TasksDir, Threads
+from vwbench.commands import TasksDir, Threads, print_stored_run_footer
 from vwbench.errors import UserError
 
 app = typer.Typer(
@@ -231,9 +231,7 @@ def _print_summary(console, result, path: Path, *, reused: bool = False) -> None
     console.print(table)
     for name, value in result.metrics.items():
         print_plain(console, f"{name}: {value:.3f}")
-    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
-    print_plain(console, f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
-    print_plain(console, f"result: {path}")  # a path whole and verbatim
+    print_stored_run_footer(console, result, path, reused=reused)
 
 
 def _concept_order(result) -> list[str]:

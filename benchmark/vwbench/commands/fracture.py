@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from vwbench.jsonio import read_json
 from vwbench.commands import TasksDir, Threads
 from vwbench.errors import UserError
+from vwbench.jsonio import read_json
 
 if TYPE_CHECKING:
     from vwbench.analysis.sweep import SweepRow

@@ -73,7 +73,7 @@ def print_study_summary(console, result, path: Path, *, reused: bool = False) ->
     from rich.markup import escape
     from rich.table import Table
 
-    from vwbench.progress import print_plain
+    from vwbench.commands import print_stored_run_footer
 
     table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})"))
     table.add_column("metric")
@@ -84,6 +84,4 @@ def print_study_summary(console, result, path: Path, *, reused: bool = False) ->
         if name != result.metric:
             table.add_row(escape(name), f"{value:.4g}")
     console.print(table)
-    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
-    print_plain(console, f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
-    print_plain(console, f"result: {path}")
+    print_stored_run_footer(console, result, path, reused=reused)

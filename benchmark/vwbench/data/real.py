@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vwbench import jsonio
 from vwbench.data.base import Annotation, Concept, DatasetSplit, Example, Manifest, to_rgb
 from vwbench.errors import DataError
 from vwbench.hashing import sha256_file
+from vwbench import jsonio
 
 DATA_ENV = "VWBENCH_DATA"
 SPLIT_FILE = "vwbench_split.json"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import vwbench
-from vwbench.jsonio import read_json
 from vwbench.errors import UserError
+from vwbench.jsonio import read_json
 from vwbench.leaderboard.collect import Collected, Entry, published_metrics
 from vwbench.results.provenance import utc_now
 

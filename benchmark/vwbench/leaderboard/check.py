@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vwbench.jsonio import read_json
 from vwbench.errors import UserError
+from vwbench.jsonio import read_json
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.leaderboard.collect import one_line as _one_line
 from vwbench.leaderboard.collect import submitted_records

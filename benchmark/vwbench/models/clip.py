@@ -29,9 +29,9 @@ from torch import nn
 import open_clip  # vwbench.models (the package __init__) has installed the torchvision shim
 from open_clip.transformer import TextTransformer
 
-from vwbench.jsonio import read_json
 from vwbench.data.base import Example
 from vwbench.errors import CheckpointNotFound, UserError
+from vwbench.jsonio import read_json
 from vwbench.models.base import (
     PROMPT_TEMPLATE,
     ConceptModel,

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vwbench.jsonio import read_json
 from vwbench.errors import UserError
+from vwbench.jsonio import read_json
 from vwbench.results.provenance import cpu_model
 
 SCHEMA = "vwbench.perf/1"

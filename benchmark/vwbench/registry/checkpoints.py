@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vwbench.jsonio import read_json
-from vwbench.hashing import sha256_file
 from vwbench.errors import CheckpointNotFound, UserError
+from vwbench.hashing import sha256_file
+from vwbench.jsonio import read_json
 from vwbench.registry.schema import CheckpointPin
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vwbench.jsonio import read_json
 from vwbench.errors import UserError
+from vwbench.jsonio import read_json
 
 CHILD = Path(__file__).with_name("child.py")
 EXIT_SUBMISSION_ERROR = 3

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vwbench.jsonio import read_json
 from vwbench.errors import UserError
+from vwbench.jsonio import read_json
 from vwbench.leaderboard.build import read_leaderboard
 from vwbench.results.atomic import atomic_write_bytes
 from vwbench.zoo.build import ENTRIES, ZOO_DIR, entry_folder, require_built

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from vwbench.jsonio import read_json
 from vwbench.compat.torchvision_ops import ensure_torchvision_importable
+from vwbench.jsonio import read_json
 
 ensure_torchvision_importable()
 

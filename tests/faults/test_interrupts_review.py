@@ -20,6 +20,7 @@ from tests.faults.test_bad_data import coco_world  # noqa: F401  (fixture)
 from tests.faults.test_disk import small_disk  # noqa: F401  (fixture)
 from tests.faults.test_kill_resume import assert_matches_reference, assert_no_torn_files, assert_resumed_as_expected
 from tests.faults.test_signals_and_determinism import LONG_STEPS, _spawn, _wait_for, long_reference  # noqa: F401  (fixture)
+from tests.processes import alive, processes_in_group
 
 
 def sweep_args(tasks: Path, out: Path, *pairs: str) -> list[str]:
@@ -230,14 +231,6 @@ def _sandbox_children(parent: int) -> dict[int, str]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _stop_validate_in_the_sandbox(tmp_path: Path, sig: int) -> tuple[int, str, list[int], list[str]]:
     """Start `vwbench validate` on a slow submission, send ``sig`` once its sandboxed child runs;
     returns (exit code, stderr, the child's pids still alive 2 s later, its work folders still
@@ -258,14 +251,14 @@ def _stop_validate_in_the_sandbox(tmp_path: Path, sig: int) -> tuple[int, str, l
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
         time.sleep(2)
-        alive = [pid for pid in children if _alive(pid)]
-        return proc.returncode, stderr, alive, [work for work in children.values() if Path(work).exists()]
+        still_alive = [pid for pid in children if alive(pid)]
+        return proc.returncode, stderr, still_alive, [work for work in children.values() if Path(work).exists()]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         for pid, work in children.items():
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
             if Path(work).name.startswith("vwbench-sub-"):
                 shutil.rmtree(work, ignore_errors=True)  # the work folder a stopped vwbench left behind
@@ -314,21 +307,6 @@ def test_a_disk_with_room_for_the_run_but_not_its_feature_cache(zygote, fault_ta
 # ---- Ctrl-C of a sweep on the slurm executor (submitit's local mode) ------------------------------
 
 
-def _processes_in_group(pgid: int) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(cmdline)
-    return found
-
-
 def test_ctrl_c_of_a_slurm_local_sweep_is_one_line_without_traceback(fault_tasks, tmp_path):
     """Ctrl-C in a terminal signals the whole foreground process group: vwbench and the job
     processes it started."""
@@ -347,7 +325,7 @@ def test_ctrl_c_of_a_slurm_local_sweep_is_one_line_without_traceback(fault_tasks
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         end = time.monotonic() + 60
-        while time.monotonic() < end and proc.poll() is None and not any("submitit.local._local" in c for c in _processes_in_group(proc.pid)):
+        while time.monotonic() < end and proc.poll() is None and not any("submitit.local._local" in c for c in processes_in_group(proc.pid)):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.3)  # the job's process is still importing torch
@@ -356,7 +334,7 @@ def test_ctrl_c_of_a_slurm_local_sweep_is_one_line_without_traceback(fault_tasks
         time.sleep(1)
         assert proc.returncode == 130, stderr
         assert len(interrupted_lines(stderr)) == 1, stderr
-        assert _processes_in_group(proc.pid) == []  # the jobs were stopped too
+        assert processes_in_group(proc.pid) == []  # the jobs were stopped too
         assert "Traceback" not in stderr, stderr
     finally:
         if proc.poll() is None:

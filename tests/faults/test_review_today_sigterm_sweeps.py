@@ -13,7 +13,8 @@ import sys
 import time
 
 from tests.faults.conftest import QUIET_ENV
-from tests.faults.test_interrupts_review import _processes_in_group, sweep_args
+from tests.faults.test_interrupts_review import sweep_args
+from tests.processes import processes_in_group
 
 
 def test_sigterm_of_a_background_slurm_local_sweep_stops_its_jobs(fault_tasks, tmp_path):
@@ -29,7 +30,7 @@ def test_sigterm_of_a_background_slurm_local_sweep_stops_its_jobs(fault_tasks, t
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `vwbench sweep ... &` from a script
     try:
         end = time.monotonic() + 60
-        while time.monotonic() < end and proc.poll() is None and not any("submitit.core._submit" in c for c in _processes_in_group(proc.pid)):
+        while time.monotonic() < end and proc.poll() is None and not any("submitit.core._submit" in c for c in processes_in_group(proc.pid)):
             time.sleep(0.05)
         assert proc.poll() is None, log.read_text()
         time.sleep(2)
@@ -39,7 +40,7 @@ def test_sigterm_of_a_background_slurm_local_sweep_stops_its_jobs(fault_tasks, t
         assert proc.returncode == 143, stderr
         assert "terminated:" in stderr, stderr
         time.sleep(5)  # a cancelled local job is stopped within about a second
-        assert [c for c in _processes_in_group(proc.pid) if "submitit" in c] == []
+        assert [c for c in processes_in_group(proc.pid) if "submitit" in c] == []
     finally:
         if proc.poll() is None:
             proc.kill()

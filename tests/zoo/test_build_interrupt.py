@@ -5,20 +5,12 @@ may train for 45 more minutes."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.processes import alive
 from tests.zoo import sleepy_worker
 from vwbench.zoo import build
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_an_interrupt_in_the_parent_stops_the_training_workers(tmp_path, monkeypatch):
@@ -40,7 +32,7 @@ def test_an_interrupt_in_the_parent_stops_the_training_workers(tmp_path, monkeyp
     (pid_file,) = tmp_path.glob("*.pid")
     pid = int(pid_file.read_text())
     end = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < end:
+    while alive(pid) and time.monotonic() < end:
         time.sleep(0.05)
-    assert not _alive(pid)
+    assert not alive(pid)
     assert started and started[0].done()

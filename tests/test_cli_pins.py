@@ -62,12 +62,12 @@ def test_run_passes_every_option_to_the_run(tiny_tasks, tmp_path, monkeypatch) -
     out, weights, data = tmp_path / "out", tmp_path / "w", tmp_path / "d"
     result = _invoke("run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", tiny_tasks, "--transfer", "ridge",
                      "--steps", 1, "--trials", 1, "--seed", 7, "--device", "cpu", "--out", out, "--weights", weights,
-                     "--data-root", data, "--threads", 1, "--no-feature-cache", "--delta", 0.5, "--anchors", "cat=dog")
+                     "--data-root", data, "--threads", 1, "--no-feature-cache", "--delta", 0.5, "--anchors", "circle=dog")
     _stopped(result)
     ((spec, options, _), _), = calls
     assert (spec.name, spec.dataset.name) == ("clip->owlv2", "synth-tiny")
     assert options == RunOptions(transfer="ridge", steps=1, trials=1, seed=7, device="cpu", out_dir=out, weights_dir=weights, data_root=data,
-                                 threads=1, embeddings=None, delta=0.5, anchors=["cat=dog"], feature_cache=False)
+                                 threads=1, embeddings=None, delta=0.5, anchors=["circle=dog"], feature_cache=False)
 
 
 def test_run_defaults_keep_the_tasks_settings(tiny_tasks, tmp_path, monkeypatch) -> None:
@@ -90,7 +90,7 @@ def test_run_defaults_keep_the_tasks_settings(tiny_tasks, tmp_path, monkeypatch)
     (["--delta", "-0.5"], "--delta"),
     (["--device", "tpu"], "tpu"),
     (["--transfer", "no-such-method"], "no-such-method"),
-    (["--anchors", "cat=dog"], "--delta"),
+    (["--anchors", "circle=dog"], "--delta"),
 ])
 def test_run_refuses_a_bad_option_in_one_line_with_exit_2_and_no_out(tiny_tasks, tmp_path, monkeypatch, capsys, args, message) -> None:
     out = tmp_path / "out"

@@ -46,3 +46,15 @@ def test_run_prints_its_path_on_stdout_and_labels_a_stored_runs_times(tiny_tasks
     assert second.stdout == f"{path}\n"
     assert "wall time of the stored run (created " in second.stderr and "wall time: " not in second.stderr
     assert _concept_rows(second.stderr) == CONCEPTS
+
+
+def test_a_stored_runs_wall_times_are_listed_in_run_order() -> None:
+    """A stored result's JSON sorts its keys; the summary of a reused run still lists the stages
+    as they happened (a study family's own stages after the shared ones)."""
+    from vwbench.results.provenance import in_run_order
+
+    stored = {"data": 1.0, "evaluate": 2.0, "load_source": 3.0, "load_target": 4.0, "metrics": 5.0, "plan": 6.0, "train": 7.0, "transfer": 8.0}
+    assert list(in_run_order(stored)) == ["data", "load_source", "plan", "load_target", "train", "transfer", "evaluate", "metrics"]
+    study = {"data": 1.0, "embed": 2.0, "fit probe": 3.0, "load": 4.0, "resolve": 5.0}
+    assert list(in_run_order(study)) == ["resolve", "data", "load", "embed", "fit probe"]
+    assert in_run_order(stored) == stored

@@ -59,12 +59,14 @@ def ls_command(
     from rich.markup import escape
     from rich.table import Table
 
+    from vwbench.progress import print_table
+
     table = Table(title=f"{len(rows)} tasks")
     for column in ("task", "dataset", "tier", "metric", "version", "pinned"):
         table.add_column(column, no_wrap=column in ("task", "dataset"), overflow="fold")
     for r in rows:
         table.add_row(*map(escape, (r["task"], r["dataset"], r["tier"], r["metric"])), str(r["version"]), "yes" if r["pinned"] else "no")
-    Console().print(table)
+    print_table(Console(), table)
     print_studies([r for r in study_rows(tasks_dir, tier) if dataset is None or r["dataset"] == dataset], as_json=False)
 
 
@@ -218,7 +220,7 @@ def _print_summary(console, result, path: Path, *, reused: bool = False) -> None
     from rich.markup import escape
     from rich.table import Table
 
-    from vwbench.progress import print_plain
+    from vwbench.progress import print_plain, print_table
 
     # escape(): task, dataset, method and concept names are users' text, never rich markup
     table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps)"))
@@ -228,7 +230,7 @@ def _print_summary(console, result, path: Path, *, reused: bool = False) -> None
         table.add_row(escape(concept), f"{result.per_concept[concept]:.3f}")
     low, high = result.ci95
     table.add_row("[bold]mean", f"[bold]{result.value:.3f}  [{low:.3f}, {high:.3f}]")
-    console.print(table)
+    print_table(console, table)
     for name, value in result.metrics.items():
         print_plain(console, f"{name}: {value:.3f}")
     print_stored_run_footer(console, result, path, reused=reused)

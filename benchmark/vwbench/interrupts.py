@@ -79,3 +79,8 @@ def route_sigterm(*, force: bool = False) -> bool:
         return current is _on_sigterm
     signal.signal(signal.SIGTERM, _on_sigterm)
     return True
+
+
+def sigterm_routed() -> bool:
+    """Whether SIGTERM takes Ctrl-C's path in this process now (:func:`route_sigterm`)."""
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm

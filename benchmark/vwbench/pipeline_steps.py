@@ -232,7 +232,7 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
     words, reused = compute_once(out_dir, f"words-{key[:32]}", load=load, compute=compute, what=f"the words of {source.family} on {split.name}", log=reporter.log)
     if reused:
         reporter.log(f"reusing trained words {path}")
-        journal.record(path, "trained words")
+        journal.record(path, "trained words", reused=True)
         _drop_train_state(state_path)  # a run killed after saving its words leaves its last checkpoint
     return words, path
 

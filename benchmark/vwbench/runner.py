@@ -201,6 +201,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
             for model in dict.fromkeys((source, target)):
                 model.check_word_fits(n_vectors, fix)
             prepared.method.check_spaces(source.embedding_dim, target.embedding_dim)
+            prepared.method.preflight(source.vocabulary(), target.vocabulary(), split.concepts[0].init_word)
             stage.advance(1)
         with timer("train"):
             if options.embeddings is not None:
@@ -231,7 +232,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     )
     if reused:
         reporter.log(f"reusing the stored result {path}")
-        journal.record(path, "result")
+        journal.record(path, "result", reused=True)
     faults.point("result-done")
     return StoredRun(result, path, reused)
 
@@ -282,13 +283,22 @@ def check_task_fits(task: TaskSpec, options: RunOptions) -> None:
 
 def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:
     """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
-    overrides, --anchors without --delta, the device (only its name when the run goes to workers
+    overrides, --anchors (without --delta, or naming what the dataset does not hold), an
+    --embeddings path that is no file, the device (only its name when the run goes to workers
     elsewhere, ``runs_here=False``: they may have the GPU this machine lacks) and the transfer. The
     CLI calls this before it makes --out, so a bad option is a one-line error that leaves no folder."""
     from vwbench.submissions.run_support import prepare_transfer
 
     resolve_hyperparameters(task, options)
     check_fracture_options(options)
+    if options.delta is not None and options.anchors:  # the dataset's concepts are in its task file: no data needed
+        from vwbench.training.fracture import parse_anchors
+
+        concepts = task.dataset.concepts
+        parse_anchors(options.anchors, [c.name for c in concepts], {c.name: c.anchor_word or c.init_word for c in concepts})
+    if options.embeddings is not None and not Path(options.embeddings).is_file():
+        what = "is a folder" if Path(options.embeddings).is_dir() else "no such file"
+        raise UserError(f"--embeddings {options.embeddings}: {what}; give an embeddings submission's .safetensors file (see `vwbench validate`)")
     if runs_here:
         resolve_device(options.device)
     else:

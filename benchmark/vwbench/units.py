@@ -54,6 +54,7 @@ class _Context:
     source: Any
     plan: Any
     set_path: Path
+    feature_cache: Any = None  # its one full-disk warning goes to the reporter of the current call
 
 
 _CONTEXTS: dict[tuple, _Context] = {}
@@ -76,7 +77,8 @@ def _context(task: TaskSpec, options: Any) -> _Context:
         source, ckpt = models.get(task.source, "source")
         check_words_fit_models(task, models, hp.n_vectors)  # loads the target for the check only
         plan = plan_words(source, ckpt, split, hp, _fracture(options, split))
-        _CONTEXTS[marker] = _Context(split, hp, source, plan, words_path(options.out_dir, split, source.family, plan.key))
+        _CONTEXTS[marker] = _Context(split, hp, source, plan, words_path(options.out_dir, split, source.family, plan.key),
+                                     models.feature_cache)
     return _CONTEXTS[marker]
 
 
@@ -141,6 +143,8 @@ def run_word_units(task: TaskSpec, units: list[WordUnit], options: Any, reporter
 
     reporter = reporter or NullReporter()
     ctx = _context(task, options)
+    if ctx.feature_cache is not None:
+        ctx.feature_cache.log = reporter.log
     index = {k: i for i, k in enumerate(ctx.plan.word_keys)}
     for unit in units:
         if unit.word_key not in index or unit.source != task.source.family or unit.dataset != task.dataset.name:

@@ -219,3 +219,25 @@ def test_tsne_needs_four_words() -> None:
 
     with pytest.raises(UserError, match="t-SNE needs at least 4 words, the given results hold 3"):
         tsne_2d(np.arange(6, dtype=np.float64).reshape(3, 2))
+
+
+def test_an_analysis_out_that_is_a_folder_gets_the_default_name_inside_it(tiny_tasks, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from tests.submissions.helpers import embeddings
+    from vwbench.cli import app
+    from vwbench.models.clip import OpenClipAdapter
+
+    clip = OpenClipAdapter.from_pretrained(tiny_tasks.parent / "clip")
+    concepts = ("circle", "square", "triangle")
+    path = embeddings(tmp_path / "words.safetensors", {c: clip.token_vectors([c]).repeat(4, 1) for c in concepts}, vocab_hash=clip.vocabulary().hash())
+    run = ["run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "runs"), "--device", "cpu", "--embeddings", str(path)]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    (result,) = (tmp_path / "runs" / "results").rglob("*.json")
+    folder = tmp_path / "analyses"
+    folder.mkdir()
+    res = CliRunner().invoke(app, ["analyze", "neighbors", "--result", str(result), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(folder)])
+    assert res.exit_code == 0, res.output
+    written = folder / f"analysis-neighbors-{result.stem}.json"
+    assert [p.name for p in folder.iterdir()] == [written.name] and f"written: {written}" in res.output
+    assert not (tmp_path / "analyses.json").exists()

@@ -58,6 +58,6 @@ def test_analyze_threads_sets_torch_threads_and_is_bounded(command, tiny_tasks, 
     missing = tmp_path / "missing.json"
     # the thread count is applied before the result is read, so a missing result still shows it
     res = CliRunner().invoke(app, ["analyze", command, "--result", str(missing), "--threads", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu"])
-    assert "not a readable result" in str(res.exception) and calls == [1], res.output
+    assert "no such result file" in str(res.exception) and calls == [1], res.output
     res = CliRunner().invoke(app, ["analyze", command, "--result", str(missing), "--threads", "0", "--tasks-dir", str(tiny_tasks)])
     assert res.exit_code == 2 and "--threads" in res.output

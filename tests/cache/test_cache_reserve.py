@@ -27,3 +27,32 @@ def test_a_full_disk_stores_nothing_and_warns_once(tmp_path, monkeypatch) -> Non
 def test_room_is_asked_of_the_nearest_existing_folder(tmp_path) -> None:
     # the cache folder is made only when something is stored: its disk is read from an existing parent
     assert features.room_to_store(tmp_path / "not" / "made" / "yet", 10**18) is False
+
+
+def test_a_sweep_unit_tells_its_reporter_when_the_disk_stops_the_cache(tiny_tasks, tmp_path, monkeypatch) -> None:
+    """Word units (what sweeps' workers train) load their models once per process; the cache's
+    one warning still reaches the reporter of the call that trains, as a run's does."""
+    from vwbench.progress import NullReporter
+    from vwbench.registry import TaskRegistry
+    from vwbench.runner import RunOptions
+    from vwbench.units import plan_word_units, release_contexts, run_word_units
+
+    class Recording(NullReporter):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def log(self, message: str) -> None:
+            self.lines.append(message)
+
+    monkeypatch.setattr(features, "room_to_store", lambda folder, n: False)
+    task = TaskRegistry.from_dir(tiny_tasks).get("clip->clip", "synth-tiny")
+    options = RunOptions(out_dir=tmp_path / "out", device="cpu", threads=1, steps=2)
+    release_contexts()
+    try:
+        reporter = Recording()
+        run_word_units(task, plan_word_units(task, options), options, reporter)
+    finally:
+        release_contexts()
+    warnings = [line for line in reporter.lines if "nearly full" in line]
+    assert len(warnings) == 1 and str(tmp_path / "out" / "features") in warnings[0]
+    assert not (tmp_path / "out" / "features").exists()

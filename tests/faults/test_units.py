@@ -111,3 +111,22 @@ def test_journal_summary_lists_what_was_saved(tmp_path):
     line = journal.summary()
     assert "trained words" in line and "trainstate" not in line and "\n" not in line
     journal.reset()
+
+
+def test_journal_summary_tells_reused_files_from_saved_ones(tmp_path):
+    """Words or a result an earlier run wrote are kept too, but this run did not save them."""
+    journal.reset()
+    try:
+        journal.record(tmp_path / "w.safetensors", "trained words", reused=True)
+        assert journal.summary() == f"reused trained words: {tmp_path / 'w.safetensors'}; run the same command again to resume from there"
+        journal.record(tmp_path / "r.json", "result")
+        journal.record(tmp_path / "s.json", "result", reused=True)
+        assert journal.summary() == (
+            f"saved result: {tmp_path / 'r.json'}; reused trained words: {tmp_path / 'w.safetensors'}; result: {tmp_path / 's.json'}; "
+            "run the same command again to resume from there"
+        )
+        journal.record(tmp_path / "w.safetensors", "trained words")  # written again by this run
+        journal.forget(tmp_path / "s.json")
+        assert journal.summary().startswith(f"saved result: {tmp_path / 'r.json'}; trained words: {tmp_path / 'w.safetensors'}; run")
+    finally:
+        journal.reset()

@@ -19,7 +19,8 @@ def print_stored_run_footer(console, result, path: Path, *, reused: bool) -> Non
     """The last lines of a run's summary (word or study task): its wall times, labelled as the
     stored run's when ``reused``, then the result file's path whole and verbatim."""
     from vwbench.progress import print_plain
+    from vwbench.results.provenance import in_run_order
 
-    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.provenance.wall_time_s.items())
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in in_run_order(result.provenance.wall_time_s).items())
     print_plain(console, f"wall time of the stored run (created {result.provenance.created}): {times}" if reused else f"wall time: {times}")
     print_plain(console, f"result: {path}")

@@ -16,7 +16,7 @@ analyze_app = typer.Typer(help="Analyses of trained words (nearest words, text-e
 
 Results = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (repeatable: one analysis of several runs).")]
 OneResult = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (one run, with sd as its source or target).")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Output file stem (default: next to the first result, analysis-<name>-<that result's file stem>).")]
+Out = Annotated[Optional[Path], typer.Option("--out", help="Output file stem, or an existing folder to write the default names into (default: next to the first result, analysis-<name>-<that result's file stem>).")]
 Weights = Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced, e.g. 1,8,16,24).")]
@@ -53,6 +53,8 @@ def _analysis_out(out: Path | None, results: list[Path], name: str, suffixes: tu
 
     _check_out(out)
     stem = out if out is not None else default_stem(name, results[0])
+    if out is not None and out.is_dir():  # a folder: the default names, inside it
+        stem = out / default_stem(name, results[0]).name
     check_targets([stem_file(stem, suffix) for suffix in suffixes])
     with output_dir(stem.parent, "--out"):
         yield stem

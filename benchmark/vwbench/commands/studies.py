@@ -32,6 +32,8 @@ def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from vwbench.progress import print_table
+
     table = Table(title=f"{len(rows)} study tasks (vwbench run --task FAMILY:ENCODER --dataset D)")
     for column in ("task", "dataset", "tier", "encoders", "version", "pinned"):
         # a narrow terminal squeezes the encoders, never cuts a task or dataset name
@@ -39,7 +41,7 @@ def print_studies(rows: list[dict[str, Any]], as_json: bool) -> None:
     for r in rows:
         encoders = ", ".join(f"{name}={ckpt}" for name, ckpt in r["encoders"].items())
         table.add_row(*map(escape, (r["task"], r["dataset"], r["tier"], encoders)), str(r["version"]), "yes" if r["pinned"] else "no")
-    Console().print(table)
+    print_table(Console(), table)
 
 
 def run_study_command(task: str, dataset: str, *, tasks_dir: Path | None, word_only: dict[str, Any], **options: Any) -> None:
@@ -74,6 +76,7 @@ def print_study_summary(console, result, path: Path, *, reused: bool = False) ->
     from rich.table import Table
 
     from vwbench.commands import print_stored_run_footer
+    from vwbench.progress import print_table
 
     table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, seed {result.seed})"))
     table.add_column("metric")
@@ -83,5 +86,5 @@ def print_study_summary(console, result, path: Path, *, reused: bool = False) ->
     for name, value in result.metrics.items():
         if name != result.metric:
             table.add_row(escape(name), f"{value:.4g}")
-    console.print(table)
+    print_table(console, table)
     print_stored_run_footer(console, result, path, reused=reused)

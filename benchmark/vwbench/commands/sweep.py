@@ -54,7 +54,7 @@ def sweep_command(
 
     from vwbench.executors import EXECUTORS, ExecutorSettings, make_executor
     from vwbench.executors.sweep_jobs import journal_outcome, plan_sweep
-    from vwbench.progress import print_plain
+    from vwbench.progress import print_plain, print_table
     from vwbench.registry import TaskRegistry
     from vwbench.runner import RunOptions
 
@@ -104,7 +104,7 @@ def sweep_command(
             *map(escape, (task.dataset.name, task.name, result.transfer, task.metric)), f"{result.value:.3f}",
             f"[{result.ci95[0]:.3f}, {result.ci95[1]:.3f}]", f"{outcome.seconds:.0f}",
         )
-    Console().print(table)
+    print_table(Console(), table)
 
 
 def _select(registry, suite: str, dataset: list[str] | None, pair: list[str] | None, target: list[str] | None) -> list:

@@ -8,15 +8,17 @@ folder and the weights must be on a shared file system). Ctrl-C cancels the outs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vwbench.errors import UserError
 from vwbench.executors.base import Executor, ExecutorSettings, Job, JobOutcome, execute_job
-from vwbench.interrupts import route_sigterm
+from vwbench.interrupts import route_sigterm, sigterm_routed
 
 # environment variables a worker needs to find what the driver finds
 _FORWARDED_ENV = ("VWBENCH_WEIGHTS", "VWBENCH_DATA", "VWBENCH_TASKS_DIR", "HF_HOME", "HF_HUB_OFFLINE")
@@ -75,6 +77,37 @@ def _use_token_auth_like_ray_start() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
+def _init(ray, **kwargs) -> None:
+    """``ray.init(**kwargs)`` with vwbench's SIGTERM route kept while it runs, and what it started
+    stopped again when it fails or is interrupted half-way."""
+    try:
+        with _sigterm_route_kept(ray):
+            ray.init(**kwargs)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        raise
+
+
+@contextmanager
+def _sigterm_route_kept(ray) -> Iterator[None]:
+    """While ``ray.init`` runs, Ray's own Python SIGTERM handler (``sys.exit(15)``: no cleanup
+    message, exit code 15) is not put over vwbench's (:func:`vwbench.interrupts.route_sigterm`),
+    so a SIGTERM then stops the sweep as Ctrl-C does. Ray installs it through a private helper;
+    where that helper is missing (another Ray version) nothing is changed. The handler Ray's core
+    worker installs at the end of ``ray.init`` is replaced afterwards (``route_sigterm(force=True)``)."""
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    original = getattr(utils, "set_sigterm_handler", None)
+    if original is None or not sigterm_routed():
+        yield
+        return
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = original
+
+
 class RayExecutor(Executor):
     """Runs jobs as Ray tasks; starts (and stops) a local instance unless given ``--address`` or
     Ray is already initialized in this process."""
@@ -93,7 +126,7 @@ class RayExecutor(Executor):
                 check_address(settings.address)
                 _use_token_auth_like_ray_start()
                 try:
-                    ray.init(address=settings.address, **common)
+                    _init(ray, address=settings.address, **common)
                 except (ConnectionError, RuntimeError, ValueError) as exc:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                     raise UserError(f"cannot connect to the Ray cluster at {settings.address}: {first}; check --address") from exc
@@ -101,8 +134,8 @@ class RayExecutor(Executor):
                 workers = settings.workers or max(1, (os.cpu_count() or 1) // self._cpus)
                 # "local": a new instance even when `ray start` left a cluster (or its address
                 # file) on this machine, which ray.init() would otherwise join
-                ray.init(address="local", num_cpus=workers * self._cpus, include_dashboard=False,
-                         object_store_memory=_LOCAL_OBJECT_STORE_BYTES, **common)
+                _init(ray, address="local", num_cpus=workers * self._cpus, include_dashboard=False,
+                      object_store_memory=_LOCAL_OBJECT_STORE_BYTES, **common)
             self._started = True
             route_sigterm(force=True)  # ray.init replaced vwbench's SIGTERM handler with one that dumps a stack and exits 134
         resources = ray.cluster_resources()

@@ -50,7 +50,7 @@ def journal_outcome(job: Job, outcome: Any) -> None:
         for path in outcome.value:
             journal.record(path.parent, "trained words (sweep units)")
     elif job.fn is run_result_unit:
-        journal.record(outcome.value.path, "result")
+        journal.record(outcome.value.path, "result", reused=outcome.value.reused)
 
 
 @dataclass(frozen=True)

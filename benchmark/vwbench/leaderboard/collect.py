@@ -253,6 +253,23 @@ def supersede_warnings(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _one_metric_per_pair(units: dict[tuple[str, str, str], list[Entry]], results_dir: Path) -> None:
+    """A leaderboard ranks the results of one task on one dataset by one metric: results scored
+    by different ones (a tier set to ``map50`` beside one on ``map``) are a one-line error naming
+    a file of each, not a ranking of numbers that do not compare."""
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for (dataset, task, _), group in units.items():
+        for e in group:
+            seen.setdefault((dataset, task), {}).setdefault(e.result.metric, e.file)
+    for (dataset, task), metrics in sorted(seen.items()):
+        if len(metrics) > 1:
+            listing = ", ".join(f"{metric} ({file})" for metric, file in sorted(metrics.items()))
+            raise UserError(
+                f"--results {results_dir}: {task} on {dataset} holds results scored by different metrics: {listing}; "
+                "a leaderboard ranks one metric per task: move one kind to another folder"
+            )
+
+
 def collect(results_dir: Path) -> Collected:
     """Every ``*.json`` under ``results_dir`` that is a valid result; for one unit (dataset, task,
     transfer) the run with the most steps, then trials, then the newest, is kept, and every other
@@ -289,6 +306,7 @@ def collect(results_dir: Path) -> Collected:
             continue
         entry = Entry(result, rel, hashlib.sha256(path.read_bytes()).hexdigest(), _samples(path, list(result.per_concept)))
         units.setdefault((result.dataset, result.task, result.transfer), []).append(entry)
+    _one_metric_per_pair(units, results_dir)
     entries, superseded = [], []
     for group in units.values():
         kept, records = _supersede(group)

@@ -100,13 +100,44 @@ def output_dir(folder: Path, flag: str = "--out", *, probe: bool = True) -> Iter
 
 
 def _remove_if_empty(root: Path) -> None:
-    """Remove ``root`` and its subfolders when no file (nor link) is anywhere below it."""
+    """Remove ``root`` and its subfolders when no file (nor link) is anywhere below it but lock
+    files that no process holds (the failed work's own: they stay after their lock is let go)."""
     tree = list(os.walk(root, topdown=False))
-    if any(files or any(os.path.islink(os.path.join(d, n)) for n in names) for d, names, files in tree):
-        return
+    locks = []
+    for folder, names, files in tree:
+        if any(os.path.islink(os.path.join(folder, n)) for n in names):
+            return
+        for name in files:
+            # vwbench.results.locks.LOCK_DIR (that module imports this one)
+            if os.path.basename(folder) != ".locks" or not name.endswith(".lock"):
+                return
+            locks.append(os.path.join(folder, name))
+    if not all(map(_removed_if_free, locks)):
+        return  # another process holds one: the folder is in use
     with suppress(OSError):
         for dirpath, _, _ in tree:
             os.rmdir(dirpath)
+
+
+def _removed_if_free(path: str) -> bool:
+    """Delete lock file ``path`` unless a process holds it: it is locked without waiting (the
+    ``flock`` :class:`filelock.FileLock` takes) and deleted while held. Whether it is gone."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

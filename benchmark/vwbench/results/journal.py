@@ -9,31 +9,42 @@ from __future__ import annotations
 from pathlib import Path
 
 _saved: dict[str, str] = {}  # path -> description, in the order first saved
+_reused: set[str] = set()  # the paths of _saved that an earlier run wrote
 
 
-def record(path: Path, description: str) -> None:
-    """Note that ``path`` is on disk, complete (a later record of the same path replaces it)."""
-    _saved.pop(str(path), None)
+def record(path: Path, description: str, *, reused: bool = False) -> None:
+    """Note that ``path`` is on disk, complete (a later record of the same path replaces it);
+    ``reused``: an earlier run wrote it and this one took it as it was."""
+    forget(path)
     _saved[str(path)] = description
+    if reused:
+        _reused.add(str(path))
 
 
 def forget(path: Path) -> None:
     """Note that ``path`` was removed (a training checkpoint, once its words are saved)."""
     _saved.pop(str(path), None)
+    _reused.discard(str(path))
 
 
 def saved() -> list[tuple[str, str]]:
-    """``(path, description)`` of everything saved, oldest first."""
+    """``(path, description)`` of everything saved (or reused), oldest first."""
     return list(_saved.items())
 
 
 def summary() -> str:
-    """One line: what was saved and that the same command resumes from it."""
+    """One line: what was saved (and what was reused from an earlier run), and that the same
+    command resumes from it."""
     if not _saved:
         return "nothing was saved yet"
-    items = "; ".join(f"{what}: {path}" for path, what in _saved.items())
-    return f"saved {items}; run the same command again to resume from there"
+    parts = []
+    for verb, reused in (("saved", False), ("reused", True)):
+        items = [f"{what}: {path}" for path, what in _saved.items() if (path in _reused) == reused]
+        if items:
+            parts.append(f"{verb} {'; '.join(items)}")
+    return f"{'; '.join(parts)}; run the same command again to resume from there"
 
 
 def reset() -> None:
     _saved.clear()
+    _reused.clear()

@@ -79,6 +79,17 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# the order a run's stages happen in (a stored result's JSON keeps its keys sorted by name)
+RUN_STAGE_ORDER = ("resolve", "data", "load_source", "load", "plan", "load_target", "train", "transfer", "evaluate", "metrics")
+
+
+def in_run_order(wall_time_s: dict[str, float]) -> dict[str, float]:
+    """``wall_time_s`` with the stages of :data:`RUN_STAGE_ORDER` in that order, then any others
+    (a study family's own stages, which come after them) as they are."""
+    known = [k for k in RUN_STAGE_ORDER if k in wall_time_s]
+    return {k: wall_time_s[k] for k in [*known, *(k for k in wall_time_s if k not in RUN_STAGE_ORDER)]}
+
+
 @dataclass
 class StageTimer:
     """Wall time per named stage (``with timer("train"): ...``), summed over repeats."""

@@ -170,6 +170,10 @@ def read_result(path: Path, *, publishable: bool = False) -> RunResult:
     default: a study may store a NaN secondary metric, and its runner reuses such a result."""
     try:
         payload = read_json(path)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: no such result file; give a result JSON (`vwbench run` prints its path; they sit under OUT/results/)") from exc
+    except IsADirectoryError as exc:
+        raise UserError(f"{path}: a folder, not a result file; give one result JSON from under it") from exc
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable result file ({type(exc).__name__}: {printable(str(exc))[:200]})") from exc
     version = payload.get("schema_version") if isinstance(payload, dict) else None

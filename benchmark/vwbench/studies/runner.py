@@ -207,7 +207,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
     result, reused = compute_once(options.out_dir, f"result-{key[:32]}", what=f"{spec.name} on {spec.dataset.name}", log=reporter.log, load=load, compute=compute)
     if reused:
         reporter.log(f"reusing the stored result {path}")
-        journal.record(path, "result")
+        journal.record(path, "result", reused=True)
     return StoredRun(result, path, reused)
 
 

@@ -67,6 +67,11 @@ class LinearMapTransfer(TransferMethod):
                     "the map was made for other checkpoints"
                 )
 
+    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_word: str) -> None:
+        """The fit: the map's vocabulary hashes against the models' (made for other checkpoints
+        is then an error before the words are trained)."""
+        self.fit(source_vocab, target_vocab)
+
     def _map(self, vectors: torch.Tensor) -> torch.Tensor:
         out = vectors.detach().to("cpu", torch.float64) @ self.weight64.T
         if self.bias64 is not None:
@@ -119,6 +124,14 @@ class SandboxedTransfer(TransferMethod):
 
             raise SubmissionFailure(f"submission {self.manifest.name}: map() returned {mapped.shape[1]}-dim vectors, the target model's are {self.target_dim}-dim")
         return torch.from_numpy(mapped).reshape(*lead, self.target_dim).to(vectors.device, vectors.dtype)
+
+    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_word: str) -> None:
+        """Fit on the real vocabularies and map one word (the vocabulary row of ``init_word``,
+        a concept's init word) in the sandbox: a submission that fails, or maps to the wrong
+        width, is then an error before the words are trained rather than after."""
+        self.fit(source_vocab, target_vocab)
+        row = source_vocab.tokens.index(init_word + "</w>") if init_word + "</w>" in source_vocab.tokens else 0
+        self.map_words(source_vocab.matrix[row : row + 1].unsqueeze(0).to(torch.float32), [init_word])
 
     def _describe(self) -> dict[str, Any]:
         about = self.manifest.model_dump(mode="json", by_alias=True, exclude_none=True)

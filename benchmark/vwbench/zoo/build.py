@@ -72,6 +72,14 @@ def _owlv2_train(out: Path, root: Path, log: Log) -> dict:
     return train_mini_owlv2(out, log=log)
 
 
+def _hash_checked(folder: Path) -> Path:
+    """``folder`` once its files match its manifest (a ``UserError`` names the first that does not)."""
+    from vwbench.registry.checkpoints import resolve_checkpoint
+    from vwbench.registry.schema import CheckpointPin
+
+    return resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json")).path
+
+
 def _sd_train(out: Path, root: Path, log: Log) -> dict:
     from vwbench.zoo.recipes.sd import MiniSDConfig, train_mini_sd
 
@@ -81,6 +89,7 @@ def _sd_train(out: Path, root: Path, log: Log) -> dict:
             f"mini-sd is built on mini-sd-text, which is not in {tower.parent}: run "
             f"`vwbench zoo train --only mini-sd-text` first (or set ${BUILD_DIR_ENV} to where it is)"
         )
+    _hash_checked(tower)  # a damaged tower fails here, not after the UNet's 40 minutes
     judge = entry_folder(root, "mini-judge")
     config = MiniSDConfig(text_tower=str(tower))
     return train_mini_sd(out, seed=0, config=config, judge_folder=judge if judge.exists() else None, log=log)
@@ -264,9 +273,6 @@ def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[
     """Hash-check every selected checkpoint against its manifest (a ``UserError`` names the first
     bad file); returns the folders. Unshipped entries are checked when they were built here (or
     named in ``only``)."""
-    from vwbench.registry.checkpoints import resolve_checkpoint
-    from vwbench.registry.schema import CheckpointPin
-
     root = zoo_root(root)
     folders = {}
     for entry in _select(only):
@@ -275,8 +281,7 @@ def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[
             if not only:
                 continue
             raise UserError(f"{entry.name} is not shipped and was not built here (no {folder / 'manifest.json'}): build it with `vwbench zoo train --only {entry.name}`")
-        resolved = resolve_checkpoint(CheckpointPin(path=str(folder), manifest="manifest.json"))
-        folders[entry.name] = resolved.path
+        folders[entry.name] = _hash_checked(folder)
     return folders
 
 

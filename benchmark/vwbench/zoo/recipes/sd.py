@@ -52,6 +52,8 @@ from diffusers.utils import is_accelerate_available  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
 
 from vwbench.data.synth.dataset import BASIC_SHAPES  # noqa: E402
+from vwbench.errors import UserError  # noqa: E402
+from vwbench.jsonio import read_json  # noqa: E402
 from vwbench.models.base import PROMPT_TEMPLATE  # noqa: E402
 from vwbench.models.sd import StableDiffusionAdapter  # noqa: E402
 from vwbench.models.words import SpecialIds, build_text_prompts  # noqa: E402
@@ -545,15 +547,25 @@ def write_samples(folder: Path, cfg: MiniSDConfig, seed: int) -> Path:
 # ---------------------------------------------------------------------------------------- recipe
 
 
+def _json_object(path: Path) -> dict:
+    try:
+        value = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not readable JSON ({exc}); rebuild the text tower with `vwbench zoo train --only mini-sd-text`") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: not a JSON object; rebuild the text tower with `vwbench zoo train --only mini-sd-text`")
+    return value
+
+
 def _tower_record(folder: str | None) -> dict | str:
     """Which CLIP the frozen text encoder came from: its folder name and weights' sha256."""
     if not folder:
         return "none: a frozen randomly initialised CLIPTextModel"
     manifest, log_file = Path(folder) / "manifest.json", Path(folder) / "training_log.json"
-    files = json.loads(manifest.read_text()).get("files", {}) if manifest.is_file() else {}
+    files = _json_object(manifest).get("files", {}) if manifest.is_file() else {}
     record = {"folder": Path(folder).name, "weights_sha256": files.get("open_clip_model.safetensors")}
     if log_file.is_file():  # the tower is not shipped: its own log's essentials travel with mini-sd's
-        log = json.loads(log_file.read_text())
+        log = _json_object(log_file)
         record.update({"settings": log.get("recipe"), "zero_shot_accuracy": log.get("quality"), "wall_s": log.get("wall_s")})
     return record
 
@@ -590,6 +602,7 @@ def train_mini_sd(
         else:
             text_encoder = build_text_encoder(tokenizer, cfg)
         unet = build_unet(cfg, text_encoder.config.hidden_size)
+    tower_record = _tower_record(cfg.text_tower)  # read before the hour of training, not after it
     if cfg.vae_from:
         vae = AutoencoderKL.from_pretrained(cfg.vae_from, torch_dtype=torch.float32, low_cpu_mem_usage=is_accelerate_available())
     context_length = int(text_encoder.config.max_position_embeddings)
@@ -644,7 +657,7 @@ def train_mini_sd(
             "seed": seed,
             "config": {**asdict(cfg), "text_tower": cfg.text_tower and Path(cfg.text_tower).name},
             "parameters": sizes,
-            "text_tower": _tower_record(cfg.text_tower),
+            "text_tower": tower_record,
             "threads": torch.get_num_threads(),
             "phases_wall_s": phases,
             "pool": {"size": len(pool), "categories": {c: categories.count(c) for c in sorted(set(categories))}},

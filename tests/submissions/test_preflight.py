@@ -1,0 +1,61 @@
+"""A submitted transfer that cannot work is refused before the words are trained: a run fits it
+on the real vocabularies and maps one word first (hours of training on the paper tier were
+otherwise spent before the error)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+
+from vwbench.transfer import get_transfer
+
+from .helpers import LSTSQ_BODY, linear_map, transfer_folder
+from .test_run_submissions import load_model, run_args
+
+NARROW_BODY = """
+import numpy as np
+
+class Transfer:
+    def fit(self, source, target, tokens):
+        pass
+
+    def map(self, vectors):
+        return np.zeros((vectors.shape[0], 3), dtype=np.float32)
+"""
+
+
+def _run(tiny_tasks, out, transfer):
+    return subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(transfer))],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_submission_mapping_to_the_wrong_width_fails_before_training(tiny_tasks, tmp_path) -> None:
+    out = tmp_path / "runs"
+    proc = _run(tiny_tasks, out, transfer_folder(tmp_path, NARROW_BODY, name="narrow"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "submission narrow: map() returned 3-dim vectors, the target model's are" in proc.stderr
+    assert not out.exists()  # no word trained, no feature cached: the --out folder it made is gone
+
+
+def test_a_linear_map_for_other_checkpoints_fails_before_training(tiny_tasks, tmp_path) -> None:
+    clip, owl = load_model(tiny_tasks, "clip"), load_model(tiny_tasks, "owlv2")
+    weight = get_transfer("lstsq").fit(clip.vocabulary(), owl.vocabulary()).T.T.contiguous()
+    out = tmp_path / "runs"
+    proc = _run(tiny_tasks, out, linear_map(tmp_path / "map.safetensors", weight, target_vocab_hash=owl.vocabulary().hash()))
+    assert proc.returncode == 2 and "source_vocab_hash" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
+def test_a_working_submission_is_fitted_again_on_the_run(tiny_tasks, tmp_path) -> None:
+    """The preflight's one-word map is not what the result records: the run maps every word."""
+    from vwbench.results import read_result
+
+    out = tmp_path / "runs"
+    proc = _run(tiny_tasks, out, transfer_folder(tmp_path, LSTSQ_BODY, name="mine"))
+    assert proc.returncode == 0, proc.stderr
+    (path,) = (out / "results").rglob("*.json")
+    result = read_result(path)
+    assert result.transfer.startswith("mine") and len(result.per_word) == 6
+    assert torch.isfinite(torch.tensor(list(result.per_concept.values()))).all()

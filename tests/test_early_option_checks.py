@@ -1,0 +1,47 @@
+"""Options a run can check without data or models are refused before anything loads: a missing
+--embeddings file and --anchors the dataset cannot take are one line, exit 2, no --out folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_cli_pins import _main
+
+BASE = ["run", "--dataset", "synth-tiny", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Any split or model load fails the test: these options are checked before both."""
+    import vwbench.pipeline_steps as steps
+    import vwbench.runner as runner
+
+    def never(*args, **kwargs):
+        raise AssertionError("loaded something before checking the options")
+
+    monkeypatch.setattr(steps, "load_split", never)
+    monkeypatch.setattr(runner._ModelCache, "get", never)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_an_embeddings_path_that_is_no_file(tiny_tasks, tmp_path, monkeypatch, capsys, no_loading, kind) -> None:
+    path = tmp_path / "words.safetensors"
+    if kind == "folder":
+        path.mkdir()
+    out = tmp_path / "runs"
+    code, stdout, err = _main(monkeypatch, capsys, *BASE, "--task", "clip->owlv2", "--tasks-dir", tiny_tasks, "--out", out, "--embeddings", path)
+    what = "is a folder" if kind == "folder" else "no such file"
+    assert code == 2 and err == f"error: --embeddings {path}: {what}; give an embeddings submission's .safetensors file (see `vwbench validate`)\n"
+    assert stdout == "" and not out.exists()
+
+
+@pytest.mark.parametrize(("anchors", "message"), [
+    ("circle=star,circle=moon", "--anchors gives concept 'circle' two anchors ('star' and 'moon'); give one"),
+    ("hexagon=star", "--anchors names concept 'hexagon', which is not one of the dataset's: "),
+    ("star,moon", "--anchors 'star': give one word for all concepts, or concept=word pairs"),
+])
+def test_anchors_the_dataset_cannot_take(tiny_tasks, tmp_path, monkeypatch, capsys, no_loading, anchors, message) -> None:
+    out = tmp_path / "runs"
+    code, _, err = _main(monkeypatch, capsys, *BASE, "--task", "clip->clip", "--tasks-dir", tiny_tasks, "--out", out, "--delta", "0.5", "--anchors", anchors)
+    assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not out.exists()

@@ -193,7 +193,9 @@ def test_the_sweep_plot_draws_each_interval_from_its_low_to_its_high_end() -> No
     assert fig.axes[0].get_xscale() == "log"
 
 
-def test_an_analysis_refuses_embeddings_changed_since_the_run(tiny_tasks, tmp_path) -> None:
+def _embeddings_run(tiny_tasks, tmp_path):
+    """Run clip->owlv2 on submitted words (the clip rows of the concept names); returns the
+    result's path and a function that rewrites the words file scaled by a factor."""
     from typer.testing import CliRunner
 
     from tests.submissions.helpers import embeddings
@@ -201,12 +203,25 @@ def test_an_analysis_refuses_embeddings_changed_since_the_run(tiny_tasks, tmp_pa
     from vwbench.models.clip import OpenClipAdapter
 
     clip = OpenClipAdapter.from_pretrained(tiny_tasks.parent / "clip")
-    concepts = ("circle", "square", "triangle")
-    path = embeddings(tmp_path / "words.safetensors", {c: clip.token_vectors([c]).repeat(4, 1) for c in concepts}, vocab_hash=clip.vocabulary().hash())
+    path = tmp_path / "words.safetensors"
+
+    def write(factor: float) -> None:
+        embeddings(path, {c: clip.token_vectors([c]).repeat(4, 1) * factor for c in ("circle", "square", "triangle")}, vocab_hash=clip.vocabulary().hash())
+
+    write(1.0)
     run = ["run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "runs"), "--device", "cpu", "--embeddings", str(path)]
     assert CliRunner().invoke(app, run).exit_code == 0
     (result,) = (tmp_path / "runs" / "results").rglob("*.json")
-    embeddings(path, {c: clip.token_vectors([c]).repeat(4, 1) * 2 for c in concepts}, vocab_hash=clip.vocabulary().hash())
+    return result, write
+
+
+def test_an_analysis_refuses_embeddings_changed_since_the_run(tiny_tasks, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    result, write = _embeddings_run(tiny_tasks, tmp_path)
+    write(2.0)
     res = CliRunner().invoke(app, ["analyze", "neighbors", "--result", str(result), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb")])
     assert res.exit_code != 0 and "changed since this run" in str(res.exception)
     assert not (tmp_path / "nb.json").exists()
@@ -224,16 +239,9 @@ def test_tsne_needs_four_words() -> None:
 def test_an_analysis_out_that_is_a_folder_gets_the_default_name_inside_it(tiny_tasks, tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from tests.submissions.helpers import embeddings
     from vwbench.cli import app
-    from vwbench.models.clip import OpenClipAdapter
 
-    clip = OpenClipAdapter.from_pretrained(tiny_tasks.parent / "clip")
-    concepts = ("circle", "square", "triangle")
-    path = embeddings(tmp_path / "words.safetensors", {c: clip.token_vectors([c]).repeat(4, 1) for c in concepts}, vocab_hash=clip.vocabulary().hash())
-    run = ["run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "runs"), "--device", "cpu", "--embeddings", str(path)]
-    assert CliRunner().invoke(app, run).exit_code == 0
-    (result,) = (tmp_path / "runs" / "results").rglob("*.json")
+    result, _ = _embeddings_run(tiny_tasks, tmp_path)
     folder = tmp_path / "analyses"
     folder.mkdir()
     res = CliRunner().invoke(app, ["analyze", "neighbors", "--result", str(result), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(folder)])

@@ -281,6 +281,24 @@ def check_task_fits(task: TaskSpec, options: RunOptions) -> None:
     check_words_fit_models(task, _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir), hp.n_vectors)
 
 
+def preflight_submitted_transfer(task: TaskSpec, options: RunOptions) -> None:
+    """For a sweep, whose words train before any task prepares its transfer: a submitted transfer
+    (a path) fitted and tried on both models' vocabularies (:meth:`TransferMethod.preflight`), so
+    one that cannot work is an error before the word jobs. Loads the two models; nothing for a
+    built-in method."""
+    from vwbench.submissions.run_support import prepare_transfer
+    from vwbench.submissions.transfers import looks_like_path
+
+    arg = options.transfer or task.default_transfer
+    if task.in_domain or not looks_like_path(arg):
+        return
+    prepared = prepare_transfer(arg, task.source.family, task.target.family)
+    device, dtype = compute_setup(options.device, options.threads)
+    models = _ModelCache(device, dtype, options.weights_dir)
+    source, target = models.get(task.source, "source")[0], models.get(task.target, "target")[0]
+    prepared.method.preflight(source.vocabulary(), target.vocabulary(), task.dataset.concepts[0].init_word)
+
+
 def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:
     """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
     overrides, --anchors (without --delta, or naming what the dataset does not hold), an

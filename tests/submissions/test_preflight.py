@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from vwbench.transfer import get_transfer
@@ -59,3 +60,19 @@ def test_a_working_submission_is_fitted_again_on_the_run(tiny_tasks, tmp_path) -
     result = read_result(path)
     assert result.transfer.startswith("mine") and len(result.per_word) == 6
     assert torch.isfinite(torch.tensor(list(result.per_concept.values()))).all()
+
+
+@pytest.mark.parametrize("jobs", [[], ["--words-per-job", "2"]])  # words inside the task's run, or word jobs first
+def test_a_sweep_tries_a_submitted_transfer_before_its_word_jobs(tiny_tasks, tmp_path, jobs) -> None:
+    """With word jobs, a sweep trains its words before any task prepares its transfer: the
+    driver fits and tries the submission first, so no word is trained for a method that cannot
+    work (without them, the task's run tries it before training)."""
+    out = tmp_path / "runs"
+    narrow = transfer_folder(tmp_path, NARROW_BODY, name="narrow")
+    args = ["sweep", "--suite", "tiny", "--pair", "clip->owlv2", "--tasks-dir", str(tiny_tasks), "--out", str(out), "--device", "cpu",
+            "--threads", "1", "--transfer", str(narrow), *jobs]
+    proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("error: ") and "submission narrow: map() returned 3-dim vectors" in last
+    assert not list(out.rglob("*.safetensors"))  # no word trained

@@ -110,7 +110,7 @@ def plan_sweep(
     or with its own transfer). Loads each source model once on this process, to find the stored
     words. Without ``word_phase`` the words train inside the result jobs (the whole group in one
     batch, by the first task that needs them)."""
-    from vwbench.runner import check_task_fits
+    from vwbench.runner import check_task_fits, preflight_submitted_transfer
     from vwbench.units import plan_word_units, release_contexts, unit_done
 
     plan = SweepPlan()
@@ -129,6 +129,14 @@ def plan_sweep(
                 groups[share][1].append(unit)
     release_contexts()  # the driver only needed the models to find the stored words
     todo = [(task, units) for task, units in groups.values() if units]
+    if todo and word_phase:  # a submitted transfer that cannot work fails now, not after the word jobs
+        tried: set[tuple] = set()
+        for task in tasks:
+            for method in [None] if task.in_domain or not transfers else transfers:
+                mark = (task.source.model_dump_json(), task.target.model_dump_json(), method or task.default_transfer)
+                if mark not in tried:
+                    tried.add(mark)
+                    preflight_submitted_transfer(task, replace(options, transfer=method))
     if word_phase:
         for task, units in todo:
             size = chunk_size(len(units), slots=slots, words_per_job=words_per_job, split_groups=split_groups)

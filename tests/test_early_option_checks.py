@@ -45,3 +45,17 @@ def test_anchors_the_dataset_cannot_take(tiny_tasks, tmp_path, monkeypatch, caps
     code, _, err = _main(monkeypatch, capsys, *BASE, "--task", "clip->clip", "--tasks-dir", tiny_tasks, "--out", out, "--delta", "0.5", "--anchors", anchors)
     assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_delta_sweep_checks_its_anchors_before_loading_models(tiny_tasks, tmp_path, monkeypatch, capsys) -> None:
+    import vwbench.runner as runner
+
+    def never(*args, **kwargs):
+        raise AssertionError("loaded a model before checking --anchors")
+
+    monkeypatch.setattr(runner._ModelCache, "get", never)
+    out = tmp_path / "runs"
+    code, _, err = _main(monkeypatch, capsys, "delta-sweep", "--task", "clip->clip", "--dataset", "synth-tiny", "--tasks-dir", tiny_tasks,
+                         "--deltas", "0.5", "--anchors", "hexagon=star", "--out", out, "--device", "cpu")
+    assert code == 2 and err.startswith("error: --anchors names concept 'hexagon'") and err.count("\n") == 1
+    assert not out.exists()

@@ -58,3 +58,30 @@ def test_a_terminal_still_gets_the_live_bar() -> None:
         stage.advance(2)
     text = out.getvalue()
     assert "━" in text and "2/2" in text and "train ..." not in text
+
+
+def test_the_time_left_after_a_resume_comes_from_the_steps_run_here(monkeypatch) -> None:
+    """A resumed training jumps to its saved step at the first advance; the estimate uses the
+    rate of the steps run since then, not the whole stage's."""
+    now = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    reporter, out = _reporter(terminal=False)
+    with reporter.stage("train", total=1000) as stage:
+        stage.advance(900)  # resumed at step 900
+        for _ in range(15):
+            now[0] += 2.0
+            stage.advance(1)
+    assert out.getvalue().splitlines()[1] == "train: 915/1000 (91%), 0:00:30 elapsed, ~0:02:50 left"
+
+
+def test_a_markup_title_widens_its_table_by_its_rendered_length() -> None:
+    from rich.table import Table
+
+    from vwbench.progress import print_table
+
+    out = io.StringIO()
+    table = Table(title="[bold]short[/bold] \\[x]")
+    table.add_column("a")
+    table.add_row("1")
+    print_table(Console(file=out, width=100), table)
+    assert table.min_width == len("short [x]")

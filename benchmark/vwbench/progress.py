@@ -63,7 +63,7 @@ class RichReporter:
 
             try:
                 yield _Stage()
-            except Exception:
+            except Exception:  # not Ctrl-C: there the bar shows where the run stopped
                 progress.live.transient = True  # a failed stage's bar is not left above the error line
                 raise
             if total is None:
@@ -90,14 +90,22 @@ def _duration(seconds: float) -> str:
 
 @contextmanager
 def _line_stage(console: Any, name: str, total: int | None, clock: Callable[[], float] | None = None) -> Iterator[Stage]:
-    """A stage drawn as plain lines: one as it starts, one every :data:`LINE_INTERVAL_S` seconds
-    while it runs (counts, elapsed time, an estimate of the time left, the latest info) and one
-    as it ends."""
+    """A stage drawn as plain lines: one as it starts, at most one every :data:`LINE_INTERVAL_S`
+    seconds as it advances (counts, elapsed time, the time left at the rate since its first
+    step, the latest info) and one as it ends. A stage that does not advance (loading a model)
+    prints only its first and last line."""
     import time
 
     clock = clock or time.monotonic
     start = last = clock()
     done, text = 0, ""
+    first: tuple[int, float] | None = None  # (count, time) at the first advance: a resumed stage jumps ahead there
+
+    def left() -> str:
+        if not total or first is None or done <= first[0] or clock() <= first[1]:
+            return ""
+        rate = (done - first[0]) / (clock() - first[1])
+        return f", ~{_duration(max(0, total - done) / rate)} left"
 
     def line(final: bool) -> str:
         elapsed = clock() - start
@@ -106,13 +114,15 @@ def _line_stage(console: Any, name: str, total: int | None, clock: Callable[[], 
             timing = f"done in {_duration(elapsed)}"
         else:
             counts = f"{done}/{total} ({100 * done // total}%), " if total else f"{done}, "
-            timing = f"{_duration(elapsed)} elapsed" + (f", ~{_duration(elapsed / done * max(0, total - done))} left" if total and done else "")
+            timing = f"{_duration(elapsed)} elapsed{left()}"
         return f"{name}: {counts}{timing}{'  ' + text if text else ''}"
 
     class _Stage:
         def advance(self, n: int = 1, **info: float | str) -> None:
-            nonlocal done, text, last
+            nonlocal done, text, last, first
             done += n
+            if first is None:
+                first = (done, clock())
             if info:
                 text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
             if clock() - last >= LINE_INTERVAL_S:
@@ -128,11 +138,11 @@ def print_table(console: Any, table: Any) -> None:
     """``console.print(table)`` (rich); where the console is no terminal (a log, a pipe: rich
     assumes 80 columns) the table gets the width it needs, so no name in it is cut or wrapped.
     A title longer than the table widens it instead of wrapping."""
-    from rich.cells import cell_len
     from rich.measure import Measurement
+    from rich.text import Text
 
-    if isinstance(table.title, str):
-        table.min_width = max(table.min_width or 0, cell_len(table.title))
+    if isinstance(table.title, str):  # markup (and its escapes) as rendered, not as written
+        table.min_width = max(table.min_width or 0, Text.from_markup(table.title).cell_len)
     if console.is_terminal:
         console.print(table)
         return

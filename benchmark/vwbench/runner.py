@@ -201,8 +201,9 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
             for model in dict.fromkeys((source, target)):
                 model.check_word_fits(n_vectors, fix)
             prepared.method.check_spaces(source.embedding_dim, target.embedding_dim)
-            prepared.method.preflight(source.vocabulary(), target.vocabulary(), split.concepts[0].init_word)
             stage.advance(1)
+        with timer("transfer"):  # a submitted method tried on words shaped like the run's, before training
+            prepared.method.preflight(source.vocabulary(), target.vocabulary(), [c.init_word for c in split.concepts], n_vectors)
         with timer("train"):
             if options.embeddings is not None:
                 words, words_path = submitted, options.embeddings
@@ -296,7 +297,8 @@ def preflight_submitted_transfer(task: TaskSpec, options: RunOptions) -> None:
     device, dtype = compute_setup(options.device, options.threads)
     models = _ModelCache(device, dtype, options.weights_dir)
     source, target = models.get(task.source, "source")[0], models.get(task.target, "target")[0]
-    prepared.method.preflight(source.vocabulary(), target.vocabulary(), task.dataset.concepts[0].init_word)
+    n_vectors = resolve_hyperparameters(task, options).n_vectors
+    prepared.method.preflight(source.vocabulary(), target.vocabulary(), [c.init_word for c in task.dataset.concepts], n_vectors)
 
 
 def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:

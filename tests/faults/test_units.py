@@ -130,3 +130,15 @@ def test_journal_summary_tells_reused_files_from_saved_ones(tmp_path):
         assert journal.summary().startswith(f"saved result: {tmp_path / 'r.json'}; trained words: {tmp_path / 'w.safetensors'}; run")
     finally:
         journal.reset()
+
+
+def test_a_file_saved_by_this_command_stays_saved_when_a_later_task_reuses_it(tmp_path):
+    """delta-sweep, check and a sweep of tasks sharing words save words in one task and reuse
+    them in the next: they are this command's, not an earlier run's."""
+    journal.reset()
+    try:
+        journal.record(tmp_path / "w.safetensors", "trained words")
+        journal.record(tmp_path / "w.safetensors", "trained words", reused=True)
+        assert journal.summary().startswith(f"saved trained words: {tmp_path / 'w.safetensors'}; run")
+    finally:
+        journal.reset()

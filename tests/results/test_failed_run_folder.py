@@ -40,3 +40,14 @@ def test_a_written_file_keeps_the_folder_and_its_locks(tmp_path) -> None:
             (out / "result.json").write_text("{}")
         raise RuntimeError("failed after writing")
     assert (out / "result.json").is_file() and lock_path(out, "result-abc").is_file()
+
+
+def test_a_link_named_like_a_lock_file_keeps_the_folder(tmp_path) -> None:
+    out = tmp_path / "out"
+    elsewhere = tmp_path / "kept.txt"
+    elsewhere.write_text("x")
+    with pytest.raises(RuntimeError), output_dir(out):
+        (out / ".locks").mkdir()
+        (out / ".locks" / "a.lock").symlink_to(elsewhere)
+        raise RuntimeError("failed")
+    assert (out / ".locks" / "a.lock").is_symlink() and elsewhere.read_text() == "x"

@@ -587,7 +587,7 @@ def test_rotations_interpolate_only_off_the_right_angles() -> None:
         assert np.unique(np.asarray(apply_transform(name, image))).tolist() == [0, 255], name
 
 
-@pytest.mark.parametrize("value", [0, -1, 2.5, True])
+@pytest.mark.parametrize("value", [0, -1, 2.5, 3.0, True, None, float("nan"), float("inf"), "4"])
 def test_sae_top_bridges_must_be_a_positive_integer(value) -> None:
     """Study files already refuse these; a direct ``run_sae_study`` call returned nearly every
     pair (self pairs included) for a negative count."""

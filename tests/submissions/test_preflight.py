@@ -76,3 +76,27 @@ def test_a_sweep_tries_a_submitted_transfer_before_its_word_jobs(tiny_tasks, tmp
     last = proc.stderr.splitlines()[-1]
     assert last.startswith("error: ") and "submission narrow: map() returned 3-dim vectors" in last
     assert not list(out.rglob("*.safetensors"))  # no word trained
+
+
+BATCH_BODY = """
+import numpy as np
+
+class Transfer:
+    def fit(self, source, target, tokens):
+        self.T = np.linalg.lstsq(source.astype(np.float64), target.astype(np.float64), rcond=None)[0]
+
+    def map(self, vectors):
+        if vectors.shape[0] < 6:  # e.g. a method that whitens the batch of words
+            raise ValueError("needs a batch of words")
+        return vectors @ self.T
+"""
+
+
+def test_the_preflight_maps_words_shaped_like_the_runs(tiny_tasks, tmp_path) -> None:
+    """A method that needs a batch of words (the run maps 3 concepts x 2 trials x 4 vectors
+    here) is not refused by a one-row try: the preflight maps one word per concept with the
+    run's vector count."""
+    out = tmp_path / "runs"
+    proc = _run(tiny_tasks, out, transfer_folder(tmp_path, BATCH_BODY, name="batchy"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((out / "results").rglob("*.json"))) == 1

@@ -128,7 +128,7 @@ def delta_sweep_command(
     from vwbench.progress import RichReporter
     from vwbench.registry import TaskRegistry
     from vwbench.results.atomic import check_targets, output_dir, write_file_set
-    from vwbench.runner import RunOptions, check_task_fits, run_task, train_delta_words
+    from vwbench.runner import RunOptions, check_run_options, check_task_fits, run_task, train_delta_words
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = [registry.get(t, dataset) for t in task]  # every name checked before anything runs
@@ -139,7 +139,10 @@ def delta_sweep_command(
     # words of one source serve several targets: check them all before training; check_task_fits
     # resolves the --steps/--trials/--seed overrides first, so a bad one leaves no --out folder
     for spec in specs:
-        check_task_fits(spec, RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False))
+        options = RunOptions(steps=steps, trials=trials, seed=seed, device=device, out_dir=out, weights_dir=weights, threads=threads, feature_cache=False,
+                             delta=values[0], anchors=anchors)
+        check_run_options(spec, options)  # --anchors the dataset cannot take, before any model loads
+        check_task_fits(spec, options)
     with output_dir(out, probe=False):  # a bad dataset found later leaves no empty --out either
         stem = table_stem(out, specs[0].dataset.name, [s.name for s in specs])
         targets = [stem.with_suffix(suffix) for suffix in (".json", ".md", ".png")]

@@ -109,7 +109,7 @@ def _remove_if_empty(root: Path) -> None:
             return
         for name in files:
             # vwbench.results.locks.LOCK_DIR (that module imports this one)
-            if os.path.basename(folder) != ".locks" or not name.endswith(".lock"):
+            if os.path.basename(folder) != ".locks" or not name.endswith(".lock") or os.path.islink(os.path.join(folder, name)):
                 return
             locks.append(os.path.join(folder, name))
     if not all(map(_removed_if_free, locks)):

@@ -14,10 +14,12 @@ _reused: set[str] = set()  # the paths of _saved that an earlier run wrote
 
 def record(path: Path, description: str, *, reused: bool = False) -> None:
     """Note that ``path`` is on disk, complete (a later record of the same path replaces it);
-    ``reused``: an earlier run wrote it and this one took it as it was."""
+    ``reused``: an earlier run wrote it and this one took it as it was (a file this process
+    saved itself stays "saved" when a later task of the same command reuses it)."""
+    written_here = str(path) in _saved and str(path) not in _reused
     forget(path)
     _saved[str(path)] = description
-    if reused:
+    if reused and not written_here:
         _reused.add(str(path))
 
 

@@ -119,7 +119,7 @@ class SaeSettings:
             raise UserError(f"steps={self.steps}, batch_size={self.batch_size} and lr={self.lr}: steps and batch_size must be >= 1 and lr > 0")
         if not 0.5 < self.unimodal_threshold < 1.0:
             raise UserError(f"unimodal_threshold {self.unimodal_threshold} must lie in (0.5, 1)")
-        if isinstance(self.top_bridges, bool) or int(self.top_bridges) != self.top_bridges or self.top_bridges < 1:
+        if not isinstance(self.top_bridges, (int, np.integer)) or isinstance(self.top_bridges, bool) or self.top_bridges < 1:
             raise UserError(f"top_bridges {self.top_bridges} must be an integer >= 1 (how many bridge pairs the report lists)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,12 +4,14 @@
   must match the models it is used between.
 * :class:`SandboxedTransfer`: a transfer-method folder, fitted and applied in the sandbox
   (:mod:`vwbench.submissions.sandbox`). ``fit`` only gathers the shared rows; the submission's
-  code runs once, in ``map_words``, which fits and maps in one child process.
+  code runs in ``map_words``, which fits and maps in one child process: once to try it before
+  any word is trained (``preflight``), once on the run's words.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,7 @@ class LinearMapTransfer(TransferMethod):
                     "the map was made for other checkpoints"
                 )
 
-    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_word: str) -> None:
+    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_words: Sequence[str], n_vectors: int) -> None:
         """The fit: the map's vocabulary hashes against the models' (made for other checkpoints
         is then an error before the words are trained)."""
         self.fit(source_vocab, target_vocab)
@@ -125,13 +127,16 @@ class SandboxedTransfer(TransferMethod):
             raise SubmissionFailure(f"submission {self.manifest.name}: map() returned {mapped.shape[1]}-dim vectors, the target model's are {self.target_dim}-dim")
         return torch.from_numpy(mapped).reshape(*lead, self.target_dim).to(vectors.device, vectors.dtype)
 
-    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_word: str) -> None:
-        """Fit on the real vocabularies and map one word (the vocabulary row of ``init_word``,
-        a concept's init word) in the sandbox: a submission that fails, or maps to the wrong
-        width, is then an error before the words are trained rather than after."""
+    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_words: Sequence[str], n_vectors: int) -> None:
+        """Fit on the real vocabularies and map, in the sandbox, one word per concept shaped as
+        the run's words (``n_vectors`` copies of the concept's init-word row, so as many rows as
+        one trial of the run maps): a submission that fails, or maps to the wrong width, is then
+        an error before the words are trained rather than after."""
         self.fit(source_vocab, target_vocab)
-        row = source_vocab.tokens.index(init_word + "</w>") if init_word + "</w>" in source_vocab.tokens else 0
-        self.map_words(source_vocab.matrix[row : row + 1].unsqueeze(0).to(torch.float32), [init_word])
+        index = {t: i for i, t in enumerate(source_vocab.tokens)}
+        rows = [index.get(w + "</w>", 0) for w in init_words]
+        words = source_vocab.matrix[rows].to(torch.float32).unsqueeze(1).repeat(1, n_vectors, 1)
+        self.map_words(words, list(init_words))
 
     def _describe(self) -> dict[str, Any]:
         about = self.manifest.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -125,10 +125,12 @@ class TransferMethod(ABC):
         vectors into a ``target_dim``-wide space at all (checked by ``fit``, and by a run as soon
         as both models are loaded, before any training)."""
 
-    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_word: str) -> None:
+    def preflight(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike, init_words: Sequence[str], n_vectors: int) -> None:
         """What can fail before any word is trained, beyond :meth:`check_spaces`: a run calls it
-        once both models are loaded. Built-in methods have nothing to try; a submitted method
-        (:class:`vwbench.submissions.transfers.SandboxedTransfer`) fits and maps one word."""
+        once both models are loaded, with each concept's init word and the words' vector count.
+        Built-in methods have nothing to try; a submitted method
+        (:class:`vwbench.submissions.transfers.SandboxedTransfer`) is fitted and maps one word per
+        concept, shaped as the run's words will be."""
 
     def fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> Self:
         """Fit on the two vocabularies; returns ``self`` (refitting replaces the previous fit)."""

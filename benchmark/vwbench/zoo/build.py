@@ -89,7 +89,10 @@ def _sd_train(out: Path, root: Path, log: Log) -> dict:
             f"mini-sd is built on mini-sd-text, which is not in {tower.parent}: run "
             f"`vwbench zoo train --only mini-sd-text` first (or set ${BUILD_DIR_ENV} to where it is)"
         )
-    _hash_checked(tower)  # a damaged tower fails here, not after the UNet's 40 minutes
+    try:
+        _hash_checked(tower)  # a damaged tower fails here, not after the UNet's 40 minutes
+    except UserError as exc:  # it is built here, never shipped: rebuilding is the fix, not a re-fetch
+        raise UserError(f"mini-sd's text tower is damaged: {exc}; rebuild it with `vwbench zoo train --only mini-sd-text`") from None
     judge = entry_folder(root, "mini-judge")
     config = MiniSDConfig(text_tower=str(tower))
     return train_mini_sd(out, seed=0, config=config, judge_folder=judge if judge.exists() else None, log=log)

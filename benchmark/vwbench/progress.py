@@ -58,8 +58,7 @@ class RichReporter:
 
             class _Stage:
                 def advance(self, n: int = 1, **info: float | str) -> None:
-                    text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
-                    progress.update(task_id, advance=n, info=text)
+                    progress.update(task_id, advance=n, info=_info_text(info))
 
             try:
                 yield _Stage()
@@ -78,6 +77,11 @@ def print_plain(console: Any, text: str) -> None:
     """``text`` as it is on ``console`` (a rich Console): square brackets are not markup, and a
     long line is not wrapped at the terminal's width (so a path can be copied whole)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _info_text(info: dict[str, float | str]) -> str:
+    """A stage's latest info (``loss=0.39``) as its bar and its log lines show it."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
 
 
 LINE_INTERVAL_S = 30.0  # where no terminal shows a bar: a progress line at most this often
@@ -109,13 +113,12 @@ def _line_stage(console: Any, name: str, total: int | None, clock: Callable[[], 
 
     def line(final: bool) -> str:
         elapsed = clock() - start
-        counts = f"{done}/{total}, " if total is not None else ""
         if final:
-            timing = f"done in {_duration(elapsed)}"
+            progress = (f"{done}/{total}, " if total is not None else "") + f"done in {_duration(elapsed)}"
         else:
-            counts = f"{done}/{total} ({100 * done // total}%), " if total else f"{done}, "
-            timing = f"{_duration(elapsed)} elapsed{left()}"
-        return f"{name}: {counts}{timing}{'  ' + text if text else ''}"
+            counts = f"{done}/{total} ({100 * done // total}%)" if total else str(done)
+            progress = f"{counts}, {_duration(elapsed)} elapsed{left()}"
+        return f"{name}: {progress}{'  ' + text if text else ''}"
 
     class _Stage:
         def advance(self, n: int = 1, **info: float | str) -> None:
@@ -124,7 +127,7 @@ def _line_stage(console: Any, name: str, total: int | None, clock: Callable[[], 
             if first is None:
                 first = (done, clock())
             if info:
-                text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+                text = _info_text(info)
             if clock() - last >= LINE_INTERVAL_S:
                 last = clock()
                 print_plain(console, line(final=False))

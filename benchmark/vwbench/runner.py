@@ -315,7 +315,7 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
         from vwbench.training.fracture import parse_anchors
 
         concepts = task.dataset.concepts
-        parse_anchors(options.anchors, [c.name for c in concepts], {c.name: c.anchor_word or c.init_word for c in concepts})
+        parse_anchors(options.anchors, [c.name for c in concepts], {c.name: c.anchor for c in concepts})
     if options.embeddings is not None and not Path(options.embeddings).is_file():
         what = "is a folder" if Path(options.embeddings).is_dir() else "no such file"
         raise UserError(f"--embeddings {options.embeddings}: {what}; give an embeddings submission's .safetensors file (see `vwbench validate`)")

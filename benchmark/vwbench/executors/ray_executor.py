@@ -8,12 +8,11 @@ folder and the weights must be on a shared file system). Ctrl-C cancels the outs
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from vwbench.errors import UserError
@@ -84,7 +83,7 @@ def _init(ray, **kwargs) -> None:
         with _sigterm_route_kept(ray):
             ray.init(**kwargs)
     except BaseException:
-        with contextlib.suppress(Exception):
+        with suppress(Exception):
             ray.shutdown()
         raise
 

@@ -129,14 +129,6 @@ def plan_sweep(
                 groups[share][1].append(unit)
     release_contexts()  # the driver only needed the models to find the stored words
     todo = [(task, units) for task, units in groups.values() if units]
-    if todo and word_phase:  # a submitted transfer that cannot work fails now, not after the word jobs
-        tried: set[tuple] = set()
-        for task in tasks:
-            for method in [None] if task.in_domain or not transfers else transfers:
-                mark = (task.source.model_dump_json(), task.target.model_dump_json(), method or task.default_transfer)
-                if mark not in tried:
-                    tried.add(mark)
-                    preflight_submitted_transfer(task, replace(options, transfer=method))
     if word_phase:
         for task, units in todo:
             size = chunk_size(len(units), slots=slots, words_per_job=words_per_job, split_groups=split_groups)
@@ -149,4 +141,12 @@ def plan_sweep(
         for method in [None] if task.in_domain or not transfers else transfers:
             label = f"{task.name} on {task.dataset.name}" + (f" ({method})" if method else "")
             plan.result_jobs.append(Job(label, run_result_unit, (task, replace(options, transfer=method))))
+    if todo and word_phase:  # a submitted transfer that cannot work fails now, before the word jobs are sent
+        tried: set[tuple] = set()
+        for job in plan.result_jobs:
+            task, job_options = job.args
+            mark = (task.source.model_dump_json(), task.target.model_dump_json(), job_options.transfer or task.default_transfer)
+            if mark not in tried:
+                tried.add(mark)
+                preflight_submitted_transfer(task, job_options)
     return plan

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from vwbench.progress import LINE_INTERVAL_S, _line_stage, print_plain, print_table
+from vwbench.progress import LINE_INTERVAL_S, line_stage, print_plain, print_table
 from tests.test_progress_lines import _reporter
 
 
@@ -25,7 +25,7 @@ def _log_console(width: int = 80) -> Console:
 def test_a_stage_past_an_hour_shows_minutes_within_the_hour() -> None:
     now = [0.0]
     console = _log_console()
-    with _line_stage(console, "train", 2, clock=lambda: now[0]) as stage:
+    with line_stage(console, "train", 2, clock=lambda: now[0]) as stage:
         now[0] = 3900.0  # 1 h 5 min
         stage.advance(1)
     assert _lines(console)[1].startswith("train: 1/2 (50%), 1:05:00 elapsed")
@@ -35,7 +35,7 @@ def test_a_stage_past_an_hour_shows_minutes_within_the_hour() -> None:
 def test_elapsed_seconds_are_rounded_not_cut() -> None:
     now = [0.0]
     console = _log_console()
-    with _line_stage(console, "eval", None, clock=lambda: now[0]) as stage:
+    with line_stage(console, "eval", None, clock=lambda: now[0]) as stage:
         now[0] = 59.7
         stage.advance(1)
     assert _lines(console) == ["eval ...", "eval: 1, 0:01:00 elapsed", "eval: done in 0:01:00"]
@@ -44,7 +44,7 @@ def test_elapsed_seconds_are_rounded_not_cut() -> None:
 def test_more_steps_than_the_total_estimate_nothing_left() -> None:
     now = [0.0]
     console = _log_console()
-    with _line_stage(console, "train", 2, clock=lambda: now[0]) as stage:
+    with line_stage(console, "train", 2, clock=lambda: now[0]) as stage:
         stage.advance(1)
         now[0] = LINE_INTERVAL_S
         stage.advance(2)
@@ -54,7 +54,7 @@ def test_more_steps_than_the_total_estimate_nothing_left() -> None:
 def test_a_stage_with_a_total_of_zero_prints_counts_without_a_percentage() -> None:
     now = [0.0]
     console = _log_console()
-    with _line_stage(console, "plan", 0, clock=lambda: now[0]) as stage:
+    with line_stage(console, "plan", 0, clock=lambda: now[0]) as stage:
         now[0] = LINE_INTERVAL_S
         stage.advance(1)
     assert _lines(console) == ["plan ...", "plan: 1, 0:00:30 elapsed", "plan: 1/0, done in 0:00:30"]
@@ -63,7 +63,7 @@ def test_a_stage_with_a_total_of_zero_prints_counts_without_a_percentage() -> No
 def test_a_step_without_info_keeps_the_latest_info() -> None:
     now = [0.0]
     console = _log_console()
-    with _line_stage(console, "train", 3, clock=lambda: now[0]) as stage:
+    with line_stage(console, "train", 3, clock=lambda: now[0]) as stage:
         stage.advance(1, loss=0.5)
         stage.advance(1)
         now[0] = LINE_INTERVAL_S

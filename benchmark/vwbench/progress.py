@@ -44,7 +44,7 @@ class RichReporter:
     @contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[Stage]:
         if not self.console.is_terminal:  # a log file, CI, nohup, Slurm: rich would draw the bar only at the end
-            with _line_stage(self.console, name, total) as stage:
+            with line_stage(self.console, name, total) as stage:
                 yield stage
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -93,7 +93,7 @@ def _duration(seconds: float) -> str:
 
 
 @contextmanager
-def _line_stage(console: Any, name: str, total: int | None, clock: Callable[[], float] | None = None) -> Iterator[Stage]:
+def line_stage(console: Any, name: str, total: int | None, clock: Callable[[], float] | None = None) -> Iterator[Stage]:
     """A stage drawn as plain lines: one as it starts, at most one every :data:`LINE_INTERVAL_S`
     seconds as it advances (counts, elapsed time, the time left at the rate since its first
     step, the latest info) and one as it ends. A stage that does not advance (loading a model)

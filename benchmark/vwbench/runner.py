@@ -142,6 +142,15 @@ def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dty
         raise UserError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
 
 
+def _target_stage_name(task: TaskSpec) -> str:
+    """``load owlv2`` for the target stage, naming only what it loads: for x->x the target is the
+    source already loaded (a generation target still loads its judge)."""
+    loads = [task.target.family] if task.target != task.source else []
+    if task.judge is not None and adapter_class(task.target.family).kind == "generation":
+        loads.append("judge")
+    return f"load {' and '.join(loads)}" if loads else f"check {task.target.family} as the target"
+
+
 def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None) -> StoredRun:
     """Run one task end to end and store its result (or reuse the stored one)."""
     from vwbench.pipeline_steps import (
@@ -189,7 +198,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
 
     def compute():
         # the target first: words that cannot be evaluated there must fail before training, not after
-        with timer("load_target"), reporter.stage(f"load {task.target.family}") as stage:
+        with timer("load_target"), reporter.stage(_target_stage_name(task)) as stage:
             target, _ = models.get(task.target, "target")
             judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
             if options.embeddings is not None:

@@ -132,3 +132,14 @@ def test_a_user_error_in_a_local_job_stops_the_run_before_on_done() -> None:
     with make_executor("local") as executor, pytest.raises(UserError, match="^bad: value 3"):
         executor.run([Job("bad", refuse, (3,))], "demo", _console()[0], lambda job, outcome: heard.append(job))
     assert heard == []
+
+
+def test_remote_progress_in_a_log_prints_a_start_line_and_a_done_line_with_the_count() -> None:
+    """Where stderr is no terminal (a sweep's log), rich would draw the phase's bar only as it
+    ends: the phase prints plain lines instead, its start and its end with the count."""
+    outcomes = [JobOutcome("a", value=1, seconds=1.0), JobOutcome("b", value=2, seconds=2.0)]
+    console, buffer = _console()
+    _Remote(outcomes).run([Job("a", square), Job("b", square)], "train words", console)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "train words ..." and lines[1:3] == ["  done: b (2.0 s)", "  done: a (1.0 s)"]
+    assert lines[3].startswith("train words: 2/2, done in 0:00:0") and len(lines) == 4

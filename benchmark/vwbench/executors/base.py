@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vwbench.errors import UserError
-from vwbench.progress import NullReporter, Reporter, print_plain
+from vwbench.progress import NullReporter, Reporter, line_stage, print_plain
 
 
 @dataclass(frozen=True)
@@ -164,16 +164,28 @@ def _progress(console: Any, title: str, jobs: list[Job], *, live: bool) -> Itera
 
         yield started, lambda outcome: None
         return
+
+    def report(outcome: JobOutcome, out: Any) -> None:
+        where = f" on {outcome.host}" if outcome.host else ""
+        print_plain(out, f"  done: {outcome.label} ({outcome.seconds:.1f} s{where})")
+        for message in outcome.logs:
+            if message.startswith("warning"):
+                print_plain(out, f"  {message}")
+
+    if not console.is_terminal:  # a log: rich would draw the bar only at the end
+        with line_stage(console, title, len(jobs)) as stage:
+            def finished_line(outcome: JobOutcome) -> None:
+                report(outcome, console)
+                stage.advance()
+
+            yield (lambda index: None), finished_line
+        return
     columns = [SpinnerColumn(), TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(title, total=len(jobs))
 
         def finished(outcome: JobOutcome) -> None:
-            where = f" on {outcome.host}" if outcome.host else ""
-            print_plain(progress.console, f"  done: {outcome.label} ({outcome.seconds:.1f} s{where})")
-            for message in outcome.logs:
-                if message.startswith("warning"):
-                    print_plain(progress.console, f"  {message}")
+            report(outcome, progress.console)
             progress.update(bar, advance=1)
 
         yield (lambda index: None), finished

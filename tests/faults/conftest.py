@@ -19,6 +19,22 @@ STEPS = 6  # checkpointed after every step (vwbench checkpoints ten times per ru
 QUIET_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "200"}
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process a fault test starts (the zygote, a ``vwbench`` run from the
+    shell): quiet threads, no inherited fault, and first on its path the very ``vwbench`` this test
+    process imported. Without that a checkout's tests run with ``PYTHONPATH=<checkout>/benchmark``
+    while the virtualenv's editable install points at another checkout: children importing that
+    one run other code (a reference from other code, a git commit of another checkout in the
+    result) than the runs they are compared with."""
+    import vwbench
+
+    package_root = str(Path(vwbench.__file__).resolve().parents[1])
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, **QUIET_ENV, **extra, "PYTHONPATH": os.pathsep.join([package_root, str(HERE.parents[1]), *inherited])}
+    env.pop("VWBENCH_FAULT", None)
+    return env
+
+
 @dataclass
 class Outcome:
     rc: int
@@ -32,10 +48,8 @@ class Zygote:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.count = 0
-        env = {**os.environ, **QUIET_ENV, "PYTHONPATH": str(HERE.parents[1])}
-        env.pop("VWBENCH_FAULT", None)
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "zygote.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(logs),
+            [sys.executable, str(HERE / "zygote.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env(), cwd=str(logs),
         )
 
     def run(self, args: list[str], *, fault: str | None = None, kill_after: float | None = None) -> Outcome:
@@ -54,6 +68,10 @@ class Zygote:
             requests.append({"args": args, "env": {"VWBENCH_FAULT": fault} if fault else {}, "log": str(logs[-1])})
         answer = self._ask({"parallel": requests})
         return [Outcome(rc, log.read_text(), answer["wall"]) for rc, log in zip(answer["rcs"], logs)]
+
+    def vwbench_file(self) -> str:
+        """The ``vwbench/__init__.py`` the zygote (so every child it forks) imported."""
+        return self._ask({"where": True})["vwbench"]
 
     def _ask(self, request: dict) -> dict:
         assert self.proc.stdin is not None and self.proc.stdout is not None

@@ -3,7 +3,6 @@ results across fresh processes."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -13,17 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import QUIET_ENV, result_numbers, run_args, single, words_bytes
+from tests.faults.conftest import child_env, result_numbers, run_args, single, words_bytes
 from tests.faults.test_kill_resume import assert_matches_reference, assert_no_torn_files, assert_resumed_as_expected
 
 LONG_STEPS = "200"  # long enough to signal a real process mid-training (checkpoints every 20 steps)
 
 
 def _spawn(args: list[str], **env: str) -> subprocess.Popen:
-    full_env = {**os.environ, **QUIET_ENV, **env}
-    full_env.pop("VWBENCH_FAULT", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "vwbench.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+        [sys.executable, "-m", "vwbench.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(**env),
         # as from an interactive shell: a test run in the background would pass on an ignored SIGINT
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -126,3 +123,18 @@ def test_same_command_and_seed_give_bit_identical_results_across_processes(fault
         assert_matches_reference(out, ref)
     a, b = (result_numbers(single(out / "results", "*.json")) for out in runs)
     assert a == b and a["per_word"] and any(w["classification_accuracy"] not in (0.0, 1.0) for w in a["per_word"])
+
+
+def test_the_zygote_and_shell_started_runs_import_the_vwbench_under_test(zygote, tmp_path):
+    """The reference runs (forked by the zygote) and the runs started as from a shell import the
+    ``vwbench`` this test process imported, so that they run the same code: a clone's tests run
+    with ``PYTHONPATH=<clone>/benchmark`` once compared the clone's runs with references of the
+    checkout the virtualenv's editable install points at (its ``git_commit`` differed)."""
+    import vwbench
+
+    here = str(Path(vwbench.__file__).resolve())
+    assert str(Path(zygote.vwbench_file()).resolve()) == here
+    probe = subprocess.run([sys.executable, "-c", "import vwbench; print(vwbench.__file__)"], env=child_env(), capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    assert str(Path(probe.stdout.strip()).resolve()) == here

@@ -6,6 +6,7 @@ exactly as ``kill -9`` would. Protocol: one JSON request per stdin line, ``{"arg
 "env": {...}, "log": path, "kill_after": seconds | null}``; one JSON reply per stdout line,
 ``{"rc": exit code, or -signal when the child was killed, "wall": seconds}``. ``{"parallel":
 [request, ...]}`` starts several children at once and answers ``{"rcs": [...], "wall": ...}``.
+``{"where": true}`` answers ``{"vwbench": path}``: the ``vwbench/__init__.py`` the children run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 
 import torch
 
+import vwbench
 import vwbench.cli  # noqa: F401  (everything a run imports, loaded before forking)
 import vwbench.metrics  # noqa: F401
 import vwbench.models.clip  # noqa: F401
@@ -77,6 +79,9 @@ def _start(request: dict) -> int:
 def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("where"):  # which vwbench the children run
+            print(json.dumps({"vwbench": vwbench.__file__}), flush=True)
+            continue
         started = time.monotonic()
         if "parallel" in request:  # several children at once; reply with each exit code
             pids = [_start(r) for r in request["parallel"]]

@@ -560,7 +560,7 @@ def test_leaderboard_passes_name_and_check_section_and_warns_on_stderr(tmp_path,
     collect = importlib.import_module("vwbench.leaderboard.collect")  # the module, not the function of that name
 
     written: list = []
-    board = {"superseded_by": {"x": "y"}, "skipped": [], "results": [1, 2], "datasets": ["d"]}
+    board = {"superseded_by": {"x": "y"}, "skipped": [], "results": {"r1": {"dataset": "d"}, "r2": {"dataset": "d"}}, "datasets": ["d"]}
     monkeypatch.setattr(leaderboard, "collect", lambda results: [])
     monkeypatch.setattr(leaderboard, "build", lambda collected, label: {"results": []})
     monkeypatch.setattr(check, "check_section", lambda rows, specs, tolerance: {"entries": [1, 2, 3]})

@@ -167,8 +167,10 @@ def zoo_check_command(
     hashes_only: Annotated[bool, typer.Option("--hashes-only", help="Only verify the manifests' sha256.")] = False,
 ) -> None:
     """Verify the mini checkpoints' hashes and measure their quality numbers."""
-    from vwbench.zoo.build import ZOO_DIR, check_zoo, verify_zoo
+    from vwbench.zoo.build import ZOO_DIR, check_zoo, require_built, verify_zoo
 
+    if root is not None:
+        require_built(root)  # a folder with no checkpoint at all: the --root is wrong, not one model
     if hashes_only:
         verified = verify_zoo(root or ZOO_DIR, only)
         if as_json:
@@ -195,6 +197,10 @@ def zoo_report_command(
 
     if board is not None and not board.is_file():
         raise UserError(f"no leaderboard at {board}: write one with `vwbench leaderboard --out DIR` or leave --board out")
+    if board is not None:  # read once up front: a board that does not read leaves no --out folder
+        from vwbench.leaderboard.build import read_leaderboard
+
+        read_leaderboard(board, str(board))
     if root is not None:
         require_built(root)  # before --out is made: a wrong --root leaves nothing
     ensure_output_dir(out)

@@ -328,6 +328,10 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
     if options.embeddings is not None and not Path(options.embeddings).is_file():
         what = "is a folder" if Path(options.embeddings).is_dir() else "no such file"
         raise UserError(f"--embeddings {options.embeddings}: {what}; give an embeddings submission's .safetensors file (see `vwbench validate`)")
+    if options.embeddings is not None:  # family, dataset and concepts are known without a model
+        from vwbench.submissions.embeddings import check_embeddings_for_task
+
+        check_embeddings_for_task(Path(options.embeddings), family=task.source.family, dataset=task.dataset.name, concepts=[c.name for c in task.dataset.concepts])
     if runs_here:
         resolve_device(options.device)
     else:

@@ -210,3 +210,14 @@ def test_listing_tasks_does_not_import_torch() -> None:
     env = {k: v for k, v in os.environ.items() if k != "VWBENCH_TASKS_DIR"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_folder_from_the_environment_variable_is_named_as_its_cause(tmp_path, monkeypatch) -> None:
+    """Telling a user to set VWBENCH_TASKS_DIR when that is what points nowhere would not help."""
+    missing = tmp_path / "nonexist"
+    monkeypatch.setenv("VWBENCH_TASKS_DIR", str(missing))
+    with pytest.raises(UserError) as error:
+        TaskRegistry.from_dir()
+    assert str(error.value) == f"no tasks folder at {missing} (from $VWBENCH_TASKS_DIR); set it to the folder of task YAML files, or unset it for the built-in tasks"
+    with pytest.raises(UserError, match=r"; pass --tasks-dir or set VWBENCH_TASKS_DIR to the folder of task YAML files$"):
+        TaskRegistry.from_dir(missing)  # given as --tasks-dir: the variable is not to blame

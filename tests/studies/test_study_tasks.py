@@ -244,6 +244,7 @@ def test_leaderboard_sections_and_check(study_runs, study_tasks, tmp_path) -> No
     assert res.exit_code == 0, res.output
     board = json.loads((out / "leaderboard.json").read_text())
     assert board["datasets"] == {} and set(board["studies"]) == {"probe", "align", "sae"}
+    assert f"leaderboard of {len(board['results'])} results over 1 dataset(s)" in res.stdout  # the studies' dataset, not the word tasks' none
     align = board["studies"]["align"]["datasets"]["synth-tiny"]
     assert [r["method"] for r in align["rows"]] == sorted((r["method"] for r in align["rows"]), key=lambda m: -next(x["value"] for x in align["rows"] if x["method"] == m))
     assert align["columns"][0] == "zero_shot_acc_mapped" and all(rid in board["results"] for rid in align["tables"])
@@ -269,3 +270,19 @@ def test_leaderboard_sections_and_check(study_runs, study_tasks, tmp_path) -> No
     bad.write_text(json.dumps(doctored))
     failed = vw("check", "--baseline", str(bad), "--tasks-dir", str(study_tasks))
     assert failed.exit_code == 1 and "1 of 3 checked values dropped beyond their tolerance" in failed.output
+
+
+@pytest.mark.parametrize(("source", "target"), [("owlv2", "clip"), ("clip", "owlv2")])
+def test_align_refuses_a_linear_map_for_its_kind_whatever_its_direction(study_tasks, tmp_path, source, target) -> None:
+    """A linear map is refused by align for what it is (it maps vocabularies): a map of the other
+    direction is not first sent off to be rebuilt for this one."""
+    import torch
+
+    from tests.submissions.helpers import linear_map
+
+    path = linear_map(tmp_path / "map.safetensors", torch.zeros(3, 3), source=source, target=target)
+    out = tmp_path / "out"
+    res = vw("run", "--task", "align:owlv2->clip", "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(out), "--device", "cpu", "--transfer", str(path))
+    assert isinstance(res.exception, UserError), res.output
+    assert str(res.exception) == f"--transfer {path}: a linear-map submission maps one vocabulary to another; align fits its map on image features (give a method name or a transfer-method folder)"
+    assert not out.exists()

@@ -119,10 +119,10 @@ def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
     assert (entry["embeddings_path"], entry["transfer_path"], entry["transfer"]) == (str(path), "lstsq", "my-words+lstsq")
     rerun = CliRunner().invoke(app, ["check", "--baseline", str(board / "leaderboard.json"), "--tasks-dir", str(tiny_tasks)])
     assert rerun.exit_code == 0 and "ok: 1 value(s) within tolerance" in rerun.output, rerun.output
-    for bad, message in (
-        (embeddings(tmp_path / "b1.safetensors", words, vocab_hash="c" * 64), "vocab_hash"),
-        (embeddings(tmp_path / "b2.safetensors", {"circle": words["circle"]}, vocab_hash=vocab.hash()), "no words for concepts ['square', 'triangle']"),
-        (embeddings(tmp_path / "b3.safetensors", words, vocab_hash=vocab.hash(), model="owlv2"), "the task's source model is clip"),
+    for bad, message, early in (
+        (embeddings(tmp_path / "b1.safetensors", words, vocab_hash="c" * 64), "vocab_hash", False),
+        (embeddings(tmp_path / "b2.safetensors", {"circle": words["circle"]}, vocab_hash=vocab.hash()), "no words for concepts ['square', 'triangle']", True),
+        (embeddings(tmp_path / "b3.safetensors", words, vocab_hash=vocab.hash(), model="owlv2"), "the task's source model is clip", True),
     ):
         proc = subprocess.run([sys.executable, "-m", "vwbench.cli", *run_args(tiny_tasks, tmp_path / "o", "clip->owlv2", "--embeddings", str(bad))], capture_output=True, text=True, timeout=300)
         # the error is one line, after the progress bars of the stages it needed (data, source model)
@@ -131,6 +131,7 @@ def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
         assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
         # finished stages only (stderr is no terminal: plain lines, not bars)
         assert all(re.fullmatch(r"(data|load) \S+( \.\.\.|: done in \d+:\d\d:\d\d)", line) for line in lines[:-1]), proc.stderr
+        assert (len(lines) == 1) == early, proc.stderr  # what needs no model is refused before any loads
     assert not (tmp_path / "o" / "results").exists()
     # finite but absurd values overflow inside the target: one line before evaluation, not a metric's traceback
     huge = embeddings(tmp_path / "huge.safetensors", {c: w * 1e30 for c, w in words.items()}, vocab_hash=vocab.hash())
@@ -195,3 +196,11 @@ def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks,
     monkeypatch.setattr(validate_module, "dry_run", no_dry_run)
     unknown = CliRunner().invoke(app, ["validate", str(REPO / "submissions" / "ref-lstsq"), "--tier", "nope", "--tasks-dir", str(tiny_tasks)])
     assert unknown.exit_code != 0 and "unknown tier 'nope'" in str(unknown.exception)
+
+
+def test_a_linear_map_given_as_embeddings_is_sent_to_transfer_before_anything_loads(tiny_tasks, tmp_path) -> None:
+    path = linear_map(tmp_path / "map.safetensors", torch.zeros(3, 3))
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path)))
+    assert str(res.exception) == f"--embeddings {path}: this is a linear-map file; pass it with --transfer"
+    assert "load clip" not in res.output and not out.exists()

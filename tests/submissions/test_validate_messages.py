@@ -52,3 +52,36 @@ def test_a_wrong_format_tag_is_named(tmp_path: Path) -> None:
 def test_load_model_names_the_roles_of_the_tier() -> None:
     with pytest.raises(UserError, match=r"tier mini has no model 'clipp' \(its roles: sd, owlv2, clip, judge\)"):
         load_model("clipp", tier="mini")
+
+
+def _method_folder(tmp_path: Path, manifest: str) -> Path:
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "submission.yaml").write_text(manifest)
+    return folder
+
+
+def test_a_manifest_with_schema_problems_also_names_a_missing_entry_file(tmp_path: Path) -> None:
+    """Every problem at once: the missing entry file is not held back until the schema is fixed."""
+    folder = _method_folder(tmp_path, "name: Bad Name\nentry: nothere.py\nclass: Method\n")
+    problems = validate(folder, run_code=False).problems
+    assert any(p.startswith("submission.yaml name:") for p in problems)
+    assert problems[-1] == f"entry file nothere.py is not in {folder}"
+
+
+def test_a_bad_entry_name_is_one_problem_not_two(tmp_path: Path) -> None:
+    folder = _method_folder(tmp_path, "name: ok\nentry: ../x.py\n")
+    problems = validate(folder, run_code=False).problems
+    assert [p for p in problems if "entry" in p] == ["submission.yaml entry: String should match pattern '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\.py$'"]
+
+
+def test_schema_messages_carry_no_pydantic_prefix(tmp_path: Path) -> None:
+    folder = _method_folder(tmp_path, "name: lstsq\n")  # refused by a validator of ours (pydantic says "Value error, ...")
+    problems = validate(folder, run_code=False).problems
+    assert "submission.yaml name: 'lstsq' is the name of a built-in transfer method; pick another name" in problems
+
+
+def test_invalid_yaml_names_its_line_and_column(tmp_path: Path) -> None:
+    folder = _method_folder(tmp_path, "name: ok\nentry: [unclosed\n")
+    problems = validate(folder, run_code=False).problems
+    assert len(problems) == 1 and problems[0].startswith("submission.yaml is not valid YAML (line 3, column 1): ")

@@ -111,7 +111,8 @@ def leaderboard_command(
     skipped = f", {len(board['skipped'])} file(s) skipped (e.g. {first['file']}: {first['reason']}; all in README.md)" if first else ""
     superseded = f", {len(board['superseded_by'])} superseded by another run of their method (listed in the board)" if board["superseded_by"] else ""
     checks = f", {len(section['entries'])} run(s) stored for `vwbench check`" if section else ""
-    typer.echo(f"{printable(str(out))}: leaderboard of {len(board['results'])} results over {len(board['datasets'])} dataset(s){skipped}{superseded}{checks}")
+    datasets = {r["dataset"] for r in board["results"].values()}  # study results too (the board's datasets are the word tasks')
+    typer.echo(f"{printable(str(out))}: leaderboard of {len(board['results'])} results over {len(datasets)} dataset(s){skipped}{superseded}{checks}")
 
 
 def check_command(

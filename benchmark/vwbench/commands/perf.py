@@ -99,6 +99,7 @@ def bench_command(
     from vwbench.perf.report import write_report
     from vwbench.results.atomic import ensure_output_dir
 
+    _check_datasets(options, chosen)  # before --out is made and before any measuring
     ensure_output_dir(out.parent)  # minutes of measuring must not end in an unwritable --out
 
     results = run_bench(options, command=shlex.join(["vwbench", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else "vwbench bench")
@@ -125,6 +126,17 @@ def _device(name: str) -> str:
     if name not in ("cpu", "cuda"):
         raise UserError(f"unknown --device {name!r}; use auto, cpu or cuda")
     return name
+
+
+def _check_datasets(options, chosen: tuple[str, ...]) -> None:
+    """An unknown --train-dataset (training sections) or --dataset (suite section) is a one-line error."""
+    from vwbench.perf.sections import TRAINING_SECTIONS, suite_datasets
+    from vwbench.registry import TaskRegistry
+
+    if set(chosen) & set(TRAINING_SECTIONS):
+        TaskRegistry.from_dir(Path(options.tasks_dir) if options.tasks_dir else None).dataset(options.train_dataset)
+    if "suite" in chosen:
+        suite_datasets(options)
 
 
 def _reduced_dataset(options) -> str:

@@ -500,6 +500,8 @@ class TaskRegistry:
         Raises :class:`UserError` naming file and line on any YAML or schema error."""
         root = Path(tasks_dir).expanduser() if tasks_dir is not None else default_tasks_dir()
         if not root.is_dir():
+            if tasks_dir is None and os.environ.get(TASKS_DIR_ENV):
+                raise UserError(f"no tasks folder at {_display(root)} (from ${TASKS_DIR_ENV}); set it to the folder of task YAML files, or unset it for the built-in tasks")
             raise UserError(
                 f"no tasks folder at {_display(root)}; pass --tasks-dir or set {TASKS_DIR_ENV} to the folder of task YAML files"
             )

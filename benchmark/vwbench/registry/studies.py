@@ -185,7 +185,7 @@ class StudyFile(_Strict):
     def _pairs_only_for_paired(self) -> StudyFile:
         paired = self.family in PAIRED_FAMILIES
         if paired and not self.pairs:
-            raise ValueError(f"a {self.family} study needs 'pairs' (SOURCE->TARGET encoder names)")
+            raise ValueError(f"{self.family} studies need 'pairs' (SOURCE->TARGET encoder names)")
         if not paired and (self.pairs or self.transfer):
             raise ValueError(f"'pairs' and 'transfer' apply to paired studies ({', '.join(PAIRED_FAMILIES)}), not {self.family}")
         return self

@@ -72,13 +72,15 @@ def check_study_transfer(spec: StudySpec, transfer: str | None):
             raise UserError(f"--transfer applies to word tasks and to {', '.join(PAIRED_FAMILIES)} studies, not to {spec.name}")
         return None
     from vwbench.submissions.run_support import prepare_transfer
-    from vwbench.submissions.transfers import LinearMapTransfer
+    from vwbench.submissions.transfers import looks_like_path
+    from vwbench.submissions.validate import detect_kind
     from vwbench.transfer.anchor import AnchorTransfer
 
+    arg = transfer or spec.transfer or "lstsq"
+    if looks_like_path(arg) and Path(arg).is_file() and detect_kind(Path(arg)) == "linear-map":  # its kind first, before its direction
+        raise UserError(f"--transfer {arg}: a linear-map submission maps one vocabulary to another; {spec.family} fits its map on image features (give a method name or a transfer-method folder)")
     source, target = spec.encoder("source"), spec.encoder("target")
-    prepared = prepare_transfer(transfer or spec.transfer or "lstsq", source.model.family, target.model.family)
-    if isinstance(prepared.method, LinearMapTransfer):
-        raise UserError(f"--transfer {transfer}: a linear-map submission maps one vocabulary to another; {spec.family} fits its map on image features (give a method name or a transfer-method folder)")
+    prepared = prepare_transfer(arg, source.model.family, target.model.family)
     if isinstance(prepared.method, AnchorTransfer):  # a submitted folder may use init words where it has them
         raise UserError(f"--transfer {prepared.label}: it maps each word to its concept's init word, and {spec.family} maps image features, which have none; choose lstsq, ridge, procrustes, knn, random or a transfer-method folder")
     return prepared

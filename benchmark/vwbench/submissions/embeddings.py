@@ -20,15 +20,16 @@ from vwbench.submissions.validate import check_embeddings
 SUBMITTED_WORDS_FIX = "the submitted words are too long for it: submit words of fewer vectors"
 
 
-def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str]) -> list[str]:
+def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, vocab_hash: str | None, dim: int | None, dataset: str, concepts: list[str]) -> list[str]:
     """Every mismatch between a valid embeddings file (its metadata and words) and a source
-    model (family, vocabulary hash, width) and dataset (name, concepts)."""
+    model (family, vocabulary hash, width; the last two not checked where None: the model is not
+    loaded yet) and dataset (name, concepts)."""
     problems = []
     if meta.model != family:
         problems.append(f"the words are in {meta.model}'s space, the task's source model is {family}")
     if meta.dataset != dataset:
         problems.append(f"the words are for dataset {meta.dataset}, the task's is {dataset}")
-    if meta.vocab_hash != vocab_hash:
+    if vocab_hash is not None and meta.vocab_hash != vocab_hash:
         problems.append(f"vocab_hash {meta.vocab_hash[:12]}… is not the source model's ({vocab_hash[:12]}…): the words were trained on another checkpoint")
     missing, extra = sorted(set(concepts) - set(words)), sorted(set(words) - set(concepts))
     if missing:
@@ -36,9 +37,23 @@ def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, voc
     if extra:
         problems.append(f"words for concepts the dataset does not have: {extra}")
     d = next(iter(words.values())).shape[-1]
-    if d != dim:
+    if dim is not None and d != dim:
         problems.append(f"the words are {d}-dim, the source model's embeddings are {dim}-dim")
     return problems
+
+
+def check_embeddings_for_task(path: Path, *, family: str, dataset: str, concepts: list[str]) -> None:
+    """What an embeddings file must match in a task without its models (format, source family,
+    dataset, concepts): ``vwbench run --embeddings`` checks it before any model is loaded."""
+    from vwbench.submissions.validate import detect_kind
+
+    if detect_kind(Path(path)) == "linear-map":
+        raise UserError(f"--embeddings {path}: this is a linear-map file; pass it with --transfer")
+    report = check_embeddings(Path(path))
+    report.raise_if_bad()
+    problems = embedding_problems(report.info["meta"], report.info["words"], family=family, vocab_hash=None, dim=None, dataset=dataset, concepts=concepts)
+    if problems:
+        raise UserError(f"{path}: " + "; ".join(problems))
 
 
 def load_embedding_words(path: Path, *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str], init_words: dict[str, str]) -> WordSet:

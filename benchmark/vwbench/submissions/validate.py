@@ -52,7 +52,7 @@ def _pydantic_problems(exc: ValidationError, where: str) -> list[str]:
     out = []
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        out.append(f"{where} {loc}: {e['msg']}")
+        out.append(f"{where} {loc}: {e['msg'].removeprefix('Value error, ')}")
     return out
 
 
@@ -163,7 +163,9 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         report.problems.append(f"cannot read submission.yaml: {exc.strerror or exc} (check the file's permissions)")
         return report
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        report.problems.append(f"submission.yaml is not valid YAML: {str(exc).splitlines()[0]}")
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        report.problems.append(f"submission.yaml is not valid YAML{where}: {str(exc).splitlines()[0]}")
         return report
     except RecursionError:
         report.problems.append("submission.yaml nests too deeply to read: write it as a flat mapping of name, authors, description, url, license, entry, class")
@@ -175,6 +177,10 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         manifest = SubmissionManifest.model_validate(raw)
     except ValidationError as exc:
         report.problems += _pydantic_problems(exc, "submission.yaml")
+        if not any(e["loc"][:1] == ("entry",) for e in exc.errors()):  # every problem at once: a valid entry name is looked for too
+            entry_name = raw.get("entry", SubmissionManifest.model_fields["entry"].default)
+            if not (folder / entry_name).is_file():
+                report.problems.append(f"entry file {entry_name} is not in {folder}")
         return report
     report.info["manifest"] = manifest
     entry = folder / manifest.entry

@@ -284,6 +284,9 @@ def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[
             if not only:
                 continue
             raise UserError(f"{entry.name} is not shipped and was not built here (no {folder / 'manifest.json'}): build it with `vwbench zoo train --only {entry.name}`")
+        if not folder.is_dir():  # the fix names --root: without it the rebuild would go to the package's zoo
+            again = "" if root == zoo_root(ZOO_DIR) else f" --root {root}"
+            raise UserError(f"checkpoint folder {folder} not found; rebuild it with: vwbench zoo train --only {entry.name}{again}")
         folders[entry.name] = _hash_checked(folder)
     return folders
 

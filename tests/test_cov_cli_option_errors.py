@@ -5,34 +5,12 @@ the fix, and exit with code 2"). All are refused before any data or model is loa
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def _main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from vwbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["vwbench", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-@pytest.fixture
-def no_loading(monkeypatch):
-    """Any split or model load fails the test."""
-    import vwbench.pipeline_steps as steps
-    import vwbench.runner as runner
-
-    def never(*args, **kwargs):
-        raise AssertionError("loaded something before checking the options")
-
-    monkeypatch.setattr(steps, "load_split", never)
-    monkeypatch.setattr(runner._ModelCache, "get", never)
+from tests.test_cli_pins import _main
+from tests.test_early_option_checks import no_loading  # noqa: F401  (a fixture)
 
 
 CASES = [

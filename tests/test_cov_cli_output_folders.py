@@ -6,21 +6,10 @@ and no folder left behind."""
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
-
-def _main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """``vwbench ARGS`` through the real entry point: (exit code, stdout, stderr)."""
-    from vwbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["vwbench", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+from tests.test_cli_pins import _main
 
 
 def _one_error_line(err: str) -> str:

@@ -109,8 +109,8 @@ def detection_map(
     images = _check(p)
     if sum(b.shape[0] for b, _, _ in images) == 0:
         return {"map": 0.0, "map50": 0.0}  # ground truth but no detection: nothing is recalled
-    precision = _cocoeval_precision(images, backend, max_detections)  # [T, R, K=1, A, M]
-    everything = precision[:, :, 0, 0, -1]  # all areas, the largest detection cap
+    precision = _cocoeval_precision(images, backend, max_detections)  # [T, R, K=1, A] at the cap
+    everything = precision[:, :, 0, 0]  # all areas
     at_50 = everything[IOU_THRESHOLDS.index(0.5)]
     return {"map": _mean_valid(everything), "map50": _mean_valid(at_50)}
 
@@ -124,8 +124,8 @@ def _mean_valid(values: np.ndarray) -> float:
 def _cocoeval_precision(
     images: Images, backend: Backend, max_detections: int
 ) -> np.ndarray:
-    """COCOeval's accumulated precision array for one category, from COCO-format dicts built
-    here (COCO's float64 thresholds; see the module docstring)."""
+    """COCOeval's accumulated precision array for one category at ``max_detections`` per image,
+    from COCO-format dicts built here (COCO's float64 thresholds; see the module docstring)."""
     if backend == "pycocotools":
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -150,10 +150,11 @@ def _cocoeval_precision(
         evaluation = COCOeval(truth, found, "bbox")
         evaluation.params.iouThrs = np.array(IOU_THRESHOLDS)
         evaluation.params.recThrs = np.array(REC_THRESHOLDS)
-        evaluation.params.maxDets = [1, 10, max_detections]
+        caps = sorted({1, 10, max_detections})  # both libraries sort them: a cap under 10 is not the last
+        evaluation.params.maxDets = caps
         evaluation.evaluate()
         evaluation.accumulate()
-    return np.asarray(evaluation.eval["precision"])
+    return np.asarray(evaluation.eval["precision"])[..., caps.index(max_detections)]
 
 
 def _xywh_rows(images: Images, which: int, *, with_scores: bool = False) -> list[list[float]]:

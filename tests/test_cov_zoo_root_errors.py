@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from vwbench.zoo.build import BUILD_DIR_ENV
+
 from vwbench.cli import app
 from vwbench.errors import UserError
 
@@ -46,3 +48,13 @@ def test_zoo_check_of_a_root_missing_one_checkpoint_names_the_rebuild_into_that_
     res = CliRunner().invoke(app, ["zoo", "check", "--hashes-only", "--root", str(root), "--only", "mini-owlv2"])
     assert isinstance(res.exception, UserError), res.output
     assert str(res.exception) == f"checkpoint folder {root / 'mini-owlv2'} not found; rebuild it with: vwbench zoo train --only mini-owlv2 --root {root}"
+
+
+@pytest.fixture(autouse=True)
+def built_tower(tmp_path, monkeypatch):
+    """A build folder holding mini-sd-text, as after a full `vwbench zoo train`: that unshipped
+    model lives there whatever --root is, so it must not make a wrong --root look built."""
+    build = tmp_path / "build"
+    (build / "mini-sd-text").mkdir(parents=True)
+    (build / "mini-sd-text" / "manifest.json").write_text("{}")
+    monkeypatch.setenv(BUILD_DIR_ENV, str(build))

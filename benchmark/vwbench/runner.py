@@ -313,7 +313,8 @@ def preflight_submitted_transfer(task: TaskSpec, options: RunOptions) -> None:
 def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:
     """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
     overrides, --anchors (without --delta, or naming what the dataset does not hold), an
-    --embeddings path that is no file, the device (only its name when the run goes to workers
+    --embeddings file that is missing, a linear map, or words of another source family, dataset or
+    concept set (its vocabulary hash and width need the model: checked once it is loaded), the device (only its name when the run goes to workers
     elsewhere, ``runs_here=False``: they may have the GPU this machine lacks) and the transfer. The
     CLI calls this before it makes --out, so a bad option is a one-line error that leaves no folder."""
     from vwbench.submissions.run_support import prepare_transfer

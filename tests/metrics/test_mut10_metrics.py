@@ -79,3 +79,10 @@ def test_a_cap_below_ten_detections_per_image_is_honoured(backend: str) -> None:
     boxes = _objects(2)
     p = make([(boxes, [0.9, 0.8], boxes)])
     assert detection_map(p, backend, max_detections=1) == pytest.approx({"map": 51 / 101, "map50": 51 / 101})
+
+
+@pytest.mark.parametrize("cap", [0, -1, 2.5, True])
+def test_a_detection_cap_that_is_no_positive_whole_number_is_refused(cap) -> None:
+    boxes = _objects(1)
+    with pytest.raises(ValueError, match="max_detections must be a whole number of at least 1"):
+        detection_map(make([(boxes, [0.9], boxes)]), max_detections=cap)

@@ -286,3 +286,14 @@ def test_align_refuses_a_linear_map_for_its_kind_whatever_its_direction(study_ta
     assert isinstance(res.exception, UserError), res.output
     assert str(res.exception) == f"--transfer {path}: a linear-map submission maps one vocabulary to another; align fits its map on image features (give a method name or a transfer-method folder)"
     assert not out.exists()
+
+
+def test_align_refuses_an_embeddings_file_without_sending_it_to_embeddings(study_tasks, tmp_path) -> None:
+    import torch
+
+    from tests.submissions.helpers import embeddings
+
+    path = embeddings(tmp_path / "words.safetensors", {"circle": torch.zeros(1, 3)})
+    res = vw("run", "--task", "align:owlv2->clip", "--dataset", "synth-tiny", "--tasks-dir", str(study_tasks), "--out", str(tmp_path / "out"), "--device", "cpu", "--transfer", str(path))
+    assert isinstance(res.exception, UserError), res.output
+    assert str(res.exception) == f"--transfer {path}: an embeddings file holds trained words, which align does not take; give a method name or a transfer-method folder"

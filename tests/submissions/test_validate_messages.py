@@ -85,3 +85,17 @@ def test_invalid_yaml_names_its_line_and_column(tmp_path: Path) -> None:
     folder = _method_folder(tmp_path, "name: ok\nentry: [unclosed\n")
     problems = validate(folder, run_code=False).problems
     assert len(problems) == 1 and problems[0].startswith("submission.yaml is not valid YAML (line 3, column 1): ")
+
+
+def test_a_manifest_with_schema_problems_also_names_a_missing_class(tmp_path: Path) -> None:
+    folder = _method_folder(tmp_path, "name: Bad Name\n")
+    (folder / "transfer.py").write_text("x = 1\n")
+    problems = validate(folder, run_code=False).problems
+    assert problems[-1] == "transfer.py defines no top-level class 'Transfer' (set 'class' in submission.yaml)"
+
+
+def test_invalid_yaml_says_what_is_wrong_at_that_line_not_the_context(tmp_path: Path) -> None:
+    folder = _method_folder(tmp_path, "name: ok\nauthors: [a]\n license: MIT\n")
+    assert validate(folder, run_code=False).problems == [
+        "submission.yaml is not valid YAML (line 3, column 2): expected <block end>, but found '<block mapping start>'"
+    ]

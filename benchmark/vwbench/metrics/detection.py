@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 from typing import Literal
 
 import numpy as np
@@ -106,6 +107,9 @@ def detection_map(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown mAP backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, numbers.Integral) or max_detections < 1:
+        raise ValueError(f"max_detections must be a whole number of at least 1, not {max_detections!r}")
+    max_detections = int(max_detections)
     images = _check(p)
     if sum(b.shape[0] for b, _, _ in images) == 0:
         return {"map": 0.0, "map50": 0.0}  # ground truth but no detection: nothing is recalled

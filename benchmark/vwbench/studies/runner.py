@@ -77,8 +77,11 @@ def check_study_transfer(spec: StudySpec, transfer: str | None):
     from vwbench.transfer.anchor import AnchorTransfer
 
     arg = transfer or spec.transfer or "lstsq"
-    if looks_like_path(arg) and Path(arg).is_file() and detect_kind(Path(arg)) == "linear-map":  # its kind first, before its direction
+    kind = detect_kind(Path(arg)) if looks_like_path(arg) and Path(arg).is_file() else None
+    if kind == "linear-map":  # its kind first, before its direction
         raise UserError(f"--transfer {arg}: a linear-map submission maps one vocabulary to another; {spec.family} fits its map on image features (give a method name or a transfer-method folder)")
+    if kind == "embeddings":  # not "pass it with --embeddings": a study takes no words
+        raise UserError(f"--transfer {arg}: an embeddings file holds trained words, which {spec.family} does not take; give a method name or a transfer-method folder")
     source, target = spec.encoder("source"), spec.encoder("target")
     prepared = prepare_transfer(arg, source.model.family, target.model.family)
     if isinstance(prepared.method, AnchorTransfer):  # a submitted folder may use init words where it has them

@@ -163,9 +163,9 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         report.problems.append(f"cannot read submission.yaml: {exc.strerror or exc} (check the file's permissions)")
         return report
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        report.problems.append(f"submission.yaml is not valid YAML{where}: {str(exc).splitlines()[0]}")
+        report.problems.append(f"submission.yaml is not valid YAML{where}: {problem or str(exc).splitlines()[0]}")
         return report
     except RecursionError:
         report.problems.append("submission.yaml nests too deeply to read: write it as a flat mapping of name, authors, description, url, license, entry, class")
@@ -175,28 +175,32 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
         return report
     try:
         manifest = SubmissionManifest.model_validate(raw)
-    except ValidationError as exc:
+    except ValidationError as exc:  # every problem at once: the entry file and its class are looked at too
         report.problems += _pydantic_problems(exc, "submission.yaml")
-        if not any(e["loc"][:1] == ("entry",) for e in exc.errors()):  # every problem at once: a valid entry name is looked for too
-            entry_name = raw.get("entry", SubmissionManifest.model_fields["entry"].default)
-            if not (folder / entry_name).is_file():
-                report.problems.append(f"entry file {entry_name} is not in {folder}")
+        bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+        if "entry" not in bad:
+            fields = SubmissionManifest.model_fields
+            class_name = None if "class" in bad else raw.get("class", fields["class_name"].default)
+            report.problems += _entry_problems(folder, raw.get("entry", fields["entry"].default), class_name)
         return report
     report.info["manifest"] = manifest
-    entry = folder / manifest.entry
-    if not entry.is_file() or entry.is_symlink():
-        report.problems.append(f"entry file {manifest.entry} is not in {folder}")
-        return report
-    try:
-        source = entry.read_text(encoding="utf-8")
-    except OSError as exc:
-        report.problems.append(f"cannot read {manifest.entry}: {exc.strerror or exc} (check the file's permissions)")
-        return report
-    except UnicodeDecodeError:
-        report.problems.append(f"{manifest.entry} is not UTF-8 text")
-        return report
-    report.problems += _class_problems(source, manifest.entry, manifest.class_name)
+    report.problems += _entry_problems(folder, manifest.entry, manifest.class_name)
     return report
+
+
+def _entry_problems(folder: Path, entry: str, class_name: str | None) -> list[str]:
+    """The entry file's problems: missing, unreadable, not UTF-8, no such class (``class_name``:
+    None when the manifest's class is itself invalid)."""
+    path = folder / entry
+    if not path.is_file() or path.is_symlink():
+        return [f"entry file {entry} is not in {folder}"]
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return [f"cannot read {entry}: {exc.strerror or exc} (check the file's permissions)"]
+    except UnicodeDecodeError:
+        return [f"{entry} is not UTF-8 text"]
+    return [] if class_name is None else _class_problems(source, entry, class_name)
 
 
 def check_against_models(report: Report, model_of: Callable[[str], Any], concepts_of: Callable[[str], list[str]]) -> None:

@@ -152,7 +152,7 @@ def require_built(root: Path | str) -> Path:
     """``--root`` (see :func:`zoo_root`) when it holds at least one zoo checkpoint; a one-line
     :class:`UserError` otherwise (a wrong --root would give a card of models all "not built")."""
     folder = zoo_root(root)
-    if not built_entries(folder):
+    if not any(ENTRIES[name].shipped for name in built_entries(folder)):  # unshipped ones live in the build folder, whatever --root is
         raise UserError(
             f"no zoo checkpoints in {root} (no {', '.join(n for n in ENTRIES if ENTRIES[n].shipped)} folder with a "
             "manifest.json or training_log.json): pass --root the folder `vwbench zoo train --root` wrote"

@@ -59,3 +59,24 @@ def test_delta_sweep_checks_its_anchors_before_loading_models(tiny_tasks, tmp_pa
                          "--deltas", "0.5", "--anchors", "hexagon=star", "--out", out, "--device", "cpu")
     assert code == 2 and err.startswith("error: --anchors names concept 'hexagon'") and err.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_a_dataset_read_from_disk_needs_its_folder_before_anything_loads(tmp_path, monkeypatch, capsys, no_loading, given) -> None:
+    """A paper-tier run with no (or a wrong) --data-root: one line, no `data coco ...` stage line
+    before it, no --out folder."""
+    monkeypatch.delenv("VWBENCH_DATA", raising=False)
+    out = tmp_path / "runs"
+    root = tmp_path / "data"
+    extra = ["--data-root", root] if given else []
+    code, stdout, err = _main(monkeypatch, capsys, "run", "--task", "sd->owlv2", "--dataset", "coco", "--device", "cpu", "--out", out, *extra)
+    expected = (f"error: dataset coco: folder {root / 'coco'} not found; expected the dataset under DATA_ROOT/coco\n" if given
+                else "error: dataset coco is read from disk: pass --data-root DIR (or set $VWBENCH_DATA) where DIR/coco holds the dataset\n")
+    assert code == 2 and stdout == "" and err == expected
+    assert not out.exists()
+
+
+def test_the_loaders_reading_disk_are_the_registrys_real_ones() -> None:
+    from vwbench.registry.models import DATASET_LOADERS, LOADERS_READING_DISK
+
+    assert LOADERS_READING_DISK == set(DATASET_LOADERS) - {"synth"}

@@ -335,6 +335,12 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
         check_embeddings_for_task(Path(options.embeddings), family=task.source.family, dataset=task.dataset.name, concepts=[c.name for c in task.dataset.concepts])
     if runs_here:
         resolve_device(options.device)
+        from vwbench.registry.models import LOADERS_READING_DISK
+
+        if task.dataset.loader in LOADERS_READING_DISK:  # a missing --data-root before a model loads
+            from vwbench.data.real import dataset_folder
+
+            dataset_folder(task.dataset, options.data_root)
     else:
         check_device_name(options.device)
     prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)

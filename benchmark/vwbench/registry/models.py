@@ -32,6 +32,10 @@ DATASET_LOADERS: dict[str, str] = {
 }
 """Loader name -> ``loader(spec: DatasetSpec, *, images_per_concept, data_root) -> DatasetSplit``."""
 
+LOADERS_READING_DISK: frozenset[str] = frozenset({"coco", "voc", "imagenet", "dreambooth"})
+"""The loaders that read their dataset under ``--data-root`` (the others generate theirs): a run
+checks that folder before it loads anything."""
+
 
 def _unknown(what: str, name: str, known: dict[str, str]) -> UserError:
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)

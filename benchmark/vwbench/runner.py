@@ -22,6 +22,7 @@ from vwbench.results.provenance import StageTimer
 from vwbench.results.schema import StoredRun
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
+from vwbench.registry.models import LOADERS_READING_DISK
 from vwbench.registry.schema import ModelSpec, TaskSpec
 
 
@@ -314,9 +315,11 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
     """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
     overrides, --anchors (without --delta, or naming what the dataset does not hold), an
     --embeddings file that is missing, a linear map, or words of another source family, dataset or
-    concept set (its vocabulary hash and width need the model: checked once it is loaded), the device (only its name when the run goes to workers
-    elsewhere, ``runs_here=False``: they may have the GPU this machine lacks) and the transfer. The
-    CLI calls this before it makes --out, so a bad option is a one-line error that leaves no folder."""
+    concept set (its vocabulary hash and width need the model: checked once it is loaded), the
+    device and a dataset's --data-root folder (only the device's name when the run goes to workers
+    elsewhere, ``runs_here=False``: they may have the GPU and the data this machine lacks) and the
+    transfer. The CLI calls this before it makes --out, so a bad option is a one-line error that
+    leaves no folder."""
     from vwbench.submissions.run_support import prepare_transfer
 
     resolve_hyperparameters(task, options)
@@ -326,17 +329,15 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
 
         concepts = task.dataset.concepts
         parse_anchors(options.anchors, [c.name for c in concepts], {c.name: c.anchor for c in concepts})
-    if options.embeddings is not None and not Path(options.embeddings).is_file():
-        what = "is a folder" if Path(options.embeddings).is_dir() else "no such file"
-        raise UserError(f"--embeddings {options.embeddings}: {what}; give an embeddings submission's .safetensors file (see `vwbench validate`)")
-    if options.embeddings is not None:  # family, dataset and concepts are known without a model
-        from vwbench.submissions.embeddings import check_embeddings_for_task
+    if options.embeddings is not None:
+        if not Path(options.embeddings).is_file():
+            what = "is a folder" if Path(options.embeddings).is_dir() else "no such file"
+            raise UserError(f"--embeddings {options.embeddings}: {what}; give an embeddings submission's .safetensors file (see `vwbench validate`)")
+        from vwbench.submissions.embeddings import check_embeddings_for_task  # family, dataset and concepts need no model
 
         check_embeddings_for_task(Path(options.embeddings), family=task.source.family, dataset=task.dataset.name, concepts=[c.name for c in task.dataset.concepts])
     if runs_here:
         resolve_device(options.device)
-        from vwbench.registry.models import LOADERS_READING_DISK
-
         if task.dataset.loader in LOADERS_READING_DISK:  # a missing --data-root before a model loads
             from vwbench.data.real import dataset_folder
 

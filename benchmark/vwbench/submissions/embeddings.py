@@ -49,24 +49,26 @@ def check_embeddings_for_task(path: Path, *, family: str, dataset: str, concepts
 
     if detect_kind(Path(path)) == "linear-map":
         raise UserError(f"--embeddings {path}: this is a linear-map file; pass it with --transfer")
-    report = check_embeddings(Path(path))
+    _matching_words(Path(path), family=family, vocab_hash=None, dim=None, dataset=dataset, concepts=concepts)
+
+
+def _matching_words(path: Path, *, family: str, vocab_hash: str | None, dim: int | None, dataset: str, concepts: list[str]):
+    """The metadata and words of a valid embeddings file that matches the task (see
+    :func:`embedding_problems`); a ``UserError`` naming every problem otherwise."""
+    report = check_embeddings(path)
     report.raise_if_bad()
-    problems = embedding_problems(report.info["meta"], report.info["words"], family=family, vocab_hash=None, dim=None, dataset=dataset, concepts=concepts)
+    meta, words = report.info["meta"], report.info["words"]
+    problems = embedding_problems(meta, words, family=family, vocab_hash=vocab_hash, dim=dim, dataset=dataset, concepts=concepts)
     if problems:
         raise UserError(f"{path}: " + "; ".join(problems))
+    return meta, words
 
 
 def load_embedding_words(path: Path, *, family: str, vocab_hash: str, dim: int, dataset: str, concepts: list[str], init_words: dict[str, str]) -> WordSet:
     """The words of an embeddings file, concept-major in ``concepts`` order; raises ``UserError``
     naming every mismatch with the task."""
     path = Path(path)
-    report = check_embeddings(path)
-    report.raise_if_bad()
-    meta = report.info["meta"]
-    words: dict[str, torch.Tensor] = report.info["words"]
-    problems = embedding_problems(meta, words, family=family, vocab_hash=vocab_hash, dim=dim, dataset=dataset, concepts=concepts)
-    if problems:
-        raise UserError(f"{path}: " + "; ".join(problems))
+    meta, words = _matching_words(path, family=family, vocab_hash=vocab_hash, dim=dim, dataset=dataset, concepts=concepts)
     vectors, names, trials, inits = [], [], [], []
     for concept in concepts:
         for t, word in enumerate(words[concept]):

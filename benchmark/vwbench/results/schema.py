@@ -136,6 +136,13 @@ def printable(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def one_line(text: str) -> str:
+    """:func:`printable` ``text`` with control characters (a newline in a JSON key) written as
+    escapes, so that a message quoting it stays one line."""
+    text = printable(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def unpublishable(payload: Any, where: str = "") -> str | None:
     """Where ``payload`` (parsed JSON) holds what strict JSON and UTF-8 text cannot: a NaN or
     infinite number, or a string (or key) with a lone surrogate; ``None`` when it holds neither."""
@@ -183,7 +190,7 @@ def read_result(path: Path, *, publishable: bool = False) -> RunResult:
         result = RunResult.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = printable(".".join(str(p) for p in first["loc"]))
+        where = one_line(".".join(str(p) for p in first["loc"]))
         message = printable(first["msg"]).removeprefix("Value error, ")
         raise UserError(f"{path}: invalid result file: " + (f"{where}: " if where else "") + message) from exc
     if publishable:

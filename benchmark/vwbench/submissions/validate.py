@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from vwbench.errors import UserError
-from vwbench.results.schema import printable
+from vwbench.results.schema import one_line, printable
 from vwbench.submissions.safe_tensors import TensorFileError, read_tensors
 from vwbench.submissions.schema import EMBEDDINGS_FORMAT, LINEAR_FORMAT, EmbeddingsMeta, LinearMapMeta, SubmissionManifest
 
@@ -51,7 +51,7 @@ class Report:
 def _pydantic_problems(exc: ValidationError, where: str) -> list[str]:
     out = []
     for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = one_line(".".join(str(p) for p in e["loc"])) or "(top level)"  # a key may hold a newline
         out.append(f"{where} {loc}: {e['msg'].removeprefix('Value error, ')}")
     return out
 

@@ -51,3 +51,31 @@ def test_page_renders_in_headless_chromium(hostile_results, tmp_path) -> None:  
     assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]  # the smuggled one did not
     assert "&lt;script&gt;document.body.setAttribute" in dom  # it is shown as text
     assert "data:image/png;base64," in dom  # the sample generation rendered inline
+
+
+MEASURE_OVERFLOW = """<script>
+window.addEventListener('load', function () {
+  var root = document.documentElement;
+  document.body.setAttribute('data-overflow', String(root.scrollWidth - root.clientWidth));
+});
+</script>"""
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_wide_tables_scroll_on_their_own_not_the_page(hostile_results, tmp_path, width: int) -> None:  # noqa: F811
+    """The provenance table (and on a phone the summary) is wider than the page: it scrolls in its
+    own box, so the page itself never scrolls sideways. Measured by a script added to a copy of
+    the page (the page's own Content-Security-Policy admits only its sorter)."""
+    import re
+
+    out = tmp_path / "board"
+    make_board(hostile_results, out)
+    html = (out / "index.html").read_text()
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", MEASURE_OVERFLOW + "</body>"))
+    dom = chromium(tmp_path, f"--window-size={width},1200", "--dump-dom", probe.resolve().as_uri()).stdout
+    found = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert found, dom[-2000:]
+    assert int(found.group(1)) <= 0
+    assert dom.count('<div class="wide"><table') == dom.count("<table")

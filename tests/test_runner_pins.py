@@ -158,11 +158,11 @@ def test_a_stored_result_of_other_steps_is_not_read_back(tiny_tasks, tmp_path) -
     task = TaskRegistry.from_dir(tiny_tasks).get("clip->clip", "synth-tiny")
     stored = read_result(path)
     hp = resolve_hyperparameters(task, RunOptions(steps=0, trials=1))
-    assert load_stored_result(path, task, stored.transfer, hp, NullReporter()) is not None
+    assert load_stored_result(path, task, stored.transfer, hp, NullReporter().log) is not None
     for change in ({"steps": 1}, {"trials": 2}, {"seed": 5}):
         other = hp.model_copy(update=change)
-        assert load_stored_result(path, task, stored.transfer, other, NullReporter()) is None, change
-    assert load_stored_result(path, task, "lstsq", hp, NullReporter()) is None
+        assert load_stored_result(path, task, stored.transfer, other, NullReporter().log) is None, change
+    assert load_stored_result(path, task, "lstsq", hp, NullReporter().log) is None
 
 
 def test_a_result_key_holds_the_eval_settings_and_not_the_judge_of_a_non_generation_target(tiny_tasks, tmp_path) -> None:
@@ -210,7 +210,9 @@ def test_the_model_cache_loads_each_checkpoint_once_and_keeps_checkpoints_apart(
     assert models.holds(task.source) and not models.holds(judge)
 
 
-def test_a_run_of_submitted_words_records_the_most_words_of_any_concept_as_its_trials(tiny_tasks, tmp_path) -> None:
+def test_submitted_words_with_uneven_trials_per_concept_are_refused_before_any_model_loads(tiny_tasks, tmp_path) -> None:
+    """A file with 3, 1 and 2 words per concept was run with n_trials 3 (the most), which made the
+    leaderboard prefer it as a run of more trials; it is refused now, every concept needs as many."""
     import torch
 
     from tests.submissions.helpers import embeddings
@@ -221,11 +223,10 @@ def test_a_run_of_submitted_words_records_the_most_words_of_any_concept_as_its_t
     words = {"circle": torch.randn(3, 4, vocab.dim, generator=g), "square": torch.randn(1, 4, vocab.dim, generator=g),
              "triangle": torch.randn(2, 4, vocab.dim, generator=g)}
     path = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
-    stored = read_result(tiny_run(tiny_tasks, tmp_path / "runs", "clip->owlv2", "--embeddings", path))
-    assert (stored.n_trials, stored.steps, len(stored.per_word)) == (3, 0, 6)
-    assert [(w["concept"], w["trial"]) for w in stored.per_word] == [
-        ("circle", 0), ("circle", 1), ("circle", 2), ("square", 0), ("triangle", 0), ("triangle", 1),
-    ]
+    res = CliRunner().invoke(app, ["run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", str(tiny_tasks), "--out", str(tmp_path / "runs"), "--device", "cpu", "--embeddings", str(path)])
+    assert isinstance(res.exception, UserError), res.output
+    assert "concepts differ in their number of words (circle: 3, square: 1, triangle: 2)" in str(res.exception)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_source_too_small_for_the_words_fails_before_training(tiny_tasks, tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,7 +414,7 @@ def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, d
     return cache_key({**parts, **dtype_key_part(dtype)})
 
 
-def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Reporter) -> RunResult | None:
+def load_stored_result(path: Path, task, transfer_name: str, hp, log: Callable[[str], None]) -> RunResult | None:
     """The finished result at ``path`` if it is intact and is this run's; ``None`` (recompute)
     when it is missing, torn or does not match."""
     if not Path(path).is_file():
@@ -421,11 +422,11 @@ def load_stored_result(path: Path, task, transfer_name: str, hp, reporter: Repor
     try:
         stored = read_result(path)
     except UserError as exc:
-        reporter.log(f"ignoring a damaged result ({exc}); computing it again")
+        log(f"ignoring a damaged result ({exc}); computing it again")
         return None
     expected = (task.name, task.dataset.name, transfer_name, hp.seed, hp.steps, hp.trials)
     if (stored.task, stored.dataset, stored.transfer, stored.seed, stored.steps, stored.n_trials) != expected:
-        reporter.log(f"ignoring {path}: it holds another run's result; computing it again")
+        log(f"ignoring {path}: it holds another run's result; computing it again")
         return None
     return stored
 

@@ -19,7 +19,7 @@ from vwbench import faults
 from vwbench.errors import UserError
 from vwbench.results import journal
 from vwbench.results.provenance import StageTimer
-from vwbench.results.schema import StoredRun
+from vwbench.results.schema import RunResult, StoredRun
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
 from vwbench.registry.models import LOADERS_READING_DISK
@@ -181,13 +181,14 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     with timer("plan"):
         if options.embeddings is not None:
             submitted = embedding_words(options.embeddings, source, split, task)
-            words_key = submitted.metadata["key"]
+            # the seed is part of the key: it draws a generation target's noise, so two seeds are two results
+            words_key = f"{submitted.metadata['key']}-seed{hp.seed}"
             # the submitted words are their own entry on a leaderboard (never the method's trained-word
             # result), and the result records the file's trials and no training steps
             about = submitted.metadata["embeddings"]
             embeddings_record = {**about, "path": str(options.embeddings), "transfer": prepared.label}
             transfer_name = f"{about.get('name') or Path(options.embeddings).stem}+{prepared.label}"
-            hp = hp.model_copy(update={"trials": max(Counter(submitted.concepts).values()), "steps": 0})
+            hp = hp.model_copy(update={"trials": max(Counter(submitted.concepts).values()), "steps": 0, "n_vectors": int(submitted.vectors.shape[1])})
         else:
             plan = plan_words(source, source_ckpt, split, hp, _fracture(options, split))
             words_key = plan.key
@@ -237,15 +238,48 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         )
         return result
 
+    said: set[str] = set()
+
+    def log_once(message: str) -> None:  # compute_once looks for the stored result twice (before and under its lock)
+        if message not in said:
+            said.add(message)
+            reporter.log(message)
+
     result, reused = compute_once(
         options.out_dir, f"result-{key[:32]}", what=f"{task.name} on {task.dataset.name}", log=reporter.log,
-        load=lambda: load_stored_result(path, task, transfer_name, hp, reporter), compute=compute,
+        load=lambda: load_stored_result(path, task, transfer_name, hp, log_once), compute=compute,
     )
     if reused:
         reporter.log(f"reusing the stored result {path}")
+        current = {"submission": prepared.method.describe().get("submission", {}).get("path")}
+        if options.embeddings is not None:
+            current["embeddings"] = str(options.embeddings)
+        result = refresh_submitted_paths(result, path, current, reporter.log)
         journal.record(path, "result", reused=True)
     faults.point("result-done")
     return StoredRun(result, path, reused)
+
+
+def refresh_submitted_paths(result: RunResult, path: Path, current: dict[str, str | None], log: Callable[[str], None]) -> RunResult:
+    """A reused result of submitted files (a transfer submission, embeddings) records the paths
+    this run gave them: the files are the same (their sha256 is in the result's key), but
+    `vwbench check` re-runs them from the recorded path, which the user may have moved them from.
+    The result file is rewritten atomically where a path changed."""
+    from vwbench.results.atomic import atomic_write_json
+
+    params = dict(result.transfer_params or {})
+    moved = {
+        key: new for key, new in current.items()
+        if new is not None and isinstance(params.get(key), dict) and params[key].get("path") not in (None, new)
+    }
+    if not moved:
+        return result
+    for key, new in moved.items():
+        log(f"the submitted {'words' if key == 'embeddings' else 'transfer'} moved from {params[key]['path']} to {new}: recording the new path in {path}")
+        params[key] = {**params[key], "path": new}
+    result = result.model_copy(update={"transfer_params": params})
+    atomic_write_json(path, result.model_dump(mode="json"), phase="result")
+    return result
 
 
 def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter | None = None) -> None:

@@ -29,9 +29,11 @@ def test_committed_json_schemas_match_the_code() -> None:
 def test_valid_linear_map_and_embeddings(tmp_path: Path) -> None:
     lm = validate(linear_map(tmp_path / "m.safetensors", torch.randn(6, 8), torch.randn(6)))
     assert lm.ok and lm.kind == "linear-map" and (lm.info["d_target"], lm.info["d_source"]) == (6, 8)
-    emb = validate(embeddings(tmp_path / "e.safetensors", {"circle": torch.randn(4, 8), "square": torch.randn(2, 4, 8)}))
+    emb = validate(embeddings(tmp_path / "e.safetensors", {"circle": torch.randn(4, 8), "square": torch.randn(1, 4, 8)}))
     assert emb.ok and emb.kind == "embeddings"
-    assert emb.info["words"]["circle"].shape == (1, 4, 8) and emb.info["words"]["square"].shape == (2, 4, 8)
+    assert emb.info["words"]["circle"].shape == (1, 4, 8) and emb.info["words"]["square"].shape == (1, 4, 8)
+    trials = validate(embeddings(tmp_path / "t.safetensors", {"circle": torch.randn(2, 4, 8), "square": torch.randn(2, 4, 8)}))
+    assert trials.ok and trials.info["words"]["square"].shape == (2, 4, 8)
 
 
 @pytest.mark.parametrize("header_bytes", [640, 896, 19280])  # lengths whose bytes begin like a pickle (80 02/03) or a zip (PK)

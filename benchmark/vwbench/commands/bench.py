@@ -92,12 +92,13 @@ def leaderboard_command(
     One result is shown per dataset, task and method (a result's `transfer` name): the run with
     the most steps, then the most trials, then the newest. The others are listed, with why, under
     'Superseded results'; a warning is printed where they differ in seed, settings or submitted file."""
-    from vwbench.leaderboard import board_name, build, collect, write_leaderboard
+    from vwbench.leaderboard import board_name, build, check_leaderboard_out, collect, write_leaderboard
     from vwbench.leaderboard.check import check_section
     from vwbench.leaderboard.collect import supersede_warnings
     from vwbench.results.schema import printable
 
     label = board_name(out, name)  # a name UTF-8 cannot encode is refused before any work
+    check_leaderboard_out(out)  # and an --out holding another README.md or index.html
     if tolerance is not None and not check:
         raise UserError("--tolerance goes with --check (it is the drop `vwbench check` accepts for the runs --check stores)")
     section = None

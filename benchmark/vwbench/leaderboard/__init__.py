@@ -52,6 +52,24 @@ def render_leaderboard(board: dict[str, Any]) -> dict[str, bytes]:
         raise UserError(f"cannot write the leaderboard: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+def check_leaderboard_out(out_dir: Path) -> None:
+    """``--out`` may hold an earlier leaderboard (its ``leaderboard.json`` is there: the three files
+    are replaced) or none of the three files; a README.md or index.html of something else is a
+    one-line :class:`UserError` rather than silently replaced (``--out .`` in a project)."""
+    from vwbench.errors import UserError
+    from vwbench.results.schema import printable
+
+    out_dir = Path(out_dir)
+    if (out_dir / "leaderboard.json").exists():
+        return
+    taken = [name for name in ("README.md", "index.html") if (out_dir / name).is_file()]  # a folder there has its own error
+    if taken:
+        raise UserError(
+            f"--out {printable(str(out_dir))} holds {' and '.join(taken)} but no leaderboard.json, so not a leaderboard's: "
+            "writing there would replace them; give an empty or new folder (or one of an earlier leaderboard)"
+        )
+
+
 def write_leaderboard(results_dir: Path, out_dir: Path, name: str | None = None, check: dict[str, Any] | None = None) -> dict[str, Any]:
     """Collect ``results_dir``, write ``README.md``, ``leaderboard.json`` and ``index.html`` into
     ``out_dir`` and return the leaderboard payload. All three are rendered in memory first and
@@ -59,10 +77,11 @@ def write_leaderboard(results_dir: Path, out_dir: Path, name: str | None = None,
     from vwbench.results.atomic import write_file_set
 
     out_dir = Path(out_dir)
+    check_leaderboard_out(out_dir)
     board = build(collect(results_dir), board_name(out_dir, name), check)
     files = render_leaderboard(board)
     write_file_set({out_dir / filename: data for filename, data in files.items()})
     return board
 
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "board_name", "build", "collect", "render_leaderboard", "write_leaderboard"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "board_name", "build", "check_leaderboard_out", "collect", "render_leaderboard", "write_leaderboard"]

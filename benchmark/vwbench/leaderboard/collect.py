@@ -245,7 +245,8 @@ def supersede_warnings(records: list[dict[str, Any]]) -> list[str]:
         advice = []
         if "submission" in differs:
             advice.append(f"they are different submissions under the one name '{one_line(transfer)}' (their sha256 differ), and the board shows only the kept one: "
-                          "if they are two methods, rename one (`name:` in its submission.yaml) and run it again; if it is a new version of one method, remove the old result from --results")
+                          "if they are two methods, rename one (`name:` in a method's submission.yaml, `name` in a linear map's or embeddings file's safetensors metadata) and run it again; "
+                          "if it is a new version of one method, remove the old result from --results")
         settings = [name for key, name in (("seed", "seeds"), ("settings", "settings")) if key in differs]
         if settings:
             advice.append(f"their {' and '.join(settings)} differ, so the table mixes settings: remove the run you do not want from --results, or run them all with the same settings")

@@ -32,16 +32,19 @@ def check_name(value: str) -> str:
         raise ValueError(
             "a submission name is 1-64 characters: letters, digits, '.', '_', '+', '-', starting with a letter or digit"
         )
+    from vwbench.leaderboard.build import IN_DOMAIN
     from vwbench.transfer import TRANSFER_METHODS
 
     if value in TRANSFER_METHODS:
         raise ValueError(f"{value!r} is the name of a built-in transfer method; pick another name")
+    if value == IN_DOMAIN:
+        raise ValueError(f"{value!r} is the leaderboards' name for in-domain words (their ceiling rows); pick another name")
     return value
 
 
 class _About(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="Identifies the submission in results and leaderboards.", pattern=NAME_PATTERN)
+    name: str = Field(description="Identifies the submission in results and leaderboards.", json_schema_extra={"pattern": NAME_PATTERN})  # check_name enforces it, in words
     description: str | None = Field(default=None, max_length=2000)
     authors: str | None = Field(default=None, max_length=500, description="Comma-separated.")
     url: str | None = Field(default=None, max_length=500)
@@ -73,7 +76,7 @@ class SubmissionManifest(BaseModel):
     """``submission.yaml`` of a transfer-method submission."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    name: str = Field(pattern=NAME_PATTERN, description="Identifies the submission in results and leaderboards.")
+    name: str = Field(description="Identifies the submission in results and leaderboards.", json_schema_extra={"pattern": NAME_PATTERN})  # check_name enforces it, in words
     authors: list[str] = Field(min_length=1, description="Who wrote it.")
     description: str = Field(min_length=1, max_length=2000)
     url: str | None = Field(default=None, max_length=500)

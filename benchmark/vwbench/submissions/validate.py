@@ -85,7 +85,13 @@ def check_linear_map(path: Path, report: Report | None = None) -> Report:
         report.problems.append("no 'weight' tensor: a linear map needs weight [d_target, d_source]")
     elif weight.ndim != 2 or 0 in weight.shape:
         report.problems.append(f"'weight' has shape {list(weight.shape)}, expected [d_target, d_source]")
-    if bias is not None and (bias.ndim != 1 or (weight is not None and weight.ndim == 2 and bias.shape[0] != weight.shape[0])):
+    transposed = weight is not None and weight.ndim == 2 and bias is not None and bias.ndim == 1 and bias.shape[0] == weight.shape[1] != weight.shape[0]
+    if transposed:  # the bias fits the weight's other side: the weight is the one to fix
+        report.problems.append(
+            f"'weight' has shape {list(weight.shape)} and 'bias' {list(bias.shape)}: a bias has d_target entries, so the weight looks "
+            f"transposed; save weight as [d_target, d_source] = {[weight.shape[1], weight.shape[0]]} (weight.T)"
+        )
+    elif bias is not None and (bias.ndim != 1 or (weight is not None and weight.ndim == 2 and bias.shape[0] != weight.shape[0])):
         expected = f"[{weight.shape[0]}]" if weight is not None and weight.ndim == 2 else "[d_target]"
         report.problems.append(f"'bias' has shape {list(bias.shape)}, expected {expected}")
     if not report.problems:
@@ -109,6 +115,10 @@ def check_embeddings(path: Path, report: Report | None = None) -> Report:
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"{k}: {list(v)}" for k, v in shapes.items())
         report.problems.append(f"concepts differ in [n_vectors, d] ({listed}); every word must have the same shape")
+    trials = {name: (int(t.shape[0]) if t.ndim == 3 else 1) for name, t in sorted(tf.tensors.items()) if name in shapes}
+    if len(set(trials.values())) > 1:
+        listed = ", ".join(f"{k}: {v}" for k, v in trials.items())
+        report.problems.append(f"concepts differ in their number of words ({listed}); give every concept the same number of trials")
     if not report.problems:
         report.info["words"] = {k: (t if t.ndim == 3 else t[None]) for k, t in tf.tensors.items()}
     return report

@@ -50,7 +50,8 @@ def get_transfer(name: str, **params: Any) -> TransferMethod:
         close = difflib.get_close_matches(name, list(TRANSFER_METHODS), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UserError(
-            f"unknown transfer method {name!r}{hint} (known: {', '.join(sorted(TRANSFER_METHODS))})"
+            f"unknown transfer method {name!r}{hint} (known: {', '.join(sorted(TRANSFER_METHODS))}; "
+            f"a submission is given by its path, e.g. ./{name})"
         )
     return cls(**params)
 

@@ -155,3 +155,25 @@ def test_the_rename_advice_for_two_submissions_of_one_name_covers_files_too() ->
 
     (line,) = supersede_warnings([{"dataset": "d", "task": "clip->owlv2", "transfer": "my-method", "kept": "a.json", "file": "b.json", "differs": ["submission"]}])
     assert "`name:` in a method's submission.yaml, `name` in a linear map's or embeddings file's safetensors metadata" in line
+
+
+def test_an_unknown_key_names_the_closest_known_one(tmp_path) -> None:
+    assert validate(linear_map(tmp_path / "m.safetensors", torch.randn(6, 8), author="A. Tester")).problems == [
+        "metadata author: unknown field; did you mean 'authors'?"
+    ]
+    (problem,) = validate(linear_map(tmp_path / "n.safetensors", torch.randn(6, 8), zzz="1")).problems
+    assert problem.startswith("metadata zzz: unknown field (known: name, ") and "source_vocab_hash" in problem
+    manifest = validate(transfer_folder(tmp_path, LSTSQ_BODY, klass="Transfer")).problems
+    assert manifest == ["submission.yaml klass: unknown field; did you mean 'class'?"]  # the key as written, not the field's name
+
+
+def test_a_map_that_cannot_take_the_init_words_it_asked_for_names_the_call(tmp_path) -> None:
+    from vwbench.submissions.sandbox import Limits, SubmissionFailure, run_transfer_submission
+
+    from .helpers import planted
+
+    body = LSTSQ_BODY.replace("class Transfer:", "class Transfer:\n    uses_init_words = True\n")
+    folder = transfer_folder(tmp_path, body)
+    source, target, tokens = planted()
+    with pytest.raises(SubmissionFailure, match=r"map\(\): TypeError: uses_init_words = True, so map is called as map\(vectors, init_words\), but it is map\(vectors\)"):
+        run_transfer_submission(folder, "transfer.py", "Transfer", source, target, tokens, source[:5], [""] * 5, Limits(time_limit_s=30))

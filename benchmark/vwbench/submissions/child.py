@@ -15,6 +15,7 @@ the child writes ``out/mapped.safetensors`` (``mapped [m, dt]``) and ``out/descr
 """
 
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -91,6 +92,7 @@ def main(workdir):
         method.fit(arrays["source"], arrays["target"], list(request["tokens"]))
         stage = "map"
         if getattr(method, "uses_init_words", False):
+            _check_takes(method.map, 2, "uses_init_words = True, so map is called as map(vectors, init_words)")
             mapped = method.map(arrays["vectors"], list(request["init_words"]))
         else:
             mapped = method.map(arrays["vectors"])
@@ -107,6 +109,19 @@ def main(workdir):
     save_file({"mapped": mapped}, os.path.join(workdir, "out", "mapped.safetensors"))
     with open(os.path.join(workdir, "out", "describe.json"), "w") as f:
         json.dump(describe if isinstance(describe, dict) else {"describe": describe}, f)
+
+
+def _check_takes(function, n_args: int, how: str) -> None:
+    """A TypeError naming the expected call where ``function`` cannot take ``n_args`` positional
+    arguments (Python's own says only "takes 2 positional arguments but 3 were given")."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or C function: let the call itself fail
+        return
+    try:
+        signature.bind(*([None] * n_args))
+    except TypeError:
+        raise TypeError(f"{how}, but it is map{signature}") from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ and refuse a submission with problems. Nothing here executes submitted code exce
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -48,11 +49,17 @@ class Report:
             raise UserError(f"{self.path}: invalid {self.kind} submission: {self.problems[0]}{more}")
 
 
-def _pydantic_problems(exc: ValidationError, where: str) -> list[str]:
+def _pydantic_problems(exc: ValidationError, where: str, model: Any) -> list[str]:
+    """One line per error of ``model``'s validation; an unknown key names the closest known one."""
+    known = [f.alias or name for name, f in model.model_fields.items()]
     out = []
     for e in exc.errors():
         loc = one_line(".".join(str(p) for p in e["loc"])) or "(top level)"  # a key may hold a newline
-        out.append(f"{where} {loc}: {e['msg'].removeprefix('Value error, ')}")
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
+            close = difflib.get_close_matches(str(e["loc"][0]), known, n=1, cutoff=0.6)
+            message = f"unknown field; did you mean {close[0]!r}?" if close else f"unknown field (known: {', '.join(known)})"
+        out.append(f"{where} {loc}: {message}")
     return out
 
 
@@ -68,7 +75,7 @@ def _read_submission_file(path: Path, report: Report, kind: str, meta_model: Any
     try:
         report.info["meta"] = meta_model.model_validate(dict(tf.metadata))
     except ValidationError as exc:
-        report.problems += _pydantic_problems(exc, "metadata")
+        report.problems += _pydantic_problems(exc, "metadata", meta_model)
     return tf
 
 
@@ -186,7 +193,7 @@ def check_transfer_folder(folder: Path, report: Report | None = None) -> Report:
     try:
         manifest = SubmissionManifest.model_validate(raw)
     except ValidationError as exc:  # every problem at once: the entry file and its class are looked at too
-        report.problems += _pydantic_problems(exc, "submission.yaml")
+        report.problems += _pydantic_problems(exc, "submission.yaml", SubmissionManifest)
         bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
         if "entry" not in bad:
             fields = SubmissionManifest.model_fields

@@ -177,3 +177,14 @@ def test_a_map_that_cannot_take_the_init_words_it_asked_for_names_the_call(tmp_p
     source, target, tokens = planted()
     with pytest.raises(SubmissionFailure, match=r"map\(\): TypeError: uses_init_words = True, so map is called as map\(vectors, init_words\), but it is map\(vectors\)"):
         run_transfer_submission(folder, "transfer.py", "Transfer", source, target, tokens, source[:5], [""] * 5, Limits(time_limit_s=30))
+
+
+def test_a_board_written_into_its_results_folder_does_not_list_itself_as_skipped(tiny_tasks, tmp_path) -> None:
+    out = tmp_path / "runs"
+    assert CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--transfer", "ridge")).exit_code == 0
+    results = out / "results"
+    for _ in range(2):
+        res = CliRunner().invoke(app, ["leaderboard", "--results", str(results), "--out", str(results)])
+        assert res.exit_code == 0, res.output
+    assert "skipped" not in res.output
+    assert json.loads((results / "leaderboard.json").read_text())["skipped"] == []

@@ -296,7 +296,8 @@ def collect(results_dir: Path) -> Collected:
             # leaderboard (strict JSON, README.md, index.html): such a file is skipped, not fatal
             result = _read(path)
         except UserError as exc:
-            if not is_default_analysis_file(path):  # `vwbench analyze` writes beside the results
+            # `vwbench analyze` writes beside the results; a board's own file when --out is inside --results
+            if not is_default_analysis_file(path) and path.name != "leaderboard.json":
                 skipped.append((rel, printable(str(exc).replace(str(path), "").lstrip(": "))[:300]))
             continue
         if result.fracture is not None:

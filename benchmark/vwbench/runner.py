@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -274,10 +275,13 @@ def refresh_submitted_paths(result: RunResult, path: Path, current: dict[str, st
     }
     if not moved:
         return result
+    update: dict[str, Any] = {}
     for key, new in moved.items():
         log(f"the submitted {'words' if key == 'embeddings' else 'transfer'} moved from {params[key]['path']} to {new}: recording the new path in {path}")
         params[key] = {**params[key], "path": new}
-    result = result.model_copy(update={"transfer_params": params})
+        if key == "embeddings":  # the words' file is the run's words file too (analyses read it)
+            update["provenance"] = result.provenance.model_copy(update={"words_file": new})
+    result = result.model_copy(update={"transfer_params": params, **update})
     atomic_write_json(path, result.model_dump(mode="json"), phase="result")
     return result
 

@@ -188,3 +188,22 @@ def test_a_board_written_into_its_results_folder_does_not_list_itself_as_skipped
         assert res.exit_code == 0, res.output
     assert "skipped" not in res.output
     assert json.loads((results / "leaderboard.json").read_text())["skipped"] == []
+
+
+def test_moved_embeddings_are_recorded_as_the_words_file_too(tiny_tasks, tmp_path) -> None:
+    clip = load_model(tiny_tasks, "clip")
+    vocab = clip.vocabulary()
+    g = torch.Generator().manual_seed(1)
+    words = {c: torch.randn(4, vocab.dim, generator=g) for c in ("circle", "square", "triangle")}
+    first = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
+    out = tmp_path / "runs"
+    assert CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(first))).exit_code == 0
+    final = tmp_path / "kept.safetensors"
+    shutil.move(first, final)
+    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(final)))
+    assert res.exit_code == 0 and "the submitted words moved from" in res.output, res.output
+    stored = read_result(results_of(out)["my-words+lstsq"])
+    assert stored.transfer_params["embeddings"]["path"] == str(final) and stored.provenance.words_file == str(final)
+    analyze = ["analyze", "neighbors", "--result", str(results_of(out)["my-words+lstsq"]), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb")]
+    done = CliRunner().invoke(app, analyze)
+    assert done.exit_code == 0, done.output

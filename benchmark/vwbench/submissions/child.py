@@ -121,7 +121,7 @@ def _check_takes(function, n_args: int, how: str) -> None:
     try:
         signature.bind(*([None] * n_args))
     except TypeError:
-        raise TypeError(f"{how}, but it is map{signature}") from None
+        raise TypeError(f"{how}, but it is {getattr(function, '__name__', 'map')}{signature}") from None
 
 
 if __name__ == "__main__":

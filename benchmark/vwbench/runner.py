@@ -23,6 +23,7 @@ from vwbench.results.provenance import StageTimer
 from vwbench.results.schema import RunResult, StoredRun
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
+from vwbench.registry.checkpoints import ResolvedCheckpoint, refetch_command
 from vwbench.registry.models import LOADERS_READING_DISK
 from vwbench.registry.schema import ModelSpec, TaskSpec
 
@@ -123,7 +124,7 @@ class _ModelCache:
         )
         key = self._key(spec)
         if key not in self._models:
-            model = load_adapter(spec.family, resolved.path, self.device, self.dtype)
+            model = load_resolved(spec.family, resolved, self.device, self.dtype)
             if self.feature_cache is not None:
                 model.use_feature_cache(self.feature_cache, {"checkpoint": resolved.name, "files": dict(resolved.files)})
             self._models[key] = model
@@ -142,6 +143,18 @@ def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dty
     except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, EOFError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
+
+
+def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.device, dtype: torch.dtype):
+    """:func:`load_adapter` on a resolved checkpoint: a hub checkpoint that does not load (a
+    partial or damaged download) is an error that says how to fetch it again where it was found."""
+    try:
+        return load_adapter(family, resolved.path, device, dtype)
+    except UserError as exc:
+        command = refetch_command(resolved)
+        if command is None or "hf download" in str(exc):
+            raise
+        raise type(exc)(f"{exc}; fetch it again with: {command}") from exc
 
 
 def _target_stage_name(task: TaskSpec) -> str:

@@ -28,9 +28,9 @@ class Models:
         key = f"{spec.family}:{resolved.path}"
         if key not in self._cache:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-            from vwbench.runner import load_adapter  # damaged checkpoints are one-line errors
+            from vwbench.runner import load_resolved  # damaged checkpoints are one-line errors
 
-            self._cache[key] = load_adapter(spec.family, resolved.path, self.device, dtype)
+            self._cache[key] = load_resolved(spec.family, resolved, self.device, dtype)
         return self._cache[key]
 
 

@@ -72,12 +72,12 @@ def box_command(
 
     from vwbench.data.boxing import box_subjects
     from vwbench.registry import resolve_checkpoint
-    from vwbench.runner import load_adapter, resolve_device
+    from vwbench.runner import load_resolved, resolve_device
 
     detector_spec = registry.models(spec.tier)["owlv2"]
     resolved = resolve_checkpoint(detector_spec.checkpoint, weights)
     dev = resolve_device(device)
-    detector = load_adapter("owlv2", resolved.path, dev, torch.float16 if dev.type == "cuda" else torch.float32)
+    detector = load_resolved("owlv2", resolved, dev, torch.float16 if dev.type == "cuda" else torch.float32)
     payload = box_subjects(detector, folder, [c.name for c in spec.concepts], target)
     typer.echo(f"{len(payload['annotations'])} boxes for {len(payload['images'])} photos of {len(spec.concepts)} subjects by {resolved.name}: {target}")
     unboxed = len(payload["images"]) - len(payload["annotations"])

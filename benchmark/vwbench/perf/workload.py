@@ -118,10 +118,10 @@ def load_workload(spec: WorkloadSpec) -> Workload:
         model, checkpoint = build_paper_model(spec.family, device, dtype), f"paper-tier {spec.family} (random weights)"
     else:
         from vwbench.registry import resolve_checkpoint
-        from vwbench.runner import load_adapter
+        from vwbench.runner import load_resolved
 
         resolved = resolve_checkpoint(task.source.checkpoint)
-        model = load_adapter(spec.family, resolved.path, device, dtype)
+        model = load_resolved(spec.family, resolved, device, dtype)
         checkpoint = resolved.name
     compiled = model.compile_step_modules() if spec.compile else []
     split = dataset_loader(dataset.loader)(dataset, images_per_concept=hp.images_per_concept)

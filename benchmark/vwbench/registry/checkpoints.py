@@ -175,10 +175,12 @@ def _local_dir_metadata(folder: Path, rel: str) -> tuple[str, str, float] | None
         return None
 
 
-def _local_dir_hashes(folder: Path, pin: CheckpointPin) -> tuple[dict[str, str], str | None]:
-    """Hashes of a weights-folder checkpoint and the commit it was downloaded at (if recorded).
+def _local_dir_hashes(folder: Path, pin: CheckpointPin) -> tuple[dict[str, str], str | None, str]:
+    """Hashes of a weights-folder checkpoint, the commit it was downloaded at (if recorded) and the
+    repository that commit is of: the pin's, or its mirror's when a mirror download sits in the
+    pin's folder.
 
-    A recorded commit that differs from a 40-hex pinned revision is a :class:`UserError`."""
+    A recorded commit that is neither a 40-hex pinned revision nor the mirror's is a :class:`UserError`."""
     files: dict[str, str] = {}
     commits: set[str] = set()
     for file in _walk(folder):
@@ -190,13 +192,30 @@ def _local_dir_hashes(folder: Path, pin: CheckpointPin) -> tuple[dict[str, str],
             files[rel] = meta[1]
         else:
             files[rel] = sha256_file(file)
-    if pin.revision and _HEX40.match(pin.revision) and commits and commits != {pin.revision}:
-        found = ", ".join(sorted(commits))
-        raise UserError(
-            f"checkpoint {pin.hf_id} in {folder} was downloaded at revision {found}, the task pins {pin.revision}; "
-            f"re-fetch it with: hf download {pin.hf_id} --revision {pin.revision} --local-dir {folder}"
-        )
-    return files, (commits.pop() if len(commits) == 1 else pin.revision)
+    assert pin.hf_id is not None
+    if not (pin.revision and _HEX40.match(pin.revision)) or not commits:
+        return files, (commits.pop() if len(commits) == 1 else pin.revision), pin.hf_id
+    for hf_id, revision in pin.hub_sources:
+        if commits == {revision}:
+            return files, revision, hf_id
+    found = ", ".join(sorted(commits))
+    raise UserError(
+        f"checkpoint {pin.hf_id} in {folder} was downloaded at revision {found}, the task pins {pin.revision}; "
+        f"re-fetch it with: {_fetch_commands(pin, folder)}"
+    )
+
+
+def _fetch_commands(pin: CheckpointPin, folder: Path | None = None, weights_dir: Path | None = None) -> str:
+    """``hf download`` of the pin (into ``folder``, else ``<weights_dir or DIR>/<org>/<name>``), and
+    of its mirror where the pin names one."""
+    root = str(weights_dir) if weights_dir is not None else "DIR"
+    commands = [
+        f"hf download {hf_id} --revision {revision} --local-dir {folder if folder is not None else f'{root}/{hf_id}'}"
+        for hf_id, revision in pin.hub_sources
+    ]
+    if len(commands) == 1:
+        return commands[0]
+    return f"{commands[0]} (or, where that repository is no longer served, its mirror: {commands[1]})"
 
 
 def _folder_hashes(folder: Path, manifest: str | None) -> dict[str, str]:
@@ -238,33 +257,36 @@ def _snapshot(repo_id: str, revision: str, cache_dir: Path) -> Path | None:
 
 
 def _not_found(pin: CheckpointPin, weights_dir: Path | None) -> CheckpointNotFound:
-    revision = pin.revision or "main"
     root = str(weights_dir) if weights_dir is not None else "DIR"
+    mirror = f" (nor its mirror {pin.mirror})" if pin.mirror else ""
     return CheckpointNotFound(
-        f"checkpoint {pin.hf_id}@{revision} not found in --weights/{WEIGHTS_ENV} or the Hugging Face cache; "
-        f"fetch it with: hf download {pin.hf_id} --revision {revision} --local-dir {root}/{pin.hf_id}, "
-        f"then pass --weights {root}"
+        f"checkpoint {pin.display} not found in --weights/{WEIGHTS_ENV} or the Hugging Face cache{mirror}; "
+        f"fetch it with: {_fetch_commands(pin, weights_dir=weights_dir)}, then pass --weights {root}"
     )
 
 
 def _resolve_hub(pin: CheckpointPin, weights_dir: Path | None) -> ResolvedCheckpoint:
+    """The pin's repository, else its mirror, in the weights folder, then in the hub cache."""
     assert pin.hf_id is not None
-    revision = pin.revision or "main"
-    org, name = pin.hf_id.split("/", 1)
     if weights_dir is not None:
-        for folder in (weights_dir / org / name, weights_dir / f"{org}--{name}"):
-            if folder.is_dir():
-                manifest = folder / DEFAULT_MANIFEST
-                if manifest.is_file():
-                    return ResolvedCheckpoint(folder, pin.hf_id, pin.revision, verify_manifest(folder, manifest), "weights_dir")
-                files, commit = _local_dir_hashes(folder, pin)
-                return ResolvedCheckpoint(folder, pin.hf_id, commit, files, "weights_dir")
-        snapshot = _snapshot(pin.hf_id, revision, weights_dir)
+        for hf_id, revision in pin.hub_sources:
+            org, name = hf_id.split("/", 1)
+            for folder in (weights_dir / org / name, weights_dir / f"{org}--{name}"):
+                if folder.is_dir():
+                    manifest = folder / DEFAULT_MANIFEST
+                    if manifest.is_file():
+                        stated = pin.revision if hf_id == pin.hf_id else revision
+                        return ResolvedCheckpoint(folder, hf_id, stated, verify_manifest(folder, manifest), "weights_dir")
+                    files, commit, source = _local_dir_hashes(folder, pin)
+                    return ResolvedCheckpoint(folder, source, commit, files, "weights_dir")
+        for hf_id, revision in pin.hub_sources:
+            snapshot = _snapshot(hf_id, revision, weights_dir)
+            if snapshot is not None:
+                return ResolvedCheckpoint(snapshot, hf_id, snapshot.name, _hub_cache_hashes(snapshot), "weights_dir")
+    for hf_id, revision in pin.hub_sources:
+        snapshot = _snapshot(hf_id, revision, _hf_cache_dir())
         if snapshot is not None:
-            return ResolvedCheckpoint(snapshot, pin.hf_id, snapshot.name, _hub_cache_hashes(snapshot), "weights_dir")
-    snapshot = _snapshot(pin.hf_id, revision, _hf_cache_dir())
-    if snapshot is not None:
-        return ResolvedCheckpoint(snapshot, pin.hf_id, snapshot.name, _hub_cache_hashes(snapshot), "hf_cache")
+            return ResolvedCheckpoint(snapshot, hf_id, snapshot.name, _hub_cache_hashes(snapshot), "hf_cache")
     raise _not_found(pin, weights_dir)
 
 
@@ -295,6 +317,19 @@ def _dangling(pin: CheckpointPin, link: Path, weights_dir: Path | None) -> Check
             where = f" --cache-dir {weights_dir}"  # --weights is a hub cache
         fix = f"fetch it again with: hf download {pin.hf_id} --revision {pin.revision or 'main'}{where}"
     return CheckpointNotFound(f"checkpoint {pin.hf_id or pin.path}: {link} is a link to a file that is missing (an interrupted download?); {fix}")
+
+
+def refetch_command(resolved: ResolvedCheckpoint) -> str | None:
+    """The ``hf download`` that fetches a hub checkpoint found on disk again, into the place it
+    was found (a ``--local-dir`` folder, or the hub cache holding its snapshot); None for a
+    package or path checkpoint."""
+    if resolved.origin not in ("weights_dir", "hf_cache"):
+        return None
+    fetch = f"hf download {resolved.name} --revision {resolved.revision or 'main'}"
+    parts = resolved.path.parts
+    if len(parts) >= 4 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return f"{fetch} --cache-dir {resolved.path.parents[2]}"
+    return f"{fetch} --local-dir {resolved.path}"
 
 
 def resolve_checkpoint(pin: CheckpointPin, weights_dir: Path | None = None) -> ResolvedCheckpoint:

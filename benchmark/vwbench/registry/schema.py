@@ -108,6 +108,10 @@ class CheckpointPin(_Strict):
 
     ``upstream`` is documentation only: the checkpoint this one is a copy of, when the protocol
     names another repository with the same weights (``org/name@revision``).
+
+    ``mirror`` (``org/name@revision``, a 40-hex commit) is another hub repository serving the same
+    checkpoint, for when ``hf_id`` is no longer served: it is looked for where ``hf_id`` is not
+    on disk, named in the fetch command, and recorded as what a run used.
     """
 
     hf_id: str | None = None
@@ -115,6 +119,7 @@ class CheckpointPin(_Strict):
     path: str | None = None
     manifest: str | None = None
     upstream: str | None = None
+    mirror: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> CheckpointPin:
@@ -127,6 +132,12 @@ class CheckpointPin(_Strict):
                 raise ValueError("'manifest' applies to 'path' checkpoints only")
         if self.path is not None and self.revision is not None:
             raise ValueError("'revision' applies to 'hf_id' checkpoints only")
+        if self.mirror is not None:
+            mirror_id, _, mirror_revision = self.mirror.partition("@")
+            if self.hf_id is None:
+                raise ValueError("'mirror' applies to 'hf_id' checkpoints only")
+            if not (_HF_ID.match(mirror_id) and _HEX40.match(mirror_revision)):
+                raise ValueError(f"mirror {self.mirror!r} is not of the form 'org/name@<40-hex commit>'")
         if self.manifest is not None and ("/" in self.manifest or self.manifest in ("", ".", "..")):
             raise ValueError(f"manifest {self.manifest!r} must be a file name inside the checkpoint folder")
         return self
@@ -137,6 +148,17 @@ class CheckpointPin(_Strict):
         if self.hf_id is not None:
             return bool(self.revision and _HEX40.match(self.revision))
         return self.manifest is not None
+
+    @property
+    def hub_sources(self) -> list[tuple[str, str]]:
+        """``(hf_id, revision)`` to look for, the pinned repository first, then its mirror."""
+        if self.hf_id is None:
+            return []
+        sources = [(self.hf_id, self.revision or "main")]
+        if self.mirror is not None:
+            mirror_id, _, mirror_revision = self.mirror.partition("@")
+            sources.append((mirror_id, mirror_revision))
+        return sources
 
     @property
     def display(self) -> str:

@@ -115,13 +115,13 @@ class EncoderCache:
         return self._resolved[pin]
 
     def load(self, name: str, spec: ModelSpec, pooling: str) -> FrozenEncoder:
-        from vwbench.runner import load_adapter  # the word runner's loader: damaged checkpoints are one-line errors
+        from vwbench.runner import load_resolved  # the word runner's loader: damaged checkpoints are one-line errors
 
         resolved = self.resolve(spec)
         key = (spec.family, str(resolved.path))
         if key not in self._adapters:
             adapter_class(spec.family)  # an unknown family is a one-line error before any loading
-            self._adapters[key] = load_adapter(spec.family, resolved.path, self.device, self.dtype)
+            self._adapters[key] = load_resolved(spec.family, resolved, self.device, self.dtype)
         adapter = self._adapters[key]
         if pooling not in POOLINGS:
             raise UserError(f"unknown pooling {pooling!r} for encoder {name} (known: {', '.join(POOLINGS)})")

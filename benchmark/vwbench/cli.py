@@ -235,7 +235,8 @@ def _print_summary(console, result, path: Path, *, reused: bool = False) -> None
     from vwbench.progress import print_plain, print_table
 
     # escape(): task, dataset, method and concept names are users' text, never rich markup
-    table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps)"))
+    fracture = f", delta {result.fracture['delta']:g}" if result.fracture and isinstance(result.fracture.get("delta"), (int, float)) else ""
+    table = Table(title=escape(f"{result.task} on {result.dataset}  ({result.transfer}, {result.n_trials} trial(s), {result.steps} steps{fracture})"))
     table.add_column("concept")
     table.add_column(escape(result.metric), justify="right")
     for concept in _concept_order(result):

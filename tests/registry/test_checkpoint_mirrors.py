@@ -100,3 +100,16 @@ def test_a_partial_download_that_does_not_load_says_how_to_fetch_it_again(tmp_pa
     with pytest.raises(UserError) as package:
         load_resolved(family, ResolvedCheckpoint(folder, "zoo/mini-x", None, {}, "package"), torch.device("cpu"), torch.float32)
     assert "hf download" not in str(package.value)
+
+
+def test_a_weights_or_data_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    import types
+
+    from vwbench.data.real import dataset_folder
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UserError, match=r"--weights .*afile is a file; give the folder of checkpoints"):
+        resolve_checkpoint(PIN, afile)
+    with pytest.raises(UserError, match=r"--data-root .*afile is a file; give the folder that holds coco/"):
+        dataset_folder(types.SimpleNamespace(name="coco", options={}), afile)

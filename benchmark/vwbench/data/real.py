@@ -94,7 +94,10 @@ def dataset_folder(spec: Any, data_root: Path | str | None) -> Path:
             f"dataset {spec.name} is read from disk: pass --data-root DIR (or set ${DATA_ENV}) "
             f"where DIR/{subdir} holds the dataset"
         )
-    folder = Path(data_root).expanduser() / subdir
+    root = Path(data_root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--data-root {root} is a file; give the folder that holds {subdir}/")
+    folder = root / subdir
     if not folder.is_dir():
         raise DataError(f"dataset {spec.name}: folder {folder} not found; expected the dataset under DATA_ROOT/{subdir}")
     return folder

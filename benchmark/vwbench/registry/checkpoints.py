@@ -342,6 +342,8 @@ def resolve_checkpoint(pin: CheckpointPin, weights_dir: Path | None = None) -> R
         weights_dir = Path(os.environ[WEIGHTS_ENV])
     if weights_dir is not None:
         weights_dir = Path(weights_dir).expanduser()
+        if weights_dir.exists() and not weights_dir.is_dir():
+            raise UserError(f"--weights {weights_dir} is a file; give the folder of checkpoints (DIR/<org>/<name>, or a hub cache)")
     try:
         return _resolve_path(pin) if pin.path is not None else _resolve_hub(pin, weights_dir)
     except _DanglingLink as exc:

@@ -184,6 +184,8 @@ def read_result(path: Path, *, publishable: bool = False) -> RunResult:
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable result file ({type(exc).__name__}: {printable(str(exc))[:200]})") from exc
     version = payload.get("schema_version") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or "schema_version" not in payload:
+        raise UserError(f"{path}: not a vwbench result file (it has no schema_version); give a result JSON (`vwbench run` prints its path; they sit under OUT/results/)")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise UserError(f"{path}: result schema version {version!r}, this vwbench reads version {SCHEMA_VERSION}")
     try:

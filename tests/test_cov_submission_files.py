@@ -207,7 +207,7 @@ def test_validate_cli_lists_every_problem_on_stderr_and_exits_1(tmp_path: Path) 
 
 def _words_file(tmp_path: Path, **meta) -> Path:
     g = torch.Generator().manual_seed(0)
-    return embeddings(tmp_path / "words.safetensors", {"circle": torch.randn(2, 3, 8, generator=g), "square": torch.randn(3, 8, generator=g)}, **meta)
+    return embeddings(tmp_path / "words.safetensors", {"circle": torch.randn(2, 3, 8, generator=g), "square": torch.randn(2, 3, 8, generator=g)}, **meta)
 
 
 def test_embeddings_that_fit_the_task_load_concept_major_with_their_trials(tmp_path: Path) -> None:
@@ -216,8 +216,8 @@ def test_embeddings_that_fit_the_task_load_concept_major_with_their_trials(tmp_p
     path = _words_file(tmp_path)
     words = load_embedding_words(path, family="clip", vocab_hash="a" * 64, dim=8, dataset="synth-tiny", concepts=["square", "circle"],
                                  init_words={"square": "box", "circle": "ring"})
-    assert words.concepts == ["square", "circle", "circle"] and words.trials == [0, 0, 1]
-    assert words.init_words == ["box", "ring", "ring"] and tuple(words.vectors.shape) == (3, 3, 8)
+    assert words.concepts == ["square", "square", "circle", "circle"] and words.trials == [0, 1, 0, 1]
+    assert words.init_words == ["box", "box", "ring", "ring"] and tuple(words.vectors.shape) == (4, 3, 8)
     assert words.metadata["embeddings"]["file"] == "words.safetensors" and words.metadata["key"].startswith("embeddings-")
 
 

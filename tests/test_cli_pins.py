@@ -104,7 +104,7 @@ def test_run_refuses_a_bad_option_in_one_line_with_exit_2_and_no_out(tiny_tasks,
 def test_run_refuses_delta_with_submitted_embeddings(tiny_tasks, tmp_path, monkeypatch, capsys) -> None:
     code, _, stderr = _main(monkeypatch, capsys, "run", "--task", "clip->owlv2", "--dataset", "synth-tiny", "--tasks-dir", tiny_tasks,
                             "--out", tmp_path / "out", "--embeddings", tmp_path / "e.safetensors", "--delta", "0")
-    assert code == 2 and "--delta sets word training; submitted --embeddings are not trained" in stderr and not (tmp_path / "out").exists()
+    assert code == 2 and "--delta applies to word training; submitted --embeddings are not trained" in stderr and not (tmp_path / "out").exists()
 
 
 # ---- vwbench sweep -------------------------------------------------------------------------------

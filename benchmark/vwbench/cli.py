@@ -113,14 +113,6 @@ def run_command(
         word_only = {"--embeddings": embeddings, "--steps": steps, "--trials": trials, "--delta": delta, "--anchors": anchors,
                      "--no-feature-cache": not feature_cache}
         return run_study_command(task, dataset, tasks_dir=tasks_dir, word_only=word_only, transfer=transfer, seed=seed, device=device, out_dir=out, weights_dir=weights, data_root=data_root, threads=threads)
-    if embeddings is not None:
-        given = {"--steps": steps is not None, "--trials": trials is not None, "--delta": delta is not None, "--anchors": bool(anchors)}
-        training_only = [name for name, present in given.items() if present]
-        if training_only:
-            raise UserError(
-                f"{'/'.join(training_only)} set{'s' if len(training_only) == 1 else ''} word training; submitted --embeddings are not trained "
-                f"(their trials are the file's words): drop {'it' if len(training_only) == 1 else 'them'}"
-            )
     spec = _registry(tasks_dir).get(task, dataset)
     from vwbench.progress import RichReporter
     from vwbench.runner import RunOptions, check_run_options, run_task

@@ -16,5 +16,9 @@ class CheckpointNotFound(UserError):
     """A model checkpoint is not on disk where vwbench looked for it."""
 
 
+class CheckpointUnreadable(UserError):
+    """A checkpoint is on disk but does not load: a partial download, a damaged file."""
+
+
 class DataError(UserError):
     """A dataset or annotation file is missing or malformed."""

@@ -17,7 +17,7 @@ import torch
 
 import vwbench
 from vwbench import faults
-from vwbench.errors import UserError
+from vwbench.errors import CheckpointNotFound, CheckpointUnreadable, UserError
 from vwbench.results import journal
 from vwbench.results.provenance import StageTimer
 from vwbench.results.schema import RunResult, StoredRun
@@ -25,7 +25,7 @@ from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
 from vwbench.registry.checkpoints import ResolvedCheckpoint, refetch_command
 from vwbench.registry.models import LOADERS_READING_DISK
-from vwbench.registry.schema import ModelSpec, TaskSpec
+from vwbench.registry.schema import CheckpointPin, ModelSpec, TaskSpec
 
 
 @dataclass
@@ -124,7 +124,7 @@ class _ModelCache:
         )
         key = self._key(spec)
         if key not in self._models:
-            model = load_resolved(spec.family, resolved, self.device, self.dtype)
+            model = load_resolved(spec.family, resolved, self.device, self.dtype, spec.checkpoint)
             if self.feature_cache is not None:
                 model.use_feature_cache(self.feature_cache, {"checkpoint": resolved.name, "files": dict(resolved.files)})
             self._models[key] = model
@@ -140,19 +140,23 @@ def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dty
         return cls.from_pretrained(path, device=device, dtype=dtype)
     except UserError:
         raise
+    except torch.cuda.OutOfMemoryError as exc:  # a RuntimeError, but nothing is wrong with the files
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"checkpoint {path} does not fit in the device's free memory ({reason}); free GPU memory or run with --device cpu") from exc
     except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, EOFError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
+        raise CheckpointUnreadable(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
 
 
-def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.device, dtype: torch.dtype):
-    """:func:`load_adapter` on a resolved checkpoint: a hub checkpoint that does not load (a
-    partial or damaged download) is an error that says how to fetch it again where it was found."""
+def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.device, dtype: torch.dtype, pin: CheckpointPin | None = None):
+    """:func:`load_adapter` on a resolved checkpoint: a hub checkpoint whose files are missing or
+    do not load (a partial or damaged download) is an error that says how to fetch it again where
+    it was found (and from ``pin``'s mirror, where it names one)."""
     try:
         return load_adapter(family, resolved.path, device, dtype)
-    except UserError as exc:
-        command = refetch_command(resolved)
-        if command is None or "hf download" in str(exc):
+    except (CheckpointNotFound, CheckpointUnreadable) as exc:
+        command = refetch_command(resolved, pin)
+        if command is None:
             raise
         raise type(exc)(f"{exc}; fetch it again with: {command}") from exc
 
@@ -295,7 +299,10 @@ def refresh_submitted_paths(result: RunResult, path: Path, current: dict[str, st
         if key == "embeddings":  # the words' file is the run's words file too (analyses read it)
             update["provenance"] = result.provenance.model_copy(update={"words_file": new})
     result = result.model_copy(update={"transfer_params": params, **update})
-    atomic_write_json(path, result.model_dump(mode="json"), phase="result")
+    try:
+        atomic_write_json(path, result.model_dump(mode="json"), phase="result")
+    except UserError as exc:  # a read-only copy of finished runs still answers
+        log(f"could not record the new path ({str(exc).split('; ')[0]}); the stored result keeps the old one")
     return result
 
 
@@ -363,8 +370,8 @@ def preflight_submitted_transfer(task: TaskSpec, options: RunOptions) -> None:
 
 
 def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:
-    """The options of a run that can be checked before any model loads: the --steps/--trials/--seed
-    overrides, --anchors (without --delta, or naming what the dataset does not hold), an
+    """The options of a run that can be checked before any model loads: training options given with
+    --embeddings, the --steps/--trials/--seed overrides, --anchors (without --delta, or naming what the dataset does not hold), an
     --embeddings file that is missing, a linear map, or words of another source family, dataset or
     concept set (its vocabulary hash and width need the model: checked once it is loaded), the
     device and a dataset's --data-root folder (only the device's name when the run goes to workers
@@ -373,6 +380,14 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
     leaves no folder."""
     from vwbench.submissions.run_support import prepare_transfer
 
+    if options.embeddings is not None:
+        given = {"--steps": options.steps is not None, "--trials": options.trials is not None, "--delta": options.delta is not None, "--anchors": bool(options.anchors)}
+        training_only = [name for name, present in given.items() if present]
+        if training_only:
+            raise UserError(
+                f"{'/'.join(training_only)} appl{'ies' if len(training_only) == 1 else 'y'} to word training; submitted --embeddings are not trained "
+                f"(their trials are the file's words): drop {'it' if len(training_only) == 1 else 'them'}"
+            )
     resolve_hyperparameters(task, options)
     check_fracture_options(options)
     if options.delta is not None and options.anchors:  # the dataset's concepts are in its task file: no data needed

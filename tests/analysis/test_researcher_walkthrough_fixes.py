@@ -29,7 +29,7 @@ def test_an_anchor_that_is_not_one_token_says_whose_tokenizer_and_what_to_do(tin
                                    "--device", "cpu", "--delta", "0.5", "--anchors", "circle=notaword123"])
     assert isinstance(res.exception, UserError), res.output
     message = str(res.exception)
-    assert message.startswith("anchor words: ") and "in the clip model's tokenizer; pick a word that is one token (--anchors CONCEPT=WORD)" in message
+    assert message.startswith("anchor words of the clip source model: ") and message.endswith("; pick a word that is one token (--anchors CONCEPT=WORD)")
 
 
 def test_a_json_that_is_not_a_result_is_named_as_such(tmp_path) -> None:

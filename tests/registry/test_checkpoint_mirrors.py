@@ -69,21 +69,41 @@ def test_a_mirror_download_resolves_as_the_mirror_wherever_it_was_put(tmp_path: 
         shutil.rmtree(weights)
 
 
-def test_the_pinned_repository_comes_before_its_mirror(tmp_path: Path, offline_env: Path) -> None:  # noqa: F811
+def test_the_pinned_repository_comes_before_its_mirror(tmp_path: Path, offline_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     weights = tmp_path / "weights"
-    make_folder(weights / MIRROR_ID, FILES)
+    mirror = make_folder(weights / MIRROR_ID, FILES)
+    # a mirror folder without download records stands for the mirror at its pinned commit
+    found = resolve_checkpoint(PIN, weights)
+    assert (found.path, found.name, found.revision) == (mirror, MIRROR_ID, MIRROR_REV)
     original = make_folder(weights / ORIGINAL, FILES)
-    assert resolve_checkpoint(PIN, weights).path == original
-    # the hub cache: the pinned snapshot, else the mirror's
+    found = resolve_checkpoint(PIN, weights)
+    assert (found.path, found.name, found.revision) == (original, ORIGINAL, REV)
+    # the hub cache: the mirror's snapshot where the pinned one is not there, else the pinned one
+    import tests.registry.test_checkpoints as base
+
+    monkeypatch.setattr(base, "HF_ID", MIRROR_ID)
+    mirror_snapshot = make_hub_cache(offline_env / "hub", MIRROR_REV, FILES, set())
+    found = resolve_checkpoint(PIN)
+    assert (found.path, found.name, found.revision, found.origin) == (mirror_snapshot, MIRROR_ID, MIRROR_REV, "hf_cache")
+    monkeypatch.setattr(base, "HF_ID", ORIGINAL)
     snapshot = make_hub_cache(offline_env / "hub", REV, FILES, set())
     assert resolve_checkpoint(PIN).path == snapshot
 
 
 def test_refetch_command_names_where_the_checkpoint_was_found(tmp_path: Path) -> None:
-    local = ResolvedCheckpoint(tmp_path / "w" / ORIGINAL, ORIGINAL, REV, {}, "weights_dir")
-    assert refetch_command(local) == f"hf download {ORIGINAL} --revision {REV} --local-dir {tmp_path / 'w' / ORIGINAL}"
+    folder = tmp_path / "w" / ORIGINAL
+    local = ResolvedCheckpoint(folder, ORIGINAL, REV, {}, "weights_dir")
+    assert refetch_command(local) == f"hf download {ORIGINAL} --revision {REV} --local-dir {folder}"
+    # the pinned repository found, and a mirror named: the mirror's command as the alternative, into the same folder
+    assert refetch_command(local, PIN) == (
+        f"hf download {ORIGINAL} --revision {REV} --local-dir {folder} (or, where that repository is no longer served, "
+        f"its mirror: hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {folder})"
+    )
+    found_mirror = ResolvedCheckpoint(tmp_path / "w" / MIRROR_ID, MIRROR_ID, MIRROR_REV, {}, "weights_dir")
+    assert refetch_command(found_mirror, PIN) == f"hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {tmp_path / 'w' / MIRROR_ID}"
+    # a cached file is kept as it is unless the download is forced
     cached = ResolvedCheckpoint(tmp_path / "hub" / "models--someorg--some-model" / "snapshots" / REV, ORIGINAL, REV, {}, "hf_cache")
-    assert refetch_command(cached) == f"hf download {ORIGINAL} --revision {REV} --cache-dir {tmp_path / 'hub'}"
+    assert refetch_command(cached) == f"hf download {ORIGINAL} --revision {REV} --cache-dir {tmp_path / 'hub'} --force-download"
     assert refetch_command(ResolvedCheckpoint(tmp_path, "zoo/mini-sd", None, {}, "package")) is None
 
 
@@ -96,6 +116,9 @@ def test_a_partial_download_that_does_not_load_says_how_to_fetch_it_again(tmp_pa
         load_resolved(family, resolved, torch.device("cpu"), torch.float32)
     message = str(info.value)
     assert "\n" not in message and message.endswith(f"; fetch it again with: hf download {ORIGINAL} --revision {REV} --local-dir {folder}")
+    with pytest.raises(UserError) as mirrored:
+        load_resolved(family, resolved, torch.device("cpu"), torch.float32, PIN)
+    assert str(mirrored.value).endswith(f"its mirror: hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {folder})")
     # a package checkpoint keeps its own advice
     with pytest.raises(UserError) as package:
         load_resolved(family, ResolvedCheckpoint(folder, "zoo/mini-x", None, {}, "package"), torch.device("cpu"), torch.float32)
@@ -109,7 +132,22 @@ def test_a_weights_or_data_root_that_is_a_file_is_named_as_such(tmp_path: Path) 
 
     afile = tmp_path / "afile"
     afile.write_text("x")
-    with pytest.raises(UserError, match=r"--weights .*afile is a file; give the folder of checkpoints"):
+    with pytest.raises(UserError, match=r"--weights/\$VWBENCH_WEIGHTS .*afile is a file; give the folder of checkpoints"):
         resolve_checkpoint(PIN, afile)
-    with pytest.raises(UserError, match=r"--data-root .*afile is a file; give the folder that holds coco/"):
+    with pytest.raises(UserError, match=r"--data-root/\$VWBENCH_DATA .*afile is a file; give the folder that holds coco/"):
         dataset_folder(types.SimpleNamespace(name="coco", options={}), afile)
+
+
+def test_running_out_of_memory_while_loading_is_not_called_a_damaged_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vwbench.registry import adapter_class
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(adapter_class("owlv2"), "from_pretrained", oom)
+    resolved = ResolvedCheckpoint(tmp_path, ORIGINAL, REV, {}, "weights_dir")
+    with pytest.raises(UserError) as info:
+        load_resolved("owlv2", resolved, torch.device("cpu"), torch.float32, PIN)
+    message = str(info.value)
+    assert "does not fit in the device's free memory (CUDA out of memory." in message and "--device cpu" in message
+    assert "damaged" not in message and "hf download" not in message

@@ -70,11 +70,11 @@ def test_embeddings_runs_of_two_seeds_are_two_results_and_training_options_are_r
     assert sorted(r.seed for r in stored) == [0, 3]
     assert {r.n_trials for r in stored} == {2}
     assert {r.provenance.settings["hyperparameters"]["n_vectors"] for r in stored} == {3}  # the file's words, not the task's 4
-    for extra, named in ((["--steps", "5"], "--steps"), (["--trials", "2"], "--trials"), (["--steps", "5", "--trials", "2"], "--steps/--trials")):
+    for extra, named in ((["--steps", "5"], "--steps applies"), (["--trials", "2"], "--trials applies"), (["--steps", "5", "--trials", "2"], "--steps/--trials apply")):
         res = CliRunner().invoke(app, run_args(tiny_tasks, tmp_path / "o", "clip->owlv2", "--embeddings", str(path), *extra))
         assert isinstance(res.exception, UserError), res.output
         message = str(res.exception)
-        assert message.startswith(f"{named} set") and "submitted --embeddings are not trained" in message and "\n" not in message
+        assert message.startswith(f"{named} to word training") and "submitted --embeddings are not trained" in message and "\n" not in message
     assert not (tmp_path / "o").exists()
 
 
@@ -99,8 +99,8 @@ def test_uneven_trials_per_concept_are_a_validation_problem(tmp_path) -> None:
     assert validate(embeddings(tmp_path / "f.safetensors", even)).ok  # [n, d] is one trial, as [1, n, d]
 
 
-@pytest.mark.parametrize("name", ["in-domain"])
-def test_the_boards_ceiling_name_is_reserved(tmp_path, name: str) -> None:
+def test_the_boards_ceiling_name_is_reserved(tmp_path) -> None:
+    name = "in-domain"
     folder = transfer_folder(tmp_path, LSTSQ_BODY, name=name)
     report = validate(folder)
     assert not report.ok and any("the leaderboards' name for in-domain words" in p for p in report.problems), report.problems
@@ -112,6 +112,10 @@ def test_a_bad_name_is_explained_in_words_not_as_a_pattern(tmp_path) -> None:
     report = validate(transfer_folder(tmp_path, LSTSQ_BODY, name="my method!"))
     text = "\n".join(report.problems)
     assert "a submission name is 1-64 characters: letters, digits" in text and "should match pattern" not in text, text
+    # a final newline is refused too (a regular expression's $ matches before it)
+    (tmp_path / "nl").mkdir()
+    assert not validate(transfer_folder(tmp_path / "nl", LSTSQ_BODY, name="my-method\n")).ok
+    assert not validate(linear_map(tmp_path / "m.safetensors", torch.randn(6, 8), name="my-map\n")).ok
 
 
 def test_a_transposed_weight_is_named_as_such_not_blamed_on_the_bias(tmp_path) -> None:
@@ -207,3 +211,22 @@ def test_moved_embeddings_are_recorded_as_the_words_file_too(tiny_tasks, tmp_pat
     analyze = ["analyze", "neighbors", "--result", str(results_of(out)["my-words+lstsq"]), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", str(tmp_path / "nb")]
     done = CliRunner().invoke(app, analyze)
     assert done.exit_code == 0, done.output
+
+
+def test_a_moved_submission_reused_from_a_read_only_results_copy_still_answers(tmp_path, monkeypatch) -> None:
+    import vwbench.results.atomic as atomic
+    from vwbench.results.schema import RunResult
+    from vwbench.runner import refresh_submitted_paths
+
+    stored = tmp_path / "r.json"
+    stored.write_text("{}")
+    result = RunResult.model_construct(transfer_params={"submission": {"path": "old/m.safetensors", "sha256": "x"}}, provenance=None)
+
+    def read_only(path, payload, **kwargs):
+        raise UserError(f"cannot write {path}: Read-only file system; choose a writable output directory with --out")
+
+    monkeypatch.setattr(atomic, "atomic_write_json", read_only)
+    said: list[str] = []
+    updated = refresh_submitted_paths(result, stored, {"submission": "new/m.safetensors"}, said.append)
+    assert updated.transfer_params["submission"]["path"] == "new/m.safetensors" and stored.read_text() == "{}"
+    assert said[-1] == f"could not record the new path (cannot write {stored}: Read-only file system); the stored result keeps the old one"

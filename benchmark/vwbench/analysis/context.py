@@ -30,7 +30,7 @@ class Models:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
             from vwbench.runner import load_resolved  # damaged checkpoints are one-line errors
 
-            self._cache[key] = load_resolved(spec.family, resolved, self.device, dtype)
+            self._cache[key] = load_resolved(spec.family, resolved, self.device, dtype, spec.checkpoint)
         return self._cache[key]
 
 

@@ -77,7 +77,7 @@ def box_command(
     detector_spec = registry.models(spec.tier)["owlv2"]
     resolved = resolve_checkpoint(detector_spec.checkpoint, weights)
     dev = resolve_device(device)
-    detector = load_resolved("owlv2", resolved, dev, torch.float16 if dev.type == "cuda" else torch.float32)
+    detector = load_resolved("owlv2", resolved, dev, torch.float16 if dev.type == "cuda" else torch.float32, detector_spec.checkpoint)
     payload = box_subjects(detector, folder, [c.name for c in spec.concepts], target)
     typer.echo(f"{len(payload['annotations'])} boxes for {len(payload['images'])} photos of {len(spec.concepts)} subjects by {resolved.name}: {target}")
     unboxed = len(payload["images"]) - len(payload["annotations"])

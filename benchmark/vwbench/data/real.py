@@ -96,7 +96,7 @@ def dataset_folder(spec: Any, data_root: Path | str | None) -> Path:
         )
     root = Path(data_root).expanduser()
     if root.exists() and not root.is_dir():
-        raise DataError(f"--data-root {root} is a file; give the folder that holds {subdir}/")
+        raise DataError(f"--data-root/${DATA_ENV} {root} is a file; give the folder that holds {subdir}/")
     folder = root / subdir
     if not folder.is_dir():
         raise DataError(f"dataset {spec.name}: folder {folder} not found; expected the dataset under DATA_ROOT/{subdir}")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -121,7 +121,7 @@ def read_manifest(path: Path) -> dict[str, str]:
         parts = Path(rel).parts
         if not rel or Path(rel).is_absolute() or ".." in parts:
             raise UserError(f"checkpoint manifest {path}: file name {rel!r} must be relative, inside the folder")
-        if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest.lower()):
             raise UserError(f"checkpoint manifest {path}: {rel!r} has no valid sha256 ({digest!r})")
         table[Path(rel).as_posix()] = digest.lower()
     return table
@@ -161,7 +161,7 @@ def _hub_cache_hashes(snapshot: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for file in _walk(snapshot):
         blob = Path(os.readlink(file)).name if file.is_symlink() else ""
-        files[_rel(file, snapshot)] = blob if _SHA256.match(blob) else sha256_file(file)
+        files[_rel(file, snapshot)] = blob if _SHA256.fullmatch(blob) else sha256_file(file)
     return files
 
 
@@ -175,10 +175,11 @@ def _local_dir_metadata(folder: Path, rel: str) -> tuple[str, str, float] | None
         return None
 
 
-def _local_dir_hashes(folder: Path, pin: CheckpointPin) -> tuple[dict[str, str], str | None, str]:
+def _local_dir_hashes(folder: Path, pin: CheckpointPin, source: tuple[str, str]) -> tuple[dict[str, str], str | None, str]:
     """Hashes of a weights-folder checkpoint, the commit it was downloaded at (if recorded) and the
     repository that commit is of: the pin's, or its mirror's when a mirror download sits in the
-    pin's folder.
+    pin's folder. Where no commit is recorded, the folder stands for ``source`` (the ``(hf_id,
+    revision)`` whose folder name it has).
 
     A recorded commit that is neither a 40-hex pinned revision nor the mirror's is a :class:`UserError`."""
     files: dict[str, str] = {}
@@ -188,31 +189,30 @@ def _local_dir_hashes(folder: Path, pin: CheckpointPin) -> tuple[dict[str, str],
         meta = _local_dir_metadata(folder, rel)
         if meta is not None:
             commits.add(meta[0])
-        if meta is not None and _SHA256.match(meta[1]) and file.stat().st_mtime <= meta[2] + 1:
+        if meta is not None and _SHA256.fullmatch(meta[1]) and file.stat().st_mtime <= meta[2] + 1:
             files[rel] = meta[1]
         else:
             files[rel] = sha256_file(file)
-    assert pin.hf_id is not None
-    if not (pin.revision and _HEX40.match(pin.revision)) or not commits:
-        return files, (commits.pop() if len(commits) == 1 else pin.revision), pin.hf_id
+    hf_id, revision = source
+    stated = pin.revision if hf_id == pin.hf_id else revision
+    if not commits:
+        return files, stated, hf_id
+    if not (pin.revision and _HEX40.fullmatch(pin.revision)):
+        return files, (commits.pop() if len(commits) == 1 else stated), hf_id
     for hf_id, revision in pin.hub_sources:
         if commits == {revision}:
             return files, revision, hf_id
     found = ", ".join(sorted(commits))
     raise UserError(
         f"checkpoint {pin.hf_id} in {folder} was downloaded at revision {found}, the task pins {pin.revision}; "
-        f"re-fetch it with: {_fetch_commands(pin, folder)}"
+        f"re-fetch it with: {_fetch_commands(pin.hub_sources, lambda _: f'--local-dir {folder}')}"
     )
 
 
-def _fetch_commands(pin: CheckpointPin, folder: Path | None = None, weights_dir: Path | None = None) -> str:
-    """``hf download`` of the pin (into ``folder``, else ``<weights_dir or DIR>/<org>/<name>``), and
-    of its mirror where the pin names one."""
-    root = str(weights_dir) if weights_dir is not None else "DIR"
-    commands = [
-        f"hf download {hf_id} --revision {revision} --local-dir {folder if folder is not None else f'{root}/{hf_id}'}"
-        for hf_id, revision in pin.hub_sources
-    ]
+def _fetch_commands(sources: list[tuple[str, str]], where: Callable[[str], str]) -> str:
+    """``hf download`` of each ``(hf_id, revision)`` of ``sources`` (a pin's, then its mirror's),
+    into ``where(hf_id)`` (``--local-dir ...`` or ``--cache-dir ...``); the mirror's as the alternative."""
+    commands = [f"hf download {hf_id} --revision {revision} {where(hf_id)}" for hf_id, revision in sources]
     if len(commands) == 1:
         return commands[0]
     return f"{commands[0]} (or, where that repository is no longer served, its mirror: {commands[1]})"
@@ -261,7 +261,7 @@ def _not_found(pin: CheckpointPin, weights_dir: Path | None) -> CheckpointNotFou
     mirror = f" (nor its mirror {pin.mirror})" if pin.mirror else ""
     return CheckpointNotFound(
         f"checkpoint {pin.display} not found in --weights/{WEIGHTS_ENV} or the Hugging Face cache{mirror}; "
-        f"fetch it with: {_fetch_commands(pin, weights_dir=weights_dir)}, then pass --weights {root}"
+        f"fetch it with: {_fetch_commands(pin.hub_sources, lambda hf_id: f'--local-dir {root}/{hf_id}')}, then pass --weights {root}"
     )
 
 
@@ -277,8 +277,8 @@ def _resolve_hub(pin: CheckpointPin, weights_dir: Path | None) -> ResolvedCheckp
                     if manifest.is_file():
                         stated = pin.revision if hf_id == pin.hf_id else revision
                         return ResolvedCheckpoint(folder, hf_id, stated, verify_manifest(folder, manifest), "weights_dir")
-                    files, commit, source = _local_dir_hashes(folder, pin)
-                    return ResolvedCheckpoint(folder, source, commit, files, "weights_dir")
+                    files, commit, found = _local_dir_hashes(folder, pin, (hf_id, revision))
+                    return ResolvedCheckpoint(folder, found, commit, files, "weights_dir")
         for hf_id, revision in pin.hub_sources:
             snapshot = _snapshot(hf_id, revision, weights_dir)
             if snapshot is not None:
@@ -319,17 +319,23 @@ def _dangling(pin: CheckpointPin, link: Path, weights_dir: Path | None) -> Check
     return CheckpointNotFound(f"checkpoint {pin.hf_id or pin.path}: {link} is a link to a file that is missing (an interrupted download?); {fix}")
 
 
-def refetch_command(resolved: ResolvedCheckpoint) -> str | None:
+def refetch_command(resolved: ResolvedCheckpoint, pin: CheckpointPin | None = None) -> str | None:
     """The ``hf download`` that fetches a hub checkpoint found on disk again, into the place it
-    was found (a ``--local-dir`` folder, or the hub cache holding its snapshot); None for a
-    package or path checkpoint."""
+    was found: its ``--local-dir`` folder, or the hub cache holding its snapshot (with
+    ``--force-download``: a cached file is otherwise kept as it is). Where ``pin`` names a mirror
+    and the pinned repository was found, the mirror's command follows as the alternative. None
+    for a package or path checkpoint."""
     if resolved.origin not in ("weights_dir", "hf_cache"):
         return None
-    fetch = f"hf download {resolved.name} --revision {resolved.revision or 'main'}"
     parts = resolved.path.parts
     if len(parts) >= 4 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
-        return f"{fetch} --cache-dir {resolved.path.parents[2]}"
-    return f"{fetch} --local-dir {resolved.path}"
+        where = f"--cache-dir {resolved.path.parents[2]} --force-download"
+    else:
+        where = f"--local-dir {resolved.path}"  # a mirror's files there resolve too (see _local_dir_hashes)
+    sources = [(resolved.name, resolved.revision or "main")]
+    if pin is not None and pin.mirror is not None and resolved.name == pin.hf_id:
+        sources.append(pin.mirror_source)
+    return _fetch_commands(sources, lambda _: where)
 
 
 def resolve_checkpoint(pin: CheckpointPin, weights_dir: Path | None = None) -> ResolvedCheckpoint:
@@ -343,7 +349,7 @@ def resolve_checkpoint(pin: CheckpointPin, weights_dir: Path | None = None) -> R
     if weights_dir is not None:
         weights_dir = Path(weights_dir).expanduser()
         if weights_dir.exists() and not weights_dir.is_dir():
-            raise UserError(f"--weights {weights_dir} is a file; give the folder of checkpoints (DIR/<org>/<name>, or a hub cache)")
+            raise UserError(f"--weights/${WEIGHTS_ENV} {weights_dir} is a file; give the folder of checkpoints (DIR/<org>/<name>, or a hub cache)")
     try:
         return _resolve_path(pin) if pin.path is not None else _resolve_hub(pin, weights_dir)
     except _DanglingLink as exc:

@@ -126,17 +126,17 @@ class CheckpointPin(_Strict):
         if (self.hf_id is None) == (self.path is None):
             raise ValueError("a checkpoint needs exactly one of 'hf_id' or 'path'")
         if self.hf_id is not None:
-            if not _HF_ID.match(self.hf_id):
+            if not _HF_ID.fullmatch(self.hf_id):
                 raise ValueError(f"hf_id {self.hf_id!r} is not of the form 'org/name'")
             if self.manifest is not None:
                 raise ValueError("'manifest' applies to 'path' checkpoints only")
         if self.path is not None and self.revision is not None:
             raise ValueError("'revision' applies to 'hf_id' checkpoints only")
         if self.mirror is not None:
-            mirror_id, _, mirror_revision = self.mirror.partition("@")
+            mirror_id, mirror_revision = self.mirror_source
             if self.hf_id is None:
                 raise ValueError("'mirror' applies to 'hf_id' checkpoints only")
-            if not (_HF_ID.match(mirror_id) and _HEX40.match(mirror_revision)):
+            if not (_HF_ID.fullmatch(mirror_id) and _HEX40.fullmatch(mirror_revision)):
                 raise ValueError(f"mirror {self.mirror!r} is not of the form 'org/name@<40-hex commit>'")
         if self.manifest is not None and ("/" in self.manifest or self.manifest in ("", ".", "..")):
             raise ValueError(f"manifest {self.manifest!r} must be a file name inside the checkpoint folder")
@@ -146,8 +146,14 @@ class CheckpointPin(_Strict):
     def pinned(self) -> bool:
         """True when the pin names exact bytes: a 40-hex commit, or a folder with a manifest."""
         if self.hf_id is not None:
-            return bool(self.revision and _HEX40.match(self.revision))
+            return bool(self.revision and _HEX40.fullmatch(self.revision))
         return self.manifest is not None
+
+    @property
+    def mirror_source(self) -> tuple[str, str]:
+        """``(hf_id, revision)`` of ``mirror`` (``("", "")`` without one)."""
+        mirror_id, _, revision = (self.mirror or "").partition("@")
+        return mirror_id, revision
 
     @property
     def hub_sources(self) -> list[tuple[str, str]]:
@@ -156,8 +162,7 @@ class CheckpointPin(_Strict):
             return []
         sources = [(self.hf_id, self.revision or "main")]
         if self.mirror is not None:
-            mirror_id, _, mirror_revision = self.mirror.partition("@")
-            sources.append((mirror_id, mirror_revision))
+            sources.append(self.mirror_source)
         return sources
 
     @property

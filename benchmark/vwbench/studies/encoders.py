@@ -121,7 +121,7 @@ class EncoderCache:
         key = (spec.family, str(resolved.path))
         if key not in self._adapters:
             adapter_class(spec.family)  # an unknown family is a one-line error before any loading
-            self._adapters[key] = load_resolved(spec.family, resolved, self.device, self.dtype)
+            self._adapters[key] = load_resolved(spec.family, resolved, self.device, self.dtype, spec.checkpoint)
         adapter = self._adapters[key]
         if pooling not in POOLINGS:
             raise UserError(f"unknown pooling {pooling!r} for encoder {name} (known: {', '.join(POOLINGS)})")

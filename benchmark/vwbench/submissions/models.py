@@ -37,4 +37,4 @@ def load_model(role: str, *, tier: str, tasks_dir: Path | None = None, weights: 
         raise UserError(f"tier {tier} has no model {role!r} (its roles: {', '.join(specs)})")
     spec = specs[role]
     resolved = resolve_checkpoint(spec.checkpoint, weights)
-    return load_resolved(spec.family, resolved, torch.device("cpu"), torch.float32)
+    return load_resolved(spec.family, resolved, torch.device("cpu"), torch.float32, spec.checkpoint)

@@ -28,7 +28,7 @@ Family = Literal["sd", "owlv2", "clip"]
 
 
 def check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):  # not match: its $ also matches before a final newline
         raise ValueError(
             "a submission name is 1-64 characters: letters, digits, '.', '_', '+', '-', starting with a letter or digit"
         )

@@ -98,6 +98,6 @@ def word_ball(source, word_concepts: Sequence[str], fracture: dict) -> tuple[tup
     try:
         vectors = source.token_vectors(anchors).to("cpu", torch.float32)
     except ValueError as exc:
-        raise UserError(f"anchor words: {exc} in the {getattr(source, 'family', 'source')} model's tokenizer; pick a word that is one token (--anchors CONCEPT=WORD)") from exc
+        raise UserError(f"anchor words of the {getattr(source, 'family', 'source')} source model: {exc}; pick a word that is one token (--anchors CONCEPT=WORD)") from exc
     centers, radii, facts = ball(source.vocabulary(), vectors, anchors, float(fracture["delta"]))
     return (centers, radii), facts

@@ -36,6 +36,15 @@ def load_model(tasks: Path, family: str):
     return adapter_class(family).from_pretrained(Path(path))
 
 
+def tiny_clip_words(tiny_tasks: Path, path: Path, seed: int = 0, shape: tuple[int, ...] = (4,)) -> tuple[Path, dict[str, torch.Tensor], object]:
+    """An embeddings file of random words (``[*shape, d]`` per concept) in the tiny CLIP's space,
+    its words and that model's vocabulary."""
+    vocab = load_model(tiny_tasks, "clip").vocabulary()
+    g = torch.Generator().manual_seed(seed)
+    words = {c: torch.randn(*shape, vocab.dim, generator=g) for c in ("circle", "square", "triangle")}
+    return embeddings(path, words, vocab_hash=vocab.hash()), words, vocab
+
+
 def results_of(out: Path) -> dict[str, Path]:
     return {read_result(p).transfer: p for p in (out / "results").rglob("*.json")}
 
@@ -99,11 +108,7 @@ def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:
 
 
 def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
-    clip = load_model(tiny_tasks, "clip")
-    vocab = clip.vocabulary()
-    g = torch.Generator().manual_seed(0)
-    words = {c: torch.randn(4, vocab.dim, generator=g) for c in ("circle", "square", "triangle")}
-    path = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
+    path, words, vocab = tiny_clip_words(tiny_tasks, tmp_path / "words.safetensors")
     out = tmp_path / "runs"
     res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path)))
     assert res.exit_code == 0, res.output

@@ -20,7 +20,7 @@ from vwbench.submissions.validate import validate
 from vwbench.transfer import get_transfer
 
 from .helpers import embeddings, linear_map, transfer_folder, LSTSQ_BODY
-from .test_run_submissions import load_model, results_of, run_args
+from .test_run_submissions import load_model, results_of, run_args, tiny_clip_words
 
 
 def _lstsq_map(tiny_tasks: Path, path: Path) -> Path:
@@ -56,11 +56,7 @@ def test_a_reused_result_records_where_the_submission_now_is_and_check_finds_it(
 
 
 def test_embeddings_runs_of_two_seeds_are_two_results_and_training_options_are_refused(tiny_tasks, tmp_path) -> None:
-    clip = load_model(tiny_tasks, "clip")
-    vocab = clip.vocabulary()
-    g = torch.Generator().manual_seed(0)
-    words = {c: torch.randn(2, 3, vocab.dim, generator=g) for c in ("circle", "square", "triangle")}  # 2 trials of 3 vectors
-    path = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
+    path, _, _ = tiny_clip_words(tiny_tasks, tmp_path / "words.safetensors", shape=(2, 3))  # 2 trials of 3 vectors
     out = tmp_path / "runs"
     for seed in ("0", "3"):
         res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path), "--seed", seed))
@@ -195,11 +191,7 @@ def test_a_board_written_into_its_results_folder_does_not_list_itself_as_skipped
 
 
 def test_moved_embeddings_are_recorded_as_the_words_file_too(tiny_tasks, tmp_path) -> None:
-    clip = load_model(tiny_tasks, "clip")
-    vocab = clip.vocabulary()
-    g = torch.Generator().manual_seed(1)
-    words = {c: torch.randn(4, vocab.dim, generator=g) for c in ("circle", "square", "triangle")}
-    first = embeddings(tmp_path / "words.safetensors", words, vocab_hash=vocab.hash())
+    first, _, _ = tiny_clip_words(tiny_tasks, tmp_path / "words.safetensors", seed=1)
     out = tmp_path / "runs"
     assert CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(first))).exit_code == 0
     final = tmp_path / "kept.safetensors"

@@ -121,7 +121,7 @@ def load_workload(spec: WorkloadSpec) -> Workload:
         from vwbench.runner import load_resolved
 
         resolved = resolve_checkpoint(task.source.checkpoint)
-        model = load_resolved(spec.family, resolved, device, dtype, spec.checkpoint)
+        model = load_resolved(spec.family, resolved, device, dtype, task.source.checkpoint)
         checkpoint = resolved.name
     compiled = model.compile_step_modules() if spec.compile else []
     split = dataset_loader(dataset.loader)(dataset, images_per_concept=hp.images_per_concept)

@@ -264,6 +264,30 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """An error raised because a Ctrl-C or SIGTERM interrupted something (a C extension's import
+    turns the KeyboardInterrupt into "ImportError: initialization failed"): a SIGTERM was
+    recorded, or a KeyboardInterrupt is in the exception's chain."""
+    from vwbench.interrupts import state
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return state.terminated
+
+
+def _finished() -> None:
+    """The command has done its work (a result stored and its path printed): a Ctrl-C or SIGTERM
+    that lands while the interpreter shuts down (joining threads, freeing libraries) is ignored,
+    so a script does not see a finished run end with 130 or 143 and a stray traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _command_path(args: list[str]) -> str:
     """``vwbench SUB [SUBSUB]`` as far as ``args`` name commands (for errors click raises before it
     knows the command, such as an option missing its value)."""
@@ -290,6 +314,7 @@ def main() -> None:
             _interrupted()
         if isinstance(code, int) and not isinstance(code, bool) and code:
             sys.exit(code)
+        _finished()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -297,7 +322,7 @@ def main() -> None:
         _interrupted()
     except Exception as exc:
         # click's own errors (typer vendors click, so match them by interface, not by class)
-        if type(exc).__name__ == "Abort":
+        if type(exc).__name__ == "Abort" or _caused_by_interrupt(exc):
             _interrupted()
         if callable(getattr(exc, "format_message", None)) and getattr(exc, "exit_code", None) == 2:
             # a usage error (missing or malformed option): one line, like every other bad input

@@ -130,6 +130,10 @@ def check_command(
     from vwbench.leaderboard.check import format_drops, run_check  # run_check reads the baseline before anything else
     from vwbench.results.schema import printable
 
+    if baseline.is_dir():
+        inside = baseline / "leaderboard.json"
+        hint = f"; did you mean {printable(str(inside))}?" if inside.is_file() else ""
+        raise UserError(f"--baseline {printable(str(baseline))}: a folder, not a leaderboard.json{hint}")
     if not baseline.is_file():
         raise UserError(f"--baseline {printable(str(baseline))}: no such file (a leaderboard.json written with `vwbench leaderboard --check ...`)")
     if root is not None and not root.is_dir():

@@ -58,6 +58,8 @@ def bench_command(
         raise UserError(f"unknown --tier {tier!r}; use 'paper' (random-weight paper-tier models, GPU) or leave it out for the mini zoo")
     if render and project is not None:
         raise UserError("--render rewrites the report from its stored results and --project prints a projection: run them one at a time")
+    if render and (as_json or quick):
+        raise UserError(f"--render measures nothing and prints the report's path; {'--json' if as_json else '--quick'} applies to a measuring run: drop it")
     if render:
         from vwbench.perf.report import rerender_report
 

@@ -199,9 +199,9 @@ def _local_dir_hashes(folder: Path, pin: CheckpointPin, source: tuple[str, str])
         return files, stated, hf_id
     if not (pin.revision and _HEX40.fullmatch(pin.revision)):
         return files, (commits.pop() if len(commits) == 1 else stated), hf_id
-    for hf_id, revision in pin.hub_sources:
-        if commits == {revision}:
-            return files, revision, hf_id
+    for candidate, candidate_revision in pin.hub_sources:  # the pinned commit, or the mirror's
+        if commits == {candidate_revision}:
+            return files, candidate_revision, candidate
     found = ", ".join(sorted(commits))
     raise UserError(
         f"checkpoint {pin.hf_id} in {folder} was downloaded at revision {found}, the task pins {pin.revision}; "

@@ -31,7 +31,7 @@ LATE_SIGNAL = textwrap.dedent(
 
     cli.app = app
     sys.argv = ["vwbench", "run"]
-    cli.main()
+    cli.entry()
     """
 )
 
@@ -44,7 +44,7 @@ def test_a_signal_after_the_command_finished_is_ignored(name: str) -> None:
     assert proc.stdout == "runs/results/x.json\n" and "KeyboardInterrupt" not in proc.stderr, proc.stderr
 
 
-def test_the_handlers_are_only_ignored_once_the_command_returned(monkeypatch) -> None:
+def test_the_handlers_are_only_ignored_once_the_command_returned_and_only_by_the_command(monkeypatch) -> None:
     import vwbench.cli as cli
 
     seen: list[object] = []
@@ -52,8 +52,10 @@ def test_the_handlers_are_only_ignored_once_the_command_returned(monkeypatch) ->
     monkeypatch.setattr(sys, "argv", ["vwbench", "ls"])
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     try:
-        cli.main()
-        assert seen and seen[0] is not signal.SIG_IGN  # Ctrl-C still stops the command itself
+        cli.main()  # in-process callers (tests) keep their handlers
+        assert signal.getsignal(signal.SIGINT) == before[0]
+        cli.entry()
+        assert seen and all(h is not signal.SIG_IGN for h in seen)  # Ctrl-C still stops the command itself
         assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (signal.SIG_IGN, signal.SIG_IGN)
     finally:
         signal.signal(signal.SIGINT, before[0])

@@ -1,6 +1,6 @@
 """``python -m vwbench``: the ``vwbench`` command."""
 
-from vwbench.cli import main
+from vwbench.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

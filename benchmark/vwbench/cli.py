@@ -280,10 +280,13 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
     return state.terminated
 
 
-def _finished() -> None:
-    """The command has done its work (a result stored and its path printed): a Ctrl-C or SIGTERM
-    that lands while the interpreter shuts down (joining threads, freeing libraries) is ignored,
-    so a script does not see a finished run end with 130 or 143 and a stray traceback."""
+def entry() -> None:
+    """The ``vwbench`` command (and ``python -m vwbench``): :func:`main`, then, the command done (a
+    result stored and its path printed), a Ctrl-C or SIGTERM that lands while the interpreter
+    shuts down (joining threads, freeing libraries) is ignored, so a script does not see a
+    finished run end with 130 or 143 and a stray traceback. Not in :func:`main` itself, which
+    tests call in their own process."""
+    main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -314,7 +317,6 @@ def main() -> None:
             _interrupted()
         if isinstance(code, int) and not isinstance(code, bool) and code:
             sys.exit(code)
-        _finished()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -337,4 +339,4 @@ def main() -> None:
         raise
 
 if __name__ == "__main__":
-    main()
+    entry()

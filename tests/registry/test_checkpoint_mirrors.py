@@ -151,3 +151,41 @@ def test_running_out_of_memory_while_loading_is_not_called_a_damaged_checkpoint(
     message = str(info.value)
     assert "does not fit in the device's free memory (CUDA out of memory." in message and "--device cpu" in message
     assert "damaged" not in message and "hf download" not in message
+
+
+def _dangle(file: Path, target: Path) -> None:
+    file.unlink()
+    file.symlink_to(target)
+
+
+def test_a_broken_link_in_the_mirrors_folder_gives_the_mirrors_download_into_that_folder(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    folder = make_folder(weights / MIRROR_ID, FILES)
+    _dangle(folder / "weights" / "model.safetensors", tmp_path / "gone")
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(PIN, weights)
+    assert str(info.value).endswith(f"fetch it again with: hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {folder}")
+
+
+def test_a_broken_link_in_the_pinned_folder_gives_both_downloads_into_that_folder(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    folder = make_folder(weights / ORIGINAL, FILES)
+    _dangle(folder / "config.json", tmp_path / "gone")
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(PIN, weights)
+    assert str(info.value).endswith(
+        f"fetch it again with: hf download {ORIGINAL} --revision {REV} --local-dir {folder} "
+        f"(or, where that repository is no longer served, its mirror: hf download {MIRROR_ID} --revision {MIRROR_REV} --local-dir {folder})"
+    )
+
+
+def test_a_gone_blob_of_the_mirror_in_a_hub_cache_gives_the_mirrors_download(tmp_path: Path) -> None:
+    from .test_checkpoints import HF_ID
+
+    pin = CheckpointPin(hf_id="withdrawn/model", revision="c" * 40, mirror=f"{HF_ID}@{REV}")
+    weights = tmp_path / "weights"
+    snapshot = make_hub_cache(weights, REV, FILES, {"weights/model.safetensors"})
+    (snapshot / "weights" / "model.safetensors").resolve().unlink()
+    with pytest.raises(CheckpointNotFound) as info:
+        resolve_checkpoint(pin, weights)
+    assert str(info.value).endswith(f"fetch it again with: hf download {HF_ID} --revision {REV} --cache-dir {weights}")

@@ -212,7 +212,7 @@ def _local_dir_hashes(folder: Path, pin: CheckpointPin, source: tuple[str, str])
 def _fetch_commands(sources: list[tuple[str, str]], where: Callable[[str], str]) -> str:
     """``hf download`` of each ``(hf_id, revision)`` of ``sources`` (a pin's, then its mirror's),
     into ``where(hf_id)`` (``--local-dir ...`` or ``--cache-dir ...``); the mirror's as the alternative."""
-    commands = [f"hf download {hf_id} --revision {revision} {where(hf_id)}" for hf_id, revision in sources]
+    commands = [f"hf download {hf_id} --revision {revision} {where(hf_id)}".rstrip() for hf_id, revision in sources]
     if len(commands) == 1:
         return commands[0]
     return f"{commands[0]} (or, where that repository is no longer served, its mirror: {commands[1]})"
@@ -305,17 +305,28 @@ def _resolve_path(pin: CheckpointPin) -> ResolvedCheckpoint:
 
 
 def _dangling(pin: CheckpointPin, link: Path, weights_dir: Path | None) -> CheckpointNotFound:
-    """The one-line error for a checkpoint file that links to nothing, with the way to restore it."""
+    """The one-line error for a checkpoint file that links to nothing, with the way to restore it:
+    the download of the repository (the pin's or its mirror's) whose folder or hub-cache entry holds
+    the link, into that place; where the pinned repository's files are broken, the mirror's
+    download follows as the alternative."""
     if pin.hf_id is None:
         folder = Path(pin.path or "")
         fix = f"rebuild it with: vwbench zoo train --only {folder.name}" if folder.name.startswith("mini-") else "restore the folder"
     else:
-        org, name = pin.hf_id.split("/", 1)
-        folders = [weights_dir / org / name, weights_dir / f"{org}--{name}"] if weights_dir is not None else []
-        where = next((f" --local-dir {folder}" for folder in folders if link.is_relative_to(folder)), "")
-        if not where and weights_dir is not None and link.is_relative_to(weights_dir):
-            where = f" --cache-dir {weights_dir}"  # --weights is a hub cache
-        fix = f"fetch it again with: hf download {pin.hf_id} --revision {pin.revision or 'main'}{where}"
+        sources, where = pin.hub_sources, ""
+        for hf_id, revision in pin.hub_sources:
+            org, name = hf_id.split("/", 1)
+            folders = [weights_dir / org / name, weights_dir / f"{org}--{name}"] if weights_dir is not None else []
+            local = next((folder for folder in folders if link.is_relative_to(folder)), None)
+            cached = f"models--{org}--{name}" in link.parts
+            if local is not None or cached:
+                sources = [(hf_id, revision)] + ([pin.mirror_source] if pin.mirror is not None and hf_id == pin.hf_id else [])
+                if local is not None:
+                    where = f"--local-dir {local}"
+                elif weights_dir is not None and link.is_relative_to(weights_dir):
+                    where = f"--cache-dir {weights_dir}"  # --weights is a hub cache
+                break
+        fix = f"fetch it again with: {_fetch_commands(sources, lambda _: where)}"
     return CheckpointNotFound(f"checkpoint {pin.hf_id or pin.path}: {link} is a link to a file that is missing (an interrupted download?); {fix}")
 
 

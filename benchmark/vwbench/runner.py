@@ -106,6 +106,21 @@ class _ModelCache:
             self._resolved[pin] = resolve_checkpoint(spec.checkpoint, self.weights_dir)
         return self._resolved[pin]
 
+    def resolve_all(self, specs: list[ModelSpec]) -> None:
+        """Resolve every checkpoint a run needs, so that a run missing several names them all in
+        one error instead of one per attempt."""
+        missing: list[str] = []
+        for spec in specs:
+            try:
+                self.resolve(spec)
+            except CheckpointNotFound as exc:
+                if str(exc) not in missing:
+                    missing.append(str(exc))
+        if len(missing) == 1:
+            raise CheckpointNotFound(missing[0])
+        if missing:
+            raise CheckpointNotFound(f"{len(missing)} checkpoints are missing: " + "; and ".join(missing))
+
     def _key(self, spec: ModelSpec) -> tuple[str, str]:
         return (spec.family, str(self.resolve(spec).path))
 
@@ -194,6 +209,10 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         split = load_split(task, hp, dataset_loader(task.dataset.loader), options.data_root)
         stage.advance(1)
     with timer("load_source"), reporter.stage(f"load {task.source.family}") as stage:
+        needed = [task.source, task.target]
+        if task.judge is not None and adapter_class(task.target.family).kind == "generation":
+            needed.append(task.judge)
+        models.resolve_all(needed)
         source, source_ckpt = models.get(task.source, "source")
         stage.advance(1)
     with timer("plan"):

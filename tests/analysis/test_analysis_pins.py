@@ -249,3 +249,19 @@ def test_an_analysis_out_that_is_a_folder_gets_the_default_name_inside_it(tiny_t
     written = folder / f"analysis-neighbors-{result.stem}.json"
     assert [p.name for p in folder.iterdir()] == [written.name] and f"written: {written}" in res.output
     assert not (tmp_path / "analyses.json").exists()
+
+
+def test_an_analysis_out_ending_in_a_slash_is_a_new_folder_for_the_default_name(tiny_tasks, tmp_path) -> None:
+    """`--out analyses/` with no such folder yet wrote `analyses.json` beside it: the trailing
+    slash was lost when the option became a path."""
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    result, _ = _embeddings_run(tiny_tasks, tmp_path)
+    folder = tmp_path / "new" / "analyses"
+    res = CliRunner().invoke(app, ["analyze", "neighbors", "--result", str(result), "--k", "1", "--tasks-dir", str(tiny_tasks), "--device", "cpu", "--out", f"{folder}/"])
+    assert res.exit_code == 0, res.output
+    written = folder / f"analysis-neighbors-{result.stem}.json"
+    assert [p.name for p in folder.iterdir()] == [written.name] and f"written: {written}" in res.output
+    assert not (tmp_path / "new" / "analyses.json").exists()

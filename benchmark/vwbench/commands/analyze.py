@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ analyze_app = typer.Typer(help="Analyses of trained words (nearest words, text-e
 
 Results = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (repeatable: one analysis of several runs).")]
 OneResult = Annotated[list[Path], typer.Option("--result", "-r", help="A run's result JSON (one run, with sd as its source or target).")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Output file stem, or an existing folder to write the default names into (default: next to the first result, analysis-<name>-<that result's file stem>).")]
+Out = Annotated[Optional[str], typer.Option("--out", help="Output file stem, or a folder (an existing one, or a path ending in /) to write the default names into (default: next to the first result, analysis-<name>-<that result's file stem>).")]
 Weights = Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced, e.g. 1,8,16,24).")]
@@ -33,28 +34,35 @@ def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, de
     return registry, runs, models
 
 
-def _check_out(out: Path | None) -> None:
-    """An --out that names no file (``''``, ``.``, ``..``) is refused before any work. (A trailing
-    ``/`` is not seen here: the path arrives without it, so ``--out analyses/`` is the stem
-    ``analyses`` and writes ``analyses.json``.)"""
+def _check_out(out: str | None) -> None:
+    """An --out that names no file (``''``, ``.``, ``..``) is refused before any work; one ending
+    in ``/`` names a folder (see :func:`_analysis_out`)."""
     from vwbench.errors import UserError
 
-    if out is not None and out.name in ("", ".", ".."):
-        raise UserError(f"--out {str(out)!r} names no file: give a file stem such as analyses/tsne (STEM.json and STEM.png are written), or leave --out out")
+    if out is not None and not out.endswith(("/", os.sep)) and Path(out).name in ("", ".", ".."):
+        raise UserError(f"--out {out!r} names no file: give a file stem such as analyses/tsne (STEM.json and STEM.png are written), "
+                        "a folder ending in / (the default names go inside it), or leave --out out")
+
+
+def _names_folder(out: str) -> bool:
+    """Whether ``--out`` is meant as a folder: it ends in a path separator (``analyses/``) or is
+    an existing folder."""
+    return bool(out) and (out.endswith(("/", os.sep)) or Path(out).is_dir())
 
 
 @contextmanager
-def _analysis_out(out: Path | None, results: list[Path], name: str, suffixes: tuple[str, ...] = (".json", ".png")) -> Iterator[Path]:
+def _analysis_out(out: str | None, results: list[Path], name: str, suffixes: tuple[str, ...] = (".json", ".png")) -> Iterator[Path]:
     """Where the analysis goes (``STEM`` + each of ``suffixes``), for the work inside the block: the
     files checked writable and their folder made before the work (a folder in the way is a one-line
-    error), and that folder removed again if the work fails before anything was written in it."""
+    error), and that folder removed again if the work fails before anything was written in it.
+    A folder ``--out`` (existing, or ending in ``/``, made here) gets the default names inside it."""
     from vwbench.analysis import default_stem
     from vwbench.results.atomic import check_targets, output_dir
 
     _check_out(out)
-    stem = out if out is not None else default_stem(name, results[0])
-    if out is not None and out.is_dir():  # a folder: the default names, inside it
-        stem = out / default_stem(name, results[0]).name
+    stem = default_stem(name, results[0])
+    if out is not None:
+        stem = Path(out) / stem.name if _names_folder(out) else Path(out)
     check_targets([stem_file(stem, suffix) for suffix in suffixes])
     with output_dir(stem.parent, "--out"):
         yield stem

@@ -63,6 +63,8 @@ def lstsq_file(results: Path) -> Path:
     ("value", float("nan"), "value nan is not a finite number"),
     ("value", float("inf"), "value inf is not a finite number"),
     ("value", True, "value True is not a finite number"),
+    ("value", 1.5, "value 1.5 is outside [0, 1]"),
+    ("value", -0.25, "value -0.25 is outside [0, 1]"),
     ("embeddings_path", 5, "embeddings_path 5"),
     ("embeddings_path", ["a"], "embeddings_path ['a']"),
     ("transfer_path", 5, "transfer_path 5"),

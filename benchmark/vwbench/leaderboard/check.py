@@ -203,6 +203,8 @@ def _entry_problem(e: Any) -> str | None:
     value = e.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return f"value {printable(repr(value))[:40]} is not a finite number"
+    if not e.get("study") and not 0 <= value <= 1:  # a study's headline may be another kind of score
+        return f"value {value!r} is outside [0, 1], where every task metric (an accuracy or an mAP) lies"
     if "tolerance" in e and not _valid_tolerance(e["tolerance"]):
         return f"tolerance {printable(repr(e['tolerance']))[:40]} is not a finite number >= 0"
     for name in _OPTIONAL_TEXT_FIELDS:

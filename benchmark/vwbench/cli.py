@@ -165,17 +165,24 @@ def zoo_check_command(
     hashes_only: Annotated[bool, typer.Option("--hashes-only", help="Only verify the manifests' sha256.")] = False,
 ) -> None:
     """Verify the mini checkpoints' hashes and measure their quality numbers."""
-    from vwbench.zoo.build import ZOO_DIR, check_zoo, require_built, verify_zoo
+    from vwbench.zoo.build import ZOO_DIR, check_zoo, require_built, verify_zoo, zoo_problems_error
 
     if root is not None:
         require_built(root)  # a folder with no checkpoint at all: the --root is wrong, not one model
-    if hashes_only:
-        verified = verify_zoo(root or ZOO_DIR, only)
+    if hashes_only:  # every model is checked and reported, then the bad ones fail the command
+        problems: dict[str, str] = {}
+        verified = verify_zoo(root or ZOO_DIR, only, problems)
         if as_json:
-            typer.echo(json.dumps({name: {"hashes": "ok", "folder": str(folder)} for name, folder in verified.items()}, indent=2))
+            report = {name: {"hashes": "ok", "folder": str(folder)} for name, folder in verified.items()}
+            report.update({name: {"hashes": "failed", "error": message} for name, message in problems.items()})
+            typer.echo(json.dumps(dict(sorted(report.items())), indent=2))
         else:
             for name, folder in verified.items():
                 typer.echo(f"{name}: ok ({folder})")
+            for name in problems:
+                typer.echo(f"{name}: FAILED")
+        if problems:
+            raise zoo_problems_error(problems)
         return
     report = check_zoo(root or ZOO_DIR, only)
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else _format_quality(report))

@@ -154,3 +154,34 @@ def test_train_root_is_relative_to_the_current_directory(tmp_path, monkeypatch):
     build.train_zoo(Path("rel"), only=["mini-clip"], log=lambda m: None)
     assert (tmp_path / "rel" / "mini-clip").is_dir()
     assert seen["root"].is_absolute()
+
+
+def test_check_hashes_only_reports_every_model_before_failing(tmp_path, monkeypatch):
+    """`zoo check --hashes-only` stopped at the first bad model; now each model gets its line (or
+    its JSON entry) and the error names every bad one, exit 2."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    root = tmp_path / "zoo"
+    for name in ("mini-clip", "mini-judge", "mini-owlv2", "mini-sd"):
+        _fake_checkpoint(root / name)
+    for name in ("mini-judge", "mini-sd"):
+        (root / name / "open_clip_model.safetensors").write_bytes(b"changed")
+    monkeypatch.setenv(build.BUILD_DIR_ENV, str(tmp_path / "build"))
+    res = CliRunner().invoke(app, ["zoo", "check", "--hashes-only", "--root", str(root)])
+    assert isinstance(res.exception, UserError)  # the entry point makes it one line, exit 2
+    assert res.stdout.splitlines() == [f"mini-clip: ok ({root / 'mini-clip'})", f"mini-owlv2: ok ({root / 'mini-owlv2'})", "mini-judge: FAILED", "mini-sd: FAILED"]
+    message = str(res.exception)
+    assert "\n" not in message and message.startswith("2 mini checkpoints failed their check: mini-judge: checkpoint ")
+    assert "; mini-sd: checkpoint " in message and message.count("has sha256") == 2
+
+    res = CliRunner().invoke(app, ["zoo", "check", "--hashes-only", "--json", "--root", str(root)])
+    report = _json.loads(res.stdout)
+    assert isinstance(res.exception, UserError) and [report[n]["hashes"] for n in sorted(report)] == ["ok", "failed", "ok", "failed"]
+    assert "has sha256" in report["mini-sd"]["error"]
+
+    with pytest.raises(UserError, match="^2 mini checkpoints failed their check: "):
+        build.verify_zoo(root)

@@ -272,23 +272,40 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
             process.terminate()
 
 
-def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[str, Path]:
-    """Hash-check every selected checkpoint against its manifest (a ``UserError`` names the first
-    bad file); returns the folders. Unshipped entries are checked when they were built here (or
-    named in ``only``)."""
+def verify_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None, problems: dict[str, str] | None = None) -> dict[str, Path]:
+    """Hash-check every selected checkpoint against its manifest; returns the folders that pass.
+    Each bad checkpoint's problem goes into ``problems`` (name -> one-line message) where it is
+    given; otherwise a ``UserError`` names every bad one once all are checked. Unshipped entries
+    are checked when they were built here (or named in ``only``)."""
     root = zoo_root(root)
-    folders = {}
+    folders: dict[str, Path] = {}
+    found: dict[str, str] = {}
     for entry in _select(only):
         folder = entry_folder(root, entry.name)
-        if not entry.shipped and not (folder / "manifest.json").is_file():
-            if not only:
-                continue
-            raise UserError(f"{entry.name} is not shipped and was not built here (no {folder / 'manifest.json'}): build it with `vwbench zoo train --only {entry.name}`")
-        if not folder.is_dir():  # the fix names --root: without it the rebuild would go to the package's zoo
-            again = "" if root == zoo_root(ZOO_DIR) else f" --root {root}"
-            raise UserError(f"checkpoint folder {folder} not found; rebuild it with: vwbench zoo train --only {entry.name}{again}")
-        folders[entry.name] = _hash_checked(folder)
+        try:
+            if not entry.shipped and not (folder / "manifest.json").is_file():
+                if not only:
+                    continue
+                raise UserError(f"{entry.name} is not shipped and was not built here (no {folder / 'manifest.json'}): build it with `vwbench zoo train --only {entry.name}`")
+            if not folder.is_dir():  # the fix names --root: without it the rebuild would go to the package's zoo
+                again = "" if root == zoo_root(ZOO_DIR) else f" --root {root}"
+                raise UserError(f"checkpoint folder {folder} not found; rebuild it with: vwbench zoo train --only {entry.name}{again}")
+            folders[entry.name] = _hash_checked(folder)
+        except UserError as exc:
+            found[entry.name] = str(exc)
+    if problems is not None:
+        problems.update(found)
+    elif found:
+        raise zoo_problems_error(found)
     return folders
+
+
+def zoo_problems_error(problems: dict[str, str]) -> UserError:
+    """One error for the checkpoints that failed their check: the message itself for one, each
+    named with its message for several."""
+    if len(problems) == 1:
+        return UserError(next(iter(problems.values())))
+    return UserError(f"{len(problems)} mini checkpoints failed their check: " + "; ".join(f"{name}: {message}" for name, message in problems.items()))
 
 
 def check_zoo(root: Path = ZOO_DIR, only: Sequence[str] | None = None) -> dict[str, dict]:

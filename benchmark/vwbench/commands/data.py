@@ -31,11 +31,17 @@ def prepare_command(
     tasks_dir: TasksDir = None,
 ) -> None:
     """Select the 10 concepts' seeded training and held-out images and write the split's manifest."""
-    from vwbench.data.prepare import prepare_dataset
+    from vwbench.data.prepare import prepare_dataset, replaced_settings
 
     _, spec, tasks = _dataset_and_settings(tasks_dir, dataset)
     n = images_per_concept or (tasks[0].hyperparameters.images_per_concept if tasks else 8)
+    replaced = replaced_settings(spec, root, n)
     path, split = prepare_dataset(spec, root, n)
+    if replaced is not None:
+        was = replaced.get("images_per_concept")
+        what = f"{was} training images per concept" if was != n else "other concepts or options"
+        typer.echo(f"replaced the split prepared for {what}: runs with those settings now select it from the annotations each time "
+                   "(the same seeded selection, without the check that its files are unchanged)", err=True)
     for concept in split.concept_names:
         held = sum(e.concept == concept for e in split.heldout)
         typer.echo(f"{concept}: {len(split.train_of(concept))} train, {held} held out")

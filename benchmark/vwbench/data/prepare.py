@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from vwbench.data.base import DatasetSplit
-from vwbench.data.real import SPLIT_FILE, dataset_folder, load_real_dataset, split_payload
+from vwbench.data.real import SPLIT_FILE, dataset_folder, load_real_dataset, selection_settings, split_payload
 from vwbench.errors import DataError
+from vwbench.jsonio import read_json
 from vwbench.registry.models import _import_target
 from vwbench.results.atomic import write_file_set
 
@@ -26,6 +27,20 @@ SCANNERS: dict[str, str] = {
     "dreambooth": "vwbench.data.dreambooth:scan_dreambooth",
 }
 """Loader name -> the function that reads its on-disk format (real datasets only)."""
+
+
+def replaced_settings(spec: Any, root: Path, images_per_concept: int) -> dict[str, Any] | None:
+    """The settings of the split file that preparing ``spec`` with ``images_per_concept`` would
+    replace (another images-per-concept count, other concepts or options), or None where there
+    is none or it has the same settings."""
+    path = dataset_folder(spec, root) / SPLIT_FILE
+    try:
+        settings = read_json(path).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return None  # none, or not readable: nothing a user would miss
+    if not isinstance(settings, dict) or settings == selection_settings(spec, images_per_concept):
+        return None
+    return settings
 
 
 def prepare_dataset(spec: Any, root: Path, images_per_concept: int) -> tuple[Path, DatasetSplit]:

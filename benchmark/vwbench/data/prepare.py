@@ -15,7 +15,7 @@ from typing import Any
 
 from vwbench.data.base import DatasetSplit
 from vwbench.data.real import SPLIT_FILE, dataset_folder, load_real_dataset, selection_settings, split_payload
-from vwbench.errors import DataError
+from vwbench.errors import DataError, UserError
 from vwbench.jsonio import read_json
 from vwbench.registry.models import _import_target
 from vwbench.results.atomic import write_file_set
@@ -33,11 +33,12 @@ def replaced_settings(spec: Any, root: Path, images_per_concept: int) -> dict[st
     """The settings of the split file that preparing ``spec`` with ``images_per_concept`` would
     replace (another images-per-concept count, other concepts or options), or None where there
     is none or it has the same settings."""
-    path = dataset_folder(spec, root) / SPLIT_FILE
+    if spec.loader not in SCANNERS:
+        return None  # prepare_dataset says why there is nothing to prepare
     try:
-        settings = read_json(path).get("settings")
-    except (OSError, ValueError, AttributeError):
-        return None  # none, or not readable: nothing a user would miss
+        settings = read_json(dataset_folder(spec, root) / SPLIT_FILE).get("settings")
+    except (UserError, OSError, ValueError, AttributeError):
+        return None  # no folder (prepare_dataset says so), no split file, or not readable: nothing a user would miss
     if not isinstance(settings, dict) or settings == selection_settings(spec, images_per_concept):
         return None
     return settings

@@ -55,6 +55,8 @@ def ls_command(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    # read before printing anything: a study file that does not load must not follow a printed table
+    study_table = [r for r in study_rows(tasks_dir, tier) if dataset is None or r["dataset"] == dataset]
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -67,7 +69,7 @@ def ls_command(
     for r in rows:
         table.add_row(*map(escape, (r["task"], r["dataset"], r["tier"], r["metric"])), str(r["version"]), "yes" if r["pinned"] else "no")
     print_table(Console(), table)
-    print_studies([r for r in study_rows(tasks_dir, tier) if dataset is None or r["dataset"] == dataset], as_json=False)
+    print_studies(study_table, as_json=False)
 
 
 def _only(rows: list[dict], tier: str | None, dataset: str | None, what: str) -> list[dict]:
@@ -89,7 +91,7 @@ def run_command(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. synth-coco or coco.")],
     transfer: Annotated[Optional[str], typer.Option(help="Transfer method: a built-in name (lstsq, ridge, procrustes, knn, anchor, random, identity) or a submission's path (default: identity for x->x, lstsq otherwise).")] = None,
     embeddings: Annotated[Optional[Path], typer.Option("--embeddings", help="An embeddings submission (safetensors): evaluate its words instead of training.")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=0, help="Training steps per word (default: the task's setting, from tasks/defaults.yaml and its tier's tasks/models/TIER.yaml).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=0, help="Training steps per word (default: the task's setting: tasks/defaults.yaml, then the settings of its tier, dataset and suite files; `vwbench ls --json` does not show it, a result's provenance does).")] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials per concept, each from another init word.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (fp16 weights on cuda).")] = "auto",

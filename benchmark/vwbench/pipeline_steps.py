@@ -400,8 +400,9 @@ def result_path(out_dir: Path, task, transfer: str, key: str) -> Path:
 def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, dict[str, str]], dataset_hash: str, dtype: torch.dtype) -> str:
     """The cache key of one result: the words, the transfer, the target's spec and settings, the
     sha256 of the files of the models that evaluate (target, and judge for generation), the
-    dataset's manifest (the held-out images; submitted words' own key does not hold it) and the
-    evaluation dtype where it is not float32 (fp16 on a GPU scores differently)."""
+    dataset's manifest (the held-out images; submitted words' own key does not hold it), the
+    task's version where it was bumped past 1, and the evaluation dtype where it is not float32
+    (fp16 on a GPU scores differently)."""
     parts: dict[str, Any] = {
         "words": words_key,
         "transfer": transfer_name,
@@ -411,6 +412,8 @@ def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, d
     }
     if evaluators:
         parts["evaluator_files"] = evaluators
+    if getattr(task, "version", 1) != 1:  # a bumped task version is a new definition: evaluated again (version 1 keeps the old keys)
+        parts["task_version"] = task.version
     return cache_key({**parts, **dtype_key_part(dtype)})
 
 

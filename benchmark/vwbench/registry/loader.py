@@ -163,6 +163,16 @@ def _merge_data(base: Any, over: Any) -> Any:
     return over
 
 
+def _at(data: Any, key: Key) -> Any:
+    """The value at ``key`` (mapping keys and sequence indices) in ``data``, or None."""
+    for part in key:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def merge(*docs: Doc) -> Doc:
     """Deep-merge documents, later wins (mappings merge, everything else is replaced)."""
     data: dict[str, Any] = {}
@@ -170,6 +180,9 @@ def merge(*docs: Doc) -> Doc:
     for doc in docs:
         data = _merge_data(data, doc.data)
         root = doc.locs.get(())
+        # a list or value replaces an earlier one whole: the earlier one's items are gone, and so are their locations
+        replaced = {k for k in doc.locs if k and not isinstance(_at(doc.data, k), dict)}
+        locs = {k: v for k, v in locs.items() if not any(k[:n] in replaced for n in range(1, len(k)))}
         locs.update({k: v for k, v in doc.locs.items() if k != ()})
         if root is not None and () not in locs:
             locs[()] = root
@@ -579,7 +592,13 @@ class _Builder:
         folder = self.root / sub
         if not folder.is_dir():
             return []
-        return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith(("_", ".")))
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith(("_", ".")))
+        by_stem: dict[str, Path] = {}
+        for path in files:  # NAME.yaml and NAME.yml would both define NAME, and the later one would win unseen
+            if path.stem in by_stem:
+                raise UserError(f"{_display(by_stem[path.stem])} and {_display(path)} both define {sub} {path.stem!r}; keep one of them")
+            by_stem[path.stem] = path
+        return files
 
     def build(self) -> TaskRegistry:
         defaults_path = self.root / "defaults.yaml"
@@ -613,6 +632,7 @@ class _Builder:
             if file.loader not in DATASET_LOADERS:
                 raise _located(doc, ("loader",), _suggest("dataset loader", file.loader, DATASET_LOADERS))
             datasets[file.name] = (file.spec(), file, doc)
+        self._check_dataset_names(datasets)
 
         tasks: list[TaskSpec] = []
         suites: dict[str, list[tuple[str, str]]] = {}
@@ -620,6 +640,8 @@ class _Builder:
         for path in self._yaml_files("suites"):
             doc = self.files.load(path)
             suite = validate(SuiteFile, doc)
+            if suite.name != path.stem:  # `--suite NAME` finds tasks/suites/NAME.yaml, as tiers and datasets are found
+                raise UserError(f"{doc.loc(('name',))}: suite name {suite.name!r} must match its file name ({path.stem})")
             pairs = self._suite_pairs(suite, doc)
             task_keys = self._suite_task_keys(suite, doc, pairs)
             for i, dataset_name in enumerate(suite.datasets):
@@ -630,7 +652,10 @@ class _Builder:
                 for pair in pairs:
                     where = doc.loc(("datasets", i))
                     if (pair, dataset_name) in seen:
-                        raise UserError(f"{where}: task {pair} on {dataset_name} is also defined at {seen[(pair, dataset_name)]}")
+                        raise UserError(
+                            f"{where}: task {pair} on {dataset_name} is also defined at {seen[(pair, dataset_name)]}; a task belongs to "
+                            "one suite: drop it from one of them, or give the dataset another name in its own file (`include:` this one)"
+                        )
                     seen[(pair, dataset_name)] = where
                     layers = [base_settings, tdoc.sub("settings"), ddoc.sub("settings"), doc.sub("settings")]
                     for key in (pair, f"{pair}@{dataset_name}"):
@@ -662,11 +687,45 @@ class _Builder:
             if name not in pairs:
                 raise _located(doc, ("tasks", raw), _suggest("task", pair, pairs, extra=" in this suite", query=name))
             if dataset:
-                dataset = normalize_dataset_name(dataset)
-                if dataset not in suite.datasets:
+                written = {normalize_dataset_name(d): d for d in suite.datasets}  # the suite's datasets as listed
+                if normalize_dataset_name(dataset) not in written:
                     raise _located(doc, ("tasks", raw), _suggest("dataset", dataset, suite.datasets, extra=" in this suite"))
-            keys[f"{name}@{dataset}" if dataset else name] = raw
+                dataset = written[normalize_dataset_name(dataset)]
+            key = f"{name}@{dataset}" if dataset else name
+            if key in keys:  # `clip->clip` and `cls->cls` are one task: the later layer would replace the first unseen
+                raise _located(doc, ("tasks", raw), UserError(f"{raw!r} names the same task as {keys[key]!r}; merge their settings under one key"))
+            keys[key] = raw
         return keys
+
+    @staticmethod
+    def _check_dataset_names(datasets: dict[str, tuple[DatasetSpec, Any, Doc]]) -> None:
+        """No two datasets answer to one name: names and aliases are compared as ``--dataset`` is
+        read (case, spaces and underscores ignored), so ``synth_mine`` and ``synth-mine``, or an
+        alias inherited through ``include:`` (``coco``'s ``mscoco``), would send runs to whichever
+        came first."""
+        names: dict[str, tuple[str, Loc]] = {}
+        for name, (_, _, doc) in datasets.items():
+            key, where = normalize_dataset_name(name), doc.loc(("name",))
+            if key in names:
+                other, other_where = names[key]
+                raise UserError(f"{where}: dataset name {name!r} is read as {key!r}, as dataset {other}'s is (at {other_where}); rename one of them")
+            names[key] = (name, where)
+        aliases: dict[str, tuple[str, Loc, Doc]] = {}
+        for name, (_, file, doc) in datasets.items():
+            for i, alias in enumerate(file.aliases):
+                key, where = normalize_dataset_name(alias), doc.loc(("aliases", i))
+                if key in names and names[key][0] != name:
+                    other, other_where = names[key]
+                    raise UserError(f"{where}: dataset {name}'s alias {alias!r} is the name of dataset {other} (at {other_where}); drop the alias")
+                if key in aliases and aliases[key][0] != name:
+                    other, other_where, other_doc = aliases[key]
+                    if other_where.file != other_doc.file and where.file == doc.file:  # the other one inherited it: blame that one
+                        name, where, doc, other, other_where = other, other_where, other_doc, name, where
+                    if where.file != doc.file:
+                        raise UserError(f"{doc.file}: dataset {name} inherits dataset {other}'s aliases through `include:` ({where}); "
+                                        "give it its own with `aliases: [...]`, or none with `aliases: []`")
+                    raise UserError(f"{where}: dataset {name}'s alias {alias!r} is also an alias of dataset {other} (at {other_where}); drop one of them")
+                aliases.setdefault(key, (name, where, doc))
 
     @staticmethod
     def _task(pair: str, dataset: DatasetSpec, tier: TierFile, settings: Doc) -> TaskSpec:

@@ -520,6 +520,6 @@ class SuiteFile(_Strict):
     name: str
     description: str | None = None
     datasets: list[str] = Field(min_length=1)
-    pairs: Literal["all"] | list[str] = "all"
+    pairs: Literal["all"] | list[str] = Field(default="all", min_length=1)
     settings: SettingsOverride = SettingsOverride()
     tasks: dict[str, SettingsOverride] = Field(default_factory=dict)

@@ -80,7 +80,10 @@ def _only(rows: list[dict], tier: str | None, dataset: str | None, what: str) ->
         known = sorted({r[column] for r in rows})
         if value not in known:
             scope = f" of tier {tier}" if column == "dataset" and tier is not None else ""
-            raise UserError(f"{name} {value!r}: no {what}{scope} has it (known: {', '.join(known)})")
+            # a dataset reaches here only once the registry knows it: then no suite lists it (or not this tier's)
+            why = "; a dataset has tasks once a suite (tasks/suites/NAME.yaml) lists it" if column == "dataset" and what == "task" and tier is None else ""
+            raise UserError(f"{name} {value!r}: no {what}{scope} has it{why} (datasets with {what}s: {', '.join(known)})" if column == "dataset"
+                            else f"{name} {value!r}: no {what}{scope} has it (known: {', '.join(known)})")
         rows = [r for r in rows if r[column] == value]
     return rows
 

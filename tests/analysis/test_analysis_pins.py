@@ -265,3 +265,16 @@ def test_an_analysis_out_ending_in_a_slash_is_a_new_folder_for_the_default_name(
     written = folder / f"analysis-neighbors-{result.stem}.json"
     assert [p.name for p in folder.iterdir()] == [written.name] and f"written: {written}" in res.output
     assert not (tmp_path / "new" / "analyses.json").exists()
+
+
+def test_an_analysis_of_a_run_from_another_tasks_folder_says_to_pass_it(tiny_tasks, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    result, _ = _embeddings_run(tiny_tasks, tmp_path)
+    res = CliRunner().invoke(app, ["analyze", "neighbors", "--result", str(result), "--k", "1", "--device", "cpu", "--out", str(tmp_path / "nb")])
+    message = str(res.exception)
+    assert isinstance(res.exception, UserError) and "\n" not in message
+    assert message.startswith(f"{result}: unknown dataset 'synth-tiny'") and "pass it with --tasks-dir (this command read " in message
+    assert not (tmp_path / "nb.json").exists()

@@ -20,7 +20,7 @@ def test_an_include_cycle_names_every_file_of_the_loop_back_to_the_first(tasks_c
     loop = defaults.with_name("_loop.yaml")
     loop.write_text("include: defaults.yaml\n")
     defaults.write_text("include: _loop.yaml\n" + defaults.read_text())
-    assert load_error(tasks_copy) == f"{loop}: include cycle: {defaults} -> {loop} -> {defaults}"
+    assert load_error(tasks_copy) == f"{loop}:1: include cycle: {defaults} -> {loop} -> {defaults}; remove the include that closes the loop"
 
 
 def test_a_list_of_includes_merges_in_order_the_last_one_winning(tasks_copy: Path) -> None:

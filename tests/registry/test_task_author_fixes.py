@@ -128,3 +128,18 @@ def test_ls_prints_nothing_when_a_study_file_does_not_load(tasks_copy: Path, mon
     path.write_text(path.read_text().replace("tiers:\n  paper:", "tiers:\n  papper:", 1))
     code, out, err = _main(monkeypatch, capsys, "ls", "--tasks-dir", tasks_copy)
     assert code == 2 and out == "" and "papper" in err, (out, err)
+
+
+def test_a_tab_in_the_indentation_says_yaml_takes_spaces(tasks_copy: Path) -> None:
+    path = _suite(tasks_copy, "mine", "name: mine\ndatasets: [synth-voc]\nsettings:\n\thyperparameters: {steps: 2}\n")
+    message = load_error(tasks_copy)
+    assert message.startswith(f"{path}:4: YAML syntax error: ") and message.endswith("; indent with spaces: YAML does not allow tabs")
+
+
+def test_ls_of_a_dataset_no_suite_lists_says_why(tasks_copy: Path, monkeypatch, capsys) -> None:
+    from tests.test_cli_pins import _main
+
+    _mine(tasks_copy)
+    code, out, err = _main(monkeypatch, capsys, "ls", "--tasks-dir", tasks_copy, "--dataset", "synth-mine")
+    assert code == 2 and out == ""
+    assert err.startswith("error: --dataset 'synth-mine': no task has it; a dataset has tasks once a suite (tasks/suites/NAME.yaml) lists it (datasets with tasks: ")

@@ -100,7 +100,10 @@ def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -
     """A stored result with its words: vwbench's own word file, or (given ``models``, to check it
     against the source's vocabulary) the embeddings submission the run evaluated."""
     result = read_result(path)
-    task = registry.get(result.task, result.dataset)
+    try:
+        task = registry.get(result.task, result.dataset)
+    except UserError as exc:  # a run of a tasks folder other than the one this command read
+        raise UserError(f"{path}: {exc}; if the run used its own tasks folder, pass it with --tasks-dir (this command read {registry.root})") from exc
     words_file = Path(result.provenance.words_file or "")
     candidates = [words_file] + ([] if words_file.is_absolute() else [Path(path).parent / words_file])
     words = next((w for w in (load_wordset(c) for c in candidates if c.name) if w is not None), None)

@@ -275,6 +275,10 @@ def read_yaml(path: Path) -> Doc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = " ".join(" ".join(str(p).split()) for p in (exc.context, exc.problem) if p)
+        lines = text.splitlines()
+        bad = lines[line - 1] if 0 < line <= len(lines) else ""
+        if "\t" in bad[: len(bad) - len(bad.lstrip())]:  # a tab in the line's indentation
+            problem += "; indent with spaces: YAML does not allow tabs"
         raise UserError(f"{_display(path)}:{line}: YAML syntax error: {problem}") from exc
     except yaml.reader.ReaderError as exc:
         # e.g. a NUL byte: say where as file:line, on one line (PyYAML's message takes two)
@@ -354,6 +358,9 @@ class _FileCache:
         as written (a YAML error inside the target still names the target's own line)."""
         target = includer.parent / name
         problem = _include_problem(target) if name.strip() else "is an empty file name"
+        if problem is None and _resolved(target) in stack:
+            chain = " -> ".join(_display(p) for p in stack + (_resolved(target),))
+            raise UserError(f"{where}: include cycle: {chain}; remove the include that closes the loop")
         if problem is None:
             try:
                 return self.load(target, stack)

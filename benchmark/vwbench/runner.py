@@ -176,6 +176,21 @@ def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.devic
         raise type(exc)(f"{exc}; fetch it again with: {command}") from exc
 
 
+def task_transfer(task: TaskSpec, options: RunOptions):
+    """The run's transfer method prepared: ``--transfer``, else the task's default, whose errors
+    (a misspelt `transfer:` setting) say where that default comes from."""
+    from vwbench.submissions.run_support import prepare_transfer
+
+    if options.transfer is not None:
+        return prepare_transfer(options.transfer, task.source.family, task.target.family)
+    try:
+        return prepare_transfer(task.default_transfer, task.source.family, task.target.family)
+    except UserError as exc:
+        setting = "in_domain" if task.in_domain else "cross_domain"
+        raise UserError(f"{exc} (the default of task {task.name} on {task.dataset.name}: `transfer: {setting}:` in its tier, dataset or suite "
+                        "file's settings, or defaults.yaml)") from exc
+
+
 def _target_stage_name(task: TaskSpec) -> str:
     """``load owlv2`` for the target stage, naming only what it loads: for x->x the target is the
     source already loaded (a generation target still loads its judge)."""
@@ -198,9 +213,9 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
         reporter.log(f"warning: {task.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
     device, dtype = compute_setup(options.device, options.threads)
     hp = resolve_hyperparameters(task, options)
-    from vwbench.submissions.run_support import concept_init_words, embedding_words, prepare_transfer
+    from vwbench.submissions.run_support import concept_init_words, embedding_words
 
-    prepared = prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
+    prepared = task_transfer(task, options)
     transfer_name = prepared.label
     timer = StageTimer()
     models = _ModelCache(device, dtype, options.weights_dir, options.feature_cache_dir, log=reporter.log)
@@ -397,7 +412,6 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
     elsewhere, ``runs_here=False``: they may have the GPU and the data this machine lacks) and the
     transfer. The CLI calls this before it makes --out, so a bad option is a one-line error that
     leaves no folder."""
-    from vwbench.submissions.run_support import prepare_transfer
 
     if options.embeddings is not None:
         given = {"--steps": options.steps is not None, "--trials": options.trials is not None, "--delta": options.delta is not None, "--anchors": bool(options.anchors)}
@@ -429,7 +443,7 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
             dataset_folder(task.dataset, options.data_root)
     else:
         check_device_name(options.device)
-    prepare_transfer(options.transfer or task.default_transfer, task.source.family, task.target.family)
+    task_transfer(task, options)
 
 
 def check_fracture_options(options: RunOptions) -> None:

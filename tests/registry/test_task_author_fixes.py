@@ -143,3 +143,14 @@ def test_ls_of_a_dataset_no_suite_lists_says_why(tasks_copy: Path, monkeypatch, 
     code, out, err = _main(monkeypatch, capsys, "ls", "--tasks-dir", tasks_copy, "--dataset", "synth-mine")
     assert code == 2 and out == ""
     assert err.startswith("error: --dataset 'synth-mine': no task has it; a dataset has tasks once a suite (tasks/suites/NAME.yaml) lists it (datasets with tasks: ")
+
+
+def test_a_misspelt_default_transfer_says_where_it_is_set(tasks_copy: Path, monkeypatch, capsys, tmp_path: Path) -> None:
+    from tests.test_cli_pins import _main
+
+    _mine(tasks_copy)
+    _suite(tasks_copy, "mine", "name: mine\ndatasets: [synth-mine]\npairs: [clip->owlv2]\nsettings:\n  transfer: {cross_domain: lstqs}\n")
+    code, _, err = _main(monkeypatch, capsys, "run", "--tasks-dir", tasks_copy, "--task", "clip->owlv2", "--dataset", "synth-mine", "--out", tmp_path / "o")
+    assert code == 2 and err.count("\n") == 1
+    assert "unknown transfer method 'lstqs'; did you mean 'lstsq'?" in err and "(the default of task clip->owlv2 on synth-mine: `transfer: cross_domain:`" in err
+    assert not (tmp_path / "o").exists()

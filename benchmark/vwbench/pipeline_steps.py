@@ -381,10 +381,7 @@ def score_words(predictions: list[Predictions], words: WordSet, task, kind: str)
         for k, v in scores.items():
             if k != task.metric:
                 secondary.setdefault(k, []).append(v)
-    summary = summarize(values)
-    # every vwbench metric is a share in [0, 1]; a t-interval over few values can leave that range
-    low, high = summary.ci95
-    summary.ci95 = (max(0.0, low), min(1.0, high))
+    summary = summarize(values, bounds=(0.0, 1.0))  # every vwbench metric is a share in [0, 1]
     return {
         "summary": summary,
         "per_word": per_word,

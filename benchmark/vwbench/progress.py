@@ -23,14 +23,19 @@ class _NullStage:
 
 
 class NullReporter:
-    """Reports nothing (library use, tests)."""
+    """No progress (library use, tests); messages go to the ``vwbench`` logger, warnings (a
+    damaged result ignored, an unpinned checkpoint) at WARNING and the rest at INFO, so that a
+    library caller sees what the command line would say."""
 
     @contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[Stage]:
         yield _NullStage()
 
     def log(self, message: str) -> None:
-        pass
+        import logging
+
+        warning = message.lower().startswith(("warning", "ignoring", "could not"))
+        logging.getLogger("vwbench").log(logging.WARNING if warning else logging.INFO, "%s", message)
 
 
 class RichReporter:

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,7 +25,11 @@ from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
 from vwbench.registry.checkpoints import ResolvedCheckpoint, refetch_command
 from vwbench.registry.models import LOADERS_READING_DISK
-from vwbench.registry.schema import CheckpointPin, ModelSpec, TaskSpec
+from vwbench.registry.schema import CheckpointPin, Hyperparameters, ModelSpec, TaskSpec
+
+if TYPE_CHECKING:
+    from vwbench.models.base import ConceptModel
+    from vwbench.submissions.run_support import PreparedTransfer
 
 
 @dataclass
@@ -46,12 +50,18 @@ class RunOptions:
     embeddings: Path | None = None  # an embeddings submission: evaluate its words instead of training
     feature_cache: bool = True  # keep frozen image-side features under out_dir/features
 
+    def __post_init__(self) -> None:  # `~/runs` from Python means the home folder, as in a shell
+        for name in ("out_dir", "weights_dir", "data_root", "embeddings"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, Path(value).expanduser())
+
     @property
     def feature_cache_dir(self) -> Path | None:
         return Path(self.out_dir) / "features" if self.feature_cache else None
 
 
-def resolve_hyperparameters(task: TaskSpec, options: RunOptions):
+def resolve_hyperparameters(task: TaskSpec, options: RunOptions) -> Hyperparameters:
     """The task's training settings with the run's overrides applied, bounded as in task files
     (a bad ``--steps``, ``--trials`` or ``--seed`` is a one-line error before anything loads)."""
     from vwbench.registry.schema import with_overrides
@@ -62,6 +72,8 @@ def resolve_hyperparameters(task: TaskSpec, options: RunOptions):
 def compute_setup(device_name: str, threads: int | None) -> tuple[torch.device, torch.dtype]:
     """The device and model dtype of a run (fp16 on CUDA), with torch's CPU threads set."""
     device = resolve_device(device_name)
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: give a number of CPU threads of at least 1, or leave it out for torch's default")
     if threads:
         # Small models on a shared CPU run far faster on fewer threads: OpenMP workers spin while
         # other processes hold the cores.
@@ -146,7 +158,7 @@ class _ModelCache:
         return self._models[key], resolved
 
 
-def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dtype):
+def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dtype) -> ConceptModel:
     """Load a checkpoint; a damaged one (truncated weights, broken config) is a one-line error."""
     from safetensors import SafetensorError
 
@@ -163,7 +175,7 @@ def load_adapter(family: str, path: Path, device: torch.device, dtype: torch.dty
         raise CheckpointUnreadable(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {reason}); it is damaged or incomplete: restore or re-fetch it") from exc
 
 
-def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.device, dtype: torch.dtype, pin: CheckpointPin | None = None):
+def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.device, dtype: torch.dtype, pin: CheckpointPin | None = None) -> ConceptModel:
     """:func:`load_adapter` on a resolved checkpoint: a hub checkpoint whose files are missing or
     do not load (a partial or damaged download) is an error that says how to fetch it again where
     it was found (and from ``pin``'s mirror, where it names one)."""
@@ -176,13 +188,16 @@ def load_resolved(family: str, resolved: ResolvedCheckpoint, device: torch.devic
         raise type(exc)(f"{exc}; fetch it again with: {command}") from exc
 
 
-def task_transfer(task: TaskSpec, options: RunOptions):
+def task_transfer(task: TaskSpec, options: RunOptions) -> PreparedTransfer:
     """The run's transfer method prepared: ``--transfer``, else the task's default, whose errors
     (a misspelt `transfer:` setting) say where that default comes from."""
     from vwbench.submissions.run_support import prepare_transfer
 
     if options.transfer is not None:
-        return prepare_transfer(options.transfer, task.source.family, task.target.family)
+        if not isinstance(options.transfer, (str, Path)):  # a method object: its code has no stable name to key results by
+            raise UserError(f"transfer {type(options.transfer).__name__} is not a name or a path: give a built-in method's name, or the path of a "
+                            "submission (a linear-map file, or a method folder with submission.yaml: see submissions/README.md)")
+        return prepare_transfer(str(options.transfer), task.source.family, task.target.family)
     try:
         return prepare_transfer(task.default_transfer, task.source.family, task.target.family)
     except UserError as exc:
@@ -201,7 +216,25 @@ def _target_stage_name(task: TaskSpec) -> str:
 
 
 def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None) -> StoredRun:
-    """Run one task end to end and store its result (or reuse the stored one)."""
+    """Run one task end to end and store its result (or reuse the stored one).
+
+    For library callers it leaves torch as it found it (thread count, default dtype; the models
+    are built in float32 whatever a notebook's default), and a run that fails leaves no folder of
+    ``out_dir`` it made behind. Messages go to ``reporter`` (default: the ``vwbench`` logger)."""
+    from vwbench.results.atomic import output_dir
+
+    threads, default_dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with output_dir(Path(options.out_dir), "--out", probe=False):
+            return _run_task(task, options, reporter)
+    finally:
+        torch.set_default_dtype(default_dtype)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) -> StoredRun:
     from vwbench.pipeline_steps import (
         check_mapped_words, evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
         transfer_words, write_result, write_samples,
@@ -209,6 +242,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
     from vwbench.results.locks import compute_once
 
     reporter = reporter or NullReporter()
+    check_embedding_options(options)
     if not task.pinned:
         reporter.log(f"warning: {task.key} uses a checkpoint that is not pinned to a revision; results may not be reproducible")
     device, dtype = compute_setup(options.device, options.threads)
@@ -403,6 +437,19 @@ def preflight_submitted_transfer(task: TaskSpec, options: RunOptions) -> None:
     prepared.method.preflight(source.vocabulary(), target.vocabulary(), [c.init_word for c in task.dataset.concepts], n_vectors)
 
 
+def check_embedding_options(options: RunOptions) -> None:
+    """Options of word training given with submitted ``--embeddings`` (which are not trained) are
+    a one-line error, not silently dropped."""
+    if options.embeddings is not None:
+        given = {"--steps": options.steps is not None, "--trials": options.trials is not None, "--delta": options.delta is not None, "--anchors": bool(options.anchors)}
+        training_only = [name for name, present in given.items() if present]
+        if training_only:
+            raise UserError(
+                f"{'/'.join(training_only)} appl{'ies' if len(training_only) == 1 else 'y'} to word training; submitted --embeddings are not trained "
+                f"(their trials are the file's words): drop {'it' if len(training_only) == 1 else 'them'}"
+            )
+
+
 def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = True) -> None:
     """The options of a run that can be checked before any model loads: training options given with
     --embeddings, the --steps/--trials/--seed overrides, --anchors (without --delta, or naming what the dataset does not hold), an
@@ -412,15 +459,7 @@ def check_run_options(task: TaskSpec, options: RunOptions, *, runs_here: bool = 
     elsewhere, ``runs_here=False``: they may have the GPU and the data this machine lacks) and the
     transfer. The CLI calls this before it makes --out, so a bad option is a one-line error that
     leaves no folder."""
-
-    if options.embeddings is not None:
-        given = {"--steps": options.steps is not None, "--trials": options.trials is not None, "--delta": options.delta is not None, "--anchors": bool(options.anchors)}
-        training_only = [name for name, present in given.items() if present]
-        if training_only:
-            raise UserError(
-                f"{'/'.join(training_only)} appl{'ies' if len(training_only) == 1 else 'y'} to word training; submitted --embeddings are not trained "
-                f"(their trials are the file's words): drop {'it' if len(training_only) == 1 else 'them'}"
-            )
+    check_embedding_options(options)
     resolve_hyperparameters(task, options)
     check_fracture_options(options)
     if options.delta is not None and options.anchors:  # the dataset's concepts are in its task file: no data needed

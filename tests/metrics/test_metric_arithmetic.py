@@ -83,3 +83,11 @@ def test_generation_accuracy_counts_the_generated_images_only() -> None:
     """``actual`` is not consulted: the denominator is the number of generations."""
     assert generation_accuracy(LabelPredictions("dog", ["dog", "cat", "dog", "dog"], [])) == pytest.approx(0.75)
     assert generation_accuracy(LabelPredictions("dog", ["dog", "cat"], ["dog"] * 5)) == pytest.approx(0.5)
+
+
+def test_summarize_cuts_its_interval_to_bounds_as_stored_results_do() -> None:
+    """A hand-built pipeline (`summarize` on a notebook's values) got (-0.0563, 0.8446) where the
+    stored result says (0.0, 0.8446): `bounds=(0.0, 1.0)` gives the stored interval."""
+    summary = summarize({"circle": [0.4296], "square": [0.3587]}, bounds=(0.0, 1.0))
+    assert summary.ci95[0] == 0.0 and summary.ci95[1] == pytest.approx(0.8446, abs=1e-4)
+    assert summarize({"circle": [0.4296], "square": [0.3587]}).ci95[0] == pytest.approx(-0.0563, abs=1e-4)

@@ -378,3 +378,14 @@ def test_predict_undoes_square_padding(adapter: Owlv2Adapter) -> None:
     finally:
         adapter._region_cache.pop(image_key(image))
     assert pred.boxes[0].tolist() == [[8.0, 4.0, 40.0, 24.0]]
+
+
+def test_predict_refuses_words_and_concept_indices_that_do_not_match(adapter: Owlv2Adapter, train_examples: list[Example]) -> None:
+    """Three words with one concept index returned one prediction (two words dropped unseen); an
+    index past the concepts was a bare IndexError. As CLIP and SD, a ValueError naming it."""
+    ctx = EvalContext(concepts=CONCEPTS, options={"max_detections": 2})
+    vectors = word_vectors(adapter, ["dog", "cat", "dog"])
+    with pytest.raises(ValueError, match="^3 words but 1 word concepts$"):
+        adapter.predict(vectors, [0], train_examples[:1], ctx)
+    with pytest.raises(ValueError, match=r"^word concept index 42 is not one of the 2 concepts \(0\.\.1\)$"):
+        adapter.predict(vectors, [0, 1, 42], train_examples[:1], ctx)

@@ -105,7 +105,9 @@ def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -
     except UserError as exc:  # a run of a tasks folder other than the one this command read
         raise UserError(f"{path}: {exc}; if the run used its own tasks folder, pass it with --tasks-dir (this command read {registry.root})") from exc
     words_file = Path(result.provenance.words_file or "")
-    candidates = [words_file] + ([] if words_file.is_absolute() else [Path(path).parent / words_file])
+    # a relative words file was written relative to the folder the run was started in: the
+    # results folder's parents hold it (runs/results/D/T/x.json and runs/words/...) wherever this is run
+    candidates = [words_file] + ([] if words_file.is_absolute() else [folder / words_file for folder in Path(path).resolve().parents])
     words = next((w for w in (load_wordset(c) for c in candidates if c.name) if w is not None), None)
     if words is None and models is not None:
         existing = next((c for c in candidates if c.name and c.is_file()), None)

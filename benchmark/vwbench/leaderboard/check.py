@@ -319,9 +319,16 @@ def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
     return specs
 
 
-def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None, log=print, root: Path | None = None) -> list[CheckRow]:
-    """Repeat the baseline's check runs; one :class:`CheckRow` each, with a line on ``log`` as
-    each starts and as each of its stages starts. The baseline, the tasks folder, every entry's
+def _log_to_logger(message: str) -> None:
+    import logging
+
+    logging.getLogger("vwbench").info("%s", message)
+
+
+def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | None = None, weights_dir: Path | None = None, data_root: Path | None = None,
+              log: Callable[[str], None] = _log_to_logger, root: Path | None = None) -> list[CheckRow]:
+    """Repeat the baseline's check runs; one :class:`CheckRow` each, with a line on ``log`` (default:
+    the ``vwbench`` logger, at INFO) as each starts and as each of its stages starts. The baseline, the tasks folder, every entry's
     task and every stored submission path (read from ``root``, default the current folder) are
     checked before ``out_dir`` is claimed (marked as this check's): bad input leaves no marker behind."""
     from vwbench.registry import TaskRegistry

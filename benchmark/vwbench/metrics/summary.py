@@ -72,18 +72,24 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     return (mean - half, mean + half)
 
 
-def summarize(values: Mapping[str, Sequence[float]]) -> MetricSummary:
+def summarize(values: Mapping[str, Sequence[float]], bounds: tuple[float, float] | None = None) -> MetricSummary:
     """Summarize ``{concept: [one value per trial]}``.
 
     Concepts with more trials weigh more in ``value`` (it is the mean over all values, as the
-    CI is); with equal trial counts ``value`` is also the mean of ``per_concept``. Raises
-    ``ValueError`` for no concepts, a concept without values, or non-finite values.
+    CI is); with equal trial counts ``value`` is also the mean of ``per_concept``. ``bounds``
+    cuts the CI to a range: stored results pass ``(0.0, 1.0)`` (every vwbench metric is a share,
+    and a t-interval over few values can leave that range), so pass it too to get the interval a
+    result file would hold. Raises ``ValueError`` for no concepts, a concept without values, or
+    non-finite values.
     """
     flat = _flatten(values)
     per_concept = {c: float(np.mean(np.asarray(vs, dtype=np.float64))) for c, vs in values.items()}
+    low, high = t_interval(flat, 0.95)
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
     return MetricSummary(
         value=float(flat.mean()),
-        ci95=t_interval(flat, 0.95),
+        ci95=(low, high),
         per_concept=per_concept,
         n=int(flat.size),
     )

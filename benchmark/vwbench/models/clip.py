@@ -78,10 +78,17 @@ def _quiet_open_clip() -> Iterator[None]:
     noise = _DropOpenClipWeightWarnings()
     root = logging.getLogger()
     root.addFilter(noise)
+    # open_clip logs through the module-level `logging.info`, which configures the root logger
+    # (a stderr handler) when it has none: a library caller's later basicConfig would do nothing
+    placeholder = logging.NullHandler() if not root.handlers else None
+    if placeholder is not None:
+        root.addHandler(placeholder)
     try:
         yield
     finally:
         root.removeFilter(noise)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 def preprocess_config(image_size: int) -> dict[str, Any]:

@@ -460,6 +460,11 @@ class Owlv2Adapter(ConceptModel):
     ) -> list[Predictions]:
         """Top-scoring boxes of each word on every held-out image. ``ctx.progress`` counts
         held-out images scored (for all words at once)."""
+        if len(word_concepts) != vectors.shape[0]:
+            raise ValueError(f"{vectors.shape[0]} words but {len(word_concepts)} word concepts")
+        outside = [c for c in word_concepts if not 0 <= c < len(ctx.concepts)]
+        if outside:
+            raise ValueError(f"word concept index {outside[0]} is not one of the {len(ctx.concepts)} concepts (0..{len(ctx.concepts) - 1})")
         max_detections = int(ctx.options.get("max_detections", DEFAULT_MAX_DETECTIONS))
         targets = [ctx.concepts[c] for c in word_concepts]
         queries = self.encode_words(vectors)

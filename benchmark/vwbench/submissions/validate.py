@@ -43,6 +43,10 @@ class Report:
     def ok(self) -> bool:
         return not self.problems
 
+    def __repr__(self) -> str:  # `info` holds whole arrays (an embeddings file's vectors): a notebook cell would fill with them
+        shown = ", ".join(sorted(self.info))
+        return f"Report(path={str(self.path)!r}, kind={self.kind!r}, ok={self.ok}, problems={self.problems!r}, info keys: {shown or 'none'})"
+
     def raise_if_bad(self) -> None:
         if self.problems:
             more = f" (and {len(self.problems) - 1} more; run `vwbench validate {self.path}`)" if len(self.problems) > 1 else ""

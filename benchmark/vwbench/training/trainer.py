@@ -157,6 +157,30 @@ def train_words(
     ``word_keys`` name the words (default: their positions); word ``w`` draws its batches from a
     generator seeded by ``(config.seed, word_keys[w])``, so the same word trains the same alone or
     in any batch."""
+    _check_training(config, init, word_concepts, len(getattr(data, "concepts", ())) or None)
+    # gradients are on whatever the caller's mode (a notebook's `with torch.no_grad():`)
+    with torch.inference_mode(False), torch.enable_grad():
+        return _train(model, data, init, word_concepts, config, ball, progress, resume, checkpoint, checkpoint_every, word_keys)
+
+
+def _check_training(config: TrainConfig, init: torch.Tensor, word_concepts: Sequence[int], n_concepts: int | None) -> None:
+    """Settings no training can use are a ``ValueError`` naming them, not a NaN loss or a silent no-op."""
+    if config.steps < 0:
+        raise ValueError(f"steps must be >= 0, not {config.steps}")
+    if config.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {config.batch_size}")
+    if config.words_per_pass is not None and config.words_per_pass < 1:
+        raise ValueError(f"words_per_pass must be >= 1 (or None), not {config.words_per_pass}")
+    if init.ndim != 3:
+        raise ValueError(f"init must be [words, vectors, dim], not of shape {tuple(init.shape)}")
+    if len(word_concepts) != init.shape[0]:
+        raise ValueError(f"{init.shape[0]} words but {len(word_concepts)} word concepts")
+    bad = [c for c in word_concepts if not 0 <= int(c) < (n_concepts if n_concepts is not None else int(c) + 1)]
+    if bad:
+        raise ValueError(f"word concept index {bad[0]} is not one of the data's {n_concepts} concepts (0..{n_concepts - 1})")
+
+
+def _train(model, data, init, word_concepts, config, ball, progress, resume, checkpoint, checkpoint_every, word_keys) -> TrainedWords:
     prepared = model.prepare(data)
     vectors = init.detach().to(torch.float32).clone().to(model.device)
     if ball is not None:

@@ -1,0 +1,173 @@
+"""vwbench from a notebook or script (a library user's walkthrough): training under
+`torch.no_grad()`, a float64 default dtype, torch's thread count, settings no training can use,
+`~` in paths, messages through the `vwbench` logger, and what a failed run leaves."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from vwbench.errors import UserError
+from vwbench.registry import TaskRegistry
+from vwbench.runner import RunOptions, compute_setup, run_task
+from vwbench.training.trainer import TrainConfig, train_words
+
+
+def _task(tiny_tasks: Path, pair: str = "clip->clip"):
+    return TaskRegistry.from_dir(tiny_tasks).get(pair, "synth-tiny")
+
+
+def test_run_task_trains_inside_no_grad_and_leaves_torch_as_it_found_it(tiny_tasks, tmp_path) -> None:
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(2)
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.no_grad():
+            stored = run_task(_task(tiny_tasks), RunOptions(steps=2, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu"))
+        assert 0.0 <= stored.result.value <= 1.0 and stored.result.steps == 2
+        assert torch.get_num_threads() == 2 and torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_num_threads(threads)
+
+
+def test_train_words_under_inference_mode_still_trains() -> None:
+    vectors = torch.zeros(1, 1, 4)
+
+    class Quadratic:
+        device = torch.device("cpu")
+
+        def prepare(self, data):
+            return None
+
+        def cpu_words_per_pass(self, batch_size):
+            return None
+
+        def loss(self, vectors, word_concepts, prepared, generators, batch_size):
+            return (vectors - 1.0).pow(2).flatten(1).sum(dim=1)
+
+    class Data:
+        concepts = ["a"]
+
+    with torch.inference_mode():
+        trained = train_words(Quadratic(), Data(), vectors, [0], TrainConfig(steps=5, lr=0.1))
+    assert trained.vectors.requires_grad is False and (trained.vectors > 0.3).all()
+    assert trained.loss_curve[0] > trained.loss_curve[-1]
+
+
+@pytest.mark.parametrize(("config", "concepts", "message"), [
+    (TrainConfig(steps=-5), [0], "steps must be >= 0, not -5"),
+    (TrainConfig(batch_size=0), [0], "batch_size must be >= 1, not 0"),
+    (TrainConfig(words_per_pass=0), [0], "words_per_pass must be >= 1"),
+    (TrainConfig(), [0, 0], "1 words but 2 word concepts"),
+    (TrainConfig(), [3], r"word concept index 3 is not one of the data's 1 concepts \(0..0\)"),
+])
+def test_train_words_refuses_settings_no_training_can_use(config, concepts, message) -> None:
+    class Data:
+        concepts = ["a"]
+
+    with pytest.raises(ValueError, match=message):
+        train_words(None, Data(), torch.zeros(1, 1, 4), concepts, config)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threads", [0, -2])
+def test_a_thread_count_below_one_is_a_user_error(threads) -> None:
+    with pytest.raises(UserError, match=f"--threads {threads}: give a number of CPU threads of at least 1"):
+        compute_setup("cpu", threads)
+
+
+def test_paths_with_a_tilde_mean_the_home_folder(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    options = RunOptions(out_dir="~/vwruns", data_root=Path("~/data"))  # type: ignore[arg-type]
+    assert options.out_dir == tmp_path / "vwruns" and options.data_root == tmp_path / "data"
+
+
+def test_library_runs_log_what_the_command_line_prints(tiny_tasks, tmp_path, caplog) -> None:
+    options = RunOptions(steps=1, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu")
+    first = run_task(_task(tiny_tasks), options)
+    first.path.write_text(first.path.read_text()[:100])  # a torn result
+    with caplog.at_level(logging.INFO, logger="vwbench"):
+        run_task(_task(tiny_tasks), options)
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "vwbench"]
+    assert any(level == logging.WARNING and text.startswith("ignoring a damaged result") for level, text in records), records
+    assert any(level == logging.INFO and text.startswith("reusing trained words") for level, text in records), records
+
+
+def test_run_task_refuses_training_options_with_embeddings(tiny_tasks, tmp_path) -> None:
+    options = RunOptions(embeddings=tmp_path / "words.safetensors", steps=50, out_dir=tmp_path / "o")
+    with pytest.raises(UserError, match="^--steps applies to word training; submitted --embeddings are not trained"):
+        run_task(_task(tiny_tasks), options)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_run_leaves_no_folder_it_made(tiny_tasks, tmp_path, monkeypatch) -> None:
+    """A run that fails once it holds its result's lock (here: the target does not load) left
+    `out/.locks/result-....lock`; the command line removed the folder, the library did not."""
+    import vwbench.runner as runner
+
+    real = runner.load_resolved
+
+    def target_fails(family, *args, **kwargs):
+        if family == "owlv2":
+            raise UserError("the target does not load")
+        return real(family, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "load_resolved", target_fails)
+    out = tmp_path / "fail_out"
+    with pytest.raises(UserError, match="the target does not load"):
+        run_task(_task(tiny_tasks, "clip->owlv2"), RunOptions(steps=1, trials=1, out_dir=out, threads=1, device="cpu"))
+    assert not out.exists()
+
+
+def test_a_transfer_object_is_a_one_line_error_not_a_type_error(tiny_tasks, tmp_path) -> None:
+    from vwbench.transfer import get_transfer
+
+    options = RunOptions(transfer=get_transfer("lstsq"), steps=1, trials=1, out_dir=tmp_path / "o")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="^transfer LeastSquaresTransfer is not a name or a path"):
+        run_task(_task(tiny_tasks, "clip->owlv2"), options)
+
+
+def test_a_run_made_with_a_relative_out_folder_opens_from_anywhere(tiny_tasks, tmp_path, monkeypatch) -> None:
+    """The result records `runs/words/...` relative to where the run started; an analysis run from
+    another folder said the words were missing."""
+    from vwbench.analysis.context import open_run
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    stored = run_task(_task(tiny_tasks), RunOptions(steps=1, trials=1, out_dir=Path("runs"), threads=1, device="cpu"))
+    result = (tmp_path / "a" / stored.path).resolve()
+    assert not Path(stored.result.provenance.words_file).is_absolute()
+    monkeypatch.chdir(tmp_path / "b")
+    opened = open_run(result, TaskRegistry.from_dir(tiny_tasks))
+    assert opened.words.vectors.shape[0] == len(opened.words.concepts)
+
+
+def test_a_validation_report_prints_short() -> None:
+    from pathlib import Path as P
+
+    from vwbench.submissions.validate import Report
+
+    report = Report(P("words.safetensors"), "embeddings", [], {"vectors": torch.zeros(100, 4, 64), "n_words": 100})
+    text = repr(report)
+    assert text == "Report(path='words.safetensors', kind='embeddings', ok=True, problems=[], info keys: n_words, vectors)"
+
+
+def test_loading_clip_leaves_the_root_logger_to_the_caller() -> None:
+    from vwbench.submissions import load_model
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        load_model("clip", tier="mini")
+        assert root.handlers == []  # so that the caller's logging.basicConfig still takes effect
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)

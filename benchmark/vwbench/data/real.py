@@ -167,6 +167,16 @@ def by_label(records: Sequence[Record], names: Sequence[str]) -> dict[str, list[
     return groups
 
 
+def _labels_present(records: Sequence[Record], name: str, count: int) -> str:
+    """Where a concept labels no image at all, the labels the annotations do use (a concept
+    spelt unlike its category, ``circles`` for ``circle``, is the usual cause)."""
+    if count:
+        return ""
+    labels = sorted({r.label for r in records if r.annotations})
+    shown = ", ".join(labels[:30]) + (f" and {len(labels) - 30} more" if len(labels) > 30 else "")
+    return f"; no image's largest box is labelled {name!r} (labels there: {shown or 'none'}): name the concept as its category is named"
+
+
 def select(spec: Any, pools: Pools, images_per_concept: int, seed: int) -> tuple[list[Record], list[Record]]:
     """The seeded training and held-out images of every concept (concept order, then draw order).
 
@@ -192,7 +202,7 @@ def select(spec: Any, pools: Pools, images_per_concept: int, seed: int) -> tuple
             if len(order) < images_per_concept:
                 raise DataError(
                     f"dataset {spec.name}: concept {name!r} labels {len(order)} training image(s) "
-                    f"(class of the largest box), {images_per_concept} are required"
+                    f"(class of the largest box), {images_per_concept} are required" + _labels_present(pools.train, name, len(order))
                 )
             chosen = order[:images_per_concept]
             held = seeded_order(heldout_groups[name], spec.name, seed, name, "heldout")[:heldout_n]

@@ -8,7 +8,8 @@ Layout under ``DATA_ROOT/<subdir>`` (``subdir: voc``), the devkit folder itself 
 Training images come from ``train.txt``, held-out images from ``val.txt``. Boxes are VOC's
 1-based inclusive pixel corners, converted to COCO boxes as ``x = xmin - 1, w = xmax - xmin + 1``.
 Class names are VOC's 20; ``options.names`` renames them to the dataset's concept names
-(``aeroplane: airplane``).
+(``aeroplane: airplane``). A dataset of one's own in VOC's layout may also use its concepts'
+names (and ``names``' keys) as classes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def find_devkit(folder: Path) -> Path:
     raise DataError(f"{folder}: no VOC folder found; expected Annotations/, JPEGImages/ and ImageSets/Main/ in it or in one of {', '.join(c for c in CANDIDATES if c)}")
 
 
-def read_voc_split(devkit: Path, split: str, names: dict[str, str]) -> list[Record]:
+def read_voc_split(devkit: Path, split: str, names: dict[str, str], concepts: tuple[str, ...] = ()) -> list[Record]:
+    """The records of one split. Object names must be VOC's 20 classes, or (a dataset of one's own
+    in VOC's layout) a concept's name or a key of ``names``."""
+    known = set(VOC_CLASSES) | set(concepts) | set(names)
     listing = require_file(devkit / "ImageSets" / "Main" / f"{split}.txt", f"the VOC image-set list of the {split} split (one image id per line)")
     records = []
     try:
@@ -47,8 +51,9 @@ def read_voc_split(devkit: Path, split: str, names: dict[str, str]) -> list[Reco
         ann = read_xml_annotation(path)
         boxes = []
         for i, obj in enumerate(ann.objects):
-            if obj.name not in VOC_CLASSES:
-                raise DataError(f"{path}: <object> {i + 1} is {obj.name!r}, not a PASCAL VOC class (unknown category); expected one of {', '.join(VOC_CLASSES)}")
+            if obj.name not in known:
+                raise DataError(f"{path}: <object> {i + 1} is {obj.name!r}, not a PASCAL VOC class (unknown category); expected one of {', '.join(VOC_CLASSES)}, "
+                                "or, for a dataset of your own in VOC's layout, one of its concepts or a key of its options.names")
             bbox = checked_box(path, f"<object> {i + 1} ({obj.name})", obj.xmin - 1, obj.ymin - 1, obj.xmax, obj.ymax, ann.width, ann.height)
             boxes.append(Annotation(bbox, names.get(obj.name, obj.name)))
         if boxes:
@@ -63,7 +68,7 @@ def scan_voc(spec: Any, folder: Path) -> Pools:
     prefix = devkit.relative_to(folder).as_posix()
     pools = {}
     for split in ("train", "val"):
-        records = read_voc_split(devkit, split, names)
+        records = read_voc_split(devkit, split, names, tuple(c.name for c in getattr(spec, "concepts", ())))
         for r in records:
             r.name = f"{prefix}/{r.name}" if prefix != "." else r.name
         pools[split] = records

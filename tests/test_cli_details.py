@@ -71,3 +71,15 @@ def test_leaderboard_tolerance_without_check_is_refused(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["leaderboard", "--results", str(tmp_path), "--out", str(tmp_path / "board"), "--tolerance", "-1"])
     assert isinstance(res.exception, UserError) and str(res.exception).startswith("--tolerance goes with --check")
     assert not (tmp_path / "board").exists()
+
+
+@pytest.mark.parametrize(("option", "line"), [
+    ("--bogus", "error: No such option: --bogus; see '"),
+    ("--stpes", "error: No such option: --stpes (Possible options: --steps); see '"),
+])
+def test_an_unknown_option_suggests_only_near_misses(option: str, line: str, monkeypatch, capsys) -> None:
+    """click offered `--out` for `--bogus` (anything 60% alike)."""
+    from tests.test_cli_pins import _main
+
+    code, _, err = _main(monkeypatch, capsys, "run", option, "3")
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(line) and err.rstrip().endswith(" run --help'"), err

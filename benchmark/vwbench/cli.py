@@ -7,6 +7,8 @@ that need them, so ``vwbench ls`` stays fast.
 
 from __future__ import annotations
 
+import difflib
+
 import json
 import signal
 import sys
@@ -340,6 +342,9 @@ def main() -> None:
             _interrupted()
         if callable(getattr(exc, "format_message", None)) and getattr(exc, "exit_code", None) == 2:
             # a usage error (missing or malformed option): one line, like every other bad input
+            if type(exc).__name__ == "NoSuchOption" and getattr(exc, "possibilities", None):
+                # click offers anything 60% alike (`--bogus`: "Possible options: --out"); keep real near-misses
+                exc.possibilities = difflib.get_close_matches(exc.option_name, exc.possibilities, cutoff=0.75)
             ctx, message = getattr(exc, "ctx", None), exc.format_message().rstrip(".")
             command = ctx.command_path if ctx is not None else _command_path(sys.argv[1:])
             if message:  # none when a group was called without a command: its help is printed

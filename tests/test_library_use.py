@@ -58,6 +58,94 @@ def test_train_words_under_inference_mode_still_trains() -> None:
     assert trained.loss_curve[0] > trained.loss_curve[-1]
 
 
+def test_run_task_inside_inference_mode_loads_trainable_models(tiny_tasks, tmp_path) -> None:
+    """The models were loaded inside the caller's inference mode, so their weights could not pass
+    a gradient ("Inference tensors cannot be saved for backward")."""
+    with torch.inference_mode():
+        stored = run_task(_task(tiny_tasks), RunOptions(steps=2, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu"))
+    assert stored.result.steps == 2
+
+
+def test_delta_training_under_a_float64_default_dtype(tiny_tasks, tmp_path) -> None:
+    from vwbench.runner import train_delta_words
+
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        train_delta_words(_task(tiny_tasks), [RunOptions(steps=1, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu", delta=0.5)])
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(dtype)
+    assert list((tmp_path / "o" / "words").rglob("*.safetensors"))
+
+
+def test_train_words_names_a_model_loaded_in_inference_mode() -> None:
+    class Linear:
+        device = torch.device("cpu")
+
+        def __init__(self):
+            with torch.inference_mode():
+                self.layer = torch.nn.Linear(4, 1)
+
+        def prepare(self, data):
+            return None
+
+        def cpu_words_per_pass(self, batch_size):
+            return None
+
+        def loss(self, vectors, word_concepts, prepared, generators, batch_size):
+            return self.layer(vectors).flatten(1).sum(dim=1)
+
+    class Data:
+        concepts = ["a"]
+
+    with pytest.raises(ValueError, match=r"^the model was loaded inside torch.inference_mode\(\)"):
+        train_words(Linear(), Data(), torch.zeros(1, 1, 4), [0], TrainConfig(steps=2))
+
+
+@pytest.mark.parametrize(("concepts_attr", "index", "message"), [
+    (None, -1, "word concept index -1 is negative"),
+    ([], 0, "word concept index 0 is not a concept: the data has none"),
+])
+def test_train_words_concept_checks_without_a_known_count(concepts_attr, index, message) -> None:
+    class Data:
+        pass
+
+    data = Data()
+    if concepts_attr is not None:
+        data.concepts = concepts_attr
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        train_words(None, data, torch.zeros(1, 1, 4), [index], TrainConfig())  # type: ignore[arg-type]
+
+
+def test_study_options_and_a_transfer_path_expand_the_home_folder(monkeypatch, tmp_path) -> None:
+    from vwbench.studies.runner import StudyOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert StudyOptions(out_dir="~/x").out_dir == tmp_path / "x"  # type: ignore[arg-type]
+    assert RunOptions(transfer="~/sub/map.safetensors").transfer == str(tmp_path / "sub" / "map.safetensors")
+    assert RunOptions(transfer="lstsq").transfer == "lstsq"
+
+
+def test_open_clip_warnings_still_show_while_the_root_logger_is_held(capsys) -> None:
+    from vwbench.models.clip import _quiet_open_clip
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        with _quiet_open_clip():
+            logging.info("an info line open_clip logs")
+            logging.warning("a warning open_clip logs")
+        assert root.handlers == []
+    finally:
+        for handler in saved:
+            root.addHandler(handler)
+    err = capsys.readouterr().err
+    assert "a warning open_clip logs" in err and "an info line" not in err
+
+
 @pytest.mark.parametrize(("config", "concepts", "message"), [
     (TrainConfig(steps=-5), [0], "steps must be >= 0, not -5"),
     (TrainConfig(batch_size=0), [0], "batch_size must be >= 1, not 0"),

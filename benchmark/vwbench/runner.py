@@ -8,7 +8,8 @@ here knows which model family it is running.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,15 +51,41 @@ class RunOptions:
     embeddings: Path | None = None  # an embeddings submission: evaluate its words instead of training
     feature_cache: bool = True  # keep frozen image-side features under out_dir/features
 
-    def __post_init__(self) -> None:  # `~/runs` from Python means the home folder, as in a shell
-        for name in ("out_dir", "weights_dir", "data_root", "embeddings"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, Path(value).expanduser())
+    def __post_init__(self) -> None:
+        expand_user_paths(self, ("out_dir", "weights_dir", "data_root", "embeddings"))
 
     @property
     def feature_cache_dir(self) -> Path | None:
         return Path(self.out_dir) / "features" if self.feature_cache else None
+
+
+def expand_user_paths(options: Any, fields: tuple[str, ...]) -> None:
+    """``~/runs`` given from Python means the home folder, as in a shell: expand each path field
+    of ``options``, and its ``transfer`` where that is a ``~`` path (a submission)."""
+    for name in fields:
+        value = getattr(options, name)
+        if value is not None:
+            setattr(options, name, Path(value).expanduser())
+    transfer = getattr(options, "transfer", None)
+    if isinstance(transfer, str) and transfer.startswith("~"):
+        options.transfer = str(Path(transfer).expanduser())
+
+
+@contextmanager
+def torch_run_state() -> Iterator[None]:
+    """Torch's global state for a run, put back afterwards for library callers: the models are
+    built and run in float32 whatever a notebook's default dtype, gradients are on (a caller's
+    ``torch.no_grad()`` or ``torch.inference_mode()`` would stop training), and the thread count
+    a run sets is restored."""
+    threads, default_dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        torch.set_default_dtype(default_dtype)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def resolve_hyperparameters(task: TaskSpec, options: RunOptions) -> Hyperparameters:
@@ -218,20 +245,13 @@ def _target_stage_name(task: TaskSpec) -> str:
 def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = None) -> StoredRun:
     """Run one task end to end and store its result (or reuse the stored one).
 
-    For library callers it leaves torch as it found it (thread count, default dtype; the models
-    are built in float32 whatever a notebook's default), and a run that fails leaves no folder of
-    ``out_dir`` it made behind. Messages go to ``reporter`` (default: the ``vwbench`` logger)."""
+    For library callers it runs under :func:`torch_run_state` (float32, gradients on, torch's
+    thread count put back), and a run that fails removes the folders of ``out_dir`` it made where
+    nothing was written in them. Messages go to ``reporter`` (default: the ``vwbench`` logger)."""
     from vwbench.results.atomic import output_dir
 
-    threads, default_dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        with output_dir(Path(options.out_dir), "--out", probe=False):
-            return _run_task(task, options, reporter)
-    finally:
-        torch.set_default_dtype(default_dtype)
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    with torch_run_state(), output_dir(Path(options.out_dir), "--out", probe=False):
+        return _run_task(task, options, reporter)
 
 
 def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) -> StoredRun:
@@ -378,6 +398,11 @@ def train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter
     """Train the words of several fracturing runs of ``task`` (one ``RunOptions`` per delta, the
     same in all else) in one batch and store each run's word set, which ``run_task`` then reuses.
     Each word keeps its own ball and random stream, so it equals the word of its own run."""
+    with torch_run_state():
+        _train_delta_words(task, runs, reporter)
+
+
+def _train_delta_words(task: TaskSpec, runs: list[RunOptions], reporter: Reporter | None) -> None:
     from vwbench.pipeline_steps import load_split, obtain_words_together, plan_words
 
     reporter = reporter or NullReporter()

@@ -81,10 +81,13 @@ def execute_job(job: Job, threads: int | None = None, reporter: Reporter | None 
 
         # small models on shared cores run faster on few threads; a worker owns only its share
         torch.set_num_threads(threads)
+    from vwbench.runner import torch_run_state
+
     recorder = RecordingReporter(reporter)
     start = time.perf_counter()
     try:
-        value = job.fn(*job.args, reporter=recorder)
+        with torch_run_state():
+            value = job.fn(*job.args, reporter=recorder)
     except UserError as exc:
         return JobOutcome(job.label, error=str(exc), seconds=time.perf_counter() - start, host=socket.gethostname(), logs=recorder.logs)
     return JobOutcome(job.label, value=value, seconds=time.perf_counter() - start, host=socket.gethostname(), logs=recorder.logs)

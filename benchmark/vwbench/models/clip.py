@@ -79,9 +79,11 @@ def _quiet_open_clip() -> Iterator[None]:
     root = logging.getLogger()
     root.addFilter(noise)
     # open_clip logs through the module-level `logging.info`, which configures the root logger
-    # (a stderr handler) when it has none: a library caller's later basicConfig would do nothing
-    placeholder = logging.NullHandler() if not root.handlers else None
+    # (a stderr handler) when it has none: a library caller's later basicConfig would do nothing.
+    # A handler of our own stands in while it builds, printing warnings as logging's last resort would.
+    placeholder = logging.StreamHandler() if not root.handlers else None
     if placeholder is not None:
+        placeholder.setLevel(logging.WARNING)
         root.addHandler(placeholder)
     try:
         yield

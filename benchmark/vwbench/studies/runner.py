@@ -46,6 +46,11 @@ class StudyOptions:
     data_root: Path | None = None
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        from vwbench.runner import expand_user_paths
+
+        expand_user_paths(self, ("out_dir", "weights_dir", "data_root"))
+
 
 def load_study_split(spec: StudySpec, data_root: Path | None):
     """The dataset split a study task reads: ``data.train_per_concept`` training images and
@@ -126,7 +131,15 @@ def _columns(rows: list[dict]) -> list[str]:
 
 
 def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None = None) -> StoredRun:
-    """Run one study task and store its result (or reuse the stored one)."""
+    """Run one study task and store its result (or reuse the stored one), under
+    :func:`vwbench.runner.torch_run_state`."""
+    from vwbench.runner import torch_run_state
+
+    with torch_run_state():
+        return _run_study(spec, options, reporter)
+
+
+def _run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None) -> StoredRun:
     from vwbench.results.words_store import cache_key, dtype_key_part
     from vwbench.runner import compute_setup
     from vwbench.studies.encoders import EncoderCache

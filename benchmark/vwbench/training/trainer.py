@@ -157,10 +157,16 @@ def train_words(
     ``word_keys`` name the words (default: their positions); word ``w`` draws its batches from a
     generator seeded by ``(config.seed, word_keys[w])``, so the same word trains the same alone or
     in any batch."""
-    _check_training(config, init, word_concepts, len(getattr(data, "concepts", ())) or None)
+    _check_training(config, init, word_concepts, len(data.concepts) if hasattr(data, "concepts") else None)
     # gradients are on whatever the caller's mode (a notebook's `with torch.no_grad():`)
     with torch.inference_mode(False), torch.enable_grad():
-        return _train(model, data, init, word_concepts, config, ball, progress, resume, checkpoint, checkpoint_every, word_keys)
+        try:
+            return _train(model, data, init, word_concepts, config, ball, progress, resume, checkpoint, checkpoint_every, word_keys)
+        except RuntimeError as exc:
+            if "Inference tensors" not in str(exc):
+                raise
+            raise ValueError("the model was loaded inside torch.inference_mode(), so no gradient can pass through it: "
+                             "load it outside (torch.no_grad() around the loading is fine)") from exc
 
 
 def _check_training(config: TrainConfig, init: torch.Tensor, word_concepts: Sequence[int], n_concepts: int | None) -> None:
@@ -175,9 +181,14 @@ def _check_training(config: TrainConfig, init: torch.Tensor, word_concepts: Sequ
         raise ValueError(f"init must be [words, vectors, dim], not of shape {tuple(init.shape)}")
     if len(word_concepts) != init.shape[0]:
         raise ValueError(f"{init.shape[0]} words but {len(word_concepts)} word concepts")
-    bad = [c for c in word_concepts if not 0 <= int(c) < (n_concepts if n_concepts is not None else int(c) + 1)]
-    if bad:
-        raise ValueError(f"word concept index {bad[0]} is not one of the data's {n_concepts} concepts (0..{n_concepts - 1})")
+    negative = [c for c in word_concepts if int(c) < 0]
+    if negative:
+        raise ValueError(f"word concept index {negative[0]} is negative")
+    if n_concepts is not None:
+        beyond = [c for c in word_concepts if int(c) >= n_concepts]
+        if beyond:
+            what = f"one of the data's {n_concepts} concepts (0..{n_concepts - 1})" if n_concepts else "a concept: the data has none"
+            raise ValueError(f"word concept index {beyond[0]} is not {what}")
 
 
 def _train(model, data, init, word_concepts, config, ball, progress, resume, checkpoint, checkpoint_every, word_keys) -> TrainedWords:

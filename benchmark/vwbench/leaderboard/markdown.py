@@ -67,7 +67,11 @@ def render_markdown(board: dict[str, Any]) -> str:
                 out.append(f"| ceiling | in-domain ({md_escape(pair['target'])} word) | {_cell(pair['in_domain'])} |")
             out.append("")
     out += _render_studies(board.get("studies") or {})
-    out += ["## Provenance", "", "| id | file | sha256 | task | dataset | transfer | steps | trials | seed | git commit | created |", "|---|---|---|---|---|---|---:|---:|---:|---|---|"]
+    out += ["## Provenance", ""]
+    note = provenance_note(board)
+    if note:
+        out += [note, ""]
+    out += ["| id | file | sha256 | task | dataset | transfer | steps | trials | seed | git commit | created |", "|---|---|---|---|---|---|---:|---:|---:|---|---|"]
     for rid, r in board["results"].items():
         p = r["provenance"]
         out.append(
@@ -80,6 +84,26 @@ def render_markdown(board: dict[str, Any]) -> str:
     out += _render_superseded(board)
     out.append("")
     return "\n".join(out)
+
+
+def provenance_note(board: dict[str, Any]) -> str | None:
+    """A sentence on results whose code no commit holds: made from a working tree with uncommitted
+    changes (``<commit>-dirty``) or outside a git checkout. None when every result names a clean
+    commit."""
+    commits = [r["provenance"].get("git_commit") for r in board["results"].values()]
+    dirty = sum(1 for c in commits if c and c.endswith("-dirty"))
+    unknown = sum(1 for c in commits if not c)
+    parts = []
+    if dirty:
+        were = "was" if dirty == 1 else "were"
+        parts.append(f"{dirty} {were} made from a working tree with uncommitted changes (commit `-dirty`: that commit's code plus changes it does not hold)")
+    if unknown:
+        parts.append(f"{unknown} {'names' if unknown == 1 else 'name'} no commit (made outside a git checkout)")
+    if not parts:
+        return None
+    if len(parts) == 1 and dirty + unknown == len(commits) > 1:
+        return f"All {len(commits)} results {parts[0].split(' ', 1)[1]}."
+    return f"Of the {len(commits)} results, " + ", and ".join(parts) + "."
 
 
 SUPERSEDED_RULE = ("A board shows one result per dataset, task and method: the run with the most steps, then the most "

@@ -210,12 +210,36 @@ def test_a_failed_run_leaves_no_folder_it_made(tiny_tasks, tmp_path, monkeypatch
     assert not out.exists()
 
 
-def test_a_transfer_object_is_a_one_line_error_not_a_type_error(tiny_tasks, tmp_path) -> None:
-    from vwbench.transfer import get_transfer
+def test_a_transfer_object_runs_under_its_name_and_cache_key(tiny_tasks, tmp_path) -> None:
+    """`run_task` could not take a method object (a TypeError), and registering one under a
+    built-in's name reused its stale results after the code changed."""
+    from vwbench.transfer import LeastSquaresTransfer
 
-    options = RunOptions(transfer=get_transfer("lstsq"), steps=1, trials=1, out_dir=tmp_path / "o")  # type: ignore[arg-type]
-    with pytest.raises(UserError, match="^transfer LeastSquaresTransfer is not a name or a path"):
+    class Scaled(LeastSquaresTransfer):
+        name = "my-scaled"
+        cache_key = "v1"
+
+        def _map(self, vectors):
+            return super()._map(vectors) * 0.5
+
+    options = RunOptions(transfer=Scaled(), steps=1, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu")  # type: ignore[arg-type]
+    first = run_task(_task(tiny_tasks, "clip->owlv2"), options)
+    assert first.result.transfer == "my-scaled" and not first.reused and first.path.name.startswith("my-scaled-")
+    assert run_task(_task(tiny_tasks, "clip->owlv2"), options).reused
+    Scaled.cache_key = "v2"  # the method changed: computed again, stored beside the first
+    again = run_task(_task(tiny_tasks, "clip->owlv2"), options)
+    assert not again.reused and again.path != first.path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: object(), "^transfer object is not a name, a path or a TransferMethod"),
+    (lambda: __import__("vwbench.transfer", fromlist=["x"]).get_transfer("lstsq"), "^transfer LeastSquaresTransfer has no cache_key"),
+])
+def test_a_transfer_object_without_what_results_need_is_refused(make, message, tiny_tasks, tmp_path) -> None:
+    options = RunOptions(transfer=make(), steps=1, trials=1, out_dir=tmp_path / "o")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match=message):
         run_task(_task(tiny_tasks, "clip->owlv2"), options)
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_run_made_with_a_relative_out_folder_opens_from_anywhere(tiny_tasks, tmp_path, monkeypatch) -> None:

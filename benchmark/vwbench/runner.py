@@ -221,9 +221,8 @@ def task_transfer(task: TaskSpec, options: RunOptions) -> PreparedTransfer:
     from vwbench.submissions.run_support import prepare_transfer
 
     if options.transfer is not None:
-        if not isinstance(options.transfer, (str, Path)):  # a method object: its code has no stable name to key results by
-            raise UserError(f"transfer {type(options.transfer).__name__} is not a name or a path: give a built-in method's name, or the path of a "
-                            "submission (a linear-map file, or a method folder with submission.yaml: see submissions/README.md)")
+        if not isinstance(options.transfer, (str, Path)):
+            return _method_object(options.transfer)
         return prepare_transfer(str(options.transfer), task.source.family, task.target.family)
     try:
         return prepare_transfer(task.default_transfer, task.source.family, task.target.family)
@@ -231,6 +230,29 @@ def task_transfer(task: TaskSpec, options: RunOptions) -> PreparedTransfer:
         setting = "in_domain" if task.in_domain else "cross_domain"
         raise UserError(f"{exc} (the default of task {task.name} on {task.dataset.name}: `transfer: {setting}:` in its tier, dataset or suite "
                         "file's settings, or defaults.yaml)") from exc
+
+
+def _method_object(method: Any) -> PreparedTransfer:
+    """A transfer method object given from Python (``RunOptions(transfer=MyMethod())``): run in
+    this process, its result stored under its ``name`` and reused while its ``cache_key`` (a
+    string the caller changes whenever the method's code or settings change) stays the same."""
+    from vwbench.submissions.run_support import PreparedTransfer
+    from vwbench.submissions.schema import check_name
+    from vwbench.transfer import TransferMethod
+
+    kind = type(method).__name__
+    if not isinstance(method, TransferMethod):
+        raise UserError(f"transfer {kind} is not a name, a path or a TransferMethod: give a built-in method's name, a submission's path "
+                        "(see submissions/README.md), or an instance of a vwbench.transfer.TransferMethod subclass")
+    key = getattr(method, "cache_key", None)
+    if not isinstance(key, str) or not key.strip():
+        raise UserError(f"transfer {kind} has no cache_key: set `cache_key` to a string that changes whenever its code or settings do "
+                        "(its results are stored and reused under its name and that key)")
+    try:
+        name = check_name(str(getattr(method, "name", "")))
+    except ValueError as exc:
+        raise UserError(f"transfer {kind}: its name {getattr(method, 'name', None)!r} cannot name results: {exc}") from exc
+    return PreparedTransfer(method, name, f"{name}@object:{key.strip()}")
 
 
 def _target_stage_name(task: TaskSpec) -> str:

@@ -83,7 +83,7 @@ def _only(rows: list[dict], tier: str | None, dataset: str | None, what: str) ->
         if value not in known:
             scope = f" of tier {tier}" if column == "dataset" and tier is not None else ""
             # a dataset reaches here only once the registry knows it: then no suite lists it (or not this tier's)
-            why = "; a dataset has tasks once a suite (tasks/suites/NAME.yaml) lists it" if column == "dataset" and what == "task" and tier is None else ""
+            why = "; a dataset has tasks once a suite file (suites/NAME.yaml in the tasks folder) lists it" if column == "dataset" and what == "task" and tier is None else ""
             raise UserError(f"{name} {value!r}: no {what}{scope} has it{why} (datasets with {what}s: {', '.join(known)})" if column == "dataset"
                             else f"{name} {value!r}: no {what}{scope} has it (known: {', '.join(known)})")
         rows = [r for r in rows if r[column] == value]

@@ -470,3 +470,14 @@ def test_an_analysis_written_beside_the_results_is_not_a_skipped_result(tiny_res
     board = make_board(results, tmp_path / "board2")
     kept = [r for r in board["results"].values() if r["task"] == "clip->owlv2" and r["transfer"] == "lstsq"]
     assert [r["value"] for r in kept] == [payload["value"]]
+
+
+def test_a_check_of_a_board_from_another_tasks_folder_says_to_pass_it(baseline, tmp_path) -> None:
+    """The baseline's runs used their own tasks folder (the tiny one); checked without it, the
+    error named only the unknown dataset."""
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline))
+    out = tmp_path / "out"
+    res = invoke("check", "--baseline", path, "--out", out)
+    one_line_error(res, "unknown dataset 'synth-tiny'", "pass it with --tasks-dir (this check read ")
+    assert not out.exists()

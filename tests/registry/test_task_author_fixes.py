@@ -142,7 +142,7 @@ def test_ls_of_a_dataset_no_suite_lists_says_why(tasks_copy: Path, monkeypatch, 
     _mine(tasks_copy)
     code, out, err = _main(monkeypatch, capsys, "ls", "--tasks-dir", tasks_copy, "--dataset", "synth-mine")
     assert code == 2 and out == ""
-    assert err.startswith("error: --dataset 'synth-mine': no task has it; a dataset has tasks once a suite (tasks/suites/NAME.yaml) lists it (datasets with tasks: ")
+    assert err.startswith("error: --dataset 'synth-mine': no task has it; a dataset has tasks once a suite file (suites/NAME.yaml in the tasks folder) lists it (datasets with tasks: ")
 
 
 def test_a_misspelt_default_transfer_says_where_it_is_set(tasks_copy: Path, monkeypatch, capsys, tmp_path: Path) -> None:

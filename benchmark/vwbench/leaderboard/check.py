@@ -308,14 +308,17 @@ def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
     studies = None
     specs = []
     for e in entries:
-        if e.get("study"):
-            if studies is None:
-                from vwbench.registry.studies import StudyRegistry
+        try:
+            if e.get("study"):
+                if studies is None:
+                    from vwbench.registry.studies import StudyRegistry
 
-                studies = StudyRegistry.from_dir(tasks=registry)
-            specs.append(studies.get(e["task"], e["dataset"]))
-        else:
-            specs.append(registry.get(e["task"], e["dataset"]))
+                    studies = StudyRegistry.from_dir(tasks=registry)
+                specs.append(studies.get(e["task"], e["dataset"]))
+            else:
+                specs.append(registry.get(e["task"], e["dataset"]))
+        except UserError as exc:  # a board made from runs of a tasks folder of one's own
+            raise UserError(f"{exc}; if the baseline's runs used their own tasks folder, pass it with --tasks-dir (this check read {registry.root})") from exc
     return specs
 
 

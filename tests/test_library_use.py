@@ -283,3 +283,8 @@ def test_loading_clip_leaves_the_root_logger_to_the_caller() -> None:
             root.removeHandler(handler)
         for handler in saved:
             root.addHandler(handler)
+
+
+def test_a_transfer_path_object_expands_the_home_folder_too(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert RunOptions(transfer=Path("~/sub/map.safetensors")).transfer == str(tmp_path / "sub" / "map.safetensors")  # type: ignore[arg-type]

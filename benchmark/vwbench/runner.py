@@ -67,7 +67,7 @@ def expand_user_paths(options: Any, fields: tuple[str, ...]) -> None:
         if value is not None:
             setattr(options, name, Path(value).expanduser())
     transfer = getattr(options, "transfer", None)
-    if isinstance(transfer, str) and transfer.startswith("~"):
+    if isinstance(transfer, (str, Path)) and str(transfer).startswith("~"):
         options.transfer = str(Path(transfer).expanduser())
 
 

@@ -15,6 +15,8 @@ from vwbench.registry import TaskRegistry
 from vwbench.runner import RunOptions, compute_setup, run_task
 from vwbench.training.trainer import TrainConfig, train_words
 
+from tests.training.fakes import NamedConcepts, QuadraticModel
+
 
 def _task(tiny_tasks: Path, pair: str = "clip->clip"):
     return TaskRegistry.from_dir(tiny_tasks).get(pair, "synth-tiny")
@@ -35,25 +37,8 @@ def test_run_task_trains_inside_no_grad_and_leaves_torch_as_it_found_it(tiny_tas
 
 
 def test_train_words_under_inference_mode_still_trains() -> None:
-    vectors = torch.zeros(1, 1, 4)
-
-    class Quadratic:
-        device = torch.device("cpu")
-
-        def prepare(self, data):
-            return None
-
-        def cpu_words_per_pass(self, batch_size):
-            return None
-
-        def loss(self, vectors, word_concepts, prepared, generators, batch_size):
-            return (vectors - 1.0).pow(2).flatten(1).sum(dim=1)
-
-    class Data:
-        concepts = ["a"]
-
     with torch.inference_mode():
-        trained = train_words(Quadratic(), Data(), vectors, [0], TrainConfig(steps=5, lr=0.1))
+        trained = train_words(QuadraticModel(), NamedConcepts("a"), torch.zeros(1, 1, 4), [0], TrainConfig(steps=5, lr=0.1))
     assert trained.vectors.requires_grad is False and (trained.vectors > 0.3).all()
     assert trained.loss_curve[0] > trained.loss_curve[-1]
 
@@ -125,25 +110,6 @@ def test_study_options_and_a_transfer_path_expand_the_home_folder(monkeypatch, t
     assert StudyOptions(out_dir="~/x").out_dir == tmp_path / "x"  # type: ignore[arg-type]
     assert RunOptions(transfer="~/sub/map.safetensors").transfer == str(tmp_path / "sub" / "map.safetensors")
     assert RunOptions(transfer="lstsq").transfer == "lstsq"
-
-
-def test_open_clip_warnings_still_show_while_the_root_logger_is_held(capsys) -> None:
-    from vwbench.models.clip import _quiet_open_clip
-
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    for handler in saved:
-        root.removeHandler(handler)
-    try:
-        with _quiet_open_clip():
-            logging.info("an info line open_clip logs")
-            logging.warning("a warning open_clip logs")
-        assert root.handlers == []
-    finally:
-        for handler in saved:
-            root.addHandler(handler)
-    err = capsys.readouterr().err
-    assert "a warning open_clip logs" in err and "an info line" not in err
 
 
 @pytest.mark.parametrize(("config", "concepts", "message"), [

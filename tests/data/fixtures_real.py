@@ -112,3 +112,13 @@ def write_dreambooth_boxes(folder: Path, subjects: list[str]) -> Path:
     path = folder / "boxes.json"
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": i, "name": s} for s, i in cats.items()]}))
     return path
+
+
+def shipped_spec_with(name: str, concepts: list[str], **update):
+    """The shipped dataset ``name``'s spec with ``concepts`` (each its own init word), one held-out
+    image per concept and ``update``'s other fields: a dataset of one's own in that layout."""
+    from vwbench.registry import TaskRegistry
+
+    base = TaskRegistry.from_dir().dataset(name)
+    concept = type(base.concepts[0])
+    return base.model_copy(update={"concepts": [concept(name=c, init_word=c) for c in concepts], "heldout_per_concept": 1, **update})

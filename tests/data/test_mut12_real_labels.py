@@ -10,18 +10,11 @@ from tests.data import fixtures_real as fx
 from vwbench.data.coco import load_coco_dataset
 from vwbench.data.voc import load_voc_dataset
 from vwbench.errors import DataError
-from vwbench.registry import TaskRegistry
-
-
-def _spec(name: str, concepts: list[str], **update):
-    base = TaskRegistry.from_dir().dataset(name)
-    concept = type(base.concepts[0])
-    return base.model_copy(update={"concepts": [concept(name=c, init_word=c) for c in concepts], "heldout_per_concept": 1, **update})
 
 
 def test_a_concept_with_too_few_images_gets_no_labels_hint(tmp_path) -> None:
     """`circle` labels 2 images where 3 are required: it is spelt right, so no list of labels."""
-    spec = _spec("coco", ["circle", "square"])
+    spec = fx.shipped_spec_with("coco", ["circle", "square"])
     fx.write_coco(tmp_path / "coco", ["circle", "square"], train_n=2, val_n=1)
     with pytest.raises(DataError) as info:
         load_coco_dataset(spec, images_per_concept=3, data_root=tmp_path)
@@ -32,7 +25,7 @@ def test_a_concept_with_too_few_images_gets_no_labels_hint(tmp_path) -> None:
 
 def test_the_labels_hint_names_at_most_30_labels(tmp_path) -> None:
     labels = [f"shape{i:02d}" for i in range(33)]  # with the fixture's `person` distractor never largest
-    spec = _spec("coco", ["circle"])
+    spec = fx.shipped_spec_with("coco", ["circle"])
     fx.write_coco(tmp_path / "coco", labels, train_n=1, val_n=1)
     with pytest.raises(DataError) as info:
         load_coco_dataset(spec, images_per_concept=1, data_root=tmp_path)
@@ -44,7 +37,7 @@ def test_the_labels_hint_names_at_most_30_labels(tmp_path) -> None:
 
 def test_a_voc_layout_dataset_may_use_the_keys_of_its_names_as_classes(tmp_path) -> None:
     """`options.names: {circ: circle}`: the annotations say `circ`, the concept is `circle`."""
-    spec = _spec("voc", ["circle", "square"], options={"subdir": "voc", "label_rule": "largest_box", "names": {"circ": "circle"}})
+    spec = fx.shipped_spec_with("voc", ["circle", "square"], options={"subdir": "voc", "label_rule": "largest_box", "names": {"circ": "circle"}})
     fx.write_voc(tmp_path / "voc", ["circ", "square"], train_n=2, val_n=1)
     split = load_voc_dataset(spec, images_per_concept=2, data_root=tmp_path)
     assert sorted({e.concept for e in split.train}) == ["circle", "square"]
@@ -52,7 +45,7 @@ def test_a_voc_layout_dataset_may_use_the_keys_of_its_names_as_classes(tmp_path)
 
 
 def test_annotations_with_no_boxes_at_all_say_none(tmp_path) -> None:
-    spec = _spec("coco", ["circle"])
+    spec = fx.shipped_spec_with("coco", ["circle"])
     fx.write_coco(tmp_path / "coco", [], train_n=1, val_n=1)  # the files are there, with no image annotated
     with pytest.raises(DataError) as info:
         load_coco_dataset(spec, images_per_concept=1, data_root=tmp_path)

@@ -139,3 +139,24 @@ def test_a_file_recorded_again_moves_to_the_end(tmp_path, fresh_journal) -> None
     journal.record(tmp_path / "b", "trained words")
     journal.record(tmp_path / "a", "checkpoint (step 2)")
     assert journal.saved() == [(str(tmp_path / "b"), "trained words"), (str(tmp_path / "a"), "checkpoint (step 2)")]
+
+
+def test_a_sweep_with_jobs_elsewhere_does_not_claim_nothing_was_saved(tmp_path) -> None:
+    """A SIGTERMed slurm-local sweep said "nothing was saved yet" while a job had saved a chunk's
+    training checkpoint: the driver hears only of finished jobs, so it says where jobs save."""
+    from vwbench.results import journal
+
+    journal.reset()
+    try:
+        journal.jobs_elsewhere(tmp_path / "runs")
+        assert journal.summary() == (
+            f"nothing was saved by this process yet; jobs it started may have saved training checkpoints under {tmp_path / 'runs'}: "
+            "run the same command again to resume from them"
+        )
+        journal.record(tmp_path / "runs" / "r.json", "result")
+        assert journal.summary().startswith(f"saved result: {tmp_path / 'runs' / 'r.json'}")
+        journal.jobs_elsewhere(None)
+        journal.forget(tmp_path / "runs" / "r.json")
+        assert journal.summary() == "nothing was saved yet"
+    finally:
+        journal.reset()

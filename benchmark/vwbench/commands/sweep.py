@@ -91,8 +91,12 @@ def sweep_command(
             console.print(f"words: {plan.word_units} needed, {plan.stored_units} stored (skipped), {plan.units_to_train} to train"
                           + (f" in {len(plan.word_jobs)} job(s)" if plan.word_jobs else " inside their first task" if plan.units_to_train else ""))
             journal = journal_outcome if runner.remote else None  # local jobs note their files themselves
+            from vwbench.results import journal as saved_files
+
+            saved_files.jobs_elsewhere(out.resolve() if runner.remote else None)
             runner.run(plan.word_jobs, "train words", console, journal)
             outcomes = runner.run(plan.result_jobs, "tasks", console, journal)
+            saved_files.jobs_elsewhere(None)  # every job has ended: what they saved is recorded
     reused = sum(o.value.reused for o in outcomes)
     console.print(f"results: {len(outcomes) - reused} computed, {reused} reused (stored)")
     table = Table(title=escape(f"suite {suite}: {len(outcomes)} runs in {time.perf_counter() - start:.0f} s"))

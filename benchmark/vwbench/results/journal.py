@@ -10,6 +10,13 @@ from pathlib import Path
 
 _saved: dict[str, str] = {}  # path -> description, in the order first saved
 _reused: set[str] = set()  # the paths of _saved that an earlier run wrote
+_remote_out: list[Path] = []  # where jobs of other processes save what this one never hears of
+
+
+def jobs_elsewhere(out: Path | None) -> None:
+    """Note that jobs in other processes (a Ray or Slurm sweep's) write under ``out``: what they
+    saved before an interruption (training checkpoints) is not recorded here. ``None`` clears it."""
+    _remote_out[:] = [Path(out)] if out is not None else []
 
 
 def record(path: Path, description: str, *, reused: bool = False) -> None:
@@ -38,6 +45,9 @@ def summary() -> str:
     """One line: what was saved (and what was reused from an earlier run), and that the same
     command resumes from it."""
     if not _saved:
+        if _remote_out:
+            return (f"nothing was saved by this process yet; jobs it started may have saved training checkpoints under {_remote_out[0]}: "
+                    "run the same command again to resume from them")
         return "nothing was saved yet"
     parts = []
     for verb, reused in (("saved", False), ("reused", True)):
@@ -50,3 +60,4 @@ def summary() -> str:
 def reset() -> None:
     _saved.clear()
     _reused.clear()
+    _remote_out.clear()

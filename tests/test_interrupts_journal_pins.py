@@ -160,3 +160,30 @@ def test_a_sweep_with_jobs_elsewhere_does_not_claim_nothing_was_saved(tmp_path) 
         assert journal.summary() == "nothing was saved yet"
     finally:
         journal.reset()
+
+
+def test_a_remote_sweep_that_fails_leaves_no_note_of_its_jobs(tmp_path, monkeypatch) -> None:
+    """A job's error ended the sweep with the "jobs may have saved" note still set, so a later
+    interrupted command of the same process would have named this sweep's folder."""
+    import vwbench.executors as executors
+    from vwbench.commands.sweep import sweep_command
+    from vwbench.errors import UserError
+    from vwbench.executors.local import LocalExecutor
+    from vwbench.results import journal
+
+    class FailingRemote(LocalExecutor):
+        remote = True
+
+        def run(self, jobs, what, console, journal=None):
+            raise UserError("a job failed on the cluster")
+
+    monkeypatch.setattr(executors, "make_executor", lambda name, settings=None: FailingRemote(settings))
+    journal.reset()
+    try:
+        with pytest.raises(UserError, match="a job failed on the cluster"):
+            sweep_command(suite="mini", dataset=["synth-voc"], pair=["clip->owlv2"], target=None, transfer=None, steps=1, trials=1, seed=0,
+                          device="cpu", out=tmp_path / "out", weights=None, data_root=None, threads=1, executor="ray", workers=None, address=None,
+                          slurm_partition=None, slurm_time=240, slurm_gpus=0, slurm_cpus=None, slurm_local=False, words_per_job=None, tasks_dir=None)
+        assert journal.summary() == "nothing was saved yet"
+    finally:
+        journal.reset()

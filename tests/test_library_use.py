@@ -195,6 +195,30 @@ def test_a_transfer_object_runs_under_its_name_and_cache_key(tiny_tasks, tmp_pat
     Scaled.cache_key = "v2"  # the method changed: computed again, stored beside the first
     again = run_task(_task(tiny_tasks, "clip->owlv2"), options)
     assert not again.reused and again.path != first.path
+    assert again.result.transfer_params["method_object"] == {"class": f"{Scaled.__module__}.{Scaled.__qualname__}", "cache_key": "v2"}
+
+    class Doubled(Scaled):  # another class under the same name and key is another result
+        def _map(self, vectors):
+            return super()._map(vectors) * 4.0
+
+    other = run_task(_task(tiny_tasks, "clip->owlv2"), RunOptions(transfer=Doubled(), steps=1, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu"))  # type: ignore[arg-type]
+    assert not other.reused and other.path != again.path
+
+
+def test_a_leaderboard_leaves_out_a_method_objects_results(tiny_tasks, tmp_path) -> None:
+    """Nothing told such a result from a submission's, and the board's check could not re-run it."""
+    from vwbench.leaderboard.collect import collect
+    from vwbench.transfer import LeastSquaresTransfer
+
+    class Mine(LeastSquaresTransfer):
+        name, cache_key = "mine", "v1"
+
+    run_task(_task(tiny_tasks, "clip->owlv2"), RunOptions(transfer=Mine(), steps=1, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu"))  # type: ignore[arg-type]
+    run_task(_task(tiny_tasks, "clip->owlv2"), RunOptions(transfer="lstsq", steps=1, trials=1, out_dir=tmp_path / "o", threads=1, device="cpu"))
+    collected = collect(tmp_path / "o" / "results")
+    assert [e.result.transfer for e in collected.entries] == ["lstsq"]
+    assert len(collected.skipped) == 1 and "made by a method object from Python" in collected.skipped[0][1]
+    assert f"{Mine.__module__}.{Mine.__qualname__}" in collected.skipped[0][1] and "submit the method as a folder" in collected.skipped[0][1]
 
 
 @pytest.mark.parametrize(("make", "message"), [

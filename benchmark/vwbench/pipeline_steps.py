@@ -431,11 +431,13 @@ def load_stored_result(path: Path, task, transfer_name: str, hp, log: Callable[[
     return stored
 
 
-def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, version, path: Path, embeddings: dict | None = None) -> tuple[RunResult, Path]:
+def write_result(*, task, hp, split, words, words_path, scored, transfer_name, method, checkpoints, device, dtype, timer, version, path: Path,
+                 embeddings: dict | None = None, extra_params: dict | None = None) -> tuple[RunResult, Path]:
     """Store the result; ``embeddings`` (a submitted word file's name, sha256, path and the transfer
-    that carried it) goes into ``transfer_params`` so the run can be repeated and checked."""
+    that carried it) goes into ``transfer_params`` so the run can be repeated and checked, and so
+    does ``extra_params`` (what else identifies the transfer: a method object's class and key)."""
     summary = scored["summary"]
-    params = method.describe()
+    params = {**method.describe(), **(extra_params or {})}
     if embeddings is not None:
         params = {**params, "embeddings": embeddings}
     result = RunResult(

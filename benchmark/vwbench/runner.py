@@ -232,6 +232,11 @@ def task_transfer(task: TaskSpec, options: RunOptions) -> PreparedTransfer:
                         "file's settings, or defaults.yaml)") from exc
 
 
+OBJECT_RECORD = "method_object"
+"""The key of ``transfer_params`` that marks a result made by a method object from Python (not a
+built-in or a submission): leaderboards leave such results out, as no file holds their code."""
+
+
 def _method_object(method: Any) -> PreparedTransfer:
     """A transfer method object given from Python (``RunOptions(transfer=MyMethod())``): run in
     this process, its result stored under its ``name`` and reused while its ``cache_key`` (a
@@ -252,7 +257,8 @@ def _method_object(method: Any) -> PreparedTransfer:
         name = check_name(str(getattr(method, "name", "")))
     except ValueError as exc:
         raise UserError(f"transfer {kind}: its name {getattr(method, 'name', None)!r} cannot name results: {exc}") from exc
-    return PreparedTransfer(method, name, f"{name}@object:{key.strip()}")
+    kind = f"{type(method).__module__}.{type(method).__qualname__}"
+    return PreparedTransfer(method, name, f"{name}@object:{kind}:{key.strip()}", record={OBJECT_RECORD: {"class": kind, "cache_key": key.strip()}})
 
 
 def _target_stage_name(task: TaskSpec) -> str:
@@ -361,7 +367,7 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
         write_samples(path, samples)  # before the result, which marks the run done: a rerun after a kill writes them all
         result, _ = write_result(
             task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,
-            method=method, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
+            method=method, extra_params=prepared.record, checkpoints=models.provenance, device=device, dtype=dtype, timer=timer.stages,
             version=vwbench.__version__, path=path, embeddings=embeddings_record if options.embeddings is not None else None,
         )
         return result

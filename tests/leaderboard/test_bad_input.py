@@ -481,3 +481,11 @@ def test_a_check_of_a_board_from_another_tasks_folder_says_to_pass_it(baseline, 
     res = invoke("check", "--baseline", path, "--out", out)
     one_line_error(res, "unknown dataset 'synth-tiny'", "pass it with --tasks-dir (this check read ")
     assert not out.exists()
+
+
+def test_the_tasks_dir_hint_is_not_given_where_a_tasks_folder_was(baseline, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline))  # its runs are of the tiny tasks folder; the repository's is given
+    res = invoke("check", "--baseline", path, "--tasks-dir", Path(__file__).resolve().parents[2] / "tasks", "--out", tmp_path / "out")
+    one_line_error(res, "unknown dataset 'synth-tiny'")
+    assert "pass it with --tasks-dir" not in str(res.exception)

@@ -27,6 +27,17 @@ def test_dirty_and_unknown_commits_are_counted() -> None:
         "changes it does not hold), and 1 names no commit (made outside a git checkout)."
     )
     assert provenance_note(_board("a-dirty", "b-dirty")).startswith("All 2 results were made from a working tree with uncommitted changes")
+    assert provenance_note(_board("a-dirty")).startswith("The one result was made from a working tree with uncommitted changes")
+
+
+def test_a_commit_git_could_not_check_is_counted_too() -> None:
+    assert provenance_note(_board("a-unchecked", "a-unchecked")) == (
+        "All 2 results were made from a working tree git could not check for changes (commit `-unchecked`)."
+    )
+    assert provenance_note(_board("a" * 40, "a-unchecked", None)) == (
+        "Of the 3 results, 1 was made from a working tree git could not check for changes (commit `-unchecked`), "
+        "and 1 names no commit (made outside a git checkout)."
+    )
 
 
 def test_the_committed_boards_carry_the_note_in_both_pages() -> None:

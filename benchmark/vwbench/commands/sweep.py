@@ -94,8 +94,13 @@ def sweep_command(
             from vwbench.results import journal as saved_files
 
             saved_files.jobs_elsewhere(out.resolve() if runner.remote else None)
-            runner.run(plan.word_jobs, "train words", console, journal)
-            outcomes = runner.run(plan.result_jobs, "tasks", console, journal)
+            try:
+                runner.run(plan.word_jobs, "train words", console, journal)
+                outcomes = runner.run(plan.result_jobs, "tasks", console, journal)
+            except Exception:  # a job's error: nothing is interrupted, so no later command may hear of these jobs
+                saved_files.jobs_elsewhere(None)
+                raise
+            # (an interrupt, Ctrl-C or SIGTERM, is no Exception: it keeps the note for the line it prints)
             saved_files.jobs_elsewhere(None)  # every job has ended: what they saved is recorded
     reused = sum(o.value.reused for o in outcomes)
     console.print(f"results: {len(outcomes) - reused} computed, {reused} reused (stored)")

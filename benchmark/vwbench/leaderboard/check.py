@@ -302,9 +302,10 @@ class _StageLog:
         self.log_line(f"{self.prefix}: {message}")
 
 
-def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
+def _resolve_entries(entries: list[dict[str, Any]], registry, given_tasks_dir: bool = True) -> list[Any]:
     """Each entry's task spec from ``registry`` (a study entry's from the folder's studies), so
-    that a task or dataset the tasks folder lacks is a one-line error before anything is written."""
+    that a task or dataset the tasks folder lacks is a one-line error before anything is written
+    (with the --tasks-dir hint for an unknown dataset where no tasks folder was given)."""
     studies = None
     specs = []
     for e in entries:
@@ -318,7 +319,9 @@ def _resolve_entries(entries: list[dict[str, Any]], registry) -> list[Any]:
             else:
                 specs.append(registry.get(e["task"], e["dataset"]))
         except UserError as exc:  # a board made from runs of a tasks folder of one's own
-            raise UserError(f"{exc}; if the baseline's runs used their own tasks folder, pass it with --tasks-dir (this check read {registry.root})") from exc
+            if not given_tasks_dir and str(exc).startswith("unknown dataset"):
+                raise UserError(f"{exc}; if the baseline's runs used their own tasks folder, pass it with --tasks-dir (this check read {registry.root})") from exc
+            raise
     return specs
 
 
@@ -343,7 +346,11 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
     fingerprint = _fingerprint(check)
     registry = TaskRegistry.from_dir(tasks_dir)
     entries = _locate_submissions([_rerun_entry(stored) for stored in check["entries"]], root, baseline)
-    specs = _resolve_entries(entries, registry)
+    import os
+
+    from vwbench.registry.loader import TASKS_DIR_ENV
+
+    specs = _resolve_entries(entries, registry, given_tasks_dir=tasks_dir is not None or bool(os.environ.get(TASKS_DIR_ENV)))
     if out_dir is not None:
         from vwbench.results.atomic import ensure_output_dir
 

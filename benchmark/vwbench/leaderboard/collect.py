@@ -303,6 +303,11 @@ def collect(results_dir: Path) -> Collected:
         if result.fracture is not None:
             skipped.append((rel, f"a delta-constrained run (delta {result.fracture.get('delta')}): see `vwbench delta-sweep` for those"))
             continue
+        if isinstance(result.transfer_params, dict) and "method_object" in result.transfer_params:  # runner.OBJECT_RECORD
+            made_by = (result.transfer_params["method_object"] or {}).get("class", "?") if isinstance(result.transfer_params["method_object"], dict) else "?"
+            skipped.append((rel, f"made by a method object from Python ({printable(str(made_by))[:100]}), whose code no file holds: "
+                                 "submit the method as a folder (submissions/README.md) to rank it"))
+            continue
         if not all(math.isfinite(v) for v in (result.value, *result.ci95)):
             skipped.append((rel, f"its value or CI is not a finite number ({result.value}, {list(result.ci95)})"))
             continue

@@ -87,23 +87,27 @@ def render_markdown(board: dict[str, Any]) -> str:
 
 
 def provenance_note(board: dict[str, Any]) -> str | None:
-    """A sentence on results whose code no commit holds: made from a working tree with uncommitted
-    changes (``<commit>-dirty``) or outside a git checkout. None when every result names a clean
-    commit."""
+    """A sentence on results whose code no commit is known to hold: made from a working tree with
+    uncommitted changes (``<commit>-dirty``), from one whose state git could not report
+    (``<commit>-unchecked``) or outside a git checkout. None when every result names a clean commit."""
     commits = [r["provenance"].get("git_commit") for r in board["results"].values()]
-    dirty = sum(1 for c in commits if c and c.endswith("-dirty"))
-    unknown = sum(1 for c in commits if not c)
-    parts = []
-    if dirty:
-        were = "was" if dirty == 1 else "were"
-        parts.append(f"{dirty} {were} made from a working tree with uncommitted changes (commit `-dirty`: that commit's code plus changes it does not hold)")
-    if unknown:
-        parts.append(f"{unknown} {'names' if unknown == 1 else 'name'} no commit (made outside a git checkout)")
+    counts = {
+        "dirty": sum(1 for c in commits if c and c.endswith("-dirty")),
+        "unchecked": sum(1 for c in commits if c and c.endswith("-unchecked")),
+        "none": sum(1 for c in commits if not c),
+    }
+    says = {
+        "dirty": ("was made", "were made", "from a working tree with uncommitted changes (commit `-dirty`: that commit's code plus changes it does not hold)"),
+        "unchecked": ("was made", "were made", "from a working tree git could not check for changes (commit `-unchecked`)"),
+        "none": ("names", "name", "no commit (made outside a git checkout)"),
+    }
+    parts = [f"{n} {says[k][0] if n == 1 else says[k][1]} {says[k][2]}" for k, n in counts.items() if n]
     if not parts:
         return None
-    if len(parts) == 1 and dirty + unknown == len(commits) > 1:
-        return f"All {len(commits)} results {parts[0].split(' ', 1)[1]}."
-    return f"Of the {len(commits)} results, " + ", and ".join(parts) + "."
+    total = len(commits)
+    if len(parts) == 1 and sum(counts.values()) == total:
+        return ("The one result " if total == 1 else f"All {total} results ") + parts[0].split(" ", 1)[1] + "."
+    return f"Of the {total} results, " + ", and ".join(parts) + "."
 
 
 SUPERSEDED_RULE = ("A board shows one result per dataset, task and method: the run with the most steps, then the most "

@@ -14,6 +14,7 @@ class PreparedTransfer:
     method: TransferMethod
     label: str  # the result's "transfer" (and file name): the built-in's or the submission's name
     key: str  # what the result's cache key holds: the label plus the submission's sha256
+    record: dict | None = None  # more for the result's transfer_params (a method object's class and cache key)
 
 
 def prepare_transfer(arg: str, source_family: str, target_family: str) -> PreparedTransfer:

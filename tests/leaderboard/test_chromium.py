@@ -79,3 +79,36 @@ def test_wide_tables_scroll_on_their_own_not_the_page(hostile_results, tmp_path,
     assert found, dom[-2000:]
     assert int(found.group(1)) <= 0
     assert dom.count('<div class="wide"><table') == dom.count("<table")
+
+
+KEYBOARD_PROBE = """<script>
+window.addEventListener('load', function () {
+  var table = document.querySelector('table.sortable.pair tfoot').closest('table');  // a cross pair, with its ceiling
+  var button = table.querySelector('thead th:nth-child(3) button');
+  button.focus();
+  var focused = document.activeElement === button;
+  button.click();  // what Enter or Space on the focused button does
+  var th = button.closest('th');
+  var ceiling = table.tFoot ? table.tFoot.rows.length : -1;
+  var inBody = table.tBodies[0].querySelectorAll('tr.ceiling').length;
+  document.body.setAttribute('data-probe', [focused, th.getAttribute('aria-sort'), ceiling, inBody].join(','));
+});
+</script>"""
+
+
+def test_sorting_works_from_the_keyboard_and_keeps_the_ceiling_last(hostile_results, tmp_path) -> None:  # noqa: F811
+    """Header cells were not focusable (the sorter listened to mouse clicks on th only), no sort
+    state was exposed, and the in-domain ceiling row was sorted among the methods."""
+    import re
+
+    out = tmp_path / "board"
+    make_board(hostile_results, out)
+    html = (out / "index.html").read_text()
+    assert '<tfoot>\n<tr class="ceiling">' in html and '<caption class="sr-only">' in html and '<th scope="col">' in html
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", KEYBOARD_PROBE + "</body>"))
+    dom = chromium(tmp_path, "--window-size=1280,1200", "--dump-dom", probe.resolve().as_uri()).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    assert found.group(1) == "true,ascending,1,0"

@@ -155,7 +155,7 @@ def test_html_numbers_cells_and_anchors() -> None:
     # grid: models owlv2, clip; the clip row (y = 40 + 50) holds clip->owlv2 in the owlv2 column (x = 90)
     assert ('<rect class="cell" x="90" y="90" width="68" height="48" fill="' + _colour(0.4) + '"><title>clip-&gt;owlv2: 0.400 (r1)</title>') in page
     assert '<title>owlv2-&gt;clip: –</title>' in page and 'fill="#eeeeee"' in page  # no owlv2->clip lstsq cell: grey, no number
-    assert 'fill="#ffffff">0.900</text>' in page and 'fill="#111111">0.400</text>' in page  # white text on dark cells only
+    assert 'fill="#ffffff">0.900</text>' in page and 'fill="#000000">0.400</text>' in page  # white text on dark cells only
     assert '<td class="num" data-sort="0.5">0.500</td>' in page  # the summary's mean, formatted
     assert '<td class="num" data-sort="0.55">0.550</td>' in page  # a study table's float, formatted
     assert '<td class="num" data-sort="1">1</td>' in page  # ... and its int as it is
@@ -168,7 +168,7 @@ def test_html_escapes_a_sample_uri() -> None:
     b = board()
     b["results"]["r1"]["samples"] = {"circle": ['data:image/png;base64,AA"><script>x</script>']}
     page = render_html(b)
-    assert '<img src="data:image/png;base64,AA&#34;&gt;&lt;script&gt;x&lt;/script&gt;" alt="circle sample 1">' in page
+    assert '<img src="data:image/png;base64,AA&#34;&gt;&lt;script&gt;x&lt;/script&gt;" alt="circle, sample 1 of 1 (' in page
 
 
 # ------------------------------------------------------------------ leaderboard.json

@@ -112,3 +112,27 @@ def test_sorting_works_from_the_keyboard_and_keeps_the_ceiling_last(hostile_resu
     found = re.search(r'data-probe="([^"]*)"', dom)
     assert found, dom[-2000:]
     assert found.group(1) == "true,ascending,1,0"
+
+
+def test_a_heatmap_of_many_models_shrinks_to_a_phone_width(tmp_path) -> None:
+    """The heatmap is 90 + 70 px per model wide and sat outside any scrolling box: six models
+    (510 px) made a 375-px window scroll sideways. Its viewBox lets it shrink to the page."""
+    import re
+
+    from vwbench.leaderboard.html_page import render_html
+
+    from .test_render_pins import board
+
+    b = board()
+    models = ["m1", "m2", "m3", "m4", "m5", "m6"]
+    b["datasets"]["synth-x"]["grids"] = [{"method": "lstsq", "models": models, "cells": {
+        s: {t: {"value": 0.1 * (i + j) % 1, "result": "r1", "in_domain": s == t} for j, t in enumerate(models)} for i, s in enumerate(models)}}]
+    html = render_html(b)
+    assert 'viewBox="0 0 510 360"' in html and ">source</text>" in html
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", MEASURE_OVERFLOW + "</body>"))
+    dom = chromium(tmp_path, "--window-size=375,1200", "--dump-dom", probe.resolve().as_uri()).stdout
+    found = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert found, dom[-2000:]
+    assert int(found.group(1)) <= 0

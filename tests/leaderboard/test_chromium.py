@@ -61,23 +61,30 @@ window.addEventListener('load', function () {
 </script>"""
 
 
+def run_probe(tmp_path: Path, html: str, script: str, attribute: str, width: int) -> tuple[str, str]:
+    """The value ``script`` (added to a copy of the page, whose Content-Security-Policy admits only
+    its sorter, so the policy is taken out of the copy) sets as ``attribute`` on the body, and the
+    page's DOM, in a ``width``-px window."""
+    import re
+
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", script + "</body>"))
+    dom = chromium(tmp_path, f"--window-size={width},1200", "--dump-dom", probe.resolve().as_uri()).stdout
+    found = re.search(rf'{attribute}="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    return found.group(1), dom
+
+
 @pytest.mark.parametrize("width", [1280, 420])
 def test_wide_tables_scroll_on_their_own_not_the_page(hostile_results, tmp_path, width: int) -> None:  # noqa: F811
     """The provenance table (and on a phone the summary) is wider than the page: it scrolls in its
     own box, so the page itself never scrolls sideways. Measured by a script added to a copy of
     the page (the page's own Content-Security-Policy admits only its sorter)."""
-    import re
-
     out = tmp_path / "board"
     make_board(hostile_results, out)
-    html = (out / "index.html").read_text()
-    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
-    probe = tmp_path / "probe.html"
-    probe.write_text(html.replace("</body>", MEASURE_OVERFLOW + "</body>"))
-    dom = chromium(tmp_path, f"--window-size={width},1200", "--dump-dom", probe.resolve().as_uri()).stdout
-    found = re.search(r'data-overflow="(-?\d+)"', dom)
-    assert found, dom[-2000:]
-    assert int(found.group(1)) <= 0
+    overflow, dom = run_probe(tmp_path, (out / "index.html").read_text(), MEASURE_OVERFLOW, "data-overflow", width)
+    assert int(overflow) <= 0
     assert dom.count('<div class="wide"><table') == dom.count("<table")
 
 
@@ -99,26 +106,16 @@ window.addEventListener('load', function () {
 def test_sorting_works_from_the_keyboard_and_keeps_the_ceiling_last(hostile_results, tmp_path) -> None:  # noqa: F811
     """Header cells were not focusable (the sorter listened to mouse clicks on th only), no sort
     state was exposed, and the in-domain ceiling row was sorted among the methods."""
-    import re
-
     out = tmp_path / "board"
     make_board(hostile_results, out)
     html = (out / "index.html").read_text()
     assert '<tfoot>\n<tr class="ceiling">' in html and '<caption class="sr-only">' in html and '<th scope="col">' in html
-    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
-    probe = tmp_path / "probe.html"
-    probe.write_text(html.replace("</body>", KEYBOARD_PROBE + "</body>"))
-    dom = chromium(tmp_path, "--window-size=1280,1200", "--dump-dom", probe.resolve().as_uri()).stdout
-    found = re.search(r'data-probe="([^"]*)"', dom)
-    assert found, dom[-2000:]
-    assert found.group(1) == "true,ascending,1,0"
+    assert run_probe(tmp_path, html, KEYBOARD_PROBE, "data-probe", 1280)[0] == "true,ascending,1,0"
 
 
 def test_a_heatmap_of_many_models_shrinks_to_a_phone_width(tmp_path) -> None:
     """The heatmap is 90 + 70 px per model wide and sat outside any scrolling box: six models
     (510 px) made a 375-px window scroll sideways. Its viewBox lets it shrink to the page."""
-    import re
-
     from vwbench.leaderboard.html_page import render_html
 
     from .test_render_pins import board
@@ -129,10 +126,4 @@ def test_a_heatmap_of_many_models_shrinks_to_a_phone_width(tmp_path) -> None:
         s: {t: {"value": 0.1 * (i + j) % 1, "result": "r1", "in_domain": s == t} for j, t in enumerate(models)} for i, s in enumerate(models)}}]
     html = render_html(b)
     assert 'viewBox="0 0 510 360"' in html and ">source</text>" in html
-    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
-    probe = tmp_path / "probe.html"
-    probe.write_text(html.replace("</body>", MEASURE_OVERFLOW + "</body>"))
-    dom = chromium(tmp_path, "--window-size=375,1200", "--dump-dom", probe.resolve().as_uri()).stdout
-    found = re.search(r'data-overflow="(-?\d+)"', dom)
-    assert found, dom[-2000:]
-    assert int(found.group(1)) <= 0
+    assert int(run_probe(tmp_path, html, MEASURE_OVERFLOW, "data-overflow", 375)[0]) <= 0

@@ -261,11 +261,16 @@ def _method_object(method: Any) -> PreparedTransfer:
     return PreparedTransfer(method, name, f"{name}@object:{kind}:{key.strip()}", record={OBJECT_RECORD: {"class": kind, "cache_key": key.strip()}})
 
 
+def _judged(task: TaskSpec) -> bool:
+    """Whether the task's judge evaluates it: only a generation target's images are judged."""
+    return task.judge is not None and adapter_class(task.target.family).kind == "generation"
+
+
 def _target_stage_name(task: TaskSpec) -> str:
     """``load owlv2`` for the target stage, naming only what it loads: for x->x the target is the
     source already loaded (a generation target still loads its judge)."""
     loads = [task.target.family] if task.target != task.source else []
-    if task.judge is not None and adapter_class(task.target.family).kind == "generation":
+    if _judged(task):
         loads.append("judge")
     return f"load {' and '.join(loads)}" if loads else f"check {task.target.family} as the target"
 
@@ -307,7 +312,7 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
         stage.advance(1)
     with timer("load_source"), reporter.stage(f"load {task.source.family}") as stage:
         needed = [task.source, task.target]
-        if task.judge is not None and adapter_class(task.target.family).kind == "generation":
+        if _judged(task):
             needed.append(task.judge)
         models.resolve_all(needed)
         source, source_ckpt = models.get(task.source, "source")
@@ -327,7 +332,7 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
             plan = plan_words(source, source_ckpt, split, hp, _fracture(options, split))
             words_key = plan.key
         evaluators = {"target": dict(models.resolve(task.target).files)}
-        if task.judge is not None and adapter_class(task.target.family).kind == "generation":
+        if _judged(task):
             evaluators["judge"] = dict(models.resolve(task.judge).files)
         key = result_key(words_key, prepared.key, task, evaluators, split.manifest.hash, dtype)
         path = result_path(options.out_dir, task, transfer_name, key)
@@ -336,7 +341,7 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
         # the target first: words that cannot be evaluated there must fail before training, not after
         with timer("load_target"), reporter.stage(_target_stage_name(task)) as stage:
             target, _ = models.get(task.target, "target")
-            judge = models.get(task.judge, "judge")[0] if task.judge is not None and target.kind == "generation" else None
+            judge = models.get(task.judge, "judge")[0] if _judged(task) else None
             if options.embeddings is not None:
                 from vwbench.submissions.embeddings import SUBMITTED_WORDS_FIX
 

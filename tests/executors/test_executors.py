@@ -55,7 +55,8 @@ def test_submitit_local_executor_runs_jobs_in_subprocesses(tmp_path):
     with make_executor("slurm", settings) as executor:
         outcomes = executor.run(_jobs(square, [4, 5]), "demo")
     assert [o.value for o in outcomes] == [16, 25] and [o.logs for o in outcomes] == [["squared 4"], ["squared 5"]]
-    assert list((tmp_path / "slurm").iterdir())  # submitit's job folders (pickles, logs)
+    folders = sorted(p.name for p in (tmp_path / "slurm").iterdir())
+    assert folders and "%j" not in folders, folders  # the jobs' own folders (pickles, logs), not the pattern
 
 
 def test_missing_packages_unknown_names_and_unreachable_clusters_are_one_line_errors(monkeypatch, tmp_path):

@@ -79,7 +79,7 @@ class SlurmExecutor(Executor):
         if cluster == "slurm" and shutil.which("sbatch") is None:
             raise UserError("--executor slurm found no sbatch on PATH: run the sweep on a Slurm login node, or try it here with --slurm-local")
         self._pending: dict = {}
-        folder = settings.log_dir / "slurm" / "%j"
+        folder = self._job_folders = settings.log_dir / "slurm" / "%j"
         try:
             self._executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
         except RuntimeError as exc:  # submitit's own check for srun
@@ -137,6 +137,14 @@ class SlurmExecutor(Executor):
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise UserError(f"{job.label}: Slurm job {handle.job_id} did not finish ({first}); run the sweep again to resume "
                             "(what finished is stored; raise --slurm-time if it ran out of time)") from exc
+
+    def close(self) -> None:
+        # submitit's local controllers also make the job-folder pattern itself, empty, beside the
+        # jobs' own folders: a literal "%j" folder in the user's logs
+        try:
+            self._job_folders.rmdir()
+        except OSError:  # absent, or (some other submitit) holding files: leave it
+            pass
 
     def cancel_outstanding(self) -> None:
         for handle in self._pending.values():

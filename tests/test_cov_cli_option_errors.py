@@ -47,8 +47,8 @@ def test_bad_options_are_one_line_exit_2_and_make_no_out(tmp_path: Path, monkeyp
 @pytest.mark.parametrize(
     ("layers", "expected"),
     [
-        ("1,x", "error: --layers '1,x': expected comma-separated block numbers like 1,8,16,24\n"),
-        (" , ", "error: --layers ' , ' names no block: give comma-separated block numbers like 1,8,16,24, or leave --layers out for four evenly spaced ones\n"),
+        ("1,x", "error: --layers '1,x': expected comma-separated block numbers like 1,8,15,23\n"),
+        (" , ", "error: --layers ' , ' names no block: give comma-separated block numbers like 1,8,15,23, or leave --layers out for four evenly spaced ones\n"),
     ],
 )
 @pytest.mark.parametrize("analysis", ["truncation", "tsne"])

@@ -78,6 +78,22 @@ def test_even_layers(total, layers) -> None:
     assert even_layers(total) == layers
 
 
+def test_the_documented_sd21_layers_are_the_defaults_of_its_23_block_encoder() -> None:
+    """SD 2.1's diffusers text encoder has 23 blocks (the paper's "24-block encoder" counts
+    OpenCLIP ViT-H's last block, which SD 2.x does not use): README's example and the defaults
+    must be blocks that exist, and block 24 is refused with the range."""
+    from pathlib import Path
+
+    from vwbench.perf.paper_tier import SD21_TEXT
+
+    total = SD21_TEXT["num_hidden_layers"]
+    assert even_layers(total) == [1, 8, 15, 23]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "[--layers 1,8,15,23]" in readme and "1,8,16,24" not in readme
+    with pytest.raises(UserError, match=r"--layers \[24\] out of range: this text encoder has blocks 1\.\.23"):
+        check_layers([1, 8, 16, 24], total)
+
+
 def test_check_layers_accepts_1_to_total_sorted_once_and_refuses_block_0() -> None:
     assert check_layers([24, 1, 24, 12], 24) == [1, 12, 24]
     with pytest.raises(UserError, match=r"--layers \[0\] out of range"):

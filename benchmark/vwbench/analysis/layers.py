@@ -3,9 +3,14 @@
 * **Truncation**: condition generation on the output of the encoder's first ``N`` blocks (then its
   final layer norm, as the UNet expects normalised states) and let the judge label the images.
 * **t-SNE**: the pooled (end-of-text) token's activation after block ``N``, for ``N`` at evenly
-  spaced layers (1, 8, 16, 24 for SD 2.1's 24 blocks), embedded in 2-d with openTSNE; points are
+  spaced layers, embedded in 2-d with openTSNE; points are
   coloured by the word's target concept and by its anchor (or init) word. The paper reports early
   layers clustering by anchor word and only the last ones by concept.
+
+The paper names layers 1, 8, 16 and 24 of "SD's 24-block text encoder". The checkpoint SD 2.1 runs
+(diffusers' ``text_encoder``) has 23 blocks: SD 2.x conditions on the second-to-last block of
+OpenCLIP ViT-H/14's 24, then the final layer norm, and the 24th block is not shipped. Block numbers
+here are the loaded encoder's, so on SD 2.1 the defaults are 1, 8, 15, 23 and 24 is out of range.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ def n_blocks(sd: Any) -> int:
 
 
 def even_layers(total: int, count: int = 4) -> list[int]:
-    """``count`` evenly spaced 1-based block numbers from 1 to ``total`` (1, 8, 16, 24 for 24)."""
+    """``count`` evenly spaced 1-based block numbers from 1 to ``total`` (1, 8, 16, 24 for 24 blocks;
+    1, 8, 15, 23 for SD 2.1's 23)."""
     if total <= count:
         return list(range(1, total + 1))
     picks = [1] + [round(total * i / (count - 1)) for i in range(1, count)]

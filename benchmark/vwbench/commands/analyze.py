@@ -20,7 +20,7 @@ OneResult = Annotated[list[Path], typer.Option("--result", "-r", help="A run's r
 Out = Annotated[Optional[str], typer.Option("--out", help="Output file stem, or a folder (an existing one, or a path ending in /) to write the default names into (default: next to the first result, analysis-<name>-<that result's file stem>).")]
 Weights = Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced, e.g. 1,8,16,24).")]
+Layers = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated 1-based block counts (default: four evenly spaced: 1,8,15,23 on SD 2.1's 23 blocks, 1,2,3 on mini-sd's 3).")]
 
 
 def _setup(results: list[Path], tasks_dir: Path | None, weights: Path | None, device: str, threads: int | None):
@@ -78,9 +78,9 @@ def _parse_layers(text: str | None) -> list[int] | None:
     try:
         layers = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"--layers {text!r}: expected comma-separated block numbers like 1,8,16,24") from None
+        raise UserError(f"--layers {text!r}: expected comma-separated block numbers like 1,8,15,23") from None
     if not layers:
-        raise UserError(f"--layers {text!r} names no block: give comma-separated block numbers like 1,8,16,24, or leave --layers out for four evenly spaced ones")
+        raise UserError(f"--layers {text!r} names no block: give comma-separated block numbers like 1,8,15,23, or leave --layers out for four evenly spaced ones")
     return layers
 
 

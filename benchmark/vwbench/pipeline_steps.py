@@ -23,7 +23,7 @@ from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, remove
 from vwbench.results.locks import compute_once, exclusive
 from vwbench.results.provenance import compute_environment, git_commit, library_versions, utc_now
 from vwbench.results.schema import RunResult, read_result
-from vwbench.results.words_store import WordSet, cache_key, dtype_key_part, load_wordset, save_wordset
+from vwbench.results.words_store import WordSet, cache_key, dtype_key_part, load_wordset, release_key_part, save_wordset
 from vwbench.training import TrainConfig, choose_init_words, train_words
 from vwbench.training.init_words import concept_exclusions
 from vwbench.training.state import TrainState, load_train_state, save_train_state
@@ -83,6 +83,7 @@ def plan_words(source: ConceptModel, source_ckpt, split: DatasetSplit, hp, fract
         "init_words": init_words,
         "hp": hp.model_dump(mode="json"),
         "trainer": TRAINER_VERSION,
+        **release_key_part(),
         **dtype_key_part(source.dtype),
     }
     if fracture is not None:  # the delta-ball experiment (vwbench.training.fracture)
@@ -398,8 +399,8 @@ def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, d
     """The cache key of one result: the words, the transfer, the target's spec and settings, the
     sha256 of the files of the models that evaluate (target, and judge for generation), the
     dataset's manifest (the held-out images; submitted words' own key does not hold it), the
-    task's version where it was bumped past 1, and the evaluation dtype where it is not float32
-    (fp16 on a GPU scores differently)."""
+    task's version where it was bumped past 1, vwbench's release, and the evaluation dtype where it
+    is not float32 (fp16 on a GPU scores differently)."""
     parts: dict[str, Any] = {
         "words": words_key,
         "transfer": transfer_name,
@@ -411,7 +412,7 @@ def result_key(words_key: str, transfer_name: str, task, evaluators: dict[str, d
         parts["evaluator_files"] = evaluators
     if getattr(task, "version", 1) != 1:  # a bumped task version is a new definition: evaluated again (version 1 keeps the old keys)
         parts["task_version"] = task.version
-    return cache_key({**parts, **dtype_key_part(dtype)})
+    return cache_key({**parts, **release_key_part(), **dtype_key_part(dtype)})
 
 
 def load_stored_result(path: Path, task, transfer_name: str, hp, log: Callable[[str], None]) -> RunResult | None:

@@ -20,7 +20,8 @@ import vwbench
 from vwbench import faults
 from vwbench.errors import CheckpointNotFound, CheckpointUnreadable, UserError
 from vwbench.results import journal
-from vwbench.results.provenance import StageTimer
+from vwbench.results.provenance import StageTimer, made_elsewhere
+from vwbench.results.words_store import cache_key
 from vwbench.results.schema import RunResult, StoredRun
 from vwbench.progress import NullReporter, Reporter
 from vwbench.registry import adapter_class, dataset_loader, resolve_checkpoint
@@ -320,8 +321,10 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
     with timer("plan"):
         if options.embeddings is not None:
             submitted = embedding_words(options.embeddings, source, split, task)
-            # the seed is part of the key: it draws a generation target's noise, so two seeds are two results
-            words_key = f"{submitted.metadata['key']}-seed{hp.seed}"
+            # the seed is part of the key: it draws a generation target's noise, so two seeds are two
+            # results; so are the concepts' init words, which `anchor` and methods using init words read
+            init_key = cache_key([[c.name, c.init_word] for c in split.concepts])[:16]
+            words_key = f"{submitted.metadata['key']}-seed{hp.seed}-init{init_key}"
             # the submitted words are their own entry on a leaderboard (never the method's trained-word
             # result), and the result records the file's trials and no training steps
             about = submitted.metadata["embeddings"]
@@ -389,7 +392,7 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
         load=lambda: load_stored_result(path, task, transfer_name, hp, log_once), compute=compute,
     )
     if reused:
-        reporter.log(f"reusing the stored result {path}")
+        reporter.log(f"reusing the stored result {path}{made_elsewhere(result.provenance.git_commit)}")
         current = {"submission": prepared.method.describe().get("submission", {}).get("path")}
         if options.embeddings is not None:
             current["embeddings"] = str(options.embeddings)

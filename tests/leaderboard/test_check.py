@@ -46,16 +46,16 @@ def test_check_passes_on_the_real_baseline_and_fails_on_a_doctored_one(tiny_resu
     bad.write_text(json.dumps(doctored))
     res = CliRunner().invoke(app, ["check", "--baseline", str(bad), "--tasks-dir", str(tiny_tasks)])
     assert res.exit_code == 1, res.output
-    assert "1 of 3 checked values dropped beyond their tolerance" in res.output
+    assert "1 of 3 checked values moved beyond their tolerance" in res.output
     e = doctored["check"]["entries"][0]
     # the table is on stdout; stderr (mixed into res.output) has the per-run progress lines
-    table = res.stdout.split("dropped beyond their tolerance:", 1)[1].strip().splitlines()
-    assert table[0].split() == ["dataset", "task", "transfer", "baseline", "now", "drop", "tolerance"]
+    table = res.stdout.split("on purpose):", 1)[1].strip().splitlines()
+    assert table[0].split() == ["dataset", "task", "transfer", "baseline", "now", "change", "tolerance"]
     rows = [line.split() for line in table[2:]]
     assert len(rows) == 1, table  # only the doctored value dropped
     dataset, task, transfer, base, now, drop, tol = rows[0]
     assert (dataset, task, transfer) == (e["dataset"], e["task"], e["transfer"])
-    assert abs(float(base) - e["value"]) <= 5e-5 and abs(float(drop) - (float(base) - float(now))) <= 1e-4 and float(drop) > 0.01
+    assert abs(float(base) - e["value"]) <= 5e-5 and abs(-float(drop) - (float(base) - float(now))) <= 1e-4 and -float(drop) > 0.01
     assert tol == "0.0100"  # the tolerance stored with the baseline
     log = next(line for line in res.stderr.splitlines() if line.startswith(f"{e['dataset']} {e['task']} {e['transfer']}:"))
     assert "DROP" in log and "tolerance 0.0100" in log

@@ -52,13 +52,13 @@ def test_an_entry_tolerance_overrides_the_section_tolerance(pin_board, tiny_task
     assert [r.failed for r in rows] == [False, True, False]  # 0.1 <= 0.2; 0.005 > 0; 0.005 <= 0.01
 
 
-def test_a_zero_tolerance_is_valid_and_only_a_real_drop_fails(tiny_results) -> None:
+def test_a_zero_tolerance_is_valid_and_only_a_real_change_fails(tiny_results) -> None:
     from vwbench.leaderboard.check import CheckRow, _check_problem, _valid_tolerance
 
     assert _valid_tolerance(0) and _valid_tolerance(0.0)
     assert not _valid_tolerance(-1e-12) and not _valid_tolerance(True) and not _valid_tolerance(float("nan"))
     assert not CheckRow("d", "t", "m", baseline=0.5, value=0.5, tolerance=0.0).failed
-    assert not CheckRow("d", "t", "m", baseline=0.5, value=0.7, tolerance=0.0).failed  # a rise is never a drop
+    assert CheckRow("d", "t", "m", baseline=0.5, value=0.7, tolerance=0.0).failed  # a rise fails too
     assert CheckRow("d", "t", "m", baseline=0.5, value=0.49, tolerance=0.0).failed
     entry = {"dataset": "d", "task": "clip->owlv2", "transfer": "lstsq", "steps": 0, "n_trials": 1, "seed": 0, "value": 0.5}
     assert _check_problem({"tolerance": 0, "entries": [entry]}) is None
@@ -92,12 +92,13 @@ def test_the_drop_table_lists_only_the_failed_rows_in_order() -> None:
     ]
     text = format_drops(rows)
     lines = text.splitlines()
-    assert lines[0] == "2 of 3 checked values dropped beyond their tolerance:"
-    assert lines[2].split() == ["dataset", "task", "transfer", "baseline", "now", "drop", "tolerance"]
+    assert lines[0] == ("2 of 3 checked values moved beyond their tolerance (a rise fails too: "
+                        "commit a new baseline with a change that moves numbers on purpose):")
+    assert lines[2].split() == ["dataset", "task", "transfer", "baseline", "now", "change", "tolerance"]
     assert set(lines[3]) <= {"-", " "}
     assert [line.split() for line in lines[4:]] == [
-        ["synth-tiny", "clip->owlv2", "lstsq", "0.5000", "0.4000", "0.1000", "0.0100"],
-        ["synth-tiny", "owlv2->clip", "anchor", "0.7500", "0.5000", "0.2500", "0.1000"],
+        ["synth-tiny", "clip->owlv2", "lstsq", "0.5000", "0.4000", "-0.1000", "0.0100"],
+        ["synth-tiny", "owlv2->clip", "anchor", "0.7500", "0.5000", "-0.2500", "0.1000"],
     ]
 
 
@@ -125,3 +126,17 @@ def test_a_builtin_transfer_path_is_not_looked_up_as_a_file(pin_board, tiny_task
     monkeypatch.chdir(tmp_path)
     rows = run_check(path, tiny_tasks, None, log=lambda _: None)
     assert len(rows) == 1 and seen[0].transfer == "ridge" and seen[0].threads == 1 and seen[0].device == "cpu"
+
+
+def test_a_value_that_rises_beyond_the_tolerance_fails_too() -> None:
+    """A metric that scores better without a new baseline (mAP@.5 reported as mAP: +0.2 on
+    synth-voc) is a regression of the harness, not an improvement of the method."""
+    from vwbench.leaderboard.check import CheckRow, format_drops
+
+    rise, edge, drop = (CheckRow("synth-voc", "clip->owlv2", "lstsq", 0.2, 0.41, 0.02), CheckRow("synth-voc", "clip->clip", "identity", 0.5, 0.52, 0.02),
+                        CheckRow("synth-voc", "owlv2->owlv2", "identity", 0.55, 0.5, 0.02))
+    assert (rise.failed, rise.verdict) == (True, "RISE") and (drop.failed, drop.verdict) == (True, "DROP")
+    assert not edge.failed and edge.verdict == ""  # exactly the tolerance (0.52 - 0.5 is 0.020000000000000018) passes
+    lines = format_drops([rise, edge, drop]).splitlines()
+    assert lines[0].startswith("2 of 3 checked values moved beyond their tolerance")
+    assert [line.split()[-2] for line in lines[4:]] == ["+0.2100", "-0.0500"]

@@ -135,11 +135,15 @@ def test_a_method_missing_a_pair_is_listed_unranked(tiny_results, tmp_path) -> N
             path.unlink()
     out = tmp_path / "board"
     summary = make_board(results, out)["datasets"]["synth-tiny"]["summary"]
-    partial = summary[-1]
+    methods = [row for row in summary if not row.get("ceiling")]
+    partial = methods[-1]
     assert partial["method"] == "procrustes" and partial["n_pairs"] == 1 and partial["rank"] is None
     ranked = [row for row in summary if row["rank"] is not None]
-    assert len(ranked) == len(summary) - 1 and all(row["n_pairs"] == 2 for row in ranked)
+    assert len(ranked) == len(methods) - 1 and all(row["n_pairs"] == 2 for row in ranked)
     assert any(line.startswith("| — | procrustes |") for line in (out / "README.md").read_text().splitlines())
+    assert summary[-1]["ceiling"] and any(line.startswith("| ceiling | in-domain |") for line in (out / "README.md").read_text().splitlines())
+    html = (out / "index.html").read_text()
+    assert '<tfoot>\n<tr class="ceiling"><td>ceiling</td><td>in-domain</td>' in html
 
 
 def test_md_escape_neutralises_markup() -> None:

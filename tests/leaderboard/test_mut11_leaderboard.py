@@ -131,10 +131,10 @@ def test_the_drop_table_pads_each_column_on_the_right() -> None:
     rows = [CheckRow("d", "owlv2->clip", "lstsq", 0.5, 0.4, 0.01), CheckRow("synth-tiny", "clip->owlv2", "anchor", 0.75, 0.5, 0.1)]
     lines = format_drops(rows).splitlines()
     assert lines[2:] == [
-        "dataset     task         transfer  baseline  now     drop    tolerance",
-        "----------  -----------  --------  --------  ------  ------  ---------",
-        "d           owlv2->clip  lstsq     0.5000    0.4000  0.1000  0.0100   ",
-        "synth-tiny  clip->owlv2  anchor    0.7500    0.5000  0.2500  0.1000   ",
+        "dataset     task         transfer  baseline  now     change   tolerance",
+        "----------  -----------  --------  --------  ------  -------  ---------",
+        "d           owlv2->clip  lstsq     0.5000    0.4000  -0.1000  0.0100   ",
+        "synth-tiny  clip->owlv2  anchor    0.7500    0.5000  -0.2500  0.1000   ",
     ]
 
 

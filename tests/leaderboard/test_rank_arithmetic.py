@@ -78,7 +78,28 @@ def test_summary_means_over_the_pairs_each_method_ran() -> None:
     # only clip has an in-domain run: the ceiling's mean is over the one pair that has it, unranked
     ceiling = summary["in-domain"]
     assert ceiling["mean"] == pytest.approx(0.9) and ceiling["n_pairs"] == 1 and ceiling["rank"] is None
-    assert [row["method"] for row in ds["summary"]] == ["lstsq", "in-domain", "ridge"]
+    assert [row["method"] for row in ds["summary"]] == ["lstsq", "ridge", "in-domain"]  # the ceiling last
+
+
+def test_the_in_domain_ceiling_is_not_ranked_among_the_methods() -> None:
+    """It is what transfers are measured against (as in the pair tables), so a method below it
+    keeps its rank: 1 here, not 2."""
+    entries = [
+        entry("clip->clip", "identity", 0.9), entry("owlv2->owlv2", "identity", 0.8),
+        entry("owlv2->clip", "lstsq", 0.6), entry("clip->owlv2", "lstsq", 0.2),
+        entry("owlv2->clip", "ridge", 0.5), entry("clip->owlv2", "ridge", 0.1),
+    ]
+    summary = _dataset(entries, ids_of(entries))["summary"]
+    assert [(r["method"], r["rank"], r.get("ceiling", False)) for r in summary] == [("lstsq", 1, False), ("ridge", 2, False), ("in-domain", None, True)]
+    assert summary[-1]["mean"] == pytest.approx(0.85)
+
+
+def test_values_that_read_the_same_share_a_rank() -> None:
+    """Ranks compare the 3 decimals the tables show: 0.3314 and 0.3306 both read 0.331."""
+    entries = [entry("owlv2->clip", "lstsq", 0.3314), entry("owlv2->clip", "ridge", 0.3306), entry("owlv2->clip", "knn", 0.1 + 0.2),
+               entry("owlv2->clip", "random", 0.3)]
+    rows = {r["method"]: r["rank"] for r in _dataset(entries, ids_of(entries))["pairs"]["owlv2->clip"]["rows"]}
+    assert rows == {"lstsq": 1, "ridge": 1, "knn": 3, "random": 3}
 
 
 def test_tied_rows_are_listed_by_method_name() -> None:

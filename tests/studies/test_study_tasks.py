@@ -269,7 +269,7 @@ def test_leaderboard_sections_and_check(study_runs, study_tasks, tmp_path) -> No
     bad = tmp_path / "doctored.json"
     bad.write_text(json.dumps(doctored))
     failed = vw("check", "--baseline", str(bad), "--tasks-dir", str(study_tasks))
-    assert failed.exit_code == 1 and "1 of 3 checked values dropped beyond their tolerance" in failed.output
+    assert failed.exit_code == 1 and "1 of 3 checked values moved beyond their tolerance" in failed.output
 
 
 @pytest.mark.parametrize(("source", "target"), [("owlv2", "clip"), ("clip", "owlv2")])

@@ -11,7 +11,7 @@ import typer
 from vwbench.commands import TasksDir
 from vwbench.errors import UserError
 
-DEFAULT_TOLERANCE = 0.02  # `vwbench leaderboard --check`'s accepted drop when --tolerance is not given
+DEFAULT_TOLERANCE = 0.02  # `vwbench leaderboard --check`'s accepted change when --tolerance is not given
 
 
 def validate_command(
@@ -85,7 +85,7 @@ def leaderboard_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write README.md, leaderboard.json and index.html into.")],
     name: Annotated[Optional[str], typer.Option(help="Leaderboard name (default: the --out folder's name).")] = None,
     check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs) or 'all'; TRANSFER is a result's method name (a submission's `name:` in submission.yaml, not its path). Repeatable.")] = None,
-    tolerance: Annotated[Optional[float], typer.Option(help="With --check: the largest drop `vwbench check` accepts for the stored runs (absolute, in metric units; default 0.02).")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(help="With --check: the largest change, up or down, `vwbench check` accepts for the stored runs (absolute, in metric units; default 0.02).")] = None,
 ) -> None:
     """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files.
 
@@ -100,7 +100,7 @@ def leaderboard_command(
     label = board_name(out, name)  # a name UTF-8 cannot encode is refused before any work
     check_leaderboard_out(out)  # and an --out holding another README.md or index.html
     if tolerance is not None and not check:
-        raise UserError("--tolerance goes with --check (it is the drop `vwbench check` accepts for the runs --check stores)")
+        raise UserError("--tolerance goes with --check (it is the change `vwbench check` accepts for the runs --check stores)")
     section = None
     if check:
         preview = build(collect(results), label)
@@ -124,7 +124,7 @@ def check_command(
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of real datasets (or $VWBENCH_DATA).")] = None,
     root: Annotated[Optional[Path], typer.Option("--root", help="Folder the baseline's stored submission paths are relative to: where its runs were made (default: the current folder).")] = None,
 ) -> None:
-    """Re-run a baseline's check subset; exit 1 with a table of values that dropped beyond its tolerance.
+    """Re-run a baseline's check subset; exit 1 with a table of values that moved (up or down) beyond its tolerance.
 
     A line on stderr says which run starts, and each of its stages."""
     from vwbench.leaderboard.check import format_drops, run_check  # run_check reads the baseline before anything else

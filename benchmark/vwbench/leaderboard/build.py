@@ -42,12 +42,18 @@ def read_leaderboard(path: Path, label: str) -> dict[str, Any]:
     return board
 
 
+def _shown(value: float) -> float:
+    """A value as the tables show it (3 decimals): what ranks compare, so that two rows that read
+    the same share a rank."""
+    return float(fmt(value))
+
+
 def _ranks(rows: list[dict[str, Any]], key: str = "value") -> None:
-    """Competition ranks (1, 2, 2, 4) by ``key``, highest first; ``tied_with_best`` when a row's
-    CI reaches the best row's CI."""
+    """Competition ranks (1, 2, 2, 4) by ``key`` as shown (3 decimals), highest first;
+    ``tied_with_best`` when a row's CI reaches the best row's CI."""
     ordered = sorted(rows, key=lambda r: -r[key])
     for i, row in enumerate(ordered):
-        row["rank"] = 1 + next(j for j, other in enumerate(ordered) if other[key] == row[key]) if i else 1
+        row["rank"] = 1 + next(j for j, other in enumerate(ordered) if _shown(other[key]) == _shown(row[key])) if i else 1
     if ordered and "ci95" in ordered[0]:
         best_low = ordered[0]["ci95"][0]
         for row in ordered:
@@ -127,15 +133,16 @@ def _dataset(entries: list[Entry], ids: dict[str, str]) -> dict[str, Any]:
     for method in methods:
         values = {t: r["value"] for t in cross for r in pairs[t]["rows"] if r["method"] == method}
         summary.append({"method": method, "mean": sum(values.values()) / len(values), "n_pairs": len(values), "values": values})
-    ceiling_values = {t: pairs[t]["in_domain"]["value"] for t in cross if pairs[t]["in_domain"]}
-    if ceiling_values:
-        summary.append({"method": IN_DOMAIN, "mean": sum(ceiling_values.values()) / len(ceiling_values), "n_pairs": len(ceiling_values), "values": ceiling_values})
     # a mean over fewer pairs is not comparable: only methods with every cross pair are ranked
     complete = [r for r in summary if r["n_pairs"] == len(cross)]
     _ranks(complete, key="mean")
     for row in summary:
         row.setdefault("rank", None)
     summary.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["method"]))
+    ceiling_values = {t: pairs[t]["in_domain"]["value"] for t in cross if pairs[t]["in_domain"]}
+    if ceiling_values:  # the ceiling the methods are measured against, as in the pair tables: last, never ranked
+        summary.append({"method": IN_DOMAIN, "mean": sum(ceiling_values.values()) / len(ceiling_values), "n_pairs": len(ceiling_values),
+                        "values": ceiling_values, "rank": None, "ceiling": True})
     return {
         "metrics": sorted({p["metric"] for p in pairs.values()}),
         "cross_pairs": cross,

@@ -4,7 +4,9 @@ A leaderboard written with ``--check SPEC`` stores, in ``leaderboard.json``'s ``
 the runs to repeat (task, dataset, transfer, steps, trials, seed), their values and an absolute
 ``tolerance``. :func:`run_check` repeats each run from scratch on the CPU in a fresh folder
 (a temporary one, or an empty ``--out``: nothing cached is reused) and reports every value that
-dropped by more than the tolerance. Every field of every stored run is validated first (types,
+moved by more than the tolerance, either way: a metric that rises without a new baseline is as
+suspect as one that drops (scoring the wrong boxes, a looser threshold), and a change that moves
+numbers on purpose commits its new baseline. Every field of every stored run is validated first (types,
 ranges, finite values): a damaged baseline is a one-line error, never a crash inside a run.
 
 An ``--out`` folder is marked as a check's own (``.vwbench-check.json``: which runs, and whether
@@ -34,7 +36,7 @@ from vwbench.leaderboard.collect import one_line as _one_line
 from vwbench.leaderboard.collect import submitted_records
 from vwbench.results.schema import printable, unpublishable
 
-# a drop equal to the tolerance passes; float subtraction (0.5 - 0.48 = 0.020000000000000018) must not fail it
+# a change equal to the tolerance passes; float subtraction (0.5 - 0.48 = 0.020000000000000018) must not fail it
 _ROUNDING = 1e-9
 _NAME_FIELDS = ("dataset", "task", "transfer")  # non-empty strings
 _COUNT_FIELDS = {"steps": 0, "n_trials": 1}  # integers, at least this
@@ -58,8 +60,17 @@ class CheckRow:
         return self.baseline - self.value
 
     @property
+    def change(self) -> float:
+        return self.value - self.baseline
+
+    @property
     def failed(self) -> bool:
-        return self.drop > self.tolerance + _ROUNDING
+        return abs(self.change) > self.tolerance + _ROUNDING
+
+    @property
+    def verdict(self) -> str:
+        """"" within the tolerance, else "DROP" or "RISE"."""
+        return "" if not self.failed else "DROP" if self.change < 0 else "RISE"
 
 
 def check_section(results: dict[str, dict[str, Any]], specs: list[str], tolerance: float) -> dict[str, Any]:
@@ -67,7 +78,7 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
     part a glob; ``all`` for every result). A study task's name holds a colon itself
     (``synth-imagenet:probe:clip:probe``): the first part is the dataset, the last the transfer."""
     if not _valid_tolerance(tolerance):
-        raise UserError(f"--tolerance {tolerance}: give a finite number >= 0 (an absolute drop in metric units)")
+        raise UserError(f"--tolerance {tolerance}: give a finite number >= 0 (an absolute change in metric units)")
     entries = []
     for spec in specs:
         parts = ["*", "*", "*"] if spec == "all" else spec.split(":")
@@ -377,7 +388,7 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
                     )
                     result = run_task(spec, options, _StageLog(label, log)).result
                 row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
-                log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  DROP (> tolerance {row.tolerance:.4f})" if row.failed else ""))
+                log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  {row.verdict} (> tolerance {row.tolerance:.4f})" if row.failed else ""))
                 rows.append(row)
         except KeyboardInterrupt:
             if out_dir is None:  # what was saved is in the temporary folder, deleted on the way out
@@ -393,9 +404,10 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
 
 def format_drops(rows: list[CheckRow]) -> str:
     failed = [r for r in rows if r.failed]
-    lines = [f"{len(failed)} of {len(rows)} checked values dropped beyond their tolerance:", ""]
-    header = ("dataset", "task", "transfer", "baseline", "now", "drop", "tolerance")
-    table = [header] + [(r.dataset, r.task, r.transfer, f"{r.baseline:.4f}", f"{r.value:.4f}", f"{r.drop:.4f}", f"{r.tolerance:.4f}") for r in failed]
+    lines = [f"{len(failed)} of {len(rows)} checked values moved beyond their tolerance (a rise fails too: "
+             "commit a new baseline with a change that moves numbers on purpose):", ""]
+    header = ("dataset", "task", "transfer", "baseline", "now", "change", "tolerance")
+    table = [header] + [(r.dataset, r.task, r.transfer, f"{r.baseline:.4f}", f"{r.value:.4f}", f"{r.change:+.4f}", f"{r.tolerance:.4f}") for r in failed]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))

@@ -41,7 +41,8 @@ def render_markdown(board: dict[str, Any]) -> str:
         f"Generated {md_escape(board['generated'])} by vwbench {md_escape(board['vwbench_version'])} "
         f"(schema {md_escape(board['schema'])}) from {len(board['results'])} result files. Values are the task's "
         "metric with its 95% confidence interval over concepts x trials; the small id after each number "
-        "is its result file in the provenance table below. Ranks are by value (ties share a rank)."
+        "is its result file in the provenance table below. Ranks are by value as shown, to 3 decimals "
+        "(values that read the same share a rank)."
     )
     out.append("")
     for ds, data in board["datasets"].items():
@@ -49,13 +50,14 @@ def render_markdown(board: dict[str, Any]) -> str:
         if data["summary"]:
             cross = data["cross_pairs"]
             out.append("Mean over the cross-model pairs (each pair in its target's metric); a method without "
-                       "a result on every pair is listed unranked (—), its mean being over fewer pairs:")
+                       "a result on every pair is listed unranked (—), its mean being over fewer pairs; the "
+                       "in-domain words' row is the ceiling, not ranked:")
             out.append("")
             out.append("| rank | method | mean | pairs | " + " | ".join(md_escape(t) for t in cross) + " |")
             out.append("|---:|---|---:|---:|" + "---:|" * len(cross))
             for row in data["summary"]:
                 values = " | ".join(fmt(row["values"].get(t)) for t in cross)
-                rank = "—" if row["rank"] is None else row["rank"]
+                rank = "ceiling" if row.get("ceiling") else "—" if row["rank"] is None else row["rank"]
                 out.append(f"| {rank} | {md_escape(row['method'])} | {fmt(row['mean'])} | {row['n_pairs']} | {values} |")
             out.append("")
         for task, pair in data["pairs"].items():

@@ -32,8 +32,14 @@ def classification_accuracy(p: LabelPredictions) -> float:
 
     Why balanced: a held-out set holds images of the target concept and of the dataset's 9 other
     concepts, so roughly 90% of the items are negatives. Plain accuracy would then reward a word
-    that never fires (about 0.9 for free); balanced accuracy gives such a word 0.5, as it does
-    chance.
+    that never fires (about 0.9 for free); balanced accuracy gives such a word 0.5.
+
+    That is not the floor of a useless word, though: the word replaces the target's own prompt
+    among the class names (CLIP's scoring), so target images have no name of their own to go to,
+    and a word whose cosine is the same for every image can score well above 0.5 (about 0.75 at
+    the best constant in a 10-class simulation; the mini board's `random` maps into mini-clip
+    score 0.55 to 0.73). Read a transfer against the `random` row of its pair, the floor the
+    boards show, not against 0.5.
 
     If one side is empty (only target or only non-target images), the other side's rate alone is
     returned. Raises ``ValueError`` when there are no items or ``predicted`` and ``actual``

@@ -31,6 +31,7 @@ from vwbench.cache.features import FeatureCache
 from vwbench.errors import UserError
 from vwbench.data.base import Example
 from vwbench.predictions import Predictions
+from vwbench.results.words_store import release_key_part
 
 TaskKind = Literal["generation", "detection", "classification"]
 Generators = Union[torch.Generator, Sequence[torch.Generator]]  # one per word, or one shared
@@ -144,7 +145,7 @@ class ConceptModel(ABC):
         of tensors per image."""
         if self.feature_cache is None:
             return compute(list(images))
-        namespace = self.feature_cache.namespace({**self.feature_identity, "kind": kind})
+        namespace = self.feature_cache.namespace({**self.feature_identity, "kind": kind, **release_key_part()})
         rows = self.feature_cache.fetch(namespace, images, compute)
         return [{k: v.to(self.device) for k, v in row.items()} for row in rows]
 

@@ -105,6 +105,21 @@ def _rel(path: Path, root: Path) -> str:
 
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".onnx"}
+# what the loaders also read besides weights (configs, preprocessing, tokenizers: a changed image
+# mean or vocabulary changes every number as surely as changed weights), so a manifest must list them
+LOADED_SUFFIXES = WEIGHT_SUFFIXES | {".json", ".txt", ".gz", ".model", ".yaml", ".yml"}
+
+
+def _unlisted_loaded_files(folder: Path, manifest: Path, expected: dict[str, str]) -> list[str]:
+    """Files under ``folder`` a loader may read that ``expected`` does not list (the manifest
+    itself and dot-folders, e.g. a hub download's ``.cache/``, aside)."""
+    found = []
+    for p in Path(folder).rglob("*"):
+        rel = p.relative_to(folder)
+        if (p.is_file() and p.suffix.lower() in LOADED_SUFFIXES and rel.as_posix() not in expected
+                and not any(part.startswith(".") for part in rel.parts) and p.resolve() != manifest.resolve()):
+            found.append(rel.as_posix())
+    return sorted(found)
 
 
 def read_manifest(path: Path) -> dict[str, str]:
@@ -131,12 +146,11 @@ def verify_manifest(folder: Path, manifest: Path) -> dict[str, str]:
     """Hash every file a manifest lists and compare. Raises :class:`UserError` naming the first
     missing or mismatching file; returns the verified table."""
     expected = read_manifest(manifest)
-    unlisted = sorted(
-        p.relative_to(folder).as_posix() for p in Path(folder).rglob("*")
-        if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES and p.relative_to(folder).as_posix() not in expected
-    )
+    unlisted = _unlisted_loaded_files(Path(folder), Path(manifest), expected)
     if unlisted:  # the model would load bytes no hash covers
-        raise UserError(f"checkpoint {folder}: weights file {unlisted[0]} is not listed in {manifest.name}, so it cannot be checked; "
+        kind = "weights file" if Path(unlisted[0]).suffix.lower() in WEIGHT_SUFFIXES else "file"
+        more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
+        raise UserError(f"checkpoint {folder}: {kind} {unlisted[0]}{more} is not listed in {manifest.name}, so it cannot be checked; "
                         "restore the manifest, or re-fetch the checkpoint")
     for rel, digest in expected.items():
         file = folder / rel

@@ -75,6 +75,17 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def made_elsewhere(stored_commit: str | None) -> str:
+    """What a "reusing the stored result" line adds when the result was made by other code than
+    this checkout's: its commit (cache keys hold vwbench's release, not the commit, so a
+    development checkout reuses results across commits); "" when both are the same clean commit or
+    either is unknown."""
+    here = git_commit()
+    if not stored_commit or not here or (stored_commit == here and not here.endswith(("-dirty", "-unchecked"))):
+        return ""
+    return f" (made at commit {stored_commit[:12]}{'-dirty' if stored_commit.endswith('-dirty') else ''}, this checkout is {here[:12]}{'-dirty' if here.endswith('-dirty') else ''}: remove the file, or give another --out, to compute it with this code)"
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

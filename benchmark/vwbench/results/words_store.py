@@ -1,8 +1,8 @@
 """Trained word sets on disk: safetensors with their metadata, addressed by a cache key.
 
 The key hashes everything that determines the trained vectors (model checkpoint files, dataset
-manifest, concepts, init words, hyperparameters, seed), so asking for the same words again reuses
-the file, and changing any input trains anew.
+manifest, concepts, init words, hyperparameters, seed, vwbench's release), so asking for the same
+words again reuses the file, and changing any input trains anew.
 """
 
 from __future__ import annotations
@@ -36,6 +36,16 @@ class WordSet:
 
 def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def release_key_part() -> dict[str, str]:
+    """What every cache key (words, results, features, studies) adds for the code: vwbench's
+    release, so that an upgrade computes anew instead of showing the old code's numbers as its
+    own. Within one release (a development checkout between commits) stored work is reused, and
+    `vwbench run` says when a reused result was made at another commit."""
+    import vwbench
+
+    return {"vwbench": vwbench.__version__}
 
 
 def dtype_key_part(dtype: torch.dtype) -> dict[str, str]:

@@ -140,7 +140,7 @@ def run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None 
 
 
 def _run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None) -> StoredRun:
-    from vwbench.results.words_store import cache_key, dtype_key_part
+    from vwbench.results.words_store import cache_key, dtype_key_part, release_key_part
     from vwbench.runner import compute_setup
     from vwbench.studies.encoders import EncoderCache
     from vwbench.studies.families import StudyContext
@@ -170,6 +170,7 @@ def _run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None
             for e in spec.encoders
         ],
         "transfer": prepared.key if prepared is not None else None,
+        **release_key_part(),
         **dtype_key_part(dtype),
     })
     path = result_path(options.out_dir, spec, method_label, key)
@@ -224,7 +225,9 @@ def _run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None
 
     result, reused = compute_once(options.out_dir, f"result-{key[:32]}", what=f"{spec.name} on {spec.dataset.name}", log=reporter.log, load=load, compute=compute)
     if reused:
-        reporter.log(f"reusing the stored result {path}")
+        from vwbench.results.provenance import made_elsewhere
+
+        reporter.log(f"reusing the stored result {path}{made_elsewhere(result.provenance.git_commit)}")
         journal.record(path, "result", reused=True)
     return StoredRun(result, path, reused)
 

@@ -1,0 +1,118 @@
+"""A review of what each stored thing's key holds found changed inputs that reused old outputs:
+results, words, features and studies made by another vwbench release; a checkpoint folder whose
+manifest left out a config the loader reads; `--embeddings` runs whose concepts' init words (read
+by the `anchor` transfer) changed. Each test fails without its fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+import vwbench
+from vwbench.cli import app
+from vwbench.errors import UserError
+from vwbench.results import provenance
+from vwbench.results.provenance import made_elsewhere
+from vwbench.results.words_store import release_key_part
+from vwbench.registry.checkpoints import verify_manifest
+
+from tests.submissions.test_run_submissions import results_of, run_args, tiny_clip_words
+
+ZOO = Path(vwbench.__file__).resolve().parent / "zoo"
+
+
+# ---- vwbench's release is in every key ------------------------------------------------------------
+
+
+def test_every_key_holds_the_release(monkeypatch) -> None:
+    from types import SimpleNamespace as NS
+
+    from vwbench.cache.features import FeatureCache
+    from vwbench.pipeline_steps import result_key
+
+    task = NS(target=NS(model_dump=lambda mode: {"family": "clip"}), eval=NS(model_dump=lambda mode: {"batch_size": 8}), version=1)
+
+    def keys() -> tuple[str, str]:
+        return (result_key("w", "lstsq", task, {}, "d", torch.float32),
+                FeatureCache.namespace({"family": "clip", "kind": "image_features", **release_key_part()}))
+
+    before = keys()
+    monkeypatch.setattr(vwbench, "__version__", "9.9.9")
+    assert release_key_part() == {"vwbench": "9.9.9"}
+    after = keys()
+    assert before[0] != after[0] and before[1] != after[1]
+
+
+def test_words_and_features_keys_change_with_the_release(tiny_tasks, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "runs"
+    first = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip"))
+    assert first.exit_code == 0, first.output
+    monkeypatch.setattr(vwbench, "__version__", "9.9.9")
+    again = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip"))
+    assert again.exit_code == 0, again.output
+    assert "reusing" not in again.output  # neither the result nor the words of the other release
+    assert len(list((out / "results").rglob("*.json"))) == 2
+    assert len(list((out / "words").rglob("*.safetensors"))) == 2
+    features = [p for p in (out / "features").iterdir() if p.is_dir()] if (out / "features").is_dir() else []
+    assert len(features) in (0, 2)  # where the run caches features, each release has its own namespace
+
+
+def test_a_reused_result_from_another_commit_says_so(monkeypatch) -> None:
+    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40)
+    note = made_elsewhere("a" * 40 + "-dirty")
+    assert note.startswith(" (made at commit aaaaaaaaaaaa-dirty, this checkout is bbbbbbbbbbbb:") and "another --out" in note
+    assert made_elsewhere("b" * 40) == ""  # the same clean commit
+    assert made_elsewhere(None) == ""  # nothing known: nothing claimed
+    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40 + "-dirty")
+    assert "this checkout is bbbbbbbbbbbb-dirty" in made_elsewhere("b" * 40 + "-dirty")  # a dirty tree may hold other code
+    monkeypatch.setattr(provenance, "git_commit", lambda: None)
+    assert made_elsewhere("a" * 40) == ""
+
+
+# ---- a manifest must list what the loader reads ---------------------------------------------------
+
+
+def test_a_config_the_manifest_does_not_list_is_refused(tmp_path) -> None:
+    folder = tmp_path / "mini-clip"
+    shutil.copytree(ZOO / "mini-clip", folder)
+    manifest = folder / "manifest.json"
+    verify_manifest(folder, manifest)  # as shipped: every file listed
+    (folder / "README.md").write_text("notes")  # not read by any loader: fine
+    (folder / ".cache" / "huggingface").mkdir(parents=True)
+    (folder / ".cache" / "huggingface" / "x.json").write_text("{}")  # a hub download's bookkeeping: fine
+    verify_manifest(folder, manifest)
+    data = json.loads(manifest.read_text())
+    del data["files"]["open_clip_config.json"]
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"file open_clip_config\.json is not listed in manifest\.json, so it cannot be checked"):
+        verify_manifest(folder, manifest)
+    del data["files"]["bpe_simple_vocab.txt.gz"]
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"file bpe_simple_vocab\.txt\.gz \(and 1 more\) is not listed"):
+        verify_manifest(folder, manifest)
+
+
+# ---- submitted embeddings: the init words are part of the result --------------------------------
+
+
+def test_embeddings_with_the_anchor_transfer_are_evaluated_again_when_an_init_word_changes(tiny_tasks, tmp_path) -> None:
+    path, _, _ = tiny_clip_words(tiny_tasks, tmp_path / "words.safetensors")
+    out = tmp_path / "runs"
+    first = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path), "--transfer", "anchor"))
+    assert first.exit_code == 0, first.output
+    edited = tmp_path / "tasks"
+    shutil.copytree(tiny_tasks, edited)
+    dataset = edited / "datasets" / "synth-tiny.yaml"
+    spec = yaml.safe_load(dataset.read_text())
+    spec["concepts"] = [{"name": "circle", "init_word": "square"}, "square", "triangle"]
+    dataset.write_text(yaml.safe_dump(spec))
+    again = CliRunner().invoke(app, run_args(edited, out, "clip->owlv2", "--embeddings", str(path), "--transfer", "anchor"))
+    assert again.exit_code == 0, again.output
+    assert "reusing the stored result" not in again.output
+    assert len(results_of(out)) == 1 and len(list((out / "results").rglob("*.json"))) == 2

@@ -116,3 +116,51 @@ def test_embeddings_with_the_anchor_transfer_are_evaluated_again_when_an_init_wo
     assert again.exit_code == 0, again.output
     assert "reusing the stored result" not in again.output
     assert len(results_of(out)) == 1 and len(list((out / "results").rglob("*.json"))) == 2
+
+
+# ---- copies of one word are one measurement -------------------------------------------------------
+
+
+def test_anchor_trials_are_copies_and_count_once_in_the_interval(tiny_tasks, tmp_path, monkeypatch) -> None:
+    """`anchor` maps every trial of a concept to the concept's init word: its trials are one word
+    evaluated again, so the interval is over concepts, not over their copies."""
+    import vwbench.pipeline_steps as steps
+
+    seen = {}
+    real = steps.score_words
+
+    def spy(predictions, words, task, kind, repeated=None):
+        seen[task.name] = list(repeated)
+        return real(predictions, words, task, kind, repeated)
+
+    monkeypatch.setattr(steps, "score_words", spy)
+    out = tmp_path / "runs"
+    for transfer in ("anchor", "lstsq"):
+        res = CliRunner().invoke(app, run_args(tiny_tasks, out / transfer, "owlv2->clip", "--transfer", transfer))
+        assert res.exit_code == 0, res.output
+        assert seen.pop("owlv2->clip") == ([False, True] * 3 if transfer == "anchor" else [False] * 6), transfer
+
+
+def test_score_words_counts_a_repeated_word_once(monkeypatch) -> None:
+    from types import SimpleNamespace as NS
+
+    import vwbench.metrics as metrics
+    from vwbench.metrics import summarize
+    from vwbench.pipeline_steps import score_words
+    from vwbench.results.words_store import WordSet
+
+    monkeypatch.setattr(metrics, "score", lambda pred, kind: {"m": pred})
+    values = [0.2, 0.2, 0.9, 0.9, 0.5, 0.5]
+    words = WordSet(torch.zeros(6, 1, 2), ["a", "a", "b", "b", "c", "c"], [0, 1] * 3, ["x"] * 6, {})
+    scored = score_words(values, words, NS(name="t", metric="m"), "k", [False, True] * 3)
+    once = summarize({"a": [0.2], "b": [0.9], "c": [0.5]}, bounds=(0.0, 1.0))
+    assert scored["summary"].ci95 == pytest.approx(once.ci95) and scored["summary"].n == 3
+    assert len(scored["per_word"]) == 6  # every word is still listed
+    assert score_words(values, words, NS(name="t", metric="m"), "k")["summary"].n == 6
+
+
+def test_repeated_words_are_found_within_a_concept_only() -> None:
+    from vwbench.pipeline_steps import repeated_words
+
+    a, b = torch.zeros(2, 3), torch.ones(2, 3)
+    assert repeated_words(torch.stack([a, a, b, a, a]), ["x", "x", "x", "y", "y"]) == [False, True, False, False, True]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -368,17 +368,35 @@ def evaluate_words(target: ConceptModel, judge, mapped: torch.Tensor, words: Wor
         return target.predict(mapped, [index[c] for c in words.concepts], split.heldout, ctx)
 
 
-def score_words(predictions: list[Predictions], words: WordSet, task, kind: str) -> dict[str, Any]:
+def repeated_words(mapped: torch.Tensor, concepts: Sequence[str]) -> list[bool]:
+    """Per word, whether an earlier word of the same concept is bitwise the same vectors: a
+    transfer that ignores the trained word (``anchor`` maps every trial of a concept to its init
+    word) evaluates copies, which are one measurement, not several."""
+    seen: dict[str, list[torch.Tensor]] = {}
+    repeated = []
+    for vectors, concept in zip(mapped, concepts):
+        earlier = seen.setdefault(concept, [])
+        repeated.append(any(torch.equal(vectors, other) for other in earlier))
+        earlier.append(vectors)
+    return repeated
+
+
+def score_words(predictions: list[Predictions], words: WordSet, task, kind: str, repeated: Sequence[bool] | None = None) -> dict[str, Any]:
+    """Each word's metrics, and the summary over concepts x trials; a word in ``repeated`` (see
+    :func:`repeated_words`) is scored and listed but counted once in the summary, so that copies
+    do not narrow the interval."""
     from vwbench.metrics import score, summarize
 
     per_word, values = [], {}
     secondary: dict[str, list[float]] = {}
-    for pred, concept, trial, init in zip(predictions, words.concepts, words.trials, words.init_words):
+    repeated = repeated if repeated is not None else [False] * len(predictions)
+    for pred, concept, trial, init, copy in zip(predictions, words.concepts, words.trials, words.init_words, repeated):
         scores = score(pred, kind)
         if task.metric not in scores:
             raise UserError(f"task {task.name}: metric {task.metric!r} is not produced for {kind}; it gives {sorted(scores)}")
         per_word.append({"concept": concept, "trial": trial, "init_word": init, **scores})
-        values.setdefault(concept, []).append(scores[task.metric])
+        if not copy:
+            values.setdefault(concept, []).append(scores[task.metric])
         for k, v in scores.items():
             if k != task.metric:
                 secondary.setdefault(k, []).append(v)

@@ -290,7 +290,7 @@ def run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None = No
 
 def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) -> StoredRun:
     from vwbench.pipeline_steps import (
-        check_mapped_words, evaluate_words, load_split, load_stored_result, obtain_words, plan_words, result_key, result_path, score_words,
+        check_mapped_words, evaluate_words, load_split, load_stored_result, obtain_words, plan_words, repeated_words, result_key, result_path, score_words,
         transfer_words, write_result, write_samples,
     )
     from vwbench.results.locks import compute_once
@@ -371,7 +371,7 @@ def _run_task(task: TaskSpec, options: RunOptions, reporter: Reporter | None) ->
             predictions = evaluate_words(target, judge, mapped, words, split, task, hp, reporter, samples)
         faults.point("evaluated")
         with timer("metrics"):
-            scored = score_words(predictions, words, task, target.kind)
+            scored = score_words(predictions, words, task, target.kind, repeated_words(mapped, words.concepts))
         write_samples(path, samples)  # before the result, which marks the run done: a rerun after a kill writes them all
         result, _ = write_result(
             task=task, hp=hp, split=split, words=words, words_path=words_path, scored=scored, transfer_name=transfer_name,

@@ -137,9 +137,23 @@ def test_the_card_sets_in_domain_words_against_the_targets(tmp_path):
     text = write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[]).read_text()
     assert "| sd->sd | generation accuracy | synth-coco | >= 0.80 | 0.850 [0.800, 0.900] | yes |" in text
     assert "| owlv2->owlv2 | detection mAP | synth-coco | >= 0.50 | 0.305 [0.255, 0.355] (mAP@.5 0.505) | **no** |" in text
-    assert "| synth-coco | sd | 0.850 | 0.500 (2) | 59% |" in text  # (0.6 + 0.4) / 2 of 0.85
-    assert "| synth-coco | clip | 0.900 | 0.450 (1) | 50% |" in text
+    assert "| synth-coco | sd | 0.850 | 0.500 (2) | 59% | - | - |" in text  # (0.6 + 0.4) / 2 of 0.85; no random map on the board
+    assert "| synth-coco | clip | 0.900 | 0.450 (1) | 50% | - | - |" in text
     assert "| synth-coco | owlv2 |" not in text.split("share of in-domain", 1)[1]  # nothing moved into owlv2
+
+
+def test_the_share_above_the_floor_measures_against_the_random_map_from_the_same_sources(tmp_path):
+    """Classification's floor is far above 0: 0.84 of an in-domain 1.0 is 84% of it, but only 60% of
+    the way up from a random map's 0.6."""
+    _one_checkpoint(tmp_path / "zoo")
+    board = _board({"sd": 0.85, "owlv2": 0.305, "clip": 1.0}, {("sd", "clip"): 0.84, ("owlv2", "clip"): 0.84, ("clip", "sd"): 0.5})
+    grids = board["datasets"]["synth-coco"]["grids"]
+    grids.append({"method": "random", "cells": {"sd": {"clip": {"value": 0.62}}, "owlv2": {"clip": {"value": 0.58}}}})
+    (tmp_path / "board").mkdir()
+    (tmp_path / "board" / "leaderboard.json").write_text(json.dumps(board))
+    text = write_zoo_report(tmp_path / "board", tmp_path / "zoo", names=[]).read_text()
+    assert "| synth-coco | clip | 1.000 | 0.840 (2) | 84% | 0.600 | 60% |" in text
+    assert "| synth-coco | sd | 0.850 | 0.500 (1) | 59% | - | - |" in text  # no random map from clip into sd: no floor
 
 
 def test_the_card_without_a_leaderboard_has_no_word_section_and_a_broken_one_is_named(tmp_path):

@@ -177,17 +177,25 @@ def test_data_root_from_environment(tmp_path, monkeypatch):
 
 
 def test_prepared_split_is_reused_and_checked(tmp_path):
-    from vwbench.data.coco import scan_coco
+    from vwbench.data.coco import coco_sources, scan_coco
+    from vwbench.data.prepare import prepare_dataset
 
     spec = paper_spec("coco")
     folder = fx.write_coco(tmp_path / "coco", names(spec))
-    split = load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)
-    (folder / SPLIT_FILE).write_text(json.dumps(split_payload(spec, split, 2)))
-    # the annotation files are no longer needed: the prepared selection is used as it is
-    (folder / "annotations" / "instances_train2017.json").unlink()
-    again = load_real_dataset(spec, scan_coco, images_per_concept=2, data_root=tmp_path)
+    _, split = prepare_dataset(spec, tmp_path, 2)
+
+    def no_scan(spec, folder):
+        raise AssertionError("a prepared split must not re-parse the annotation files")
+
+    # the annotation files are not parsed again: the prepared selection is used as it is
+    again = load_real_dataset(spec, no_scan, images_per_concept=2, data_root=tmp_path, sources=coco_sources)
     assert again.manifest.hash == split.manifest.hash
     assert [e.annotations for e in again.train] == [e.annotations for e in split.train]
+    # but they must still be there, unchanged (tests/data/test_prepared_annotations_checked.py)
+    (folder / "annotations" / "instances_train2017.json").rename(folder / "train.json")
+    with pytest.raises(DataError, match="instances_train2017.json is missing .* run `vwbench data prepare` again"):
+        load_real_dataset(spec, scan_coco, images_per_concept=2, data_root=tmp_path, sources=coco_sources)
+    (folder / "train.json").rename(folder / "annotations" / "instances_train2017.json")
     fx.image(split.train[0].path, 255)  # a changed image file is caught
     with pytest.raises(DataError, match="changed since"):
         load_coco_dataset(spec, images_per_concept=2, data_root=tmp_path)

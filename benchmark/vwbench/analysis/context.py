@@ -8,23 +8,91 @@ from typing import Any
 
 import torch
 
-from vwbench.errors import UserError
+from vwbench.errors import CheckpointNotFound, UserError
 from vwbench.registry import TaskRegistry, resolve_checkpoint
+from vwbench.registry.checkpoints import DEFAULT_MANIFEST, WEIGHT_SUFFIXES
 from vwbench.registry.schema import ModelSpec, TaskSpec
 from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, load_wordset
 
 
+def _pin_key(spec: ModelSpec) -> str:
+    pin = spec.checkpoint
+    dump = getattr(pin, "model_dump_json", None)
+    return dump() if dump is not None else repr(pin)
+
+
+ROLE_USE = {
+    "source": "the words were trained on other weights",
+    "target": "the words were transferred to and evaluated on other weights",
+    "judge": "the run's images were judged by other weights",
+}
+
+
+def recorded_files(result: RunResult, role: str) -> dict[str, str]:
+    """``{file: sha256}`` of the checkpoint a run used as ``role`` (its result's
+    ``provenance.checkpoints``); empty where the result records none (older results)."""
+    for entry in result.provenance.checkpoints:
+        if entry.role == role and entry.sha256:
+            return dict(entry.sha256)
+    return {}
+
+
+def checkpoint_mismatch(recorded: dict[str, str], now: dict[str, str]) -> str | None:
+    """How the files of a checkpoint now differ from the ones a run recorded, naming one file
+    (weights before configs and the manifest), or None when they are the same."""
+    differing = sorted(set(recorded) | set(now), key=lambda f: (Path(f).suffix.lower() not in WEIGHT_SUFFIXES, Path(f).name == DEFAULT_MANIFEST, f))
+    for file in differing:
+        old, new = recorded.get(file), now.get(file)
+        if old == new:
+            continue
+        if new is None:
+            return f"file {file}, which the run used, is not there now"
+        if old is None:
+            return f"file {file} is new (the run had no such file)"
+        return f"file {file} has sha256 {new[:12]}..., the run used {old[:12]}..."
+    return None
+
+
 @dataclass
 class Models:
-    """Loads each checkpoint once, whichever result asks for it."""
+    """Loads each checkpoint once, whichever result asks for it, and refuses one whose files differ
+    from those a run being analysed recorded for it (:meth:`expect`)."""
 
     device: torch.device
     weights_dir: Path | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
+    _resolved: dict[str, Any] = field(default_factory=dict)
+    _expected: dict[str, list[tuple[Path, str, dict[str, str]]]] = field(default_factory=dict)
+
+    def resolve(self, spec: ModelSpec) -> Any:
+        """The checkpoint of ``spec`` found and hashed, once per analysis (hashing a large one takes a while)."""
+        key = _pin_key(spec)
+        if key not in self._resolved:
+            self._resolved[key] = resolve_checkpoint(spec.checkpoint, self.weights_dir)
+        return self._resolved[key]
+
+    def expect(self, spec: ModelSpec, run: Path, role: str, recorded: dict[str, str]) -> None:
+        """From now on, loading ``spec``'s checkpoint checks its files against ``recorded`` (what
+        run ``run`` used as ``role``)."""
+        if recorded:
+            self._expected.setdefault(_pin_key(spec), []).append((Path(run), role, recorded))
+
+    def check(self, spec: ModelSpec) -> Any:
+        """The resolved checkpoint of ``spec``, or a one-line :class:`UserError` where its files are
+        not the ones a run being analysed used (a rebuilt or replaced checkpoint): that run's words
+        belong to the old weights, and analysing them on the new ones gives other numbers."""
+        resolved = self.resolve(spec)
+        now = dict(getattr(resolved, "files", None) or {})
+        for run, role, recorded in self._expected.get(_pin_key(spec), []):
+            problem = checkpoint_mismatch(recorded, now)
+            if problem is not None:
+                raise UserError(f"{run}: checkpoint {resolved.name} ({role}, {spec.family}) differs from the one this run used: {problem}; "
+                                f"{ROLE_USE.get(role, 'the run used other weights')}: restore that checkpoint or run the task again")
+        return resolved
 
     def get(self, spec: ModelSpec) -> Any:
-        resolved = resolve_checkpoint(spec.checkpoint, self.weights_dir)
+        resolved = self.check(spec)
         key = f"{spec.family}:{resolved.path}"
         if key not in self._cache:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
@@ -96,14 +164,35 @@ def _submitted_words(path: Path, task: TaskSpec, models: Models) -> WordSet | No
     )
 
 
+def expect_checkpoints(path: Path, result: RunResult, task: TaskSpec, models: Models) -> None:
+    """Check, before any analysis, that the source and target checkpoints the tasks folder now
+    resolves to are the ones the run recorded (``provenance.checkpoints[*].sha256``): stored words
+    are only meaningful on the weights they were trained and transferred on. The judge, which only
+    the truncation analysis loads, is checked when it is loaded.
+
+    A result that records no files for a role (written before the hashes were kept) is analysed
+    without that check: there is nothing to compare with."""
+    for role, spec in (("source", task.source), ("target", task.target), ("judge", task.judge)):
+        if spec is not None:
+            models.expect(spec, path, role, recorded_files(result, role))
+    models.check(task.source)  # every analysis reads the words in the source's space
+    try:
+        models.check(task.target)
+    except CheckpointNotFound:
+        pass  # an analysis that never loads it (truncation or t-SNE of sd as source) needs none; one that does fails there
+
+
 def open_run(path: Path, registry: TaskRegistry, models: Models | None = None) -> OpenedRun:
     """A stored result with its words: vwbench's own word file, or (given ``models``, to check it
-    against the source's vocabulary) the embeddings submission the run evaluated."""
+    against the source's vocabulary) the embeddings submission the run evaluated. Given
+    ``models``, the run's checkpoints are checked first (:func:`expect_checkpoints`)."""
     result = read_result(path)
     try:
         task = registry.get(result.task, result.dataset)
     except UserError as exc:  # a run of a tasks folder other than the one this command read
         raise UserError(f"{path}: {exc}; if the run used its own tasks folder, pass it with --tasks-dir (this command read {registry.root})") from exc
+    if models is not None:
+        expect_checkpoints(Path(path), result, task, models)
     words_file = Path(result.provenance.words_file or "")
     # a relative words file was written relative to the folder the run was started in: the
     # results folder's parents hold it (runs/results/D/T/x.json and runs/words/...) wherever this is run

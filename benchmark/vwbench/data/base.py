@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -138,6 +139,10 @@ class DatasetSplit:
     train: list[Example]
     heldout: list[Example]
     manifest: Manifest
+    # the annotation files a real dataset's split was selected from ({name: {sha256, size, mtime_ns}},
+    # see vwbench.data.real.check_sources), where recorded (by `vwbench data prepare`); not part
+    # of the manifest (results cite the selected images and boxes, which these only decide)
+    sources: dict[str, dict[str, Any]] | None = None
 
     @property
     def concept_names(self) -> list[str]:

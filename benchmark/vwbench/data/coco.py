@@ -107,15 +107,20 @@ def read_instances(path: Path, image_dir: str) -> list[Record]:
     ]
 
 
+def coco_sources(spec: Any, folder: Path) -> list[Path]:
+    """The two instances files :func:`scan_coco` reads (train, val)."""
+    year = _year(spec, folder)
+    return [folder / "annotations" / f"instances_{split}{year}.json" for split in ("train", "val")]
+
+
 def scan_coco(spec: Any, folder: Path) -> Pools:
     year = _year(spec, folder)
     pools = {}
-    for split in ("train", "val"):
-        path = folder / "annotations" / f"instances_{split}{year}.json"
+    for split, path in zip(("train", "val"), coco_sources(spec, folder)):
         pools[split] = read_instances(path, f"{split}{year}")
     return Pools(pools["train"], pools["val"], extra={"format": f"coco{year}"})
 
 
 def load_coco_dataset(spec: Any, *, images_per_concept: int = 8, data_root: Any = None) -> DatasetSplit:
     """The split of a COCO dataset spec (see the module docstring for the layout)."""
-    return load_real_dataset(spec, scan_coco, images_per_concept=images_per_concept, data_root=data_root)
+    return load_real_dataset(spec, scan_coco, images_per_concept=images_per_concept, data_root=data_root, sources=coco_sources)

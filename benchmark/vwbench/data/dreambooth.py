@@ -46,6 +46,11 @@ def boxes_path(spec: Any, folder: Path) -> Path:
     return folder / str((getattr(spec, "options", {}) or {}).get("boxes", DEFAULT_BOXES))
 
 
+def dreambooth_sources(spec: Any, folder: Path) -> list[Path]:
+    """The boxes file :func:`scan_dreambooth` reads."""
+    return [boxes_path(spec, folder)]
+
+
 def scan_dreambooth(spec: Any, folder: Path) -> Pools:
     path = boxes_path(spec, folder)
     if path.is_dir():
@@ -70,4 +75,4 @@ def scan_dreambooth(spec: Any, folder: Path) -> Pools:
 
 def load_dreambooth_dataset(spec: Any, *, images_per_concept: int = 8, data_root: Any = None) -> DatasetSplit:
     """The split of a DreamBooth dataset spec (see the module docstring for the layout)."""
-    return load_real_dataset(spec, scan_dreambooth, images_per_concept=images_per_concept, data_root=data_root)
+    return load_real_dataset(spec, scan_dreambooth, images_per_concept=images_per_concept, data_root=data_root, sources=dreambooth_sources)

@@ -57,22 +57,39 @@ def read_record(path: Path, image_name: str, names: dict[str, str]) -> Record | 
     return Record(image_name, ann.width, ann.height, boxes) if boxes else None
 
 
+def _train_dir(base: Path, wnid: str, names: dict[str, str]) -> Path:
+    ann_dir = base / "Annotations" / "CLS-LOC" / "train" / wnid
+    if not ann_dir.is_dir():
+        raise DataError(f"{ann_dir} not found; expected the training boxes of {names[wnid]} ({wnid})")
+    return ann_dir
+
+
+def _val_dir(base: Path) -> Path:
+    val_dir = base / "Annotations" / "CLS-LOC" / "val"
+    if not val_dir.is_dir():
+        raise DataError(f"{val_dir} not found; expected the validation boxes (held-out images)")
+    return val_dir
+
+
+def imagenet_sources(spec: Any, folder: Path) -> list[Path]:
+    """The XML files :func:`scan_imagenet` reads: each concept's training boxes and every validation file."""
+    base = find_base(folder)
+    names = synsets(spec)
+    paths = [path for wnid in sorted(names) for path in sorted(_train_dir(base, wnid, names).glob("*.xml"))]
+    return paths + sorted(_val_dir(base).glob("*.xml"))
+
+
 def scan_imagenet(spec: Any, folder: Path) -> Pools:
     base = find_base(folder)
     prefix = "" if base == folder else "ILSVRC/"
     names = synsets(spec)
     train: list[Record] = []
     for wnid in sorted(names):
-        ann_dir = base / "Annotations" / "CLS-LOC" / "train" / wnid
-        if not ann_dir.is_dir():
-            raise DataError(f"{ann_dir} not found; expected the training boxes of {names[wnid]} ({wnid})")
-        for path in sorted(ann_dir.glob("*.xml")):
+        for path in sorted(_train_dir(base, wnid, names).glob("*.xml")):
             record = read_record(path, f"{prefix}Data/CLS-LOC/train/{wnid}/{path.stem}.JPEG", names)
             if record is not None:
                 train.append(record)
-    val_dir = base / "Annotations" / "CLS-LOC" / "val"
-    if not val_dir.is_dir():
-        raise DataError(f"{val_dir} not found; expected the validation boxes (held-out images)")
+    val_dir = _val_dir(base)
     heldout = [
         r for path in sorted(val_dir.glob("*.xml"))
         if (r := read_record(path, f"{prefix}Data/CLS-LOC/val/{path.stem}.JPEG", names)) is not None
@@ -82,4 +99,4 @@ def scan_imagenet(spec: Any, folder: Path) -> Pools:
 
 def load_imagenet_dataset(spec: Any, *, images_per_concept: int = 8, data_root: Any = None) -> DatasetSplit:
     """The split of an ImageNet dataset spec (see the module docstring for the layout)."""
-    return load_real_dataset(spec, scan_imagenet, images_per_concept=images_per_concept, data_root=data_root)
+    return load_real_dataset(spec, scan_imagenet, images_per_concept=images_per_concept, data_root=data_root, sources=imagenet_sources)

@@ -4,7 +4,8 @@ The selection (10 concepts x ``images_per_concept`` seeded training images and t
 images, each labelled by its largest box) is made from the raw annotation files and written with
 its manifest (every selected file and its sha256) to ``<dataset folder>/vwbench_split.json``.
 Later loads read that file instead of re-parsing the annotations and refuse to run when a listed
-image has changed; results cite the manifest's hash (``provenance.dataset_manifest_hash``).
+image, or an annotation file the selection was read from (also recorded there), has changed;
+results cite the manifest's hash (``provenance.dataset_manifest_hash``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ SCANNERS: dict[str, str] = {
 }
 """Loader name -> the function that reads its on-disk format (real datasets only)."""
 
+SOURCES: dict[str, str] = {
+    "coco": "vwbench.data.coco:coco_sources",
+    "voc": "vwbench.data.voc:voc_sources",
+    "imagenet": "vwbench.data.imagenet:imagenet_sources",
+    "dreambooth": "vwbench.data.dreambooth:dreambooth_sources",
+}
+"""Loader name -> the function that lists the annotation files its scanner reads (recorded in the
+split file, which a run then checks them against)."""
+
 
 def replaced_settings(spec: Any, root: Path, images_per_concept: int) -> dict[str, Any] | None:
     """The settings of the split file that preparing ``spec`` with ``images_per_concept`` would
@@ -49,7 +59,8 @@ def prepare_dataset(spec: Any, root: Path, images_per_concept: int) -> tuple[Pat
     if spec.loader not in SCANNERS:
         raise DataError(f"dataset {spec.name} is built by the {spec.loader!r} loader, not read from disk; there is nothing to prepare")
     scan = _import_target(SCANNERS[spec.loader], f"dataset loader {spec.loader!r}")
-    split = load_real_dataset(spec, scan, images_per_concept=images_per_concept, data_root=root, use_prepared=False)
+    sources = _import_target(SOURCES[spec.loader], f"dataset loader {spec.loader!r}")
+    split = load_real_dataset(spec, scan, images_per_concept=images_per_concept, data_root=root, use_prepared=False, sources=sources)
     split.validate(images_per_concept)  # every selected file decodes to its annotated size: a bad one stops here, not in a run
     path = dataset_folder(spec, root) / SPLIT_FILE
     text = json.dumps(split_payload(spec, split, images_per_concept), indent=2, sort_keys=True) + "\n"

@@ -7,7 +7,10 @@ format into :class:`Record` pools; :func:`load_real_dataset` turns the pools int
 1. the dataset folder is ``DATA_ROOT/<options.subdir>`` with ``DATA_ROOT`` from ``--data-root``
    or ``$VWBENCH_DATA``;
 2. if ``vwbench data prepare`` wrote a split file there for the same selection settings, its
-   images and boxes are used as they are (no re-parsing of the annotation files);
+   images and boxes are used as they are (no re-parsing of the annotation files); the split file
+   records every annotation file it was built from (boxes.json, the COCO instances files, VOC's
+   and ImageNet's XML files and lists), and a run refuses one changed, missing or added since
+   (see :func:`check_sources`);
 3. otherwise each image is labelled with the class of its largest box, and per concept
    ``images_per_concept`` training images and ``heldout_per_concept`` held-out images are drawn
    in a seeded order (``options.seed``, default 0), so the same files give the same split;
@@ -79,6 +82,9 @@ class Pools:
 
 
 Scanner = Callable[[Any, Path], Pools]
+SourceLister = Callable[[Any, Path], list[Path]]
+"""A format's annotation files (what its :data:`Scanner` reads besides the images), listed without
+parsing them: what a prepared split records and a run compares with the disk."""
 
 
 # ---- locating files ------------------------------------------------------------------------------
@@ -240,6 +246,71 @@ def _image_loader(path: Path, name: str) -> Callable[[], Image.Image]:
     return load
 
 
+# ---- the annotation files a split was built from ----------------------------------------------------
+
+
+def source_name(folder: Path, path: Path) -> str:
+    """How the split file names an annotation file: relative to the dataset folder (``/``-separated),
+    or absolute where it lies outside (DreamBooth's ``options.boxes`` may point anywhere)."""
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def fingerprint_sources(folder: Path, paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """``{name: {sha256, size, mtime_ns}}`` of each existing file of ``paths`` (a missing one is
+    left to the scanner, whose error says what was expected there)."""
+    table: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+            if not path.is_file():
+                continue
+            table[source_name(folder, path)] = {"sha256": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        except OSError:
+            continue
+    return table
+
+
+def check_sources(spec: Any, folder: Path, recorded: dict[str, dict[str, Any]] | None, lister: SourceLister | None) -> None:
+    """Refuse (one line naming the file) a prepared split whose annotation files changed, went
+    missing, or were added (a file the format's scan would now read too) since ``vwbench data
+    prepare``: its boxes and labels were read from the old ones.
+
+    ``recorded`` is None for a split file written before the files were recorded: it is refused
+    too (it cannot be checked), with the same advice.
+
+    Cheap on large datasets: a file whose size and mtime (in ns) are the recorded ones is taken as
+    unchanged without reading it (COCO's train instances file is ~450 MB; hashing it takes seconds
+    on every run); only where the mtime differs at the same size (a copy, a touch) is it hashed.
+    An edit that keeps both the size and the mtime is not seen."""
+    split_file = folder / SPLIT_FILE
+    if recorded is None:
+        raise DataError(f"{split_file} does not record the annotation files it was selected from (a split file of an older vwbench), "
+                        "so later edits to them cannot be noticed; run `vwbench data prepare` again")
+    for name, facts in sorted(recorded.items()):
+        path = folder / name
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        if stat is None or not path.is_file():
+            raise DataError(f"{path} is missing (the split in {split_file} was selected from it); restore it or run `vwbench data prepare` again")
+        if stat.st_size == facts.get("size") and stat.st_mtime_ns == facts.get("mtime_ns"):
+            continue
+        digest = sha256_file(path) if stat.st_size == facts.get("size") else None
+        if digest != facts.get("sha256"):
+            now = f"sha256 {digest[:12]}..., {SPLIT_FILE} says {str(facts.get('sha256'))[:12]}..." if digest else f"{stat.st_size} bytes, {SPLIT_FILE} says {facts.get('size')}"
+            raise DataError(f"{path} changed since `vwbench data prepare` ({now}); the split in {split_file} was selected from the old file: "
+                            "run `vwbench data prepare` again (or restore the file)")
+    if lister is not None:
+        for path in lister(spec, folder):
+            if source_name(folder, path) not in recorded and path.is_file():
+                raise DataError(f"{path} is new since `vwbench data prepare` (the split in {split_file} was selected without it); "
+                                "run `vwbench data prepare` again")
+
+
 def to_split(spec: Any, folder: Path, train: list[Record], heldout: list[Record], extra: dict[str, str]) -> DatasetSplit:
     """Examples backed by the files, and the manifest of every distinct selected file's sha256."""
     hashes: dict[str, str] = {}
@@ -271,9 +342,10 @@ def to_split(spec: Any, folder: Path, train: list[Record], heldout: list[Record]
     )
 
 
-def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record], list[Record], dict[str, str], dict[str, str]] | None:
+def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record], list[Record], dict[str, str], dict[str, str], dict[str, dict[str, Any]] | None] | None:
     """The selection stored by ``vwbench data prepare`` for these settings, if there is one:
-    training and held-out records, the manifest's extra facts and its ``{name: sha256}``."""
+    training and held-out records, the manifest's extra facts, its ``{name: sha256}`` and the
+    annotation files it was selected from (None in a split file written before they were recorded)."""
     path = folder / SPLIT_FILE
     if not path.is_file():
         return None
@@ -285,20 +357,29 @@ def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record],
         heldout = [Record.from_json(r) for r in data["heldout"]]
         extra = {str(k): str(v) for k, v in data["manifest"]["extra"].items()}
         expected = {e["name"]: e["sha256"] for e in data["manifest"]["entries"]}
+        sources = data.get("sources")
+        if sources is not None:
+            sources = {str(name): {"sha256": str(f["sha256"]), "size": int(f["size"]), "mtime_ns": int(f["mtime_ns"])} for name, f in sources.items()}
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path} is malformed ({exc!r}); delete it and run `vwbench data prepare` again") from exc
-    return train, heldout, extra, expected
+    return train, heldout, extra, expected, sources
 
 
-def load_real_dataset(spec: Any, scan: Scanner, *, images_per_concept: int, data_root: Path | str | None, use_prepared: bool = True) -> DatasetSplit:
-    """The split of a real dataset (see the module docstring)."""
+def load_real_dataset(spec: Any, scan: Scanner, *, images_per_concept: int, data_root: Path | str | None, use_prepared: bool = True,
+                      sources: SourceLister | None = None) -> DatasetSplit:
+    """The split of a real dataset (see the module docstring). ``sources`` lists the annotation
+    files ``scan`` reads: a prepared split is checked against them, and ``vwbench data prepare``
+    (``use_prepared=False``) records them in the split (only then: hashing COCO's instances file
+    on every run of an unprepared dataset would cost seconds for nothing)."""
     folder = dataset_folder(spec, data_root)
     seed = int((getattr(spec, "options", {}) or {}).get("seed", 0))
     settings = selection_settings(spec, images_per_concept)
     prepared = read_prepared(folder, settings) if use_prepared else None
     if prepared is not None:
-        train, heldout, extra, expected = prepared
+        train, heldout, extra, expected, recorded = prepared
+        check_sources(spec, folder, recorded, sources)
         split = to_split(spec, folder, train, heldout, extra)
+        split.sources = recorded
         for name, digest in split.manifest.entries:
             if expected.get(name) != digest:
                 raise DataError(
@@ -306,13 +387,19 @@ def load_real_dataset(spec: Any, scan: Scanner, *, images_per_concept: int, data
                     f"{SPLIT_FILE} says {str(expected.get(name))[:12]}...); restore the file or prepare again"
                 )
         return split
+    # hashed before the scan: a file edited while it is parsed then differs from its record
+    recorded = fingerprint_sources(folder, sources(spec, folder)) if sources is not None and not use_prepared else None
     pools = scan(spec, folder)
     train, heldout = select(spec, pools, images_per_concept, seed)
-    return to_split(spec, folder, train, heldout, {**pools.extra, "seed": str(seed)})
+    split = to_split(spec, folder, train, heldout, {**pools.extra, "seed": str(seed)})
+    split.sources = recorded
+    return split
 
 
 def split_payload(spec: Any, split: DatasetSplit, images_per_concept: int) -> dict[str, Any]:
-    """The split file's content: settings, manifest, and the selected images with their boxes."""
+    """The split file's content: settings, manifest, the selected images with their boxes, and
+    the annotation files they were read from (``sources``: name -> sha256, size, mtime_ns; left
+    out where the split did not record them, and such a file is refused by runs)."""
 
     def record(example: Example) -> dict[str, Any]:
         name = example.image_id.split("/", 1)[1]
@@ -320,10 +407,13 @@ def split_payload(spec: Any, split: DatasetSplit, images_per_concept: int) -> di
             name = name.rsplit("#", 1)[0]  # a repeat's marker (to_split), not a '#' of the file's own name
         return Record(name, example.width, example.height, list(example.annotations)).to_json()
 
-    return {
+    payload = {
         "format": SPLIT_FORMAT,
         "settings": selection_settings(spec, images_per_concept),
         "manifest": split.manifest.to_json(),
         "train": [record(e) for e in split.train],
         "heldout": [record(e) for e in split.heldout],
     }
+    if split.sources is not None:
+        payload["sources"] = dict(split.sources)
+    return payload

@@ -36,17 +36,34 @@ def find_devkit(folder: Path) -> Path:
     raise DataError(f"{folder}: no VOC folder found; expected Annotations/, JPEGImages/ and ImageSets/Main/ in it or in one of {', '.join(c for c in CANDIDATES if c)}")
 
 
+def _listing(devkit: Path, split: str) -> Path:
+    return devkit / "ImageSets" / "Main" / f"{split}.txt"
+
+
+def _image_ids(listing: Path) -> list[str]:
+    require_file(listing, f"the VOC image-set list of the {listing.stem} split (one image id per line)")
+    try:
+        return listing.read_text(encoding="utf-8").split()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{listing}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected one image id per line") from exc
+
+
+def voc_sources(spec: Any, folder: Path) -> list[Path]:
+    """What :func:`scan_voc` reads: the train and val lists and the XML file of each image they list."""
+    devkit = find_devkit(folder)
+    paths = []
+    for split in ("train", "val"):
+        listing = _listing(devkit, split)
+        paths += [listing] + [devkit / "Annotations" / f"{image_id}.xml" for image_id in _image_ids(listing)]
+    return list(dict.fromkeys(paths))
+
+
 def read_voc_split(devkit: Path, split: str, names: dict[str, str], concepts: tuple[str, ...] = ()) -> list[Record]:
     """The records of one split. Object names must be VOC's 20 classes, or (a dataset of one's own
     in VOC's layout) a concept's name or a key of ``names``."""
     known = set(VOC_CLASSES) | set(concepts) | set(names)
-    listing = require_file(devkit / "ImageSets" / "Main" / f"{split}.txt", f"the VOC image-set list of the {split} split (one image id per line)")
     records = []
-    try:
-        image_ids = listing.read_text(encoding="utf-8").split()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{listing}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected one image id per line") from exc
-    for image_id in image_ids:
+    for image_id in _image_ids(_listing(devkit, split)):
         path = devkit / "Annotations" / f"{image_id}.xml"
         ann = read_xml_annotation(path)
         boxes = []
@@ -77,4 +94,4 @@ def scan_voc(spec: Any, folder: Path) -> Pools:
 
 def load_voc_dataset(spec: Any, *, images_per_concept: int = 8, data_root: Any = None) -> DatasetSplit:
     """The split of a PASCAL VOC dataset spec (see the module docstring for the layout)."""
-    return load_real_dataset(spec, scan_voc, images_per_concept=images_per_concept, data_root=data_root)
+    return load_real_dataset(spec, scan_voc, images_per_concept=images_per_concept, data_root=data_root, sources=voc_sources)

@@ -150,6 +150,26 @@ def test_a_local_dir_file_modified_after_its_download_is_hashed_not_trusted(tmp_
     assert resolved.revision == REV and resolved.origin == "weights_dir"
 
 
+def test_a_local_dir_file_replaced_with_its_old_mtime_is_hashed_not_trusted(tmp_path: Path, monkeypatch) -> None:
+    """`cp -p` (or rsync -a, tar, unzip) of other weights keeps an mtime older than the download
+    record, but not the ctime: the recorded etag no longer stands for the bytes."""
+    import os
+
+    from vwbench.registry import CheckpointPin, resolve_checkpoint
+
+    monkeypatch.delenv("VWBENCH_WEIGHTS", raising=False)
+    weights = tmp_path / "weights"
+    folder = make_folder(weights / "org" / "model", CKPT_FILES, None)
+    target = folder / "model.safetensors"
+    old = target.stat().st_mtime - 100
+    os.utime(target, (old, old))
+    _local_dir_meta(folder, "model.safetensors", "f" * 64, age=50)  # recorded 50 s after the (old) mtime, i.e. 50 s ago
+    target.write_bytes(b"\x07" * 64)
+    os.utime(target, (old, old))  # what `cp -p` leaves: the old mtime; the ctime is now
+    resolved = resolve_checkpoint(CheckpointPin(hf_id="org/model", revision=REV), weights)
+    assert resolved.files["model.safetensors"] == sha(b"\x07" * 64)
+
+
 def test_an_unpinned_local_dir_checkpoint_reports_the_commit_it_was_downloaded_at(tmp_path: Path) -> None:
     from vwbench.registry import CheckpointPin, resolve_checkpoint
 

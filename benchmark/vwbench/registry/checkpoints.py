@@ -203,7 +203,10 @@ def _local_dir_hashes(folder: Path, pin: CheckpointPin, source: tuple[str, str])
         meta = _local_dir_metadata(folder, rel)
         if meta is not None:
             commits.add(meta[0])
-        if meta is not None and _SHA256.fullmatch(meta[1]) and file.stat().st_mtime <= meta[2] + 1:
+        stat = file.stat()
+        # the recorded etag stands for the bytes only if nothing touched the file after the download:
+        # the ctime too, which `cp -p`, `rsync -a` or `tar` cannot set back as they do the mtime
+        if meta is not None and _SHA256.fullmatch(meta[1]) and max(stat.st_mtime, stat.st_ctime) <= meta[2] + 1:
             files[rel] = meta[1]
         else:
             files[rel] = sha256_file(file)

@@ -164,3 +164,16 @@ def test_repeated_words_are_found_within_a_concept_only() -> None:
 
     a, b = torch.zeros(2, 3), torch.ones(2, 3)
     assert repeated_words(torch.stack([a, a, b, a, a]), ["x", "x", "x", "y", "y"]) == [False, True, False, False, True]
+
+
+def test_a_model_spec_takes_no_options_it_would_ignore() -> None:
+    """`options` was accepted and documented as going to the adapter, which never read it (an
+    `image_size: 32, options: {resize: 32}` run reused the old words and gave the same value)."""
+    from pydantic import ValidationError
+
+    from vwbench.registry.schema import ModelSpec
+
+    spec = {"family": "clip", "checkpoint": {"path": "zoo/mini-clip", "manifest": "manifest.json"}}
+    assert ModelSpec.model_validate(spec).family == "clip"
+    with pytest.raises(ValidationError, match="options"):
+        ModelSpec.model_validate({**spec, "options": {"resize": 32}})

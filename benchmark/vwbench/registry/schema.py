@@ -177,7 +177,9 @@ class ModelSpec(_Strict):
     """One model of a tier: its family, checkpoint and the metric it is scored by as a target.
 
     ``kind`` follows from ``family`` (sd: generation, owlv2: detection, clip: classification) and
-    ``metric`` defaults to the kind's headline metric. ``options`` go to the adapter unchanged.
+    ``metric`` defaults to the kind's headline metric. ``image_size`` and ``text_width`` describe
+    the checkpoint (the paper's table of models) for readers of the task files; the adapters take
+    both from the checkpoint's own config, never from here.
     """
 
     family: Family
@@ -187,7 +189,6 @@ class ModelSpec(_Strict):
     image_size: int | None = Field(default=None, gt=0)
     text_width: int | None = Field(default=None, gt=0)
     description: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 from setuptools import find_packages
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
 REPO = Path(__file__).resolve().parents[1]
 

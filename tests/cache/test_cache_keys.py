@@ -179,7 +179,7 @@ def test_every_evaluation_input_changes_the_result_key(task, what) -> None:
     elif what == "transfer":
         change = {"transfer_name": "ridge"}
     elif what == "target":
-        target = task.target.model_copy(update={"options": {"max_detections": 10}})
+        target = task.target.model_copy(update={"metric": "map50"})
         change = {"task": task.model_copy(update={"target": target})}
     elif what == "eval":
         change = {"task": task.model_copy(update={"eval": task.eval.model_copy(update={"guidance_scale": 3.0})})}

@@ -56,7 +56,7 @@ def word_board(sd_value: float) -> dict:
 def test_word_target_is_met_at_exactly_the_minimum() -> None:
     lines = _word_lines(word_board(0.8))
     assert "| sd->sd | generation accuracy | synth-voc | >= 0.80 | 0.800 [0.700, 0.900] | yes |" in lines
-    assert "| synth-voc | sd | 0.800 | 0.200 (1) | 25% |" in lines  # 0.2 of 0.8
+    assert "| synth-voc | sd | 0.800 | 0.200 (1) | 25% | - | - |" in lines  # 0.2 of 0.8
 
 
 def test_wall_time_in_minutes_from_any_recorded_key() -> None:

@@ -33,20 +33,14 @@ ZOO = Path(vwbench.__file__).resolve().parent / "zoo"
 def test_every_key_holds_the_release(monkeypatch) -> None:
     from types import SimpleNamespace as NS
 
-    from vwbench.cache.features import FeatureCache
     from vwbench.pipeline_steps import result_key
 
     task = NS(target=NS(model_dump=lambda mode: {"family": "clip"}), eval=NS(model_dump=lambda mode: {"batch_size": 8}), version=1)
 
-    def keys() -> tuple[str, str]:
-        return (result_key("w", "lstsq", task, {}, "d", torch.float32),
-                FeatureCache.namespace({"family": "clip", "kind": "image_features", **release_key_part()}))
-
-    before = keys()
+    before = result_key("w", "lstsq", task, {}, "d", torch.float32)
     monkeypatch.setattr(vwbench, "__version__", "9.9.9")
     assert release_key_part() == {"vwbench": "9.9.9"}
-    after = keys()
-    assert before[0] != after[0] and before[1] != after[1]
+    assert result_key("w", "lstsq", task, {}, "d", torch.float32) != before  # features: the end-to-end test below
 
 
 def test_words_and_features_keys_change_with_the_release(tiny_tasks, tmp_path, monkeypatch) -> None:
@@ -59,20 +53,39 @@ def test_words_and_features_keys_change_with_the_release(tiny_tasks, tmp_path, m
     assert "reusing" not in again.output  # neither the result nor the words of the other release
     assert len(list((out / "results").rglob("*.json"))) == 2
     assert len(list((out / "words").rglob("*.safetensors"))) == 2
-    features = [p for p in (out / "features").iterdir() if p.is_dir()] if (out / "features").is_dir() else []
-    assert len(features) in (0, 2)  # where the run caches features, each release has its own namespace
+    features = [p for p in (out / "features").iterdir() if p.is_dir()]
+    assert len(features) == 2  # each release has its own feature namespace
 
 
 def test_a_reused_result_from_another_commit_says_so(monkeypatch) -> None:
     monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40)
     note = made_elsewhere("a" * 40 + "-dirty")
-    assert note.startswith(" (made at commit aaaaaaaaaaaa-dirty, this checkout is bbbbbbbbbbbb:") and "another --out" in note
+    assert note == " (made at commit aaaaaaaaaaaa-dirty, this checkout is bbbbbbbbbbbb: give another --out to compute it, and the words it reads, with this code)"
     assert made_elsewhere("b" * 40) == ""  # the same clean commit
     assert made_elsewhere(None) == ""  # nothing known: nothing claimed
+    assert "made at commit bbbbbbbbbbbb-unchecked, this checkout is bbbbbbbbbbbb:" in made_elsewhere("b" * 40 + "-unchecked")
     monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40 + "-dirty")
-    assert "this checkout is bbbbbbbbbbbb-dirty" in made_elsewhere("b" * 40 + "-dirty")  # a dirty tree may hold other code
+    assert made_elsewhere("b" * 40 + "-dirty").startswith(" (made from a modified tree of commit bbbbbbbbbbbb-dirty, as this checkout is:")
     monkeypatch.setattr(provenance, "git_commit", lambda: None)
     assert made_elsewhere("a" * 40) == ""
+
+
+def test_reused_words_of_another_commit_say_so(tiny_tasks, tmp_path, monkeypatch) -> None:
+    """Removing a result does not retrain its words: their line names their commit too."""
+    import vwbench.pipeline_steps as steps
+
+    out = tmp_path / "runs"
+    monkeypatch.setattr(steps, "git_commit", lambda: "a" * 40)  # what the words record
+    monkeypatch.setattr(provenance, "git_commit", lambda: "a" * 40)
+    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip", "--seed", "5"))  # words no other test made
+    assert res.exit_code == 0 and "saved trained words" in res.output, res.output
+    for path in (out / "results").rglob("*.json"):
+        path.unlink()
+    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40)
+    again = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip", "--seed", "5"))
+    assert again.exit_code == 0, again.output
+    line = next(line for line in again.output.splitlines() if line.startswith("reusing trained words"))
+    assert "(made at commit aaaaaaaaaaaa, this checkout is bbbbbbbbbbbb:" in line, line
 
 
 # ---- a manifest must list what the loader reads ---------------------------------------------------
@@ -96,6 +109,18 @@ def test_a_config_the_manifest_does_not_list_is_refused(tmp_path) -> None:
     manifest.write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"file bpe_simple_vocab\.txt\.gz \(and 1 more\) is not listed"):
         verify_manifest(folder, manifest)
+
+
+def test_a_file_in_a_symlinked_folder_the_manifest_does_not_list_is_refused(tmp_path) -> None:
+    """The loaders read through a linked folder (a tokenizer shared between checkpoints), so the
+    check must look there too (Path.rglob on Python 3.11 does not)."""
+    folder, shared = tmp_path / "mini-clip", tmp_path / "shared" / "tokenizer"
+    shutil.copytree(ZOO / "mini-clip", folder)
+    shared.mkdir(parents=True)
+    (shared / "vocab.json").write_text("{}")
+    (folder / "tokenizer").symlink_to(shared, target_is_directory=True)
+    with pytest.raises(UserError, match=r"file tokenizer/vocab\.json is not listed in manifest\.json"):
+        verify_manifest(folder, folder / "manifest.json")
 
 
 # ---- submitted embeddings: the init words are part of the result --------------------------------

@@ -21,7 +21,7 @@ from vwbench import faults
 from vwbench.results import journal
 from vwbench.results.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from vwbench.results.locks import compute_once, exclusive
-from vwbench.results.provenance import compute_environment, git_commit, library_versions, utc_now
+from vwbench.results.provenance import compute_environment, git_commit, library_versions, made_elsewhere, utc_now
 from vwbench.results.schema import RunResult, read_result
 from vwbench.results.words_store import WordSet, cache_key, dtype_key_part, load_wordset, release_key_part, save_wordset
 from vwbench.training import TrainConfig, choose_init_words, train_words
@@ -233,7 +233,7 @@ def obtain_words(source: ConceptModel, source_ckpt, task, split: DatasetSplit, h
 
     words, reused = compute_once(out_dir, f"words-{key[:32]}", load=load, compute=compute, what=f"the words of {source.family} on {split.name}", log=reporter.log)
     if reused:
-        reporter.log(f"reusing trained words {path}")
+        reporter.log(f"reusing trained words {path}{made_elsewhere(words.metadata.get('git_commit'))}")
         journal.record(path, "trained words", reused=True)
         _drop_train_state(state_path)  # a run killed after saving its words leaves its last checkpoint
     return words, path
@@ -254,7 +254,8 @@ def _word_set(source: ConceptModel, plan: WordsPlan, vectors: torch.Tensor, curv
         concepts=plan.concepts,
         trials=plan.trials,
         init_words=plan.init_words,
-        metadata={"key": plan.key, "vocab_hash": source.vocabulary().hash(), "loss_curve": mean_curve, **plan.key_parts, **({"fracture_anchors": ball_facts} if ball_facts else {})},
+        metadata={"key": plan.key, "vocab_hash": source.vocabulary().hash(), "loss_curve": mean_curve, "git_commit": git_commit(), **plan.key_parts,
+                  **({"fracture_anchors": ball_facts} if ball_facts else {})},
     )
 
 

@@ -112,13 +112,13 @@ LOADED_SUFFIXES = WEIGHT_SUFFIXES | {".json", ".txt", ".gz", ".model", ".yaml", 
 
 def _unlisted_loaded_files(folder: Path, manifest: Path, expected: dict[str, str]) -> list[str]:
     """Files under ``folder`` a loader may read that ``expected`` does not list (the manifest
-    itself and dot-folders, e.g. a hub download's ``.cache/``, aside)."""
+    itself and dot-folders, e.g. a hub download's ``.cache/``, aside), found as the loaders find
+    them: through symlinked folders too (:func:`_walk`)."""
     found = []
-    for p in Path(folder).rglob("*"):
-        rel = p.relative_to(folder)
-        if (p.is_file() and p.suffix.lower() in LOADED_SUFFIXES and rel.as_posix() not in expected
-                and not any(part.startswith(".") for part in rel.parts) and p.resolve() != manifest.resolve()):
-            found.append(rel.as_posix())
+    for p in _walk(Path(folder)):
+        rel = p.relative_to(folder).as_posix()
+        if p.suffix.lower() in LOADED_SUFFIXES and rel not in expected and p.resolve() != manifest.resolve():
+            found.append(rel)
     return sorted(found)
 
 

@@ -75,15 +75,22 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def _short(commit: str) -> str:
+    return commit[:12] + commit[40:]  # the suffix (-dirty, -unchecked) says what is known of the tree
+
+
 def made_elsewhere(stored_commit: str | None) -> str:
-    """What a "reusing the stored result" line adds when the result was made by other code than
-    this checkout's: its commit (cache keys hold vwbench's release, not the commit, so a
-    development checkout reuses results across commits); "" when both are the same clean commit or
-    either is unknown."""
+    """What a "reusing the stored result" (or "... trained words") line adds when the stored thing
+    was made by other code than this checkout's: its commit (cache keys hold vwbench's release,
+    not the commit, so a development checkout reuses work across commits); "" when both are the
+    same clean commit or either is unknown. Two modified trees of one commit may hold different
+    code, so they are named too."""
     here = git_commit()
-    if not stored_commit or not here or (stored_commit == here and not here.endswith(("-dirty", "-unchecked"))):
+    if not stored_commit or not here or (stored_commit == here and len(here) == 40):
         return ""
-    return f" (made at commit {stored_commit[:12]}{'-dirty' if stored_commit.endswith('-dirty') else ''}, this checkout is {here[:12]}{'-dirty' if here.endswith('-dirty') else ''}: remove the file, or give another --out, to compute it with this code)"
+    made = (f"made from a modified tree of commit {_short(stored_commit)}, as this checkout is" if stored_commit == here
+            else f"made at commit {_short(stored_commit)}, this checkout is {_short(here)}")
+    return f" ({made}: give another --out to compute it, and the words it reads, with this code)"
 
 
 def utc_now() -> str:

@@ -188,6 +188,17 @@ def test_an_unchanged_file_is_not_hashed_and_a_touched_one_is_hashed_once(tmp_pa
     hashed.clear()
     _load(spec, tmp_path)
     assert [n for n in hashed if n.endswith(".json")] == [source.name]
+    hashed.clear()
+    _load(spec, tmp_path)  # the match was recorded: not hashed again
+    assert not [n for n in hashed if n.endswith(".json")]
+    # other bytes of the same size under the recorded mtime (what `cp -p` of an edited copy leaves): the ctime tells
+    before = source.stat()
+    text = source.read_text()
+    edited = text.replace('"bbox": [4.0, 3.0, 18.0, 12.0]', '"bbox": [4.0, 3.0, 18.0, 11.0]', 1)
+    source.write_text(edited)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "changed since `vwbench data prepare` (sha256 " in _refusal(lambda: _load(spec, tmp_path))
+    source.write_text(text)
     # the same size, another mtime and other bytes: the hash tells
     text = source.read_text()
     edited = text.replace('"bbox": [4.0, 3.0, 18.0, 12.0]', '"bbox": [4.0, 3.0, 18.0, 11.0]', 1)
@@ -204,7 +215,9 @@ def test_the_split_file_records_each_annotation_file(tmp_path) -> None:
     path, _ = prepare_dataset(spec, tmp_path, 2)
     sources = json.loads(path.read_text())["sources"]
     assert sorted(sources) == ["annotations/instances_train2017.json", "annotations/instances_val2017.json"]
-    assert sources["annotations/instances_train2017.json"] == {"sha256": sha256_file(source), "size": source.stat().st_size, "mtime_ns": source.stat().st_mtime_ns}
+    recorded = sources["annotations/instances_train2017.json"]
+    assert {k: recorded[k] for k in ("sha256", "size", "mtime_ns")} == {"sha256": sha256_file(source), "size": source.stat().st_size, "mtime_ns": source.stat().st_mtime_ns}
+    assert recorded["checked_ns"] >= source.stat().st_ctime_ns  # its hash was taken after its last change
 
 
 def test_a_split_file_of_an_older_vwbench_must_be_prepared_again(tmp_path) -> None:

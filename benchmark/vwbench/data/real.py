@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,18 +260,43 @@ def source_name(folder: Path, path: Path) -> str:
 
 
 def fingerprint_sources(folder: Path, paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """``{name: {sha256, size, mtime_ns}}`` of each existing file of ``paths`` (a missing one is
-    left to the scanner, whose error says what was expected there)."""
+    """``{name: {sha256, size, mtime_ns, checked_ns}}`` of each existing file of ``paths`` (a
+    missing one is left to the scanner, whose error says what was expected there); ``checked_ns``
+    is when its hash was taken (see :func:`check_sources`)."""
     table: dict[str, dict[str, Any]] = {}
     for path in paths:
         try:
             stat = path.stat()
             if not path.is_file():
                 continue
-            table[source_name(folder, path)] = {"sha256": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            checked = time.time_ns()
+            table[source_name(folder, path)] = {"sha256": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "checked_ns": checked}
         except OSError:
             continue
     return table
+
+
+def _unchanged_without_reading(stat: os.stat_result, facts: dict[str, Any]) -> bool:
+    """Whether a file can be taken as the recorded one without hashing it: the same size and
+    mtime, and no change to its inode since its hash was taken (the ctime, which `cp -p`, `rsync
+    -a` or `tar` cannot set back as they do the mtime)."""
+    return (stat.st_size == facts.get("size") and stat.st_mtime_ns == facts.get("mtime_ns")
+            and stat.st_ctime_ns <= int(facts.get("checked_ns", 0)))
+
+
+def _refresh_sources(split_file: Path, refreshed: dict[str, dict[str, Any]]) -> None:
+    """Record the new mtime (and check time) of annotation files whose hash was taken again and
+    matched (a touched or copied file), so the next run need not hash them; best effort: a
+    read-only dataset folder is hashed again next time."""
+    from vwbench.results.atomic import atomic_write_json
+
+    try:
+        data = jsonio.read_json(split_file)
+        for name, facts in refreshed.items():
+            data["sources"][name].update(facts)
+        atomic_write_json(split_file, data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
 
 
 def check_sources(spec: Any, folder: Path, recorded: dict[str, dict[str, Any]] | None, lister: SourceLister | None) -> None:
@@ -281,14 +307,16 @@ def check_sources(spec: Any, folder: Path, recorded: dict[str, dict[str, Any]] |
     ``recorded`` is None for a split file written before the files were recorded: it is refused
     too (it cannot be checked), with the same advice.
 
-    Cheap on large datasets: a file whose size and mtime (in ns) are the recorded ones is taken as
-    unchanged without reading it (COCO's train instances file is ~450 MB; hashing it takes seconds
-    on every run); only where the mtime differs at the same size (a copy, a touch) is it hashed.
-    An edit that keeps both the size and the mtime is not seen."""
+    Cheap on large datasets: a file whose size and mtime (in ns) are the recorded ones, and whose
+    ctime is not after its hash was taken, is taken as unchanged without reading it (COCO's train
+    instances file is ~450 MB; hashing it takes seconds on every run); at the same size with
+    another mtime or a later ctime (a copy, a touch, `cp -p`) it is hashed, once: a match is
+    recorded in the split file."""
     split_file = folder / SPLIT_FILE
     if recorded is None:
         raise DataError(f"{split_file} does not record the annotation files it was selected from (a split file of an older vwbench), "
                         "so later edits to them cannot be noticed; run `vwbench data prepare` again")
+    refreshed: dict[str, dict[str, Any]] = {}
     for name, facts in sorted(recorded.items()):
         path = folder / name
         try:
@@ -297,13 +325,17 @@ def check_sources(spec: Any, folder: Path, recorded: dict[str, dict[str, Any]] |
             stat = None
         if stat is None or not path.is_file():
             raise DataError(f"{path} is missing (the split in {split_file} was selected from it); restore it or run `vwbench data prepare` again")
-        if stat.st_size == facts.get("size") and stat.st_mtime_ns == facts.get("mtime_ns"):
+        if _unchanged_without_reading(stat, facts):
             continue
+        checked = time.time_ns()
         digest = sha256_file(path) if stat.st_size == facts.get("size") else None
         if digest != facts.get("sha256"):
             now = f"sha256 {digest[:12]}..., {SPLIT_FILE} says {str(facts.get('sha256'))[:12]}..." if digest else f"{stat.st_size} bytes, {SPLIT_FILE} says {facts.get('size')}"
             raise DataError(f"{path} changed since `vwbench data prepare` ({now}); the split in {split_file} was selected from the old file: "
                             "run `vwbench data prepare` again (or restore the file)")
+        refreshed[name] = {"mtime_ns": stat.st_mtime_ns, "checked_ns": checked}
+    if refreshed:
+        _refresh_sources(split_file, refreshed)
     if lister is not None:
         for path in lister(spec, folder):
             if source_name(folder, path) not in recorded and path.is_file():
@@ -359,7 +391,8 @@ def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record],
         expected = {e["name"]: e["sha256"] for e in data["manifest"]["entries"]}
         sources = data.get("sources")
         if sources is not None:
-            sources = {str(name): {"sha256": str(f["sha256"]), "size": int(f["size"]), "mtime_ns": int(f["mtime_ns"])} for name, f in sources.items()}
+            sources = {str(name): {"sha256": str(f["sha256"]), "size": int(f["size"]), "mtime_ns": int(f["mtime_ns"]), "checked_ns": int(f.get("checked_ns", 0))}
+                       for name, f in sources.items()}
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path} is malformed ({exc!r}); delete it and run `vwbench data prepare` again") from exc
     return train, heldout, extra, expected, sources

@@ -58,6 +58,8 @@ def test_unequal_trials_weigh_values_not_concepts() -> None:
 def test_single_value_and_constant_values() -> None:
     s = summarize({"dog": [0.4]})
     assert (s.value, s.ci95, s.n) == (0.4, (0.4, 0.4), 1)
+    # a stored result's one value: no spread can be estimated, so the interval is the whole range
+    assert summarize({"dog": [0.4]}, bounds=(0.0, 1.0)).ci95 == (0.0, 1.0)
     s = summarize({"dog": [0.25, 0.25], "cat": [0.25]})
     assert s.ci95 == pytest.approx((0.25, 0.25))
 

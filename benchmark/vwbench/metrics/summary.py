@@ -79,14 +79,16 @@ def summarize(values: Mapping[str, Sequence[float]], bounds: tuple[float, float]
     CI is); with equal trial counts ``value`` is also the mean of ``per_concept``. ``bounds``
     cuts the CI to a range: stored results pass ``(0.0, 1.0)`` (every vwbench metric is a share,
     and a t-interval over few values can leave that range), so pass it too to get the interval a
-    result file would hold. Raises ``ValueError`` for no concepts, a concept without values, or
-    non-finite values.
+    result file would hold; with ``bounds`` a single value (one concept, one trial), whose spread
+    cannot be estimated, gets the whole range rather than a zero-width interval that would read as
+    certainty. Raises ``ValueError`` for no concepts, a concept without values, or non-finite
+    values.
     """
     flat = _flatten(values)
     per_concept = {c: float(np.mean(np.asarray(vs, dtype=np.float64))) for c, vs in values.items()}
     low, high = t_interval(flat, 0.95)
     if bounds is not None:
-        low, high = max(bounds[0], low), min(bounds[1], high)
+        low, high = (bounds[0], bounds[1]) if flat.size == 1 else (max(bounds[0], low), min(bounds[1], high))
     return MetricSummary(
         value=float(flat.mean()),
         ci95=(low, high),

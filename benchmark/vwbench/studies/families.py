@@ -246,7 +246,8 @@ class SaeStudy:
             report = run_sae_study(image_emb, text_emb, settings)
         metrics = {k: float(v) for k, v in report.metrics().items()}
         seed_rows = [r.mean for r in report.stability if r.comparison == "seed"]
-        low, high = t_interval(seed_rows)
+        # one pair of seeds (n_seeds 2) has no estimable spread: the whole range, not [x, x]
+        low, high = t_interval(seed_rows) if len(seed_rows) > 1 else (0.0, 1.0)
         full = report.to_dict()
         bridges = full["bridges"]
         return StudyOutcome(

@@ -2,11 +2,17 @@
 
 Run as a script, ``python -I -B child.py WORKDIR``; it imports only the standard library, numpy
 and safetensors itself (and looks up, without importing it, where vwbench lives). Before the
-submission's code is imported it installs an audit hook that refuses sockets, new processes and
-file access outside the Python installation, vwbench's package and ``WORKDIR``:
-a second layer behind the kernel's network namespace, and the only one where ``unshare`` is not
-permitted. (An audit hook can be bypassed by native code, e.g. via ctypes; the time, memory and
-output limits are enforced by the kernel and cannot.)
+submission's code is imported it installs an audit hook that refuses sockets, new processes,
+signals to other processes, and file access outside the Python installation, vwbench's package
+and ``WORKDIR`` (details in :func:`install_guard`).
+
+The hook is defence in depth, **not a security boundary**: it runs inside the process it watches,
+so the submission's own Python can rewrite its state (module globals, ``os.path.realpath``, the
+closure cells of the hook found through ``gc``) and native code (ctypes, a compiled extension)
+never raises audit events at all. Where the kernel permits it, the boundary is the sandbox's
+namespaces (a read-only filesystem but for the work folder, no network, its own process tree);
+where it does not, the hook and the kernel's resource limits are all there is, and vwbench warns
+that only trusted submissions should be run.
 
 Protocol, all under ``WORKDIR``: ``in/request.json`` (entry file, class, tokens, init words),
 ``in/arrays.safetensors`` (``source [n, ds]``, ``target [n, dt]``, ``vectors [m, ds]``, float32);
@@ -21,7 +27,21 @@ import os
 import sys
 
 EXIT_SUBMISSION_ERROR = 3
-_BLOCKED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.system", "pty.", "webbrowser.", "urllib.")
+_BLOCKED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.system", "os.forkpty", "pty.",
+                     "webbrowser.", "urllib.", "os.chown", "os.lchown", "os.link", "os.symlink", "os.setxattr", "os.removexattr",
+                     "os.chflags", "os.lchflags", "sqlite3.", "signal.pthread_kill", "os.putenv", "os.unsetenv")
+# events whose path arguments must lie in the working directory (and that take no dir_fd)
+_PATHS_AND_DIR_FDS = {  # the (path, dir_fd) pairs in each event's arguments (CPython passes -1 for no dir_fd)
+    "os.remove": lambda a: [(a[0], a[1])], "os.rmdir": lambda a: [(a[0], a[1])], "os.rename": lambda a: [(a[0], a[2]), (a[1], a[3])],
+    "os.mkdir": lambda a: [(a[0], a[2])], "os.chmod": lambda a: [(a[0], a[2])], "os.utime": lambda a: [(a[0], a[3])],
+    "os.truncate": lambda a: [(a[0], None)],
+}
+_WORK_ONLY = tuple(_PATHS_AND_DIR_FDS)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_TMPFILE", 0)
+# what numpy, torch and Python itself read outside the installation (not /proc/self: through it,
+# /proc/self/root and /proc/self/cwd lead anywhere)
+_SYSTEM_READS = ("/proc/cpuinfo", "/proc/meminfo", "/sys/devices/system/cpu", "/dev/null", "/dev/urandom", "/etc/localtime",
+                 "/usr/share/zoneinfo", "/etc/ld.so.cache")
 
 
 def _roots(workdir):
@@ -31,37 +51,108 @@ def _roots(workdir):
     spec = importlib.util.find_spec("vwbench")
     read |= {os.path.realpath(p) for p in ((spec.submodule_search_locations or []) if spec else []) if os.path.isdir(p)}
     read |= {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__))}
-    read |= {"/proc/self", os.path.realpath("/proc/self"), "/proc/cpuinfo", "/proc/meminfo", "/sys/devices/system/cpu", "/dev/null", "/dev/urandom", "/etc/localtime", "/usr/share/zoneinfo"}
+    read |= set(_SYSTEM_READS) | {os.path.realpath("/proc/self/net/dev")}  # the interfaces it sees: loopback only, in a namespace
     return tuple(sorted(read)), os.path.realpath(workdir)
 
 
+def _refuse(what):
+    raise PermissionError(f"vwbench sandbox: {what} is not allowed in a transfer method")
+
+
 def install_guard(workdir):
-    """Refuse sockets, processes and opens outside the allowed roots from here on."""
+    """Refuse, from here on (each refusal is a ``PermissionError`` naming what was refused):
+
+    * sockets, subprocesses, ``os.fork``/``exec``/``spawn``/``system``, multiprocessing's process
+      starts (``_posixsubprocess.fork_exec`` is replaced and may not be imported again), signals
+      to any process but itself, sqlite3 (which opens files without an audit event);
+    * ``open``/``os.open`` that writes (any write, create, truncate, append or tmpfile flag) outside
+      the working directory, reads outside it and the read roots, opens a directory outside it, or
+      (``os.open``) takes a relative path other than a plain name, since its ``dir_fd`` is not in
+      the audit event (a directory fd can only be opened inside the working directory);
+    * remove, rename, mkdir, rmdir, chmod, utime, truncate, chdir outside the working directory
+      (with a ``dir_fd``: only a plain name); links, symlinks, chown and extended attributes anywhere;
+    * listing a directory outside the working directory and the read roots;
+    * ``ctypes.dlopen`` of anything but a library file inside the read roots (so torch still loads).
+
+    Not a boundary: see the module docstring (the submission can disable this hook).
+    """
     read_roots, work = _roots(workdir)
+    import _posixsubprocess
+
+    def no_fork_exec(*args, **kwargs):
+        _refuse("starting a process")
+
+    _posixsubprocess.fork_exec = no_fork_exec  # multiprocessing's spawn starts its interpreter through this, unaudited
 
     def inside(path, roots):
         return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
+    def real(target):
+        return os.path.realpath(os.fsdecode(target))
+
+    def in_work(target):
+        return isinstance(target, (str, bytes, os.PathLike)) and inside(real(target), (work,))
+
+    def plain(name):  # one entry of a directory: relative to a directory fd (only ones inside the work folder can be opened) or the cwd
+        name = os.fsdecode(name) if isinstance(name, (str, bytes)) else ""
+        return bool(name) and "/" not in name and name not in (".", "..")
+
     def hook(event, args):
         if event.startswith(_BLOCKED_PREFIXES):
-            raise PermissionError(f"vwbench sandbox: {event} is not allowed in a transfer method")
+            _refuse(event)
         if event == "open":
             target, mode, flags = (list(args) + [None, None])[:3]
             if isinstance(target, int) or target is None:
                 return
-            path = os.path.realpath(os.fsdecode(target))
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            if mode is None and not os.path.isabs(os.fsdecode(target)):
+                if plain(target):
+                    return  # os.open(name, dir_fd=...) as shutil.rmtree does: the directory fd was checked when it was opened
+                _refuse(f"os.open of the relative path {os.fsdecode(target)!r} (its dir_fd cannot be checked)")
+            path = real(target)
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & _WRITE_FLAGS)
             if inside(path, (work,)):
                 return
+            if isinstance(flags, int) and flags & os.O_DIRECTORY or os.path.isdir(path):
+                _refuse(f"opening the directory {path}")
             if not writing and inside(path, read_roots):
                 return
-            raise PermissionError(f"vwbench sandbox: opening {path} is not allowed in a transfer method (only its working directory)")
+            _refuse(f"opening {path} (only its working directory)")
+        elif event in _WORK_ONLY:
+            pairs = _PATHS_AND_DIR_FDS[event](args)
+            for path, dir_fd in pairs:
+                if isinstance(path, int) and event in ("os.truncate", "os.chmod", "os.utime"):
+                    continue  # an open file descriptor: its open was checked
+                ok = plain(path) if dir_fd not in (None, -1, -100) else in_work(path)
+                if not ok:
+                    _refuse(f"{event} outside its working directory")
+        elif event == "os.chdir":
+            if not (isinstance(args[0], int) or in_work(args[0])):
+                _refuse("os.chdir outside its working directory")
+        elif event in ("os.listdir", "os.scandir"):
+            target = args[0] if args else None
+            if target is None or isinstance(target, int):
+                return
+            path = real(target)
+            if not (inside(path, (work,)) or inside(path, read_roots)):
+                _refuse(f"listing {path}")
+        elif event in ("os.kill", "os.killpg"):
+            if not (event == "os.kill" and args[0] == os.getpid()):
+                _refuse(f"{event} (signals to other processes)")
+        elif event == "ctypes.dlopen":
+            name = args[0] if args else None
+            if not (isinstance(name, (str, bytes)) and os.path.isabs(os.fsdecode(name)) and inside(real(name), read_roots)):
+                _refuse(f"ctypes.dlopen({name!r})")
+        elif event == "import" and args and args[0] == "_posixsubprocess":
+            _refuse("importing _posixsubprocess")
 
     sys.addaudithook(hook)
 
 
 def _fail(workdir, stage, exc):
-    message = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+    except BaseException:  # an exception whose str() itself raises
+        message = type(exc).__name__[:200]
     with open(os.path.join(workdir, "out", "error.json"), "w") as f:
         json.dump({"stage": stage, "error": message}, f)
     sys.exit(EXIT_SUBMISSION_ERROR)

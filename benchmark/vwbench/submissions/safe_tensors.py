@@ -62,68 +62,77 @@ def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_byt
     byte ranges that do not match shapes or the file size.
     """
     path = Path(path)
-    fix = "save tensors with safetensors.torch.save_file (or safetensors.numpy.save_file)"
     if path.exists() and not path.is_file():  # a FIFO or device would block the open, a folder fail it
         raise TensorFileError(f"{path.name}: not a regular file; give the path of a .safetensors file")
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
-            head = f.read(9)
-            f.seek(min(len(head), 8))
-            # a pickle's or zip's first bytes can also read as a header length (0x80 0x03 ... is
-            # 896): only a file that does not start like safetensors is named by its magic bytes
-            kind = None if _looks_like_safetensors(head, size, max_header_bytes) else _sniff(head)
-            head = head[:8]
-            if kind is not None:
-                raise TensorFileError(f"{path.name} is {kind}, not safetensors; vwbench never loads pickles: {fix}")
-            if size > max_file_bytes:
-                raise TensorFileError(f"{path.name} is {size} bytes, over the {max_file_bytes}-byte limit")
-            if len(head) < 8:
-                raise TensorFileError(f"{path.name} is {size} bytes, too short to be safetensors: {fix}")
-            (n,) = struct.unpack("<Q", head)
-            if n > max_header_bytes:
-                raise TensorFileError(f"{path.name} declares a {n}-byte header, over the {max_header_bytes}-byte limit")
-            if 8 + n > size:
-                raise TensorFileError(f"{path.name} declares a {n}-byte header but holds {size - 8} bytes after the length: truncated or not safetensors")
-            raw = f.read(n)
+            def read(offset: int, n: int) -> bytes:
+                f.seek(offset)
+                return f.read(n)
+
+            return _parse_header(path.name, size, read, max_file_bytes, max_header_bytes)
     except OSError as exc:
         raise TensorFileError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _parse_header(name: str, size: int, read, max_file_bytes: int, max_header_bytes: int) -> tuple[dict[str, dict], dict[str, str]]:
+    """:func:`read_header`'s checks on a file called ``name`` of ``size`` bytes, whose bytes
+    ``read(offset, n)`` returns."""
+    fix = "save tensors with safetensors.torch.save_file (or safetensors.numpy.save_file)"
+    head = read(0, 9)
+    # a pickle's or zip's first bytes can also read as a header length (0x80 0x03 ... is
+    # 896): only a file that does not start like safetensors is named by its magic bytes
+    kind = None if _looks_like_safetensors(head, size, max_header_bytes) else _sniff(head)
+    head = head[:8]
+    if kind is not None:
+        raise TensorFileError(f"{name} is {kind}, not safetensors; vwbench never loads pickles: {fix}")
+    if size > max_file_bytes:
+        raise TensorFileError(f"{name} is {size} bytes, over the {max_file_bytes}-byte limit")
+    if len(head) < 8:
+        raise TensorFileError(f"{name} is {size} bytes, too short to be safetensors: {fix}")
+    (n,) = struct.unpack("<Q", head)
+    if n > max_header_bytes:
+        raise TensorFileError(f"{name} declares a {n}-byte header, over the {max_header_bytes}-byte limit")
+    if 8 + n > size:
+        raise TensorFileError(f"{name} declares a {n}-byte header but holds {size - 8} bytes after the length: truncated or not safetensors")
+    raw = read(8, n)
     try:
         header = parse_json(raw.decode("utf-8"))
     except ValueError as exc:  # not UTF-8, not JSON, or nested too deeply
-        raise TensorFileError(f"{path.name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
+        raise TensorFileError(f"{name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
     if not isinstance(header, dict):
-        raise TensorFileError(f"{path.name}: the header is not a JSON object: not safetensors")
+        raise TensorFileError(f"{name}: the header is not a JSON object: not safetensors")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise TensorFileError(f"{path.name}: __metadata__ must map strings to strings")
+        raise TensorFileError(f"{name}: __metadata__ must map strings to strings")
     data_size = size - 8 - n
     spans = []
     for name, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise TensorFileError(f"{path.name}: tensor {name!r} needs exactly dtype, shape and data_offsets")
+            raise TensorFileError(f"{name}: tensor {name!r} needs exactly dtype, shape and data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         width = FLOAT_DTYPES.get(dtype) or OTHER_DTYPES.get(dtype)
         if width is None:
-            raise TensorFileError(f"{path.name}: tensor {name!r} has unknown dtype {dtype!r}")
+            raise TensorFileError(f"{name}: tensor {name!r} has unknown dtype {dtype!r}")
         if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-            raise TensorFileError(f"{path.name}: tensor {name!r} has shape {shape!r}, not a list of sizes")
+            raise TensorFileError(f"{name}: tensor {name!r} has shape {shape!r}, not a list of sizes")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-            raise TensorFileError(f"{path.name}: tensor {name!r} has data_offsets {offsets!r}, not [begin, end]")
+            raise TensorFileError(f"{name}: tensor {name!r} has data_offsets {offsets!r}, not [begin, end]")
         begin, end = offsets
         if not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * width:
             raise TensorFileError(
-                f"{path.name}: tensor {name!r} ({dtype} {shape}) claims bytes {begin}..{end} of a {data_size}-byte data section"
+                f"{name}: tensor {name!r} ({dtype} {shape}) claims bytes {begin}..{end} of a {data_size}-byte data section"
             )
         spans.append((begin, end))
     spans.sort()
     position = 0
     for begin, end in spans:
         if begin != position:
-            raise TensorFileError(f"{path.name}: tensor data overlaps or leaves gaps (at byte {begin}); not a valid safetensors file")
+            raise TensorFileError(f"{name}: tensor data overlaps or leaves gaps (at byte {begin}); not a valid safetensors file")
         position = end
     if position != data_size:
-        raise TensorFileError(f"{path.name}: {data_size - position} bytes after the last tensor; not a valid safetensors file")
+        raise TensorFileError(f"{name}: {data_size - position} bytes after the last tensor; not a valid safetensors file")
     return header, dict(metadata)
 
 
@@ -131,22 +140,37 @@ def read_tensors(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_by
     """Check ``path`` (:func:`read_header`), then load it: only float tensors are accepted, they
     are returned as float32 and must hold finite values."""
     header, metadata = read_header(path, max_file_bytes, max_header_bytes)
-    for name, entry in header.items():
-        if entry["dtype"] not in FLOAT_DTYPES:
-            raise TensorFileError(f"{Path(path).name}: tensor {name!r} is {entry['dtype']}; vwbench reads float tensors (F16, BF16, F32, F64)")
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    return _load_checked(Path(path).name, header, metadata, lambda: load_file(str(path)))
+
+
+def read_tensors_from_bytes(data: bytes, name: str, max_file_bytes: int = MAX_FILE_BYTES, max_header_bytes: int = MAX_HEADER_BYTES) -> TensorFile:
+    """:func:`read_tensors` for a file already read into memory (``name`` is used in messages):
+    the sandbox reads a child's output once, through a descriptor it checked, and parses those
+    bytes, so the file cannot change (or be truncated under an mmap) between the checks and the load."""
+    header, metadata = _parse_header(name, len(data), lambda offset, n: data[offset:offset + n], max_file_bytes, max_header_bytes)
+    from safetensors.torch import load
+
+    return _load_checked(name, header, metadata, lambda: load(bytes(data)))
+
+
+def _load_checked(name: str, header: dict[str, dict], metadata: dict[str, str], load) -> TensorFile:
+    for tensor_name, entry in header.items():
+        if entry["dtype"] not in FLOAT_DTYPES:
+            raise TensorFileError(f"{name}: tensor {tensor_name!r} is {entry['dtype']}; vwbench reads float tensors (F16, BF16, F32, F64)")
+    from safetensors import SafetensorError
+
     try:
-        raw = load_file(str(path))
+        raw = load()
     except (SafetensorError, OSError, RuntimeError) as exc:
-        raise TensorFileError(f"{Path(path).name}: safetensors refused the file ({exc})") from exc
+        raise TensorFileError(f"{name}: safetensors refused the file ({exc})") from exc
     tensors = {}
-    for name, tensor in raw.items():
+    for tensor_name, tensor in raw.items():
         tensor = tensor.to(torch.float32)  # an F64 value beyond float32's range becomes inf: caught below
         finite = torch.isfinite(tensor)
         if not finite.all():
             bad = int((~finite).sum())
-            raise TensorFileError(f"{Path(path).name}: tensor {name!r} holds {bad} NaN or infinite value(s) (as float32); every value must be finite")
-        tensors[name] = tensor
+            raise TensorFileError(f"{name}: tensor {tensor_name!r} holds {bad} NaN or infinite value(s) (as float32); every value must be finite")
+        tensors[tensor_name] = tensor
     return TensorFile(tensors=tensors, metadata=metadata, header=header)

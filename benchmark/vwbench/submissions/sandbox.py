@@ -2,29 +2,56 @@
 
 The child (:mod:`vwbench.submissions.child`, run as a script) gets:
 
-* a fresh temporary working directory holding a copy of the submission and the input arrays,
-  which is deleted afterwards; its ``HOME`` and ``TMPDIR`` point there;
+* a fresh temporary working directory holding a copy of the submission (read once, without
+  following symbolic links; hidden files and ``__pycache__`` left out) and the input arrays,
+  which is deleted afterwards; its ``HOME`` and ``TMPDIR`` point into it;
 * a scrubbed environment (no inherited variables: no tokens, proxies or ``PYTHONPATH``);
-* kernel limits (``setrlimit``): address space (``memory_mb``), CPU seconds, the size of any file
-  it writes (which also bounds what it prints), no core dumps; and a wall-clock ``time_limit_s``
-  after which its whole process group is killed;
-* no network: it runs in a new user and network namespace (``unshare -rn``) where the kernel
-  permits one, so it sees only an unconfigured loopback; its audit hook also refuses sockets,
-  subprocesses and files outside its working directory and the Python installation.
+* kernel limits (``setrlimit``) on every process it starts: address space (``memory_mb``), CPU
+  seconds, the size of any one file it writes, no core dumps; and a wall-clock ``time_limit_s``
+  after which it is killed;
+* **OS isolation where the kernel permits unprivileged user namespaces** (checked once per
+  process, :func:`isolation_available`): the child runs in new user, network, mount and pid
+  namespaces (``unshare -rnmpf``). Before Python starts, a setup script (:data:`_SETUP`) hides the
+  temp folder (all but the work folder), ``/run``, ``/dev/shm`` and ``/var/tmp`` under empty
+  tmpfs mounts (Unix sockets there, such as an ssh agent's, X11's or Docker's, are out of reach:
+  a network namespace does not cover sockets on the filesystem), remounts every mount point
+  read-only (one that cannot be remounted fails the setup, and so the probe: closed), mounts a
+  tmpfs of ``output_mb`` on the work folder's writable part (``run/``, ``tmp/``, ``out/``) and
+  drops every capability, so the child can write only that tmpfs (and its stdout and stderr,
+  each up to ``output_mb``). It sees only a loopback network interface and only its own
+  processes: it cannot signal the vwbench process or any other, and everything it starts dies
+  with it. What does not hold there: it can *read* any file the user running vwbench can read
+  outside the hidden folders (the home folder included; the audit hook refuses it, but the hook
+  is not a boundary), and connect to Unix sockets elsewhere on the filesystem; what it reads can
+  only come back through its output (the mapped vectors, ``describe()``, its error text), which
+  vwbench prints and stores. The number of processes is not capped (``RLIMIT_NPROC`` counts all
+  of the user's processes, in every namespace, and does not bind root): a fork bomb lasts until
+  the time limit, each of its processes under the memory limit, and all die with the namespace;
+* a total output limit: what the child leaves in its work folder (and prints) over ``output_mb``
+  fails the run, checked after it ends; with namespaces the tmpfs also stops it during the run,
+  without them the disk can fill until the run ends;
+* where namespaces are not permitted, only an audit hook in the child (:mod:`vwbench.submissions.child`),
+  which the submission's code can disable and which native code never meets, and the kernel's
+  limits. vwbench then logs one warning per process, and the result's sandbox facts say so
+  (``isolation``). Run only trusted submissions there.
 
-Whatever the child does (crash, hang, exhaust memory, print megabytes, return garbage), the
-caller gets either validated output or a :class:`SubmissionFailure` whose message says what
-happened. Nothing the child writes is read except through the safetensors checks.
+Whatever the child does (crash, hang, exhaust memory, print megabytes, return garbage, replace its
+output files by links, FIFOs or folders), the caller gets either validated output or a
+:class:`SubmissionFailure` whose one-line message says what happened; the child's own words
+(its exception text, its last stderr line) are quoted as such, with control characters collapsed.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import logging
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -35,11 +62,17 @@ from pathlib import Path
 import numpy as np
 
 from vwbench.errors import UserError
-from vwbench.jsonio import read_json
+from vwbench.jsonio import parse_json
 
 CHILD = Path(__file__).with_name("child.py")
 EXIT_SUBMISSION_ERROR = 3
+EXIT_SETUP_FAILED = 90  # the namespace setup script's own failure (it writes out/setup-error first)
 TAIL_BYTES = 2000
+MAX_JSON_BYTES = 64_000
+MAX_COPY_BYTES = 64 * 2**20  # a submission folder larger than this is not copied in (validate allows 20 MB)
+MAX_COPY_FILES = 1000
+STAGES = ("import", "fit", "map", "describe")
+WORK_FOLDERS = ("in", "out", "run", "tmp", "logs")
 
 
 class SubmissionFailure(UserError):
@@ -49,21 +82,98 @@ class SubmissionFailure(UserError):
 @dataclass(frozen=True)
 class Limits:
     time_limit_s: float = 300.0
-    memory_mb: int = 4096  # address space; importing torch alone maps about 650 MB
-    output_mb: int = 256  # largest file the child may write (stdout and stderr included)
+    memory_mb: int = 4096  # address space of each process; importing torch alone maps about 650 MB
+    output_mb: int = 256  # all the child may write: its files in total, and stdout and stderr each
     threads: int = 1
 
 
+# Run by ``sh`` as root of the new user namespace (pid 1 of the new pid namespace), before Python:
+# $1 the work folder, $2 the tmpfs size in bytes, then the child's command. Mounts change only the
+# mount namespace's own copies. The work folder's out/ on disk stays writable only to this script
+# (the child's out/ is the tmpfs, stacked on it), which copies the child's regular output files down
+# once every other process in the namespace is dead (``kill -1`` from pid 1). The child runs without
+# capabilities, so it cannot undo a mount; mounts copied into any namespace it creates itself are
+# locked read-only by the kernel. Exit status: the child's, 128 + N for a child killed by signal N,
+# 90 for a setup failure (with out/setup-error saying which step).
+_SETUP = r"""
+set -eu
+W=$1 SIZE=$2
+shift 2
+P=${W%/*} N=${W##*/}
+fail() { printf '%s\n' "$1" > "$W/out/setup-error"; exit 90; }
+[ -n "$P" ] || fail "the work folder is not in a temp folder"
+# Unix sockets on the filesystem are outside the network namespace's reach: empty tmpfs over the
+# folders that hold them (the temp folder keeps only the work folder, bound back in)
+mount -t tmpfs -o size=64k,mode=0755 vwbench-hide "$W/logs" || fail "cannot mount a tmpfs"
+mkdir "$W/logs/$N"
+mount --bind "$W" "$W/logs/$N" && mount --move "$W/logs" "$P" || fail "cannot hide the temp folder $P"
+for d in /run /dev/shm /var/tmp /tmp; do
+    if [ "$d" != "$P" ] && [ -d "$d" ] && [ ! -L "$d" ]; then mount -t tmpfs -o size=4k,mode=0755 vwbench-hide "$d" || fail "cannot hide $d"; fi
+done
+mount --bind "$W/out" "$W/out" || fail "cannot bind-mount the work folder"
+while read -r _ mp _; do
+    [ "$mp" = "$W/out" ] && continue
+    # a mount hidden under another (the old /proc's under the new one) is skipped: no path reaches it
+    mount -o remount,bind,ro "$mp" 2>/dev/null || ! mountpoint -q "$mp" || fail "cannot make the mount point $mp read-only"
+done < /proc/self/mounts
+mount -t tmpfs -o "size=$SIZE,nr_inodes=20000,mode=0700" vwbench-work "$W/tmp" || fail "cannot mount a tmpfs on the work folder"
+mkdir "$W/tmp/.run" "$W/tmp/.out"
+mount --bind "$W/tmp/.run" "$W/run" || fail "cannot bind the tmpfs"
+mount --bind "$W/tmp/.out" "$W/out" || fail "cannot bind the tmpfs"
+cd "$W/run"
+rc=0
+setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@" || rc=$?
+kill -s KILL -1 2>/dev/null || :
+umount "$W/out"
+avail=$(stat -f -c '%a*%S' "$W/tmp" 2>/dev/null) || avail=0
+[ $(($avail)) -ge 1048576 ] || : > "$W/out/tmpfs-full"  # under 1 MB left: the output limit was reached
+for f in mapped.safetensors describe.json error.json; do
+    if [ -f "$W/tmp/.out/$f" ] && [ ! -L "$W/tmp/.out/$f" ]; then cp -- "$W/tmp/.out/$f" "$W/out/$f" || :; fi
+done
+exit "$rc"
+"""
+
+
+def _isolated_command(work: Path, size: int, argv: list[str]) -> list[str]:
+    return [shutil.which("unshare") or "unshare", "-rnmpf", "--mount-proc", "--kill-child", "sh", "-c", _SETUP, "vwbench-sandbox", str(work), str(size), *argv]
+
+
 @functools.lru_cache(maxsize=1)
+def isolation_available() -> bool:
+    """Whether the namespaces and the read-only setup work here: the whole setup is run once on a
+    probe folder, whose child must be able to write its tmpfs but not the rest of the folder (user
+    namespaces are often forbidden in containers and CI)."""
+    if any(shutil.which(tool) is None for tool in ("unshare", "setpriv", "mount", "umount", "mountpoint", "sh")):
+        return False
+    with tempfile.TemporaryDirectory(prefix="vwbench-probe-") as tmp:
+        work = Path(tmp)
+        for sub in WORK_FOLDERS:
+            (work / sub).mkdir()
+        check = 'echo ok > "$1/out/describe.json" && echo ok > "$1/run/probe" && ! (echo no > "$1/in/probe") 2>/dev/null'
+        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work)])
+        try:
+            code = subprocess.run(command, capture_output=True, timeout=20, cwd=work, env=_clean_env(work, 1)).returncode
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return code == 0 and (work / "out" / "describe.json").is_file() and not (work / "in" / "probe").exists() and not (work / "run" / "probe").exists()
+
+
 def network_namespace_available() -> bool:
-    """Whether ``unshare -rn`` works here (it does not in containers that forbid user namespaces)."""
-    exe = shutil.which("unshare")
-    if exe is None:
-        return False
-    try:
-        return subprocess.run([exe, "-rn", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    """The former name of :func:`isolation_available` (the network namespace is one of those used)."""
+    return isolation_available()
+
+
+_warned_unisolated = False
+
+
+def _warn_unisolated() -> None:
+    """Once per process, through the ``vwbench`` logger (printed on stderr when nothing configured it)."""
+    global _warned_unisolated
+    if not _warned_unisolated:
+        _warned_unisolated = True
+        logging.getLogger("vwbench").warning(
+            "warning: submission code runs without OS isolation here (unprivileged user namespaces, or unshare and setpriv, are not available): only an audit hook "
+            "that the code itself can disable, and resource limits; run only trusted submissions")
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -99,35 +209,236 @@ def _limit(limits: Limits):
     return apply
 
 
-def _tail(path: Path) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - TAIL_BYTES))
-            text = f.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` (written by the child, or a folder name) on one line: newlines, escape sequences
+    and other control or invisible characters collapsed to a space, at most ``limit`` characters."""
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace") if isinstance(text, str) else str(text)
+    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(cleaned.split())[:limit]
 
 
 def _clean_env(work: Path, threads: int) -> dict[str, str]:
     n = str(threads)
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work / "tmp"), "LANG": "C.UTF-8",
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work / "tmp"), "TMPDIR": str(work / "tmp"), "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 
+# --- the submission's files: read once, never through a link -------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmissionSnapshot:
+    """A submission folder's files as read once (relative path, bytes), and their sha256: pass it
+    to :func:`run_transfer_submission` in place of the folder so that every run executes exactly
+    these bytes, whatever happens to the folder afterwards."""
+
+    folder: Path
+    files: tuple[tuple[str, bytes], ...]
+    sha256: str
+
+
+def snapshot_submission(folder: Path) -> SubmissionSnapshot:
+    """Read ``folder``'s files (not hidden ones, not ``__pycache__``) without following links.
+    A symbolic link, FIFO, device or socket in it is a :class:`SubmissionFailure`: a link could make
+    the copy read a file outside the folder. The sha256 is computed as the submission's own (each
+    file's relative path and content digest, in path order) over the files copied."""
+    folder = Path(folder)
+    found: list[tuple[str, bytes]] = []
+    total = 0
+
+    def walk(dir_fd: int, prefix: str) -> None:
+        nonlocal total
+        for name in sorted(os.listdir(dir_fd)):
+            if name.startswith(".") or name == "__pycache__":
+                continue
+            rel = prefix + name
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode) or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file or folder"
+                raise SubmissionFailure(f"{one_line(str(folder))}: {one_line(rel)} is {what}; a submission holds only files and folders")
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0), dir_fd=dir_fd)
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    walk(fd, rel + "/")
+                    continue
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
+                    raise SubmissionFailure(f"{one_line(str(folder))}: {one_line(rel)} is not a regular file")
+                data = _read_fd(fd, MAX_COPY_BYTES - total)
+            finally:
+                os.close(fd)
+            total += len(data)
+            found.append((rel, data))
+            if total > MAX_COPY_BYTES or len(found) > MAX_COPY_FILES:
+                raise SubmissionFailure(f"{one_line(str(folder))}: over {MAX_COPY_FILES} files or {MAX_COPY_BYTES // 2**20} MB; not copied into the sandbox")
+
+    try:
+        top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            walk(top, "")
+        finally:
+            os.close(top)
+    except OSError as exc:
+        raise SubmissionFailure(f"{one_line(str(folder))}: cannot read the submission ({one_line(exc.strerror or str(exc))})") from None
+    digest = hashlib.sha256()
+    for rel, data in sorted(found, key=lambda item: Path(item[0]).parts):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return SubmissionSnapshot(folder, tuple(found), digest.hexdigest())
+
+
+def _write_snapshot(snapshot: SubmissionSnapshot, dest: Path) -> None:
+    dest.mkdir()
+    for rel, data in snapshot.files:
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as f:
+            f.write(data)
+
+
+# --- reading what the child left, through descriptors ----------------------------------------------
+
+
+class _NotRegular(Exception):
+    """A child's output name that is a link, FIFO, device or folder."""
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes from ``fd`` (one more than allowed tells the caller it was over)."""
+    chunks, left = [], max(0, limit) + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 2**20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_regular(dir_fd: int | None, name: str, limit: int) -> bytes | None:
+    """The first ``limit + 1`` bytes of the regular file ``name`` in ``dir_fd``; ``None`` when it is
+    missing, :class:`_NotRegular` when it is anything else (never followed, never blocks)."""
+    if dir_fd is None:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError:  # ELOOP: a symbolic link; or anything unreadable
+        raise _NotRegular(name) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(name)
+        return _read_fd(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int | None:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def _bytes_in(dir_fd: int) -> tuple[int, int]:
+    """Total size of the regular files under ``dir_fd`` (links not followed, hard links once),
+    and the largest one's."""
+    seen, total, largest = set(), 0, 0
+    try:
+        for _, _, files, root_fd in os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False):
+            for name in files:
+                try:
+                    st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+                    largest = max(largest, st.st_size)
+    except (OSError, RecursionError):
+        pass
+    return total, largest
+
+
+def _tail(handle) -> str:
+    """The last non-empty line of the child's stderr, read through the parent's own handle."""
+    try:
+        fd = handle.fileno()
+        size = os.fstat(fd).st_size
+        text = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES)).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return one_line(lines[-1]) if lines else ""
+
+
+# --- the work folder ---------------------------------------------------------------------------------
+
 WORK_PREFIX = "vwbench-sub-"
+
+
+def _empty(dir_fd: int) -> None:
+    for name in os.listdir(dir_fd):
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+            continue
+        except IsADirectoryError:
+            pass
+        except OSError:
+            continue
+        sub = _open_dir(name, dir_fd)
+        if sub is None:
+            continue
+        try:
+            _empty(sub)
+        finally:
+            os.close(sub)
+        try:
+            os.rmdir(name, dir_fd=dir_fd)
+        except OSError:
+            pass
+
+
+def _remove_work(path: str, fd: int) -> None:
+    """Delete the work folder; never raises. The folder is emptied through the descriptor taken
+    when it was made, so a child that renamed it or put a link in its place (possible only without
+    namespaces) leaves no traceback: a link at the name is removed, the folder itself wherever it is
+    now. Processes that survived the child (again only without namespaces) may keep writing: a few
+    tries, then what is left goes with the orphan cleanup of a later run."""
+    try:
+        for attempt in range(3):
+            try:
+                _empty(fd)
+            except (OSError, RecursionError):
+                pass
+            if not os.listdir(fd):
+                break
+            time.sleep(0.2 * (attempt + 1))
+        try:
+            same = os.path.samestat(os.lstat(path), os.fstat(fd))
+        except OSError:
+            same = False
+        if same:
+            os.rmdir(path)
+            return
+        if os.path.islink(path):
+            os.unlink(path)
+        moved = os.readlink(f"/proc/self/fd/{fd}")  # where the child put it
+        if moved.startswith("/") and os.path.samestat(os.lstat(moved), os.fstat(fd)):
+            os.rmdir(moved)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def remove_orphaned_work_folders(root: Path | None = None) -> int:
     """Delete the sandbox work folders (``vwbench-sub-<pid>-*`` in the temp folder) whose vwbench
     process is gone: one killed by ``kill -9`` could not remove its own (its sandboxed child dies
-    with it). A folder whose process still runs, or that is not ours to delete, is left. Returns
-    how many were removed."""
+    with it). A folder whose process still runs, or that is not ours to delete, is left; a symbolic
+    link of ours by such a name (left by a child that replaced its folder) is removed. Returns how
+    many were removed."""
     root = Path(root or tempfile.gettempdir())
     removed = 0
     try:
@@ -136,10 +447,9 @@ def remove_orphaned_work_folders(root: Path | None = None) -> int:
         return 0
     for folder in candidates:
         pid = folder.name[len(WORK_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink():
-            continue
         try:
-            if folder.stat().st_uid != os.getuid():
+            st = folder.lstat()
+            if not pid.isdigit() or st.st_uid != os.getuid() or not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 continue
             os.kill(int(pid), 0)
             continue  # its process (or one that reuses the pid) is alive: leave it
@@ -147,13 +457,25 @@ def remove_orphaned_work_folders(root: Path | None = None) -> int:
             pass
         except (PermissionError, OSError, OverflowError):
             continue  # a live process of another user, or a pid that cannot be one
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += not folder.exists()
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                folder.unlink()
+            except OSError:
+                continue
+        else:
+            fd = _open_dir(str(folder), None)
+            if fd is None:
+                continue
+            _remove_work(str(folder), fd)
+        removed += not os.path.lexists(folder)
     return removed
 
 
+# --- the run -------------------------------------------------------------------------------------------
+
+
 def run_transfer_submission(
-    folder: Path,
+    folder: Path | SubmissionSnapshot,
     entry: str,
     class_name: str,
     source: np.ndarray,
@@ -166,31 +488,41 @@ def run_transfer_submission(
 ) -> tuple[np.ndarray, dict, dict]:
     """Fit the submission on ``(source, target)`` rows and map ``vectors [m, ds]`` in a child process.
 
+    ``folder``: the submission folder, read afresh, or a :class:`SubmissionSnapshot` taken once
+    (then every run executes the same bytes, whose sha256 is the facts' ``code_sha256``).
     Returns ``(mapped [m, dt] float32, the method's describe() dict, sandbox facts)``; raises
     :class:`SubmissionFailure` for anything else.
     """
     from safetensors.numpy import save_file
 
-    from vwbench.submissions.safe_tensors import TensorFileError, read_tensors
+    from vwbench.submissions.safe_tensors import TensorFileError, read_tensors_from_bytes
 
+    label = one_line(label, 200)
+    snapshot = folder if isinstance(folder, SubmissionSnapshot) else snapshot_submission(folder)
     remove_orphaned_work_folders()
-    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-") as tmp:
+    isolated = isolation_available()
+    if not isolated:
+        _warn_unisolated()
+    output_limit = limits.output_mb * 2**20
+    tmp = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-")
+    work_fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
         work = Path(tmp)
-        for sub in ("in", "out", "run", "tmp", "logs"):
+        for sub in WORK_FOLDERS:
             (work / sub).mkdir()
-        shutil.copytree(folder, work / "submission", symlinks=False, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        _write_snapshot(snapshot, work / "submission")
         request = {"entry": str(work / "submission" / entry), "class": class_name, "tokens": tokens, "init_words": init_words}
         (work / "in" / "request.json").write_text(json.dumps(request))
         save_file(
             {"source": np.ascontiguousarray(source, np.float32), "target": np.ascontiguousarray(target, np.float32), "vectors": np.ascontiguousarray(vectors, np.float32)},
             str(work / "in" / "arrays.safetensors"),
         )
-        isolated = network_namespace_available()
+        before = _bytes_in(work_fd)[0]
         command = [sys.executable, "-I", "-B", str(CHILD), str(work)]
         if isolated:
-            command = [shutil.which("unshare") or "unshare", "-rn", *command]
+            command = _isolated_command(work, output_limit, command)
         start = time.monotonic()
-        with (work / "logs" / "stdout").open("wb") as out, (work / "logs" / "stderr").open("wb") as err:
+        with (work / "logs" / "stdout").open("wb") as out, (work / "logs" / "stderr").open("w+b") as err:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=work / "run", env=_clean_env(work, limits.threads),
                 preexec_fn=_limit(limits), start_new_session=True, close_fds=True,
@@ -198,75 +530,129 @@ def run_transfer_submission(
             try:
                 code = proc.wait(timeout=limits.time_limit_s)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise SubmissionFailure(f"{label}: ran longer than the {limits.time_limit_s:g} s time limit and was stopped") from None
+                code = None
             finally:
-                if proc.poll() is None:
+                try:  # the child, and anything it left running in its process group (in a pid namespace: everything it started)
                     os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                else:
-                    try:  # anything it left running in its process group goes too
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+            if code is None:
+                raise SubmissionFailure(f"{label}: ran longer than the {limits.time_limit_s:g} s time limit and was stopped")
+            tail = _tail(err)
+            printed = max(os.fstat(out.fileno()).st_size, os.fstat(err.fileno()).st_size)
         wall = round(time.monotonic() - start, 3)
-        if code != 0:
-            raise SubmissionFailure(f"{label}: {_explain(code, work, limits)}")
-        if not (work / "out" / "mapped.safetensors").is_file():
-            raise SubmissionFailure(f"{label}: its process ended without an error but before its map() output was written "
-                                    "(does fit() or map() call sys.exit or os._exit?)")
+        out_fd = _open_dir("out", work_fd)
         try:
-            mapped = read_tensors(work / "out" / "mapped.safetensors", max_file_bytes=limits.output_mb * 2**20).tensors.get("mapped")
-        except TensorFileError as exc:
-            raise SubmissionFailure(f"{label}: its output is unusable: {exc}") from None
-        if mapped is None or mapped.ndim != 2 or mapped.shape[0] != vectors.shape[0]:
-            shape = None if mapped is None else tuple(mapped.shape)
-            raise SubmissionFailure(f"{label}: map() returned shape {shape}, expected ({vectors.shape[0]}, d_target)")
-        describe = _read_describe(work / "out" / "describe.json")
-        facts = {"network_isolation": "unshare -rn" if isolated else "audit hook only", "wall_time_s": wall, **limits.__dict__}
+            total, largest = _bytes_in(work_fd)
+            written = total - before
+            if written > output_limit:
+                raise SubmissionFailure(f"{label}: wrote more than the {limits.output_mb} MB output limit ({written / 2**20:.1f} MB in its work folder, printing included)")
+            if isolated and code == EXIT_SETUP_FAILED and _safe_read(out_fd, "setup-error", 1000) is not None:
+                why = one_line((_safe_read(out_fd, "setup-error", 1000) or b"").decode("utf-8", "replace"))
+                raise SubmissionFailure(f"{label}: not run: the sandbox could not be set up ({why})")
+            if isolated and code > 128:  # the setup shell reports a child killed by signal N as 128 + N
+                code = 128 - code
+            if code != 0:
+                # the kernel's facts, not the child's words, say whether it hit the output limit:
+                # a file (or stdout/stderr) at the per-file limit, or (namespaces) the tmpfs full
+                hit = max(largest, printed) >= output_limit or (isolated and _safe_read(out_fd, "tmpfs-full", 0) is not None)
+                raise SubmissionFailure(f"{label}: {_explain(code, out_fd, tail, limits, hit)}")
+            try:
+                data = _read_regular(out_fd, "mapped.safetensors", output_limit)
+            except _NotRegular:
+                raise SubmissionFailure(f"{label}: its output out/mapped.safetensors is not a regular file (a link, FIFO, device or folder)") from None
+            if data is None:
+                raise SubmissionFailure(f"{label}: its process ended without an error but before its map() output was written "
+                                        "(does fit() or map() call sys.exit or os._exit?)")
+            if len(data) > output_limit:
+                raise SubmissionFailure(f"{label}: its output is over the {limits.output_mb} MB output limit")
+            try:
+                mapped = read_tensors_from_bytes(data, "mapped.safetensors", max_file_bytes=output_limit).tensors.get("mapped")
+            except TensorFileError as exc:
+                raise SubmissionFailure(f"{label}: its output is unusable: {one_line(str(exc), 500)}") from None
+            if mapped is None or mapped.ndim != 2 or mapped.shape[0] != vectors.shape[0]:
+                shape = None if mapped is None else tuple(mapped.shape)
+                raise SubmissionFailure(f"{label}: map() returned shape {shape}, expected ({vectors.shape[0]}, d_target)")
+            describe = _describe_from(_safe_read(out_fd, "describe.json", MAX_JSON_BYTES))
+        finally:
+            if out_fd is not None:
+                os.close(out_fd)
+        facts = {
+            "network_isolation": "unshare -rnmpf" if isolated else "audit hook only",
+            "isolation": ("user, network, mount (read-only filesystem but a tmpfs work folder) and pid namespaces" if isolated
+                          else "none: an audit hook the code can disable, and resource limits; run only trusted submissions"),
+            "code_sha256": snapshot.sha256, "wall_time_s": wall, **limits.__dict__,
+        }
         return mapped.numpy(), describe, facts
+    finally:
+        _remove_work(tmp, work_fd)
 
 
-def _read_describe(path: Path) -> dict:
+def _safe_read(dir_fd: int | None, name: str, limit: int) -> bytes | None:
+    """:func:`_read_regular`, with anything but a regular file counted as missing."""
     try:
-        if path.stat().st_size > 64_000:
-            return {"describe": "omitted: over 64 kB"}
-        payload = read_json(path)
-    except (OSError, ValueError):
+        return _read_regular(dir_fd, name, limit)
+    except _NotRegular:
+        return None
+
+
+def _describe_from(data: bytes | None) -> dict:
+    if data is None:
+        return {}
+    if len(data) > MAX_JSON_BYTES:
+        return {"describe": "omitted: over 64 kB"}
+    try:
+        payload = parse_json(data.decode("utf-8"))
+    except ValueError:
         return {}
     return payload if isinstance(payload, dict) else {}
 
 
-def _explain(code: int, work: Path, limits: Limits) -> str:
-    why = _why(code, work, limits)
-    if "File too large" in why or "Errno 27" in why:  # Python ignores SIGXFSZ: writes fail with EFBIG
+def _read_describe(path: Path) -> dict:
+    """The ``describe.json`` at ``path`` (a regular file read without following links), as a dict."""
+    try:
+        fd = os.open(Path(path).parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        return _describe_from(_safe_read(fd, Path(path).name, MAX_JSON_BYTES))
+    finally:
+        os.close(fd)
+
+
+def _explain(code: int, out_fd: int | None, tail: str, limits: Limits, output_limit_hit: bool = False) -> str:
+    why = _why(code, out_fd, tail, limits)
+    if output_limit_hit:  # Python ignores SIGXFSZ: writes fail with EFBIG; a full tmpfs is ENOSPC
         return f"wrote more than the {limits.output_mb} MB output limit (printing counts) ({why[:200]})"
     return why
 
 
-def _why(code: int, work: Path, limits: Limits) -> str:
-    error = work / "out" / "error.json"
-    if code == EXIT_SUBMISSION_ERROR and error.exists() and error.stat().st_size < 64_000:
-        # the submission can write this file itself: anything but the child's own object is ignored
+def _why(code: int, out_fd: int | None, tail: str, limits: Limits) -> str:
+    if code == EXIT_SUBMISSION_ERROR:
+        # the submission can write this file itself: anything but the child's own object is ignored,
+        # and its text is quoted as the submission's words, on one line
+        payload = None
         try:
-            payload = read_json(error)
-        except (OSError, ValueError):
+            data = _safe_read(out_fd, "error.json", MAX_JSON_BYTES)
+            if data is not None and len(data) <= MAX_JSON_BYTES:
+                payload = parse_json(data.decode("utf-8"))
+        except ValueError:
             payload = None
         if isinstance(payload, dict):
-            message = str(payload.get("error"))[:500]
-            hint = f" (the memory limit is {limits.memory_mb} MB)" if "MemoryError" in message or "Unable to allocate" in message else ""
-            return f"raised in {str(payload.get('stage'))[:20]}(): {message}{hint}"
+            message = one_line(str(payload.get("error")), 500)
+            stage = payload.get("stage") if payload.get("stage") in STAGES else "?"
+            hint = f" (its memory limit is {limits.memory_mb} MB)" if message.startswith("MemoryError") else ""
+            return f"raised in {stage}(): {message}{hint}"
     if code < 0:
         sig = -code
         why = {
             signal.SIGXFSZ: f"wrote more than the {limits.output_mb} MB output limit",
             signal.SIGXCPU: "used more CPU time than its time limit",
-            signal.SIGKILL: "was killed (most often: out of memory)",
+            signal.SIGKILL: "was killed by SIGKILL, not by one of its limits (e.g. by the system's out-of-memory killer)",
             signal.SIGSEGV: "crashed (segmentation fault)",
         }.get(sig, f"was killed by signal {sig}")
         return why
-    tail = _tail(work / "logs" / "stderr")
-    if "MemoryError" in tail or "Unable to allocate" in tail or "std::bad_alloc" in tail:
-        return f"ran out of its {limits.memory_mb} MB memory limit ({tail})"
-    return f"exited with code {code}" + (f": {tail}" if tail else "")
+    # its last stderr line is its own words: never read as a verdict (a "MemoryError" there is not
+    # taken to mean the memory limit was hit: the submission can print anything)
+    return f"exited with code {code}" + (f"; its last stderr line: {tail}" if tail else "")

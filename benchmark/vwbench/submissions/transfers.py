@@ -18,19 +18,11 @@ from typing import Any
 import torch
 
 from vwbench.errors import UserError
-from vwbench.submissions.sandbox import Limits, run_transfer_submission
+from vwbench.submissions.sandbox import Limits, run_transfer_submission, snapshot_submission
 from vwbench.submissions.schema import LinearMapMeta, SubmissionManifest
 from vwbench.submissions.validate import check_linear_map, check_transfer_folder
 from vwbench.transfer import TRANSFER_METHODS, TransferMethod, get_transfer
 from vwbench.transfer.base import IncompatibleSpaces, VocabularyLike, shared_rows, vocabulary_hash
-
-
-def _sha256_tree(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts:
-            h.update(str(p.relative_to(folder)).encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
 
 
 class LinearMapTransfer(TransferMethod):
@@ -98,7 +90,10 @@ class SandboxedTransfer(TransferMethod):
         self.manifest: SubmissionManifest = report.info["manifest"]
         self.name = self.manifest.name
         self.limits = limits or Limits()
-        self.sha256 = _sha256_tree(self.folder)
+        # read once: every sandbox run (the preflight, then the run after training) executes these
+        # bytes, whose hash is the one the result records, whatever happens to the folder meanwhile
+        self.snapshot = snapshot_submission(self.folder)
+        self.sha256 = self.snapshot.sha256
         self._rows: tuple | None = None
         self.submission_describe: dict = {}
         self.sandbox: dict = {}
@@ -118,7 +113,7 @@ class SandboxedTransfer(TransferMethod):
         per_word = flat.shape[0] // max(1, len(init_words))
         flat_words = [w for w in init_words for _ in range(per_word)] if vectors.ndim > 1 else list(init_words)
         mapped, self.submission_describe, self.sandbox = run_transfer_submission(
-            self.folder, self.manifest.entry, self.manifest.class_name, Y, X, tokens, flat.numpy(), flat_words, self.limits,
+            self.snapshot, self.manifest.entry, self.manifest.class_name, Y, X, tokens, flat.numpy(), flat_words, self.limits,
             label=f"submission {self.manifest.name}",
         )
         if mapped.shape[1] != self.target_dim:

@@ -79,7 +79,7 @@ def test_run_with_a_transfer_submission_matches_the_builtin(tiny_tasks, tmp_path
     assert submitted.per_concept == pytest.approx(builtin.per_concept, abs=1e-9)
     sub = submitted.transfer_params["submission"]
     assert sub["name"] == "ref-lstsq" and len(sub["sha256"]) == 64 and submitted.transfer_params["reported"]["solver"] == "numpy.linalg.lstsq"
-    assert submitted.transfer_params["sandbox"]["network_isolation"] in ("unshare -rnmpf", "audit hook only")
+    assert submitted.transfer_params["sandbox"]["network_isolation"] in ("unshare -rnmipf", "audit hook only")
 
 
 def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:

@@ -28,7 +28,7 @@ def test_good_submission_maps_exactly(tmp_path: Path) -> None:
     mapped, describe, facts = run(transfer_folder(tmp_path, LSTSQ_BODY))
     source, target, _ = planted()
     np.testing.assert_allclose(mapped, target[:5], rtol=1e-4, atol=1e-4)
-    assert facts["network_isolation"] in ("unshare -rnmpf", "audit hook only") and describe == {}
+    assert facts["network_isolation"] in ("unshare -rnmipf", "audit hook only") and describe == {}
 
 
 def test_sleeping_forever_is_stopped_at_the_time_limit(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_the_child_has_no_network_interfaces_but_loopback(tmp_path: Path) -> Non
             return {'ifaces': self.ifaces}
     """
     _, describe, facts = run(transfer_folder(tmp_path, body))
-    assert facts["network_isolation"] == "unshare -rnmpf" and describe["ifaces"] == ["lo"]
+    assert facts["network_isolation"] == "unshare -rnmipf" and describe["ifaces"] == ["lo"]
 
 
 def test_reading_secrets_and_the_environment_is_refused(tmp_path: Path, monkeypatch) -> None:

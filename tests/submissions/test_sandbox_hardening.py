@@ -26,7 +26,7 @@ from vwbench.submissions.sandbox import Limits, SubmissionFailure, isolation_ava
 from .helpers import LSTSQ_BODY, hostile, planted, transfer_folder
 
 FAST = Limits(time_limit_s=20, memory_mb=1024, output_mb=4)
-needs_namespaces = pytest.mark.skipif(not isolation_available(), reason="unprivileged user namespaces (unshare -rnmpf) are not permitted here")
+needs_namespaces = pytest.mark.skipif(not isolation_available(), reason="unprivileged user namespaces (unshare -rnmipf) are not permitted here")
 
 # What any submission can do to the child's audit hook (finding 1): its state is the child's own.
 DISABLE_HOOK = """
@@ -114,7 +114,7 @@ def test_with_the_hook_disabled_the_kernel_still_contains_the_child(tmp_path: Pa
     assert not written and not (tmp_path / "written.txt").exists() and victim.read_text() == "intact"
     assert len(info["temp_folder"]) == 1 and info["temp_folder"][0].startswith(f"{sandbox.WORK_PREFIX}{os.getpid()}-")
     assert len(info["processes"]) <= 4  # the setup shell, Python and its sleep: nothing of the host's
-    assert facts["network_isolation"] == "unshare -rnmpf" and "namespaces" in facts["isolation"]
+    assert facts["network_isolation"] == "unshare -rnmipf" and "namespaces" in facts["isolation"]
     time.sleep(0.2)
     assert _processes_with("987.654") == []
 
@@ -374,3 +374,68 @@ def test_a_sandboxed_transfer_runs_the_code_it_was_made_with(tmp_path: Path) -> 
     mapped = method.map_words(torch.from_numpy(source[:5]), [""] * 5)
     np.testing.assert_allclose(mapped.numpy(), target[:5], rtol=1e-4, atol=1e-4)
     assert method.sandbox["code_sha256"] == method.sha256 == method.describe()["submission"]["sha256"]
+
+
+# --- second red-team round ------------------------------------------------------------------------
+
+
+@needs_namespaces
+def test_devices_and_ipc_of_the_host_are_out_of_reach(tmp_path: Path) -> None:
+    """A read-only mount does not stop writes to a device node (a loop device, /dev/kmsg), and
+    SysV shared memory in the host's IPC namespace outlived the run: /dev holds only the harmless
+    devices, and the child has its own IPC namespace."""
+    in_fit = """
+    import ctypes
+    info = {"dev": sorted(os.listdir("/dev")), "ipc": os.readlink("/proc/self/ns/ipc")}
+    for path in ("/dev/kmsg", "/dev/loop0", "/dev/console"):
+        try:
+            os.close(os.open(path, os.O_WRONLY))
+            info[path] = "opened"
+        except OSError as exc:
+            info[path] = type(exc).__name__
+    with open("/dev/null", "w") as f:
+        f.write("still usable")
+    info["urandom"] = len(os.urandom(8))
+    info["shm"] = ctypes.CDLL(None).shmget(0x76776231, 1 << 16, 0o1000 | 0o600)
+    self.info = info
+    """
+    _, describe, _ = run(transfer_folder(tmp_path, reporting(DISABLE_HOOK, in_fit)))
+    info = describe["info"]
+    assert info["dev"] == ["fd", "full", "null", "random", "stderr", "stdin", "stdout", "urandom", "zero"], info
+    assert all(info[p] != "opened" for p in ("/dev/kmsg", "/dev/loop0", "/dev/console")), info
+    assert info["ipc"] != os.readlink("/proc/self/ns/ipc") and info["urandom"] == 8
+    assert info["shm"] >= 0  # made in its own namespace, gone with it
+
+
+@needs_namespaces
+def test_the_copy_back_does_not_follow_a_link_the_child_left(tmp_path: Path) -> None:
+    """The setup copies the child's outputs out of the tmpfs as root of the namespace: a `.out`
+    replaced by a link to a folder of the host must not be read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "describe.json").write_text('{"stolen": true}')
+    (outside / "describe.json").chmod(0)
+    in_fit = f"""
+    import atexit
+    def swap():
+        home = os.environ["HOME"]
+        os.rename(home + "/.out", home + "/.out-moved")
+        os.symlink({str(outside)!r}, home + "/.out")
+    atexit.register(swap)
+    """
+    with pytest.raises(SubmissionFailure, match="before its map\\(\\) output was written") as info:
+        run(transfer_folder(tmp_path / "sub", reporting(DISABLE_HOOK, in_fit)))
+    assert "stolen" not in str(info.value)  # nothing was copied from the link
+
+
+def test_a_deeply_nested_submission_folder_is_one_line(tmp_path: Path) -> None:
+    folder = transfer_folder(tmp_path, LSTSQ_BODY)
+    deep = folder
+    for _ in range(MAX_DEPTH_PROBE):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    with pytest.raises(SubmissionFailure, match="folders nested deeper than"):
+        snapshot_submission(folder)
+
+
+MAX_DEPTH_PROBE = 40

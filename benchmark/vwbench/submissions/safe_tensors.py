@@ -76,8 +76,8 @@ def read_header(path: Path, max_file_bytes: int = MAX_FILE_BYTES, max_header_byt
         raise TensorFileError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _parse_header(name: str, size: int, read, max_file_bytes: int, max_header_bytes: int) -> tuple[dict[str, dict], dict[str, str]]:
-    """:func:`read_header`'s checks on a file called ``name`` of ``size`` bytes, whose bytes
+def _parse_header(file_name: str, size: int, read, max_file_bytes: int, max_header_bytes: int) -> tuple[dict[str, dict], dict[str, str]]:
+    """:func:`read_header`'s checks on a file called ``file_name`` of ``size`` bytes, whose bytes
     ``read(offset, n)`` returns."""
     fix = "save tensors with safetensors.torch.save_file (or safetensors.numpy.save_file)"
     head = read(0, 9)
@@ -86,53 +86,53 @@ def _parse_header(name: str, size: int, read, max_file_bytes: int, max_header_by
     kind = None if _looks_like_safetensors(head, size, max_header_bytes) else _sniff(head)
     head = head[:8]
     if kind is not None:
-        raise TensorFileError(f"{name} is {kind}, not safetensors; vwbench never loads pickles: {fix}")
+        raise TensorFileError(f"{file_name} is {kind}, not safetensors; vwbench never loads pickles: {fix}")
     if size > max_file_bytes:
-        raise TensorFileError(f"{name} is {size} bytes, over the {max_file_bytes}-byte limit")
+        raise TensorFileError(f"{file_name} is {size} bytes, over the {max_file_bytes}-byte limit")
     if len(head) < 8:
-        raise TensorFileError(f"{name} is {size} bytes, too short to be safetensors: {fix}")
+        raise TensorFileError(f"{file_name} is {size} bytes, too short to be safetensors: {fix}")
     (n,) = struct.unpack("<Q", head)
     if n > max_header_bytes:
-        raise TensorFileError(f"{name} declares a {n}-byte header, over the {max_header_bytes}-byte limit")
+        raise TensorFileError(f"{file_name} declares a {n}-byte header, over the {max_header_bytes}-byte limit")
     if 8 + n > size:
-        raise TensorFileError(f"{name} declares a {n}-byte header but holds {size - 8} bytes after the length: truncated or not safetensors")
+        raise TensorFileError(f"{file_name} declares a {n}-byte header but holds {size - 8} bytes after the length: truncated or not safetensors")
     raw = read(8, n)
     try:
         header = parse_json(raw.decode("utf-8"))
     except ValueError as exc:  # not UTF-8, not JSON, or nested too deeply
-        raise TensorFileError(f"{name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
+        raise TensorFileError(f"{file_name}: the header is not UTF-8 JSON ({exc}): not safetensors: {fix}") from exc
     if not isinstance(header, dict):
-        raise TensorFileError(f"{name}: the header is not a JSON object: not safetensors")
+        raise TensorFileError(f"{file_name}: the header is not a JSON object: not safetensors")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise TensorFileError(f"{name}: __metadata__ must map strings to strings")
+        raise TensorFileError(f"{file_name}: __metadata__ must map strings to strings")
     data_size = size - 8 - n
     spans = []
     for name, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise TensorFileError(f"{name}: tensor {name!r} needs exactly dtype, shape and data_offsets")
+            raise TensorFileError(f"{file_name}: tensor {name!r} needs exactly dtype, shape and data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         width = FLOAT_DTYPES.get(dtype) or OTHER_DTYPES.get(dtype)
         if width is None:
-            raise TensorFileError(f"{name}: tensor {name!r} has unknown dtype {dtype!r}")
+            raise TensorFileError(f"{file_name}: tensor {name!r} has unknown dtype {dtype!r}")
         if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-            raise TensorFileError(f"{name}: tensor {name!r} has shape {shape!r}, not a list of sizes")
+            raise TensorFileError(f"{file_name}: tensor {name!r} has shape {shape!r}, not a list of sizes")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-            raise TensorFileError(f"{name}: tensor {name!r} has data_offsets {offsets!r}, not [begin, end]")
+            raise TensorFileError(f"{file_name}: tensor {name!r} has data_offsets {offsets!r}, not [begin, end]")
         begin, end = offsets
         if not 0 <= begin <= end <= data_size or end - begin != math.prod(shape) * width:
             raise TensorFileError(
-                f"{name}: tensor {name!r} ({dtype} {shape}) claims bytes {begin}..{end} of a {data_size}-byte data section"
+                f"{file_name}: tensor {name!r} ({dtype} {shape}) claims bytes {begin}..{end} of a {data_size}-byte data section"
             )
         spans.append((begin, end))
     spans.sort()
     position = 0
     for begin, end in spans:
         if begin != position:
-            raise TensorFileError(f"{name}: tensor data overlaps or leaves gaps (at byte {begin}); not a valid safetensors file")
+            raise TensorFileError(f"{file_name}: tensor data overlaps or leaves gaps (at byte {begin}); not a valid safetensors file")
         position = end
     if position != data_size:
-        raise TensorFileError(f"{name}: {data_size - position} bytes after the last tensor; not a valid safetensors file")
+        raise TensorFileError(f"{file_name}: {data_size - position} bytes after the last tensor; not a valid safetensors file")
     return header, dict(metadata)
 
 

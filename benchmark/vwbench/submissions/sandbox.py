@@ -11,22 +11,31 @@ The child (:mod:`vwbench.submissions.child`, run as a script) gets:
   after which it is killed;
 * **OS isolation where the kernel permits unprivileged user namespaces** (checked once per
   process, :func:`isolation_available`): the child runs in new user, network, mount and pid
-  namespaces (``unshare -rnmpf``). Before Python starts, a setup script (:data:`_SETUP`) hides the
-  temp folder (all but the work folder), ``/run``, ``/dev/shm`` and ``/var/tmp`` under empty
-  tmpfs mounts (Unix sockets there, such as an ssh agent's, X11's or Docker's, are out of reach:
-  a network namespace does not cover sockets on the filesystem), remounts every mount point
-  read-only (one that cannot be remounted fails the setup, and so the probe: closed), mounts a
+  namespaces and its own IPC namespace (``unshare -rnmipf``: no SysV shared memory or message
+  queue of the host's, none that outlives it). Before Python starts, a setup script
+  (:data:`_SETUP`) replaces ``/dev`` by a tmpfs with only ``null``, ``zero``, ``full``,
+  ``random`` and ``urandom`` (a read-only mount does not stop writes to a device node: a loop
+  device, ``/dev/kmsg``), hides the temp folder (all but the work folder), ``/run`` and
+  ``/var/tmp`` under empty tmpfs mounts (Unix sockets there, such as an ssh agent's, X11's or
+  Docker's, are out of reach: a network namespace does not cover sockets on the filesystem; a
+  temp folder inside one of them leaves the rest of that one visible), remounts every mount
+  point read-only, ``nodev`` and ``nosuid`` (one that cannot be remounted, or whose path
+  ``/proc/self/mounts`` escapes, fails the setup, and so the probe: closed), mounts a
   tmpfs of ``output_mb`` on the work folder's writable part (``run/``, ``tmp/``, ``out/``) and
   drops every capability, so the child can write only that tmpfs (and its stdout and stderr,
-  each up to ``output_mb``). It sees only a loopback network interface and only its own
-  processes: it cannot signal the vwbench process or any other, and everything it starts dies
-  with it. What does not hold there: it can *read* any file the user running vwbench can read
+  each up to ``output_mb``). It can connect only over loopback (``/sys`` still lists the host's
+  interfaces) and sees only its own processes: it cannot signal the vwbench process or any
+  other, and everything it starts dies with it. What does not hold there: it can *read* any file the user running vwbench can read
   outside the hidden folders (the home folder included; the audit hook refuses it, but the hook
   is not a boundary), and connect to Unix sockets elsewhere on the filesystem; what it reads can
   only come back through its output (the mapped vectors, ``describe()``, its error text), which
-  vwbench prints and stores. The number of processes is not capped (``RLIMIT_NPROC`` counts all
-  of the user's processes, in every namespace, and does not bind root): a fork bomb lasts until
-  the time limit, each of its processes under the memory limit, and all die with the namespace;
+  vwbench prints and stores. Neither the number of processes nor their memory together is capped
+  (``RLIMIT_NPROC`` counts all of the user's processes, in every namespace, and does not bind
+  root; no cgroup is made): a fork bomb can fill the host's process table, and many processes,
+  memfds and the tmpfs (``output_mb``, held in memory) can use more memory than ``memory_mb``,
+  until the time limit ends them all with the namespace. Run untrusted submissions on a machine
+  where that outage does no harm, or under a cgroup of your own (e.g. ``systemd-run --scope -p
+  TasksMax=... -p MemoryMax=...``);
 * a total output limit: what the child leaves in its work folder (and prints) over ``output_mb``
   fails the run, checked after it ends; with namespaces the tmpfs also stops it during the run,
   without them the disk can fill until the run ends;
@@ -71,6 +80,7 @@ TAIL_BYTES = 2000
 MAX_JSON_BYTES = 64_000
 MAX_COPY_BYTES = 64 * 2**20  # a submission folder larger than this is not copied in (validate allows 20 MB)
 MAX_COPY_FILES = 1000
+MAX_COPY_DEPTH = 16  # folders inside a submission (the walk holds one descriptor per level)
 STAGES = ("import", "fit", "map", "describe")
 WORK_FOLDERS = ("in", "out", "run", "tmp", "logs")
 
@@ -104,17 +114,31 @@ fail() { printf '%s\n' "$1" > "$W/out/setup-error"; exit 90; }
 [ -n "$P" ] || fail "the work folder is not in a temp folder"
 # Unix sockets on the filesystem are outside the network namespace's reach: empty tmpfs over the
 # folders that hold them (the temp folder keeps only the work folder, bound back in)
+# device nodes: a read-only mount does not stop writes to a device (a loop device, /dev/kmsg), so
+# /dev becomes a tmpfs holding only the harmless ones, bound from the real /dev
+mkdir "$W/logs/dev"
+mount -t tmpfs -o size=64k,mode=0755,nosuid,noexec vwbench-dev "$W/logs/dev" || fail "cannot mount a tmpfs for /dev"
+for n in null zero full random urandom; do
+    : > "$W/logs/dev/$n" && mount --bind "/dev/$n" "$W/logs/dev/$n" || fail "cannot bind /dev/$n"
+done
+ln -s /proc/self/fd "$W/logs/dev/fd" && ln -s fd/0 "$W/logs/dev/stdin" && ln -s fd/1 "$W/logs/dev/stdout" && ln -s fd/2 "$W/logs/dev/stderr"
+mount --move "$W/logs/dev" /dev || fail "cannot replace /dev"
 mount -t tmpfs -o size=64k,mode=0755 vwbench-hide "$W/logs" || fail "cannot mount a tmpfs"
 mkdir "$W/logs/$N"
 mount --bind "$W" "$W/logs/$N" && mount --move "$W/logs" "$P" || fail "cannot hide the temp folder $P"
-for d in /run /dev/shm /var/tmp /tmp; do
+for d in /run /var/tmp /tmp; do
+    case "$P/" in "$d"/*) continue ;; esac  # the temp folder is inside: hidden above, all but the work folder
     if [ "$d" != "$P" ] && [ -d "$d" ] && [ ! -L "$d" ]; then mount -t tmpfs -o size=4k,mode=0755 vwbench-hide "$d" || fail "cannot hide $d"; fi
 done
 mount --bind "$W/out" "$W/out" || fail "cannot bind-mount the work folder"
 while read -r _ mp _; do
     [ "$mp" = "$W/out" ] && continue
+    # /proc/self/mounts writes a space, tab, newline or backslash in a path as an octal escape,
+    # which no path here would match: such a mount point cannot be checked, so the setup fails
+    case $mp in *\\*) fail "a mount point's path holds an escaped character ($mp); it cannot be made read-only" ;; esac
+    case $mp in /dev/null|/dev/zero|/dev/full|/dev/random|/dev/urandom) opts=remount,bind,ro ;; *) opts=remount,bind,ro,nodev,nosuid ;; esac
     # a mount hidden under another (the old /proc's under the new one) is skipped: no path reaches it
-    mount -o remount,bind,ro "$mp" 2>/dev/null || ! mountpoint -q "$mp" || fail "cannot make the mount point $mp read-only"
+    mount -o "$opts" "$mp" 2>/dev/null || ! mountpoint -q "$mp" || fail "cannot make the mount point $mp read-only"
 done < /proc/self/mounts
 mount -t tmpfs -o "size=$SIZE,nr_inodes=20000,mode=0700" vwbench-work "$W/tmp" || fail "cannot mount a tmpfs on the work folder"
 mkdir "$W/tmp/.run" "$W/tmp/.out"
@@ -124,18 +148,21 @@ cd "$W/run"
 rc=0
 setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@" || rc=$?
 kill -s KILL -1 2>/dev/null || :
-umount "$W/out"
+umount -l "$W/out"  # lazily: a process killed just above may still hold a file there
 avail=$(stat -f -c '%a*%S' "$W/tmp" 2>/dev/null) || avail=0
 [ $(($avail)) -ge 1048576 ] || : > "$W/out/tmpfs-full"  # under 1 MB left: the output limit was reached
-for f in mapped.safetensors describe.json error.json; do
-    if [ -f "$W/tmp/.out/$f" ] && [ ! -L "$W/tmp/.out/$f" ]; then cp -- "$W/tmp/.out/$f" "$W/out/$f" || :; fi
-done
+# the child could replace .out (or a file in it) by a link: copy only a real folder's regular files
+if [ -d "$W/tmp/.out" ] && [ ! -L "$W/tmp/.out" ]; then
+    for f in mapped.safetensors describe.json error.json; do
+        if [ -f "$W/tmp/.out/$f" ] && [ ! -L "$W/tmp/.out/$f" ]; then cp -P -- "$W/tmp/.out/$f" "$W/out/$f" || :; fi
+    done
+fi
 exit "$rc"
 """
 
 
 def _isolated_command(work: Path, size: int, argv: list[str]) -> list[str]:
-    return [shutil.which("unshare") or "unshare", "-rnmpf", "--mount-proc", "--kill-child", "sh", "-c", _SETUP, "vwbench-sandbox", str(work), str(size), *argv]
+    return [shutil.which("unshare") or "unshare", "-rnmipf", "--mount-proc", "--kill-child", "sh", "-c", _SETUP, "vwbench-sandbox", str(work), str(size), *argv]
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,19 +170,33 @@ def isolation_available() -> bool:
     """Whether the namespaces and the read-only setup work here: the whole setup is run once on a
     probe folder, whose child must be able to write its tmpfs but not the rest of the folder (user
     namespaces are often forbidden in containers and CI)."""
-    if any(shutil.which(tool) is None for tool in ("unshare", "setpriv", "mount", "umount", "mountpoint", "sh")):
+    global _probe_failure
+    missing = [tool for tool in ("unshare", "setpriv", "mount", "umount", "mountpoint", "sh") if shutil.which(tool) is None]
+    if missing:
+        _probe_failure = f"{', '.join(missing)} not found"
         return False
     with tempfile.TemporaryDirectory(prefix="vwbench-probe-") as tmp:
         work = Path(tmp)
         for sub in WORK_FOLDERS:
             (work / sub).mkdir()
-        check = 'echo ok > "$1/out/describe.json" && echo ok > "$1/run/probe" && ! (echo no > "$1/in/probe") 2>/dev/null'
-        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work)])
+        # the child's Python and child.py must be reachable inside (not under the hidden temp folder)
+        check = ('echo ok > "$1/out/describe.json" && echo ok > "$1/run/probe" && ! (echo no > "$1/in/probe") 2>/dev/null '
+                 '&& "$2" -I -c "import sys; open(sys.argv[1]).close()" "$3"')
+        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work), sys.executable, str(CHILD)])
         try:
-            code = subprocess.run(command, capture_output=True, timeout=20, cwd=work, env=_clean_env(work, 1)).returncode
-        except (OSError, subprocess.SubprocessError):
+            done = subprocess.run(command, capture_output=True, timeout=20, cwd=work, env=_clean_env(work, 1))
+        except (OSError, subprocess.SubprocessError) as exc:
+            _probe_failure = one_line(f"{type(exc).__name__}: {exc}")[:200]
             return False
-        return code == 0 and (work / "out" / "describe.json").is_file() and not (work / "in" / "probe").exists() and not (work / "run" / "probe").exists()
+        ok = done.returncode == 0 and (work / "out" / "describe.json").is_file() and not (work / "in" / "probe").exists() and not (work / "run" / "probe").exists()
+        if not ok:
+            said = (work / "out" / "setup-error").read_bytes()[:1000] if (work / "out" / "setup-error").is_file() else None  # the probe's own folder
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] if done.stderr else []
+            _probe_failure = one_line((said or b"").decode(errors="replace").strip() or (tail[0] if tail else f"the setup exited with code {done.returncode}"))[:200]
+        return ok
+
+
+_probe_failure = "unprivileged user namespaces are not permitted"  # why isolation_available() said no, for the warning
 
 
 def network_namespace_available() -> bool:
@@ -172,7 +213,7 @@ def _warn_unisolated() -> None:
     if not _warned_unisolated:
         _warned_unisolated = True
         logging.getLogger("vwbench").warning(
-            "warning: submission code runs without OS isolation here (unprivileged user namespaces, or unshare and setpriv, are not available): only an audit hook "
+            f"warning: submission code runs without OS isolation here ({_probe_failure}): only an audit hook "
             "that the code itself can disable, and resource limits; run only trusted submissions")
 
 
@@ -250,6 +291,8 @@ def snapshot_submission(folder: Path) -> SubmissionSnapshot:
 
     def walk(dir_fd: int, prefix: str) -> None:
         nonlocal total
+        if prefix.count("/") > MAX_COPY_DEPTH:
+            raise SubmissionFailure(f"{one_line(str(folder))}: folders nested deeper than {MAX_COPY_DEPTH} levels ({one_line(prefix[:200])}...); not copied into the sandbox")
         for name in sorted(os.listdir(dir_fd)):
             if name.startswith(".") or name == "__pycache__":
                 continue
@@ -579,7 +622,7 @@ def run_transfer_submission(
             if out_fd is not None:
                 os.close(out_fd)
         facts = {
-            "network_isolation": "unshare -rnmpf" if isolated else "audit hook only",
+            "network_isolation": "unshare -rnmipf" if isolated else "audit hook only",
             "isolation": ("user, network, mount (read-only filesystem but a tmpfs work folder) and pid namespaces" if isolated
                           else "none: an audit hook the code can disable, and resource limits; run only trusted submissions"),
             "code_sha256": snapshot.sha256, "wall_time_s": wall, **limits.__dict__,

@@ -439,3 +439,16 @@ def test_a_deeply_nested_submission_folder_is_one_line(tmp_path: Path) -> None:
 
 
 MAX_DEPTH_PROBE = 40
+
+
+@needs_namespaces
+def test_the_probe_fails_where_the_child_script_is_out_of_reach(monkeypatch, tmp_path: Path) -> None:
+    """vwbench (or its Python) under the temp folder, which the namespace hides: every run would
+    fail, so the probe must say no (and why) instead of passing on `sh` alone."""
+    monkeypatch.setattr(sandbox, "CHILD", tmp_path / "hidden" / "child.py")
+    sandbox.isolation_available.cache_clear()
+    try:
+        assert not sandbox.isolation_available()
+        assert sandbox._probe_failure
+    finally:
+        sandbox.isolation_available.cache_clear()

@@ -76,7 +76,8 @@ def git_commit() -> str | None:
 
 
 def _short(commit: str) -> str:
-    return commit[:12] + commit[40:]  # the suffix (-dirty, -unchecked) says what is known of the tree
+    sha, _, suffix = commit.partition("-")  # the suffix (-dirty, -unchecked) says what is known of the tree
+    return sha[:12] + (f"-{suffix}" if suffix else "")
 
 
 def made_elsewhere(stored_commit: str | None) -> str:
@@ -86,7 +87,7 @@ def made_elsewhere(stored_commit: str | None) -> str:
     same clean commit or either is unknown. Two modified trees of one commit may hold different
     code, so they are named too."""
     here = git_commit()
-    if not stored_commit or not here or (stored_commit == here and len(here) == 40):
+    if not stored_commit or not here or (stored_commit == here and "-" not in here):  # a clean checkout (SHA-1 or SHA-256 ids)
         return ""
     made = (f"made from a modified tree of commit {_short(stored_commit)}, as this checkout is" if stored_commit == here
             else f"made at commit {_short(stored_commit)}, this checkout is {_short(here)}")

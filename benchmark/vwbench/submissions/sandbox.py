@@ -179,12 +179,13 @@ def isolation_available() -> bool:
         work = Path(tmp)
         for sub in WORK_FOLDERS:
             (work / sub).mkdir()
-        # the child's Python and child.py must be reachable inside (not under the hidden temp folder)
+        # the child's Python and child.py must be reachable inside (not under the hidden temp folder);
+        # child.py's path goes in the environment, so no probe process looks like a child by its command line
         check = ('echo ok > "$1/out/describe.json" && echo ok > "$1/run/probe" && ! (echo no > "$1/in/probe") 2>/dev/null '
-                 '&& "$2" -I -c "import sys; open(sys.argv[1]).close()" "$3"')
-        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work), sys.executable, str(CHILD)])
+                 '&& "$2" -I -c "import os; open(os.environ[\'VWBENCH_PROBE_FILE\']).close()"')
+        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work), sys.executable])
         try:
-            done = subprocess.run(command, capture_output=True, timeout=20, cwd=work, env=_clean_env(work, 1))
+            done = subprocess.run(command, capture_output=True, timeout=20, cwd=work, env={**_clean_env(work, 1), "VWBENCH_PROBE_FILE": str(CHILD)})
         except (OSError, subprocess.SubprocessError) as exc:
             _probe_failure = one_line(f"{type(exc).__name__}: {exc}")[:200]
             return False

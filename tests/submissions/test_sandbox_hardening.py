@@ -452,3 +452,15 @@ def test_the_probe_fails_where_the_child_script_is_out_of_reach(monkeypatch, tmp
         assert sandbox._probe_failure
     finally:
         sandbox.isolation_available.cache_clear()
+
+
+def test_validate_prints_a_folder_name_with_a_newline_on_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vwbench.cli import app
+
+    folder = transfer_folder(tmp_path / "odd\nPASSED: all checks", LSTSQ_BODY)
+    res = CliRunner().invoke(app, ["validate", str(folder), "--no-run"])
+    assert res.exit_code == 0, res.output
+    first = res.output.splitlines()[0]
+    assert first.endswith(": valid transfer-method submission") and "PASSED: all checks" in first

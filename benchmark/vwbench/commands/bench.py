@@ -38,11 +38,15 @@ def validate_command(
     if as_json:
         typer.echo(json.dumps({"path": str(path), "kind": report.kind, "ok": report.ok, "problems": report.problems, **facts}, indent=2, default=str))
     elif report.ok:
-        typer.echo(f"{path}: valid {report.kind} submission")
+        from vwbench.submissions.sandbox import one_line
+
+        typer.echo(f"{one_line(str(path), 1000)}: valid {report.kind} submission")  # a newline in a folder name would start a line of its own
         for key, value in facts.items():
             typer.echo(f"  {key}: {json.dumps(value, default=str)}")
     else:
-        typer.echo(f"{path}: {len(report.problems)} problem(s) in this {report.kind} submission:", err=True)
+        from vwbench.submissions.sandbox import one_line
+
+        typer.echo(f"{one_line(str(path), 1000)}: {len(report.problems)} problem(s) in this {report.kind} submission:", err=True)
         for problem in report.problems:
             typer.echo(f"  - {problem}", err=True)
     if not report.ok:

@@ -126,7 +126,8 @@ def test_a_file_in_a_symlinked_folder_the_manifest_does_not_list_is_refused(tmp_
 # ---- submitted embeddings: the init words are part of the result --------------------------------
 
 
-def test_embeddings_with_the_anchor_transfer_are_evaluated_again_when_an_init_word_changes(tiny_tasks, tmp_path) -> None:
+@pytest.mark.parametrize("changed", [0, 2])  # the first concept's init word, and the last's
+def test_embeddings_with_the_anchor_transfer_are_evaluated_again_when_an_init_word_changes(tiny_tasks, tmp_path, changed) -> None:
     path, _, _ = tiny_clip_words(tiny_tasks, tmp_path / "words.safetensors")
     out = tmp_path / "runs"
     first = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path), "--transfer", "anchor"))
@@ -135,7 +136,8 @@ def test_embeddings_with_the_anchor_transfer_are_evaluated_again_when_an_init_wo
     shutil.copytree(tiny_tasks, edited)
     dataset = edited / "datasets" / "synth-tiny.yaml"
     spec = yaml.safe_load(dataset.read_text())
-    spec["concepts"] = [{"name": "circle", "init_word": "square"}, "square", "triangle"]
+    concepts = ["circle", "square", "triangle"]
+    spec["concepts"] = [{"name": c, "init_word": "square" if c != "square" else "circle"} if i == changed else c for i, c in enumerate(concepts)]
     dataset.write_text(yaml.safe_dump(spec))
     again = CliRunner().invoke(app, run_args(edited, out, "clip->owlv2", "--embeddings", str(path), "--transfer", "anchor"))
     assert again.exit_code == 0, again.output

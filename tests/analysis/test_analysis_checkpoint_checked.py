@@ -15,17 +15,7 @@ import torch
 import yaml
 
 
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from vwbench.cli import main
-
-    monkeypatch.setattr("sys.argv", ["vwbench", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = 0 if exc.code is None else exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.test_cli_pins import _main as _cli
 
 
 def _copied_tasks(tiny_tasks: Path, tmp_path: Path, *roles: str) -> tuple[Path, dict[str, Path]]:

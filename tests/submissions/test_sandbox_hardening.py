@@ -112,7 +112,9 @@ def test_with_the_hook_disabled_the_kernel_still_contains_the_child(tmp_path: Pa
     info = describe["info"]
     assert "written" not in info.values() and "done" not in info.values(), info
     assert not written and not (tmp_path / "written.txt").exists() and victim.read_text() == "intact"
-    assert len(info["temp_folder"]) == 1 and info["temp_folder"][0].startswith(f"{sandbox.WORK_PREFIX}{os.getpid()}-")
+    kept = {k.split(os.sep)[0] for k in sandbox._needed_under(Path(tempfile.gettempdir()))}  # a Python or checkout under the temp folder
+    shown = [name for name in info["temp_folder"] if name not in kept]
+    assert len(shown) == 1 and shown[0].startswith(f"{sandbox.WORK_PREFIX}{os.getpid()}-"), info["temp_folder"]
     assert len(info["processes"]) <= 4  # the setup shell, Python and its sleep: nothing of the host's
     assert facts["network_isolation"] == "unshare -rnmipf" and "namespaces" in facts["isolation"]
     time.sleep(0.2)
@@ -464,3 +466,17 @@ def test_validate_prints_a_folder_name_with_a_newline_on_one_line(tmp_path: Path
     assert res.exit_code == 0, res.output
     first = res.output.splitlines()[0]
     assert first.endswith(": valid transfer-method submission") and "PASSED: all checks" in first
+
+
+def test_a_python_or_checkout_under_the_temp_folder_is_kept_visible(monkeypatch, tmp_path: Path) -> None:
+    """A CI clone under /tmp (its virtual environment and checkout) must stay reachable in the
+    namespace, which hides the temp folder: those folders are bound back, outermost only."""
+    temp = tmp_path / "temp"
+    venv, checkout = temp / "clone" / ".venv", temp / "clone" / "benchmark"
+    for folder in (venv, checkout / "vwbench"):
+        folder.mkdir(parents=True)
+    monkeypatch.setattr(sandbox.sys, "prefix", str(venv))
+    monkeypatch.setattr("vwbench.executors.ray_executor.package_root", lambda: checkout)
+    monkeypatch.setattr(sandbox, "CHILD", checkout / "vwbench" / "submissions" / "child.py")
+    assert sandbox._needed_under(temp) == ["clone/.venv", "clone/benchmark"]
+    assert sandbox._needed_under(tmp_path / "elsewhere") == []

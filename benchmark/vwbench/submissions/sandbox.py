@@ -98,7 +98,8 @@ class Limits:
 
 
 # Run by ``sh`` as root of the new user namespace (pid 1 of the new pid namespace), before Python:
-# $1 the work folder, $2 the tmpfs size in bytes, then the child's command. Mounts change only the
+# $1 the work folder, $2 the tmpfs size in bytes, $3 a count K, then K folders (relative to the
+# temp folder) to keep visible in it, then the child's command. Mounts change only the
 # mount namespace's own copies. The work folder's out/ on disk stays writable only to this script
 # (the child's out/ is the tmpfs, stacked on it), which copies the child's regular output files down
 # once every other process in the namespace is dead (``kill -1`` from pid 1). The child runs without
@@ -107,8 +108,8 @@ class Limits:
 # 90 for a setup failure (with out/setup-error saying which step).
 _SETUP = r"""
 set -eu
-W=$1 SIZE=$2
-shift 2
+W=$1 SIZE=$2 NKEEP=$3
+shift 3
 P=${W%/*} N=${W##*/}
 fail() { printf '%s\n' "$1" > "$W/out/setup-error"; exit 90; }
 [ -n "$P" ] || fail "the work folder is not in a temp folder"
@@ -125,7 +126,14 @@ ln -s /proc/self/fd "$W/logs/dev/fd" && ln -s fd/0 "$W/logs/dev/stdin" && ln -s 
 mount --move "$W/logs/dev" /dev || fail "cannot replace /dev"
 mount -t tmpfs -o size=64k,mode=0755 vwbench-hide "$W/logs" || fail "cannot mount a tmpfs"
 mkdir "$W/logs/$N"
-mount --bind "$W" "$W/logs/$N" && mount --move "$W/logs" "$P" || fail "cannot hide the temp folder $P"
+mount --bind "$W" "$W/logs/$N" || fail "cannot bind the work folder"
+# what the child needs from inside the temp folder (a Python or a vwbench checkout under /tmp, as
+# in a CI clone) is bound back too, read-only like the rest below
+while [ "$NKEEP" -gt 0 ]; do
+    K=$1; shift; NKEEP=$((NKEEP - 1))
+    mkdir -p "$W/logs/$K" && mount --rbind "$P/$K" "$W/logs/$K" || fail "cannot keep $P/$K visible"
+done
+mount --move "$W/logs" "$P" || fail "cannot hide the temp folder $P"
 for d in /run /var/tmp /tmp; do
     case "$P/" in "$d"/*) continue ;; esac  # the temp folder is inside: hidden above, all but the work folder
     if [ "$d" != "$P" ] && [ -d "$d" ] && [ ! -L "$d" ]; then mount -t tmpfs -o size=4k,mode=0755 vwbench-hide "$d" || fail "cannot hide $d"; fi
@@ -161,8 +169,22 @@ exit "$rc"
 """
 
 
+def _needed_under(folder: Path) -> list[str]:
+    """The folders the child's Python needs (its installation, the virtual environment, vwbench's
+    checkout) that lie inside ``folder``, the temp folder the namespace hides, relative to it;
+    outermost only."""
+    base = os.path.realpath(folder)
+    from vwbench.executors.ray_executor import package_root
+
+    wanted = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)), package_root(), CHILD.parent)}
+    inside = sorted(p for p in wanted if p.startswith(base + os.sep))
+    return [os.path.relpath(p, base) for p in inside if not any(p != q and p.startswith(q + os.sep) for q in inside)]
+
+
 def _isolated_command(work: Path, size: int, argv: list[str]) -> list[str]:
-    return [shutil.which("unshare") or "unshare", "-rnmipf", "--mount-proc", "--kill-child", "sh", "-c", _SETUP, "vwbench-sandbox", str(work), str(size), *argv]
+    keep = _needed_under(work.parent)
+    return [shutil.which("unshare") or "unshare", "-rnmipf", "--mount-proc", "--kill-child", "sh", "-c", _SETUP, "vwbench-sandbox", str(work), str(size),
+            str(len(keep)), *keep, *argv]
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,8 +15,8 @@ The child (:mod:`vwbench.submissions.child`, run as a script) gets:
   queue of the host's, none that outlives it). Before Python starts, a setup script
   (:data:`_SETUP`) replaces ``/dev`` by a tmpfs with only ``null``, ``zero``, ``full``,
   ``random`` and ``urandom`` (a read-only mount does not stop writes to a device node: a loop
-  device, ``/dev/kmsg``), hides the temp folder (all but the work folder), ``/run`` and
-  ``/var/tmp`` under empty tmpfs mounts (Unix sockets there, such as an ssh agent's, X11's or
+  device, ``/dev/kmsg``), hides the temp folder (all but the work folder and, read-only, a
+  Python or vwbench checkout inside it), ``/run`` and ``/var/tmp`` under empty tmpfs mounts (Unix sockets there, such as an ssh agent's, X11's or
   Docker's, are out of reach: a network namespace does not cover sockets on the filesystem; a
   temp folder inside one of them leaves the rest of that one visible), remounts every mount
   point read-only, ``nodev`` and ``nosuid`` (one that cannot be remounted, or whose path

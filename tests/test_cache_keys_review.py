@@ -68,24 +68,34 @@ def test_a_reused_result_from_another_commit_says_so(monkeypatch) -> None:
     assert made_elsewhere("b" * 40 + "-dirty").startswith(" (made from a modified tree of commit bbbbbbbbbbbb-dirty, as this checkout is:")
     monkeypatch.setattr(provenance, "git_commit", lambda: None)
     assert made_elsewhere("a" * 40) == ""
+    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 64)  # a repository with SHA-256 commit ids
+    assert made_elsewhere("b" * 64) == ""
+    assert "made at commit aaaaaaaaaaaa-dirty, this checkout is bbbbbbbbbbbb:" in made_elsewhere("a" * 64 + "-dirty")
 
 
-def test_reused_words_of_another_commit_say_so(tiny_tasks, tmp_path, monkeypatch) -> None:
-    """Removing a result does not retrain its words: their line names their commit too."""
+def test_reused_results_and_words_of_another_commit_say_so(tiny_tasks, tmp_path, monkeypatch) -> None:
+    """The reuse lines name the commit that made a stored result or word set when it is not this
+    checkout's; removing a result does not retrain its words, so their line says it too."""
     import vwbench.pipeline_steps as steps
 
+    def lines(start: str) -> list[str]:
+        res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip", "--seed", "5"))  # words no other test made
+        assert res.exit_code == 0, res.output
+        return [line for line in res.output.splitlines() if line.startswith(start)]
+
     out = tmp_path / "runs"
-    monkeypatch.setattr(steps, "git_commit", lambda: "a" * 40)  # what the words record
+    monkeypatch.setattr(steps, "git_commit", lambda: "a" * 40)  # what the words and the result record
     monkeypatch.setattr(provenance, "git_commit", lambda: "a" * 40)
-    res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip", "--seed", "5"))  # words no other test made
-    assert res.exit_code == 0 and "saved trained words" in res.output, res.output
+    assert lines("reusing") == []
+    (same,) = lines("reusing the stored result")
+    assert same.endswith(".json"), same  # the same clean commit: nothing added
+    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40)
+    (result,) = lines("reusing the stored result")
+    assert "(made at commit aaaaaaaaaaaa, this checkout is bbbbbbbbbbbb:" in result, result
     for path in (out / "results").rglob("*.json"):
         path.unlink()
-    monkeypatch.setattr(provenance, "git_commit", lambda: "b" * 40)
-    again = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->clip", "--seed", "5"))
-    assert again.exit_code == 0, again.output
-    line = next(line for line in again.output.splitlines() if line.startswith("reusing trained words"))
-    assert "(made at commit aaaaaaaaaaaa, this checkout is bbbbbbbbbbbb:" in line, line
+    (words,) = lines("reusing trained words")
+    assert "(made at commit aaaaaaaaaaaa, this checkout is bbbbbbbbbbbb:" in words, words
 
 
 # ---- a manifest must list what the loader reads ---------------------------------------------------

@@ -114,10 +114,10 @@ def _unlisted_loaded_files(folder: Path, manifest: Path, expected: dict[str, str
     """Files under ``folder`` a loader may read that ``expected`` does not list (the manifest
     itself and dot-folders, e.g. a hub download's ``.cache/``, aside), found as the loaders find
     them: through symlinked folders too (:func:`_walk`)."""
-    found = []
+    found, manifest = [], manifest.resolve()
     for p in _walk(Path(folder)):
         rel = p.relative_to(folder).as_posix()
-        if p.suffix.lower() in LOADED_SUFFIXES and rel not in expected and p.resolve() != manifest.resolve():
+        if p.suffix.lower() in LOADED_SUFFIXES and rel not in expected and p.resolve() != manifest:
             found.append(rel)
     return sorted(found)
 

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from vwbench.leaderboard.build import fmt
-from vwbench.leaderboard.markdown import SUPERSEDED_RULE, provenance_note, superseded_rows
+from vwbench.leaderboard.markdown import SUPERSEDED_RULE, TIED_MARK, provenance_note, shows_tied, superseded_rows, tied_meaning
 
 TEMPLATES = Path(__file__).with_name("templates")
 SORT_SCRIPT = """
@@ -70,9 +70,11 @@ def render_html(board: dict[str, Any]) -> str:
     env.filters["fmt"] = fmt
     env.filters["colour"] = _colour
     env.filters["text_colour"] = _text_colour
+    env.tests["tied"] = shows_tied
     script_hash = base64.b64encode(hashlib.sha256(SORT_SCRIPT.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; base-uri 'none'; form-action 'none'"
     return env.get_template("index.html.j2").render(
         board=board, csp=csp, sort_script=SORT_SCRIPT, board_json_size=len(json.dumps(board)),
         superseded=superseded_rows(board), superseded_rule=SUPERSEDED_RULE, provenance_note=provenance_note(board),
+        tied_mark=TIED_MARK, tied_meaning=tied_meaning,
     )

@@ -28,6 +28,30 @@ def md_escape(text: Any) -> str:
     return " ".join(escaped.split())
 
 
+TIED_MARK = "≈"
+
+
+def tied_meaning(best: str = "method") -> str:
+    """What the tied mark means (``best``: what a table ranks, a method or a study's row)."""
+    return f"tied: its 95% interval reaches the best {best}'s interval"
+
+
+def tied_legend(best: str = "method") -> str:
+    """The line under a table with a :func:`shows_tied` row."""
+    return f"{TIED_MARK} {tied_meaning(best)}"
+
+
+def shows_tied(row: dict[str, Any]) -> bool:
+    """Whether a ranked row carries the tied mark: ``tied_with_best`` (its 95% CI reaches the best
+    row's) and ranked below 1 (a rank-1 row reads as the best already). Rows without
+    ``tied_with_best`` (a summary row, the in-domain ceiling, a board written before it) never do."""
+    return bool(row.get("tied_with_best")) and row.get("rank") not in (None, 1)
+
+
+def _rank(row: dict[str, Any]) -> str:
+    return f"{row['rank']} {TIED_MARK}" if shows_tied(row) else str(row["rank"])
+
+
 def _cell(row: dict[str, Any] | None) -> str:
     if not row:
         return "–"
@@ -64,9 +88,11 @@ def render_markdown(board: dict[str, Any]) -> str:
             out += [f"### {md_escape(ds)}: {md_escape(task)} ({md_escape(pair['metric'])})", ""]
             out += ["| rank | method | value [95% CI] |", "|---:|---|---|"]
             for row in pair["rows"]:
-                out.append(f"| {row['rank']} | {md_escape(row['method'])} | {_cell(row)} |")
+                out.append(f"| {_rank(row)} | {md_escape(row['method'])} | {_cell(row)} |")
             if pair["in_domain"]:
                 out.append(f"| ceiling | in-domain ({md_escape(pair['target'])} word) | {_cell(pair['in_domain'])} |")
+            if any(shows_tied(row) for row in pair["rows"]):
+                out += ["", tied_legend("method")]
             out.append("")
     out += _render_studies(board.get("studies") or {})
     out += ["## Provenance", ""]
@@ -174,7 +200,9 @@ def _render_studies(studies: dict[str, Any]) -> list[str]:
             out.append("|---:|---|---|---|" + "---:|" * len(columns))
             for row in table["rows"]:
                 values = " | ".join(fmt(row["metrics"].get(c)) for c in columns)
-                out.append(f"| {row['rank']} | {md_escape(row['task'])} | {md_escape(row['method'])} | {_cell(row)} | {values} |")
+                out.append(f"| {_rank(row)} | {md_escape(row['task'])} | {md_escape(row['method'])} | {_cell(row)} | {values} |")
+            if any(shows_tied(row) for row in table["rows"]):
+                out += ["", tied_legend("row")]
             out.append("")
             for rid, tables in table["tables"].items():
                 owner = next((r for r in table["rows"] if r["result"] == rid), {"task": "", "method": ""})

@@ -139,8 +139,8 @@ class DatasetSplit:
     train: list[Example]
     heldout: list[Example]
     manifest: Manifest
-    # the annotation files a real dataset's split was selected from ({name: {sha256, size, mtime_ns}},
-    # see vwbench.data.real.check_sources), where recorded (by `vwbench data prepare`); not part
+    # the annotation files a real dataset's split was selected from (see vwbench.data.real.fingerprint_sources
+    # and check_sources), where recorded (by `vwbench data prepare`); not part
     # of the manifest (results cite the selected images and boxes, which these only decide)
     sources: dict[str, dict[str, Any]] | None = None
 

@@ -71,12 +71,17 @@ def _val_dir(base: Path) -> Path:
     return val_dir
 
 
+def _xml_files(directory: Path) -> list[Path]:
+    # sorted by name: ordering 50,000 Paths as Paths takes most of a second (the same order in one folder)
+    return sorted(directory.glob("*.xml"), key=lambda path: path.name)
+
+
 def imagenet_sources(spec: Any, folder: Path) -> list[Path]:
     """The XML files :func:`scan_imagenet` reads: each concept's training boxes and every validation file."""
     base = find_base(folder)
     names = synsets(spec)
-    paths = [path for wnid in sorted(names) for path in sorted(_train_dir(base, wnid, names).glob("*.xml"))]
-    return paths + sorted(_val_dir(base).glob("*.xml"))
+    paths = [path for wnid in sorted(names) for path in _xml_files(_train_dir(base, wnid, names))]
+    return paths + _xml_files(_val_dir(base))
 
 
 def scan_imagenet(spec: Any, folder: Path) -> Pools:
@@ -85,13 +90,13 @@ def scan_imagenet(spec: Any, folder: Path) -> Pools:
     names = synsets(spec)
     train: list[Record] = []
     for wnid in sorted(names):
-        for path in sorted(_train_dir(base, wnid, names).glob("*.xml")):
+        for path in _xml_files(_train_dir(base, wnid, names)):
             record = read_record(path, f"{prefix}Data/CLS-LOC/train/{wnid}/{path.stem}.JPEG", names)
             if record is not None:
                 train.append(record)
     val_dir = _val_dir(base)
     heldout = [
-        r for path in sorted(val_dir.glob("*.xml"))
+        r for path in _xml_files(val_dir)
         if (r := read_record(path, f"{prefix}Data/CLS-LOC/val/{path.stem}.JPEG", names)) is not None
     ]
     return Pools(train, heldout, extra={"format": "ilsvrc-cls-loc"})

@@ -9,8 +9,8 @@ format into :class:`Record` pools; :func:`load_real_dataset` turns the pools int
 2. if ``vwbench data prepare`` wrote a split file there for the same selection settings, its
    images and boxes are used as they are (no re-parsing of the annotation files); the split file
    records every annotation file it was built from (boxes.json, the COCO instances files, VOC's
-   and ImageNet's XML files and lists), and a run refuses one changed, missing or added since
-   (see :func:`check_sources`);
+   and ImageNet's XML files and lists; a folder of many as one entry), and a run refuses one
+   changed, missing or added since (see :func:`check_sources`);
 3. otherwise each image is labelled with the class of its largest box, and per concept
    ``images_per_concept`` training images and ``heldout_per_concept`` held-out images are drawn
    in a seeded order (``options.seed``, default 0), so the same files give the same split;
@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as stat_kind
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,12 @@ from vwbench import jsonio
 
 DATA_ENV = "VWBENCH_DATA"
 SPLIT_FILE = "vwbench_split.json"
-SPLIT_FORMAT = 1
+SPLIT_FORMAT = 2  # 2: a folder of many annotation files is one entry of "sources" (FOLDER_MIN)
+READ_FORMATS = (1, 2)
 BOX_TOLERANCE = 1.0  # pixels a box may reach past the image border (rounding in real annotations)
+FOLDER_MIN = 16
+"""A folder holding at least this many of the annotation files a split was selected from (VOC's
+and ImageNet's XML files, one per image) is recorded as one entry; fewer are recorded file by file."""
 
 
 @dataclass
@@ -260,20 +265,68 @@ def source_name(folder: Path, path: Path) -> str:
 
 
 def fingerprint_sources(folder: Path, paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """``{name: {sha256, size, mtime_ns, checked_ns}}`` of each existing file of ``paths`` (a
-    missing one is left to the scanner, whose error says what was expected there); ``checked_ns``
-    is when its hash was taken (see :func:`check_sources`)."""
-    table: dict[str, dict[str, Any]] = {}
+    """What a split records of the existing files of ``paths`` (a missing one is left to the
+    scanner, whose error says what was expected there), by the name :func:`source_name` gives:
+
+    - a file: ``{sha256, size, mtime_ns, checked_ns}``, ``checked_ns`` being when its hash was
+      taken (see :func:`check_sources`);
+    - a folder holding at least :data:`FOLDER_MIN` of them: ``{files, listing_sha256, sha256,
+      checked_ns}``, ``files`` being ``{name: first 12 hex digits of its sha256}`` (to name a
+      changed file), ``listing_sha256`` the digest of its files' names, sizes and mtimes,
+      ``sha256`` that of their names and full hashes, and ``checked_ns`` when the hashing began."""
+    groups: dict[Path, list[Path]] = {}
     for path in paths:
-        try:
-            stat = path.stat()
-            if not path.is_file():
+        groups.setdefault(path.parent, []).append(path)
+    table: dict[str, dict[str, Any]] = {}
+    for directory, members in groups.items():
+        if len(dict.fromkeys(members)) >= FOLDER_MIN:
+            entry = _fingerprint_folder(directory, sorted({p.name for p in members}))
+            if entry is not None:
+                table[source_name(folder, directory)] = entry
+            continue
+        for path in members:
+            try:
+                stat = path.stat()
+                if not path.is_file():
+                    continue
+                checked = time.time_ns()
+                table[source_name(folder, path)] = {"sha256": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "checked_ns": checked}
+            except OSError:
                 continue
-            checked = time.time_ns()
-            table[source_name(folder, path)] = {"sha256": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "checked_ns": checked}
+    return table
+
+
+def _listing_digest(stats: dict[str, os.stat_result]) -> str:
+    return hashlib.sha256("".join(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0" for name, st in sorted(stats.items())).encode()).hexdigest()
+
+
+def _content_digest(hashes: dict[str, str]) -> str:
+    return hashlib.sha256("".join(f"{name}\0{digest}\0" for name, digest in sorted(hashes.items())).encode()).hexdigest()
+
+
+def _fingerprint_folder(directory: Path, names: list[str]) -> dict[str, Any] | None:
+    """The folder entry of ``directory``'s files ``names`` (see :func:`fingerprint_sources`)."""
+    checked = time.time_ns()  # before any hash: a file changed after its hash has a later ctime
+    stats: dict[str, os.stat_result] = {}
+    hashes: dict[str, str] = {}
+    for name in names:
+        path = directory / name
+        try:
+            stat = os.stat(path)
+            if stat_kind.S_ISREG(stat.st_mode):
+                hashes[name] = sha256_file(path)
+                stats[name] = stat
         except OSError:
             continue
-    return table
+    if not hashes:
+        return None
+    return {"files": {name: digest[:12] for name, digest in hashes.items()}, "listing_sha256": _listing_digest(stats),
+            "sha256": _content_digest(hashes), "checked_ns": checked}
+
+
+def _member(folder_name: str, name: str) -> str:
+    """The source name of file ``name`` of a recorded folder."""
+    return name if folder_name == "." else f"{folder_name}/{name}"
 
 
 def _unchanged_without_reading(stat: os.stat_result, facts: dict[str, Any]) -> bool:
@@ -285,9 +338,9 @@ def _unchanged_without_reading(stat: os.stat_result, facts: dict[str, Any]) -> b
 
 
 def _refresh_sources(split_file: Path, refreshed: dict[str, dict[str, Any]]) -> None:
-    """Record the new mtime (and check time) of annotation files whose hash was taken again and
-    matched (a touched or copied file), so the next run need not hash them; best effort: a
-    read-only dataset folder is hashed again next time."""
+    """Record the new mtime (or a folder's listing digest) and check time of annotation files whose
+    hash was taken again and matched (a touched or copied file), so the next run need not hash
+    them; best effort: a read-only dataset folder is hashed again next time."""
     from vwbench.results.atomic import atomic_write_json
 
     try:
@@ -297,6 +350,49 @@ def _refresh_sources(split_file: Path, refreshed: dict[str, dict[str, Any]]) -> 
         atomic_write_json(split_file, data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
+
+
+def _missing(path: Path | str, split_file: Path) -> DataError:
+    return DataError(f"{path} is missing (the split in {split_file} was selected from it); restore it or run `vwbench data prepare` again")
+
+
+def _changed(path: Path | str, now: str, split_file: Path) -> DataError:
+    return DataError(f"{path} changed since `vwbench data prepare` ({now}); the split in {split_file} was selected from the old file: "
+                     "run `vwbench data prepare` again (or restore the file)")
+
+
+def _check_folder(folder: Path, name: str, facts: dict[str, Any], split_file: Path) -> dict[str, Any] | None:
+    """Refuse a recorded folder (see :func:`fingerprint_sources`) whose files went missing or
+    changed; the facts to record where they were hashed again and matched, else None.
+
+    The same rule as a recorded file's (:func:`_unchanged_without_reading`), for the files
+    together: they are not read when their names, sizes and mtimes are the recorded ones and no
+    ctime is after the hashing began; otherwise every one is hashed (a touch of one of ImageNet's
+    50,000 validation files re-reads them all, once)."""
+    directory = folder / name
+    stats: dict[str, os.stat_result] = {}
+    for member in facts["files"]:
+        path = os.path.join(directory, member)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            stat = None
+        if stat is None or not stat_kind.S_ISREG(stat.st_mode):
+            raise _missing(path, split_file)
+        stats[member] = stat
+    if _listing_digest(stats) == facts["listing_sha256"] and max((st.st_ctime_ns for st in stats.values()), default=0) <= facts["checked_ns"]:
+        return None
+    checked = time.time_ns()
+    hashes: dict[str, str] = {}
+    for member, tag in sorted(facts["files"].items()):
+        path = os.path.join(directory, member)
+        hashes[member] = digest = sha256_file(path)
+        if digest[:12] != tag:
+            raise _changed(path, f"sha256 {digest[:12]}..., {SPLIT_FILE} says {tag}...", split_file)
+    if _content_digest(hashes) != facts["sha256"]:  # only where a file's first 12 hex digits matched by chance
+        raise DataError(f"{directory}: a file of the {len(hashes)} recorded there changed since `vwbench data prepare` (their sha256 differs from "
+                        f"{SPLIT_FILE}'s); the split in {split_file} was selected from the old files: run `vwbench data prepare` again")
+    return {"listing_sha256": _listing_digest(stats), "checked_ns": checked}
 
 
 def check_sources(spec: Any, folder: Path, recorded: dict[str, dict[str, Any]] | None, lister: SourceLister | None) -> None:
@@ -311,34 +407,44 @@ def check_sources(spec: Any, folder: Path, recorded: dict[str, dict[str, Any]] |
     ctime is not after its hash was taken, is taken as unchanged without reading it (COCO's train
     instances file is ~450 MB; hashing it takes seconds on every run); at the same size with
     another mtime or a later ctime (a copy, a touch, `cp -p`) it is hashed, once: a match is
-    recorded in the split file."""
+    recorded in the split file. A recorded folder of many files is checked the same way as a
+    whole (:func:`_check_folder`)."""
     split_file = folder / SPLIT_FILE
     if recorded is None:
         raise DataError(f"{split_file} does not record the annotation files it was selected from (a split file of an older vwbench), "
                         "so later edits to them cannot be noticed; run `vwbench data prepare` again")
     refreshed: dict[str, dict[str, Any]] = {}
+    known: set[str] = set()
     for name, facts in sorted(recorded.items()):
+        if "files" in facts:
+            known.update(_member(name, member) for member in facts["files"])
+            if (update := _check_folder(folder, name, facts, split_file)) is not None:
+                refreshed[name] = update
+            continue
+        known.add(name)
         path = folder / name
         try:
             stat = path.stat()
         except OSError:
             stat = None
         if stat is None or not path.is_file():
-            raise DataError(f"{path} is missing (the split in {split_file} was selected from it); restore it or run `vwbench data prepare` again")
+            raise _missing(path, split_file)
         if _unchanged_without_reading(stat, facts):
             continue
         checked = time.time_ns()
         digest = sha256_file(path) if stat.st_size == facts.get("size") else None
         if digest != facts.get("sha256"):
             now = f"sha256 {digest[:12]}..., {SPLIT_FILE} says {str(facts.get('sha256'))[:12]}..." if digest else f"{stat.st_size} bytes, {SPLIT_FILE} says {facts.get('size')}"
-            raise DataError(f"{path} changed since `vwbench data prepare` ({now}); the split in {split_file} was selected from the old file: "
-                            "run `vwbench data prepare` again (or restore the file)")
+            raise _changed(path, now, split_file)
         refreshed[name] = {"mtime_ns": stat.st_mtime_ns, "checked_ns": checked}
     if refreshed:
         _refresh_sources(split_file, refreshed)
     if lister is not None:
+        prefix = str(folder) + os.sep
         for path in lister(spec, folder):
-            if source_name(folder, path) not in recorded and path.is_file():
+            text = str(path)  # not source_name: Path.relative_to on 55,000 files takes most of a second
+            name = text[len(prefix):].replace(os.sep, "/") if text.startswith(prefix) else source_name(folder, path)
+            if name not in known and path.is_file():
                 raise DataError(f"{path} is new since `vwbench data prepare` (the split in {split_file} was selected without it); "
                                 "run `vwbench data prepare` again")
 
@@ -374,6 +480,13 @@ def to_split(spec: Any, folder: Path, train: list[Record], heldout: list[Record]
     )
 
 
+def _read_source(facts: dict[str, Any]) -> dict[str, Any]:
+    if "files" in facts:
+        return {"files": {str(n): str(t) for n, t in facts["files"].items()}, "listing_sha256": str(facts["listing_sha256"]),
+                "sha256": str(facts["sha256"]), "checked_ns": int(facts["checked_ns"])}
+    return {"sha256": str(facts["sha256"]), "size": int(facts["size"]), "mtime_ns": int(facts["mtime_ns"]), "checked_ns": int(facts.get("checked_ns", 0))}
+
+
 def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record], list[Record], dict[str, str], dict[str, str], dict[str, dict[str, Any]] | None] | None:
     """The selection stored by ``vwbench data prepare`` for these settings, if there is one:
     training and held-out records, the manifest's extra facts, its ``{name: sha256}`` and the
@@ -383,7 +496,7 @@ def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record],
         return None
     data = read_json(path, f"a split file written by `vwbench data prepare` (format {SPLIT_FORMAT})")
     try:
-        if data.get("format") != SPLIT_FORMAT or data.get("settings") != settings:
+        if data.get("format") not in READ_FORMATS or data.get("settings") != settings:
             return None
         train = [Record.from_json(r) for r in data["train"]]
         heldout = [Record.from_json(r) for r in data["heldout"]]
@@ -391,8 +504,7 @@ def read_prepared(folder: Path, settings: dict[str, Any]) -> tuple[list[Record],
         expected = {e["name"]: e["sha256"] for e in data["manifest"]["entries"]}
         sources = data.get("sources")
         if sources is not None:
-            sources = {str(name): {"sha256": str(f["sha256"]), "size": int(f["size"]), "mtime_ns": int(f["mtime_ns"]), "checked_ns": int(f.get("checked_ns", 0))}
-                       for name, f in sources.items()}
+            sources = {str(name): _read_source(f) for name, f in sources.items()}
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path} is malformed ({exc!r}); delete it and run `vwbench data prepare` again") from exc
     return train, heldout, extra, expected, sources
@@ -431,7 +543,7 @@ def load_real_dataset(spec: Any, scan: Scanner, *, images_per_concept: int, data
 
 def split_payload(spec: Any, split: DatasetSplit, images_per_concept: int) -> dict[str, Any]:
     """The split file's content: settings, manifest, the selected images with their boxes, and
-    the annotation files they were read from (``sources``: name -> sha256, size, mtime_ns; left
+    the annotation files they were read from (``sources``, see :func:`fingerprint_sources`; left
     out where the split did not record them, and such a file is refused by runs)."""
 
     def record(example: Example) -> dict[str, Any]:

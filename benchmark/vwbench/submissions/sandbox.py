@@ -25,17 +25,27 @@ The child (:mod:`vwbench.submissions.child`, run as a script) gets:
   drops every capability, so the child can write only that tmpfs (and its stdout and stderr,
   each up to ``output_mb``). It can connect only over loopback (``/sys`` still lists the host's
   interfaces) and sees only its own processes: it cannot signal the vwbench process or any
-  other, and everything it starts dies with it. What does not hold there: it can *read* any file the user running vwbench can read
+  other, and everything it starts dies with it. Its processes and threads together are capped
+  at ``processes`` (:func:`process_cap`): vwbench counts them in the namespace every
+  :data:`WATCH_INTERVAL_S` and stops a run that reaches the cap, and the kernel refuses the forks
+  beyond it where it can: the pid namespace's own ``pid_max`` (Linux 6.14+, any user; set to
+  ``processes + 300``, as pids below 300 are not reused once the counter wraps), and
+  ``RLIMIT_NPROC`` set inside the user namespace, where it counts only that namespace's tasks
+  (Linux 5.14+, a user other than root: the kernel exempts root's processes, and set outside the
+  namespace it would count all of the user's). Where neither applies (root before 6.14), a fork
+  bomb can run ahead of vwbench's count between two counts. The child's exit status reaches
+  vwbench exactly (:data:`_WAITER`), so an exit code over 128 is not read as a signal.
+  What does not hold there: it can *read* any file the user running vwbench can read
   outside the hidden folders (the home folder included; the audit hook refuses it, but the hook
   is not a boundary), and connect to Unix sockets elsewhere on the filesystem; what it reads can
   only come back through its output (the mapped vectors, ``describe()``, its error text), which
-  vwbench prints and stores. Neither the number of processes nor their memory together is capped
-  (``RLIMIT_NPROC`` counts all of the user's processes, in every namespace, and does not bind
-  root; no cgroup is made): a fork bomb can fill the host's process table, and many processes,
-  memfds and the tmpfs (``output_mb``, held in memory) can use more memory than ``memory_mb``,
-  until the time limit ends them all with the namespace. Run untrusted submissions on a machine
-  where that outage does no harm, or under a cgroup of your own (e.g. ``systemd-run --scope -p
-  TasksMax=... -p MemoryMax=...``);
+  vwbench prints and stores. Its memory together is not capped (no cgroup is made): every
+  process may map ``memory_mb`` (``RLIMIT_AS``), but memfds and System V shared memory that are not
+  mapped count against no limit (each memfd only up to ``output_mb``, ``RLIMIT_FSIZE``, and as
+  many as it can open; the tmpfs bounds only the work folder's files), so it can hold more
+  memory than ``memory_mb`` until the time limit ends it all with the namespace. Run untrusted
+  submissions on a machine where that does no harm, or under a cgroup of your own (e.g.
+  ``systemd-run --scope -p MemoryMax=... -p TasksMax=...``);
 * a total output limit: what the child leaves in its work folder (and prints) over ``output_mb``
   fails the run, checked after it ends; with namespaces the tmpfs also stops it during the run,
   without them the disk can fill until the run ends;
@@ -95,24 +105,45 @@ class Limits:
     memory_mb: int = 4096  # address space of each process; importing torch alone maps about 650 MB
     output_mb: int = 256  # all the child may write: its files in total, and stdout and stderr each
     threads: int = 1
+    processes: int = 512  # its processes and threads at once, with namespaces (0: no cap); see process_cap()
+
+    def __post_init__(self) -> None:
+        if self.processes and self.processes < MIN_PROCESSES:  # the sandbox's own shell and waiter count too
+            raise ValueError(f"Limits.processes must be 0 (no cap) or at least {MIN_PROCESSES}, not {self.processes}")
+
+
+MIN_PROCESSES = 16
 
 
 # Run by ``sh`` as root of the new user namespace (pid 1 of the new pid namespace), before Python:
-# $1 the work folder, $2 the tmpfs size in bytes, $3 a count K, then K folders (relative to the
-# temp folder) to keep visible in it, then the child's command. Mounts change only the
+# $1 the work folder, $2 the tmpfs size in bytes, $3 the process cap (0: none), $4 a count K, then K
+# folders (relative to the temp folder) to keep visible in it, then the child's command, which
+# starts with :data:`_WAITER` (``python -c _WAITER``). Mounts change only the
 # mount namespace's own copies. The work folder's out/ on disk stays writable only to this script
 # (the child's out/ is the tmpfs, stacked on it), which copies the child's regular output files down
 # once every other process in the namespace is dead (``kill -1`` from pid 1). The child runs without
 # capabilities, so it cannot undo a mount; mounts copied into any namespace it creates itself are
-# locked read-only by the kernel. Exit status: the child's, 128 + N for a child killed by signal N,
-# 90 for a setup failure (with out/setup-error saying which step).
+# locked read-only by the kernel. Exit status: 90 for a setup failure (with out/setup-error saying
+# which step), else the waiter's (the child's code, 128 + N for a child killed by signal N: a shell
+# cannot tell the two apart, hence out/status). out/status, written through descriptor 5 (opened
+# just before the tmpfs hides out/ on disk, so the child can neither see nor write it), holds lines:
+# ``pid_max M`` where the pid namespace's own pid_max was set, then the waiter's ``exit N`` or
+# ``signal N`` (the child's exact wait status), then ``done`` once the outputs are copied down.
 _SETUP = r"""
 set -eu
-W=$1 SIZE=$2 NKEEP=$3
-shift 3
+W=$1 SIZE=$2 NPROC=$3 NKEEP=$4
+shift 4
 P=${W%/*} N=${W##*/}
 fail() { printf '%s\n' "$1" > "$W/out/setup-error"; exit 90; }
 [ -n "$P" ] || fail "the work folder is not in a temp folder"
+# the process cap. Linux 6.14+ gives each pid namespace its own pid_max (root of the owning user
+# namespace may lower it; a nested namespace's processes take a pid here too), which binds any
+# user, root included. Pids below 300 are not reused once the counter wraps, hence the allowance:
+# the kernel refuses a fork beyond NPROC to NPROC + 300 tasks, and vwbench stops a run at NPROC.
+# Set now, while /proc is writable; older kernels refuse, and then only the waiter's RLIMIT_NPROC
+# (not for root) and vwbench's count apply.
+PIDMAX=
+if [ "$NPROC" -gt 0 ] && echo $((NPROC + 300)) 2>/dev/null > /proc/sys/kernel/pid_max; then PIDMAX=$((NPROC + 300)); fi
 # Unix sockets on the filesystem are outside the network namespace's reach: empty tmpfs over the
 # folders that hold them (the temp folder keeps only the work folder, bound back in)
 # device nodes: a read-only mount does not stop writes to a device (a loop device, /dev/kmsg), so
@@ -148,14 +179,19 @@ while read -r _ mp _; do
     # a mount hidden under another (the old /proc's under the new one) is skipped: no path reaches it
     mount -o "$opts" "$mp" 2>/dev/null || ! mountpoint -q "$mp" || fail "cannot make the mount point $mp read-only"
 done < /proc/self/mounts
+# opened only now (a file open for writing on a mount keeps it from being made read-only), through
+# the still writable out/ on disk, which the tmpfs then hides from the child
+exec 5> "$W/out/status" || fail "cannot write the status file"
+[ -z "$PIDMAX" ] || printf 'pid_max %s\n' "$PIDMAX" >&5
 mount -t tmpfs -o "size=$SIZE,nr_inodes=20000,mode=0700" vwbench-work "$W/tmp" || fail "cannot mount a tmpfs on the work folder"
 mkdir "$W/tmp/.run" "$W/tmp/.out"
 mount --bind "$W/tmp/.run" "$W/run" || fail "cannot bind the tmpfs"
 mount --bind "$W/tmp/.out" "$W/out" || fail "cannot bind the tmpfs"
 cd "$W/run"
 rc=0
-setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@" || rc=$?
-kill -s KILL -1 2>/dev/null || :
+"$@" || rc=$?
+# "kill -s KILL -1" is an illegal option to dash's kill: "--" first
+kill -s KILL -- -1 2>/dev/null || :
 umount -l "$W/out"  # lazily: a process killed just above may still hold a file there
 avail=$(stat -f -c '%a*%S' "$W/tmp" 2>/dev/null) || avail=0
 [ $(($avail)) -ge 1048576 ] || : > "$W/out/tmpfs-full"  # under 1 MB left: the output limit was reached
@@ -165,7 +201,60 @@ if [ -d "$W/tmp/.out" ] && [ ! -L "$W/tmp/.out" ]; then
         if [ -f "$W/tmp/.out/$f" ] && [ ! -L "$W/tmp/.out/$f" ]; then cp -P -- "$W/tmp/.out/$f" "$W/out/$f" || :; fi
     done
 fi
+printf 'done\n' >&5
 exit "$rc"
+"""
+
+# Run by the setup script's Python (``python -I -S -c _WAITER NPROC setpriv ... child``) inside the
+# namespaces, with the namespace root's capabilities, which the child then drops: so the child
+# (same uid, no capabilities) may signal it but can neither ptrace it nor reach its descriptors.
+# It sets RLIMIT_NPROC to NPROC when that is > 0 (set inside the user namespace it counts only
+# this namespace's tasks, Linux 5.14+; vwbench passes 0 where it would not bind or would count the
+# user's other processes), starts the child, and writes the child's exact wait status to the
+# setup script's descriptor 5 (closed in the child): a shell's $? reads ``sys.exit(130)`` and a
+# SIGINT death alike. It is the child subreaper of whatever the child leaves running, so once the
+# child has ended it kills everything else in the namespace and reaps it: the setup script (whose
+# shell cannot retry a fork) then has the pids it needs even after a fork bomb filled the cap.
+# Its own exit status mirrors the shell's convention.
+_WAITER = r"""
+import os, signal, sys
+nproc, argv = int(sys.argv[1]), sys.argv[2:]
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans become ours, not the shell's
+except (ImportError, OSError, AttributeError):
+    pass
+if nproc > 0:
+    import resource
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(5)
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, ("vwbench sandbox: cannot start %s: %s\n" % (argv[0], exc.strerror)).encode())
+    os._exit(127)
+while True:  # orphans that end meanwhile are reaped here
+    ended, status = os.waitpid(-1, 0)
+    if ended == pid:
+        break
+if os.WIFSIGNALED(status):
+    os.write(5, b"signal %d\n" % os.WTERMSIG(status))
+    code = 128 + os.WTERMSIG(status)
+else:
+    os.write(5, b"exit %d\n" % os.WEXITSTATUS(status))
+    code = os.WEXITSTATUS(status)
+try:
+    os.kill(-1, signal.SIGKILL)  # all but pid 1 (the setup shell) and this process
+except OSError:
+    pass
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+sys.exit(code)
 """
 
 
@@ -181,18 +270,33 @@ def _needed_under(folder: Path) -> list[str]:
     return [os.path.relpath(p, base) for p in inside if not any(p != q and p.startswith(q + os.sep) for q in inside)]
 
 
-def _isolated_command(work: Path, size: int, argv: list[str]) -> list[str]:
+def _isolated_command(work: Path, size: int, argv: list[str], processes: int = 0) -> list[str]:
     keep = _needed_under(work.parent)
+    waiter = [sys.executable, "-I", "-S", "-c", _WAITER, str(processes if processes > 0 and _nproc_rlimit_binds() else 0),
+              "setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return [shutil.which("unshare") or "unshare", "-rnmipf", "--mount-proc", "--kill-child", "sh", "-c", _SETUP, "vwbench-sandbox", str(work), str(size),
-            str(len(keep)), *keep, *argv]
+            str(max(0, processes)), str(len(keep)), *keep, *waiter, *argv]
+
+
+def _nproc_rlimit_binds() -> bool:
+    """Whether ``RLIMIT_NPROC`` set inside a new user namespace caps that namespace's tasks: Linux
+    5.14+ counts them per user namespace (before, it counted all of the user's processes, so a cap
+    would stop a busy user's child from starting at all), and it never binds a user who is root
+    outside (the kernel exempts root's processes, in any namespace)."""
+    try:
+        version = tuple(int(part) for part in os.uname().release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return os.getuid() != 0 and version >= (5, 14)
 
 
 @functools.lru_cache(maxsize=1)
 def isolation_available() -> bool:
     """Whether the namespaces and the read-only setup work here: the whole setup is run once on a
     probe folder, whose child must be able to write its tmpfs but not the rest of the folder (user
-    namespaces are often forbidden in containers and CI)."""
-    global _probe_failure
+    namespaces are often forbidden in containers and CI). It also finds whether the kernel let the
+    setup lower the pid namespace's pid_max (:func:`process_cap`)."""
+    global _probe_failure, _probe_pid_max
     missing = [tool for tool in ("unshare", "setpriv", "mount", "umount", "mountpoint", "sh") if shutil.which(tool) is None]
     if missing:
         _probe_failure = f"{', '.join(missing)} not found"
@@ -205,21 +309,64 @@ def isolation_available() -> bool:
         # child.py's path goes in the environment, so no probe process looks like a child by its command line
         check = ('echo ok > "$1/out/describe.json" && echo ok > "$1/run/probe" && ! (echo no > "$1/in/probe") 2>/dev/null '
                  '&& "$2" -I -c "import os; open(os.environ[\'VWBENCH_PROBE_FILE\']).close()"')
-        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work), sys.executable])
+        command = _isolated_command(work, 2**20, ["sh", "-c", check, "probe", str(work), sys.executable], Limits().processes)
         try:
             done = subprocess.run(command, capture_output=True, timeout=20, cwd=work, env={**_clean_env(work, 1), "VWBENCH_PROBE_FILE": str(CHILD)})
         except (OSError, subprocess.SubprocessError) as exc:
             _probe_failure = one_line(f"{type(exc).__name__}: {exc}")[:200]
             return False
-        ok = done.returncode == 0 and (work / "out" / "describe.json").is_file() and not (work / "in" / "probe").exists() and not (work / "run" / "probe").exists()
+        status = _status_of((work / "out" / "status").read_bytes()[:1000] if (work / "out" / "status").is_file() else None)
+        _probe_pid_max = status.pid_max
+        ok = (done.returncode == 0 and status.code == 0 and status.done and (work / "out" / "describe.json").is_file()
+              and not (work / "in" / "probe").exists() and not (work / "run" / "probe").exists())
         if not ok:
             said = (work / "out" / "setup-error").read_bytes()[:1000] if (work / "out" / "setup-error").is_file() else None  # the probe's own folder
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] if done.stderr else []
+            if done.returncode == 0 and not tail:
+                tail = [f"the setup exited with code 0 but reported {' / '.join(status.lines) or 'no status'}"]
             _probe_failure = one_line((said or b"").decode(errors="replace").strip() or (tail[0] if tail else f"the setup exited with code {done.returncode}"))[:200]
         return ok
 
 
 _probe_failure = "unprivileged user namespaces are not permitted"  # why isolation_available() said no, for the warning
+_probe_pid_max: int | None = None  # the pid_max the probe's setup could set in its pid namespace (None: the kernel refused)
+
+
+@dataclass(frozen=True)
+class _Status:
+    """What the setup script and the waiter wrote to ``out/status``."""
+
+    lines: tuple[str, ...] = ()
+    code: int | None = None  # the child's: its exit code, or -N where signal N killed it; None: not reported
+    pid_max: int | None = None
+    done: bool = False  # the outputs were copied down after every process in the namespace was killed
+
+
+def _status_of(data: bytes | None) -> _Status:
+    lines = tuple(one_line(line, 100) for line in (data or b"").decode("ascii", "replace").splitlines()[:8])
+    code, pid_max = None, None
+    for line in lines:
+        word, _, number = line.partition(" ")
+        if number.isdigit() and word in ("exit", "signal", "pid_max"):
+            if word == "pid_max":
+                pid_max = int(number)
+            else:
+                code = int(number) if word == "exit" else -int(number)
+    return _Status(lines, code, pid_max, "done" in lines)
+
+
+def process_cap() -> str:
+    """How this machine caps a sandboxed run's processes and threads (the kernel's limits, which
+    make a fork bomb fail, and vwbench's own count, which stops the run), for the result's facts
+    and the tests: "none" without namespaces."""
+    if not isolation_available():
+        return "none: no pid namespace"
+    kernel = []
+    if _probe_pid_max is not None:
+        kernel.append("the pid namespace's pid_max")
+    if _nproc_rlimit_binds():
+        kernel.append("RLIMIT_NPROC in the user namespace")
+    return (" and ".join(kernel) if kernel else "no kernel limit here (needs Linux 6.14+, or 5.14+ and a user other than root)") + "; vwbench stops a run at the limit"
 
 
 def network_namespace_available() -> bool:
@@ -586,23 +733,25 @@ def run_transfer_submission(
         before = _bytes_in(work_fd)[0]
         command = [sys.executable, "-I", "-B", str(CHILD), str(work)]
         if isolated:
-            command = _isolated_command(work, output_limit, command)
+            command = _isolated_command(work, output_limit, command, limits.processes)
         start = time.monotonic()
         with (work / "logs" / "stdout").open("wb") as out, (work / "logs" / "stderr").open("w+b") as err:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=work / "run", env=_clean_env(work, limits.threads),
                 preexec_fn=_limit(limits), start_new_session=True, close_fds=True,
             )
+            crowded = 0  # the tasks counted in its namespace when it reached its process limit
             try:
-                code = proc.wait(timeout=limits.time_limit_s)
-            except subprocess.TimeoutExpired:
-                code = None
+                code, crowded = _watch(proc, limits, start, isolated)
             finally:
                 try:  # the child, and anything it left running in its process group (in a pid namespace: everything it started)
                     os.killpg(proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
                 proc.wait()
+            if crowded:
+                raise SubmissionFailure(f"{label}: reached its limit of {limits.processes} processes and threads at once "
+                                        f"({crowded} running: a fork bomb?) and was stopped")
             if code is None:
                 raise SubmissionFailure(f"{label}: ran longer than the {limits.time_limit_s:g} s time limit and was stopped")
             tail = _tail(err)
@@ -617,8 +766,15 @@ def run_transfer_submission(
             if isolated and code == EXIT_SETUP_FAILED and _safe_read(out_fd, "setup-error", 1000) is not None:
                 why = one_line((_safe_read(out_fd, "setup-error", 1000) or b"").decode("utf-8", "replace"))
                 raise SubmissionFailure(f"{label}: not run: the sandbox could not be set up ({why})")
-            if isolated and code > 128:  # the setup shell reports a child killed by signal N as 128 + N
-                code = 128 - code
+            if isolated:  # the shell's status says 128 + N for both exit(128 + N) and signal N: the waiter's record does not
+                status = _status_of(_safe_read(out_fd, "status", 1000))
+                if status.code is None:
+                    raise SubmissionFailure(f"{label}: its process ended but the sandbox did not learn how (the sandbox's shell exited with code {code}; "
+                                            "was the process that waits for it killed?)" + (f"; its last stderr line: {tail}" if tail else ""))
+                if not status.done:
+                    raise SubmissionFailure(f"{label}: {_describe_status(status.code)}, and then the sandbox failed to collect its output "
+                                            f"(the sandbox's shell exited with code {code})" + (f"; its last stderr line: {tail}" if tail else ""))
+                code = status.code
             if code != 0:
                 # the kernel's facts, not the child's words, say whether it hit the output limit:
                 # a file (or stdout/stderr) at the per-file limit, or (namespaces) the tmpfs full
@@ -646,6 +802,7 @@ def run_transfer_submission(
                 os.close(out_fd)
         facts = {
             "network_isolation": "unshare -rnmipf" if isolated else "audit hook only",
+            "process_cap": process_cap() if limits.processes > 0 else "none: Limits.processes is 0",
             "isolation": ("user, network, mount (read-only filesystem but a tmpfs work folder) and pid namespaces" if isolated
                           else "none: an audit hook the code can disable, and resource limits; run only trusted submissions"),
             "code_sha256": snapshot.sha256, "wall_time_s": wall, **limits.__dict__,
@@ -717,8 +874,87 @@ def _why(code: int, out_fd: int | None, tail: str, limits: Limits) -> str:
             signal.SIGXCPU: "used more CPU time than its time limit",
             signal.SIGKILL: "was killed by SIGKILL, not by one of its limits (e.g. by the system's out-of-memory killer)",
             signal.SIGSEGV: "crashed (segmentation fault)",
-        }.get(sig, f"was killed by signal {sig}")
+        }.get(sig, _describe_status(code))
         return why
     # its last stderr line is its own words: never read as a verdict (a "MemoryError" there is not
     # taken to mean the memory limit was hit: the submission can print anything)
-    return f"exited with code {code}" + (f"; its last stderr line: {tail}" if tail else "")
+    return _describe_status(code) + (f"; its last stderr line: {tail}" if tail else "")
+
+
+def _describe_status(code: int) -> str:
+    """``exited with code N``, or ``was killed by signal N (SIGNAME)`` for ``-N``: a signal is named
+    only where one ended the process (an exit code over 128 is an exit code)."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:
+        name = ""
+    return f"was killed by signal {-code}{name}"
+
+
+WATCH_INTERVAL_S = 0.2  # how often a namespaced run's tasks are counted against Limits.processes
+
+
+def _watch(proc: subprocess.Popen, limits: Limits, start: float, isolated: bool) -> tuple[int | None, int]:
+    """Wait for the child until its time limit; with namespaces, count its tasks (processes and
+    threads) every :data:`WATCH_INTERVAL_S` and stop waiting once they reach ``limits.processes``.
+    Returns ``(its exit status or None when stopped, the tasks counted when at the limit or 0)``.
+    The kernel's own caps (:func:`process_cap`) make the forks beyond them fail; this turns a run
+    that keeps trying into a prompt failure that says why, and is the only cap where the kernel has
+    none (then, between two counts, a fork bomb can run ahead of it)."""
+    deadline = start + limits.time_limit_s
+    watch = isolated and limits.processes > 0
+    pid1: int | None = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None, 0
+        try:
+            return proc.wait(timeout=min(left, WATCH_INTERVAL_S) if watch else left), 0
+        except subprocess.TimeoutExpired:
+            pass
+        if watch:
+            pid1 = pid1 or _namespace_init(proc.pid)
+            count = _tasks_in_namespace(pid1) if pid1 else 0
+            # checked after counting: a pid1 that ended meanwhile, its number reused by a host process, is not counted
+            if count >= limits.processes and _in_new_pid_namespace(pid1, proc.pid):
+                return None, count
+
+
+def _namespace_init(unshare_pid: int) -> int | None:
+    """The host pid of ``unshare --fork``'s child: the setup shell, pid 1 of the new pid namespace."""
+    try:
+        with open(f"/proc/{unshare_pid}/task/{unshare_pid}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return None
+    return int(children[0]) if children and children[0].isdigit() else None
+
+
+def _in_new_pid_namespace(pid: int | None, unshare_pid: int) -> bool:
+    """Whether ``pid`` is in the pid namespace that ``unshare`` (our child, so its pid cannot be
+    reused before we reap it) made for its children."""
+    try:
+        return pid is not None and os.stat(f"/proc/{pid}/ns/pid").st_ino == os.stat(f"/proc/{unshare_pid}/ns/pid_for_children").st_ino
+    except OSError:
+        return False
+
+
+def _tasks_in_namespace(pid1: int) -> int:
+    """The processes and threads in the pid namespace of ``pid1``, counted through its own /proc
+    (the namespace's procfs, reached through ``pid1``'s root; only listed, nothing read); 0 when
+    it cannot be read (the run ended meanwhile)."""
+    root = f"/proc/{pid1}/root/proc"
+    total = 0
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                total += len(os.listdir(f"{root}/{entry}/task"))
+            except OSError:
+                pass  # gone meanwhile
+    return total

@@ -230,7 +230,7 @@ def test_the_count_is_of_the_new_pid_namespace_only() -> None:
     reused by a host process after it ended) is never taken for the submission's."""
     import subprocess
 
-    proc = subprocess.Popen(["unshare", "-rpf", "sleep", "30"])
+    proc = subprocess.Popen(["unshare", "-rpf", "--kill-child", "sleep", "30"])  # its sleep dies with it
     try:
         for _ in range(100):
             pid1 = sandbox._namespace_init(proc.pid)

@@ -32,12 +32,12 @@ def test_check_passes_on_the_real_baseline_and_fails_on_a_doctored_one(tiny_resu
     assert "ok: 3 value(s) within tolerance" in real.output
     # progress: a line as each run starts, then as each of its stages starts, before its result line
     lines = real.stderr.splitlines()
-    start = lines.index("check 1/3: synth-tiny clip->owlv2 lstsq (steps 2, trials 2, seed 0) ...")
+    start = lines.index("check 1/3: synth-tiny clip->owlv2 lstsq (steps 2, trials 2, seed 0, threads 1) ...")
     done = next(i for i, line in enumerate(lines) if line.startswith("synth-tiny clip->owlv2 lstsq: baseline"))
     stages = [line for line in lines[start + 1:done] if line.startswith("check 1/3: synth-tiny clip->owlv2 lstsq: ")]
     assert any(": train " in line for line in stages) and any(": evaluate on owlv2" in line for line in stages), lines
     assert [line for line in lines if line.endswith(") ...")][1:] == [
-        "check 2/3: synth-tiny owlv2->clip anchor (steps 2, trials 2, seed 0) ...", "check 3/3: synth-tiny clip->clip identity (steps 2, trials 2, seed 0) ...",
+        "check 2/3: synth-tiny owlv2->clip anchor (steps 2, trials 2, seed 0, threads 1) ...", "check 3/3: synth-tiny clip->clip identity (steps 2, trials 2, seed 0, threads 1) ...",
     ]
 
     doctored = json.loads(baseline.read_text())

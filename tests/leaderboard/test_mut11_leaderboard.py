@@ -15,6 +15,7 @@ import importlib
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -236,7 +237,8 @@ def test_a_sample_thumbnail_is_an_rgb_png(tmp_path) -> None:
 
 
 def test_a_check_of_submitted_words_re_evaluates_the_file_without_steps_or_trials(tiny_tasks, tmp_path, monkeypatch) -> None:
-    words = tmp_path / "words.safetensors"
+    monkeypatch.chdir(tmp_path)  # a stored path is relative to the project folder (an absolute one is refused)
+    words = Path("words.safetensors")
     words.write_bytes(b"not read: the run is faked")
     stored = {"dataset": "synth-tiny", "task": "clip->owlv2", "transfer": "my-words+lstsq", "steps": 0, "n_trials": 1, "seed": 3,
               "value": 0.5, "transfer_path": "lstsq", "embeddings_path": str(words), "result": "r1"}

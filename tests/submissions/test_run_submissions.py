@@ -107,8 +107,9 @@ def test_run_with_a_linear_map_file(tiny_tasks, tmp_path) -> None:
     assert not (tmp_path / "o3").exists()  # nor the --out folder it made (its lock files included)
 
 
-def test_run_with_an_embeddings_file(tiny_tasks, tmp_path) -> None:
-    path, words, vocab = tiny_clip_words(tiny_tasks, tmp_path / "words.safetensors")
+def test_run_with_an_embeddings_file(tiny_tasks, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the file is given relative to the project folder, as a check subset needs
+    path, words, vocab = tiny_clip_words(tiny_tasks, Path("words.safetensors"))
     out = tmp_path / "runs"
     res = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(path)))
     assert res.exit_code == 0, res.output

@@ -29,12 +29,13 @@ def _lstsq_map(tiny_tasks: Path, path: Path) -> Path:
     return linear_map(path, lstsq.T.T.contiguous(), source_vocab_hash=clip.vocabulary().hash(), target_vocab_hash=owl.vocabulary().hash())
 
 
-def test_a_reused_result_records_where_the_submission_now_is_and_check_finds_it(tiny_tasks, tmp_path) -> None:
-    (tmp_path / "draft").mkdir()
-    first = _lstsq_map(tiny_tasks, tmp_path / "draft" / "my-map.safetensors")
+def test_a_reused_result_records_where_the_submission_now_is_and_check_finds_it(tiny_tasks, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # paths relative to the project folder, as a check subset needs
+    Path("draft").mkdir()
+    first = _lstsq_map(tiny_tasks, Path("draft") / "my-map.safetensors")
     out = tmp_path / "runs"
     assert CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(first))).exit_code == 0
-    final = tmp_path / "final" / "my-map.safetensors"
+    final = Path("final") / "my-map.safetensors"
     final.parent.mkdir()
     shutil.move(first, final)
     again = CliRunner().invoke(app, run_args(tiny_tasks, out, "clip->owlv2", "--transfer", str(final)))

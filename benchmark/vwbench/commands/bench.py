@@ -88,7 +88,7 @@ def leaderboard_command(
     results: Annotated[Path, typer.Option("--results", help="Folder of result JSON files (what `vwbench run` wrote under OUT/results).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write README.md, leaderboard.json and index.html into.")],
     name: Annotated[Optional[str], typer.Option(help="Leaderboard name (default: the --out folder's name).")] = None,
-    check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs) or 'all'; TRANSFER is a result's method name (a submission's `name:` in submission.yaml, not its path). Repeatable.")] = None,
+    check: Annotated[Optional[list[str]], typer.Option("--check", help="Store these runs for `vwbench check`: DATASET:TASK:TRANSFER (globs; the dataset and task as `vwbench run` takes them) or 'all'; TRANSFER is a result's method name (a submission's `name:` in submission.yaml, not its path). Repeatable.")] = None,
     tolerance: Annotated[Optional[float], typer.Option(help="With --check: the largest change, up or down, `vwbench check` accepts for the stored runs (absolute, in metric units; default 0.02).")] = None,
 ) -> None:
     """Build a leaderboard (markdown, JSON and a self-contained HTML page) from result files.
@@ -97,20 +97,21 @@ def leaderboard_command(
     the most steps, then the most trials, then the newest. The others are listed, with why, under
     'Superseded results'; a warning is printed where they differ in seed, settings or submitted file."""
     from vwbench.leaderboard import board_name, build, check_leaderboard_out, collect, write_leaderboard
-    from vwbench.leaderboard.check import check_section
-    from vwbench.leaderboard.collect import supersede_warnings
+    from vwbench.leaderboard.check import check_section, dropped_check_warning
+    from vwbench.leaderboard.collect import mixed_run_warnings, supersede_warnings
     from vwbench.results.schema import printable
 
     label = board_name(out, name)  # a name UTF-8 cannot encode is refused before any work
     check_leaderboard_out(out)  # and an --out holding another README.md or index.html
     if tolerance is not None and not check:
         raise UserError("--tolerance goes with --check (it is the change `vwbench check` accepts for the runs --check stores)")
+    dropped = None if check else dropped_check_warning(out)  # read before the board there is replaced
     section = None
     if check:
         preview = build(collect(results), label)
         section = check_section(preview["results"], check, DEFAULT_TOLERANCE if tolerance is None else tolerance)
     board = write_leaderboard(results, out, label, section)
-    for line in supersede_warnings(board["superseded_by"]):
+    for line in [*supersede_warnings(board["superseded_by"]), *mixed_run_warnings(board), *([dropped] if dropped else [])]:
         typer.echo(line, err=True)
     first = board["skipped"][0] if board["skipped"] else None
     skipped = f", {len(board['skipped'])} file(s) skipped (e.g. {first['file']}: {first['reason']}; all in README.md)" if first else ""

@@ -1,8 +1,9 @@
 """Regression checks: re-run a stored leaderboard's check subset and compare (``vwbench check``).
 
 A leaderboard written with ``--check SPEC`` stores, in ``leaderboard.json``'s ``check`` section,
-the runs to repeat (task, dataset, transfer, steps, trials, seed), their values and an absolute
-``tolerance``. :func:`run_check` repeats each run from scratch on the CPU in a fresh folder
+the runs to repeat (task, dataset, transfer, steps, trials, seed, CPU threads), their values and
+an absolute ``tolerance``. :func:`run_check` repeats each run from scratch on the CPU, with the
+thread count the run recorded (part of the arithmetic), in a fresh folder
 (a temporary one, or an empty ``--out``: nothing cached is reused) and reports every value that
 moved by more than the tolerance, either way: a metric that rises without a new baseline is as
 suspect as one that drops (scoring the wrong boxes, a looser threshold), and a change that moves
@@ -23,6 +24,8 @@ import fnmatch
 import hashlib
 import json
 import math
+import re
+import shlex
 import tempfile
 from dataclasses import dataclass
 from collections.abc import Callable, Iterator
@@ -86,6 +89,7 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
             parts = [parts[0], ":".join(parts[1:-1]), parts[-1]]
         if len(parts) != 3:
             raise UserError(f"--check {spec!r}: use DATASET:TASK:TRANSFER (globs allowed, e.g. 'synth-coco:*:lstsq') or 'all'")
+        parts = _as_run_reads(parts, results)
         matched = [
             (rid, r) for rid, r in results.items()
             if all(fnmatch.fnmatchcase(v, p) for v, p in zip((r["dataset"], r["task"], r["transfer"]), parts))
@@ -94,6 +98,9 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
             raise UserError(f"--check {spec!r} matches no result" + _no_match_hint(results, parts))
         for rid, r in matched:
             entry = {k: r[k] for k in ("dataset", "task", "transfer", "steps", "n_trials", "seed", "value")}
+            threads = _recorded_threads(r)
+            if threads is not None:  # thread count is part of the arithmetic: `vwbench check` repeats it
+                entry["threads"] = threads
             params = r.get("transfer_params") or {}
             submission = _submitted(r, params, "submission", spec)
             if submission.get("path"):  # re-run a submission from where it was run
@@ -103,6 +110,9 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
                 entry["embeddings_path"] = embeddings["path"]
                 if embeddings.get("transfer"):
                     entry.setdefault("transfer_path", embeddings["transfer"])
+            for field, option, what in (("transfer_path", "--transfer", "submission"), ("embeddings_path", "--embeddings", "submitted words")):
+                if field in entry and Path(entry[field]).is_absolute():
+                    raise UserError(_absolute_in_spec(spec, r, entry[field], option, what))
             if r.get("study"):  # a study task (vwbench.studies), re-run by its own runner
                 entry["study"] = r["study"]["family"]
             entry["result"] = rid
@@ -112,6 +122,65 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
 
 
 MAX_LISTED_NAMES = 12
+_GLOB = re.compile(r"[*?[]")
+
+
+def _as_run_reads(parts: list[str], results: dict[str, dict[str, Any]]) -> list[str]:
+    """A spec's dataset and task read as `vwbench run` reads ``--dataset`` and ``--task`` (case,
+    ``_`` for ``-``, a dataset's aliases, family aliases such as ``owl``), where the part is a name
+    (no glob) that no result has as written; a name that matches no result either way is kept
+    for the error to name."""
+    from vwbench.registry.loader import normalize_dataset_name, normalize_task_name
+
+    dataset, task, method = parts
+    datasets, tasks = {r["dataset"] for r in results.values()}, {r["task"] for r in results.values()}
+    if not _GLOB.search(dataset) and dataset not in datasets:
+        same = sorted(d for d in datasets if normalize_dataset_name(d) == normalize_dataset_name(dataset))
+        if len(same) == 1:  # a dataset of any tasks folder, named as --dataset takes it
+            dataset = same[0]
+        else:  # a built-in dataset's alias (`mscoco`), from the tasks folder `vwbench run` reads by default
+            from vwbench.registry import TaskRegistry
+
+            try:
+                canonical = TaskRegistry.from_dir().dataset(dataset).name
+            except UserError:
+                canonical = None
+            dataset = canonical if canonical in datasets else dataset
+    if not _GLOB.search(task) and task not in tasks and normalize_task_name(task) in tasks:
+        task = normalize_task_name(task)
+    return [dataset, task, method]
+
+
+def _recorded_threads(record: Any) -> int | None:
+    """The CPU threads a leaderboard result's run used (its provenance's ``machine.torch_threads``),
+    or None where it records none."""
+    provenance = record.get("provenance") if isinstance(record, dict) else None
+    machine = provenance.get("machine") if isinstance(provenance, dict) else None
+    threads = machine.get("torch_threads") if isinstance(machine, dict) else None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
+
+
+def _entry_threads(board: dict[str, Any], entry: dict[str, Any]) -> int:
+    """The threads a check entry is repeated with: its own ``threads``; for a board written before
+    entries stored them, what its result recorded; else 1."""
+    if "threads" in entry:
+        return entry["threads"]
+    results = board.get("results")
+    recorded = _recorded_threads(results.get(entry.get("result"))) if isinstance(results, dict) and isinstance(entry.get("result"), str) else None
+    return recorded or 1
+
+
+def _absolute_in_spec(spec: str, result: dict[str, Any], path: str, option: str, what: str) -> str:
+    """Why ``leaderboard --check`` refuses a run of a submission given by an absolute path: `vwbench
+    check` would re-run the code at that path in every checkout (someone else's, on CI), not this
+    checkout's own."""
+    try:
+        suggestion = f" (here: {option} {printable(str(Path(path).relative_to(Path.cwd())))})"
+    except ValueError:
+        suggestion = ""
+    return (f"--check {spec!r}: {printable(result['file'])} ran the {what} at the absolute path {printable(path)}, which `vwbench check` "
+            f"would re-run in every checkout instead of that checkout's own; run it again with {option} given relative to the project folder{suggestion} "
+            "and build the leaderboard again (a stored result is reused and records the new path)")
 
 
 def _no_match_hint(results: dict[str, dict[str, Any]], parts: list[str]) -> str:
@@ -161,7 +230,48 @@ def _submitted(result: dict[str, Any], params: dict[str, Any], key: str, spec: s
     return record
 
 
+def dropped_check_warning(out_dir: Path) -> str | None:
+    """A warning where ``out_dir`` holds a leaderboard with a check subset, which a board written
+    there without ``--check`` drops (`vwbench check` then refuses it): how many runs, and the
+    ``--check`` options that store them again where every entry can be written as a spec."""
+    try:
+        board = read_json(Path(out_dir) / "leaderboard.json")
+    except (OSError, ValueError):
+        return None
+    check = board.get("check") if isinstance(board, dict) else None
+    entries = check.get("entries") if isinstance(check, dict) else None
+    if not isinstance(entries, list) or not entries:
+        return None
+    specs = [_spec_of(e) for e in entries]
+    tolerance = check.get("tolerance")
+    if None in specs or not _valid_tolerance(tolerance):
+        how = "the --check specs (and --tolerance) that made it"
+    else:
+        how = " ".join(f"--check {shlex.quote(spec)}" for spec in dict.fromkeys(specs)) + f" --tolerance {float(tolerance)!r}"
+        if any(isinstance(e, dict) and "tolerance" in e for e in entries):
+            how += " (and edit its per-run tolerances into leaderboard.json again: --check does not set them)"
+    return (f"warning: {printable(str(out_dir))} held a leaderboard with a check subset of {len(entries)} run(s), and this one stores none "
+            f"(no --check given), so `vwbench check` will refuse it as a baseline; to keep the subset, run this command again with {how}")
+
+
+def _spec_of(entry: Any) -> str | None:
+    """The ``--check`` spec that matches exactly this stored run's dataset, task and method (glob
+    characters escaped), or None where a name cannot be written in one (a colon in the dataset or
+    method, text that is not printable)."""
+    if not isinstance(entry, dict):
+        return None
+    names = [entry.get(k) for k in _NAME_FIELDS]
+    if not all(isinstance(n, str) and n and _one_line(n) == n for n in names) or ":" in names[0] + names[2]:
+        return None
+    return ":".join(_GLOB.sub(lambda m: f"[{m.group(0)}]", n) for n in names)
+
+
 def load_check(baseline: Path) -> dict[str, Any]:
+    return _load_board_check(baseline)[1]
+
+
+def _load_board_check(baseline: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The baseline leaderboard and its validated check section."""
     board = read_leaderboard(baseline, f"--baseline {baseline}")
     check = board.get("check")
     if not check or not isinstance(check, dict) or not check.get("entries"):
@@ -169,7 +279,7 @@ def load_check(baseline: Path) -> dict[str, Any]:
     problem = _check_problem(check)
     if problem:
         raise UserError(f"--baseline {baseline}: malformed check section ({problem}); regenerate it with `vwbench leaderboard ... --check SPEC`")
-    return check
+    return board, check
 
 
 def _valid_tolerance(value: Any) -> bool:
@@ -216,6 +326,9 @@ def _entry_problem(e: Any) -> str | None:
         return f"value {printable(repr(value))[:40]} is not a finite number"
     if not e.get("study") and not 0 <= value <= 1:  # a study's headline may be another kind of score
         return f"value {value!r} is outside [0, 1], where every task metric (an accuracy or an mAP) lies"
+    threads = e.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        return f"threads {printable(repr(threads))[:40]} is not an integer >= 1"
     if "tolerance" in e and not _valid_tolerance(e["tolerance"]):
         return f"tolerance {printable(repr(e['tolerance']))[:40]} is not a finite number >= 0"
     for name in _OPTIONAL_TEXT_FIELDS:
@@ -228,7 +341,8 @@ def _entry_problem(e: Any) -> str | None:
 def _fingerprint(check: dict[str, Any]) -> str:
     """Which runs a check repeats (not their values or tolerances): an interrupted check resumes
     only into the same runs."""
-    runs = [{k: e.get(k) for k in _RUN_FIELDS} for e in check["entries"]]
+    # threads only where not 1: a check folder of a board from before entries had them still resumes
+    runs = [{k: e.get(k) for k in _RUN_FIELDS} | ({"threads": e["threads"]} if e.get("threads", 1) != 1 else {}) for e in check["entries"]]
     text = json.dumps({"device": check.get("device", "cpu"), "runs": runs}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -268,6 +382,34 @@ def _entry_label(i: int, n: int, e: dict[str, Any]) -> str:
     return f"{i}/{n}: {printable(e['dataset'])} {printable(e['task'])} {printable(e['transfer'])}"
 
 
+def _sources(e: dict[str, Any]) -> str:
+    """The submitted files an entry re-runs, as the start of its progress line's parenthesis:
+    ``"submission PATH, "`` and/or ``"words PATH, "`` (as located), or ``""``."""
+    from vwbench.transfer import TRANSFER_METHODS
+
+    shown = []
+    if e.get("embeddings_path"):
+        shown.append(f"words {printable(e['embeddings_path'])}")
+    if e.get("transfer_path") and e["transfer_path"] not in TRANSFER_METHODS:
+        shown.append(f"submission {printable(e['transfer_path'])}")
+    return "".join(f"{text}, " for text in shown)
+
+
+def _values_text(baseline: float, value: float) -> tuple[str, str]:
+    """Both values to 4 decimals, or to as many more as tell two different values apart (a
+    flagged change of 3e-6 must not read "0.4897, now 0.4897")."""
+    for places in range(4, 18):
+        a, b = f"{baseline:.{places}f}", f"{value:.{places}f}"
+        if a != b or baseline == value:
+            return a, b
+    return repr(baseline), repr(value)
+
+
+def _change_text(change: float) -> str:
+    """A change to 4 decimals, or in scientific notation where those would show a nonzero change as 0."""
+    return f"{change:+.4f}" if change == 0 or abs(change) >= 1e-4 else f"{change:+.2e}"
+
+
 def _locate_submissions(entries: list[dict[str, Any]], root: Path | None, baseline: Path) -> list[dict[str, Any]]:
     """The entries with each stored submission path read from ``root`` (default: the current
     folder): a path that is not there is a one-line :class:`UserError` naming the entry, not a
@@ -281,6 +423,13 @@ def _locate_submissions(entries: list[dict[str, Any]], root: Path | None, baseli
             stored = e.get(field)
             if stored is None or (field == "transfer_path" and stored in TRANSFER_METHODS):
                 continue
+            if Path(stored).is_absolute():  # would run that folder's code, never this checkout's (and --root would not apply)
+                option = "--transfer" if field == "transfer_path" else "--embeddings"
+                raise UserError(
+                    f"--baseline {printable(str(baseline))}: check entry {_entry_label(i, len(entries), e)} re-runs the {what} at the absolute path "
+                    f"{printable(stored)}, which names one checkout, not this one's; make its run again with {option} given relative to the project "
+                    "folder and write the baseline again with `vwbench leaderboard ... --check`"
+                )
             path = Path(stored) if root is None else Path(root) / stored
             if not path.exists():
                 where = f"the current folder ({printable(str(Path.cwd()))})" if root is None else f"--root {printable(str(root))}"
@@ -353,10 +502,11 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
     from vwbench.results.atomic import atomic_write_json
     from vwbench.runner import RunOptions, run_task
 
-    check = load_check(baseline)
-    fingerprint = _fingerprint(check)
+    board, check = _load_board_check(baseline)
+    stored = [{**_rerun_entry(e), "threads": _entry_threads(board, e)} for e in check["entries"]]
+    fingerprint = _fingerprint({**check, "entries": stored})
     registry = TaskRegistry.from_dir(tasks_dir)
-    entries = _locate_submissions([_rerun_entry(stored) for stored in check["entries"]], root, baseline)
+    entries = _locate_submissions(stored, root, baseline)
     import os
 
     from vwbench.registry.loader import TASKS_DIR_ENV
@@ -373,7 +523,7 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
         try:
             for i, (e, spec) in enumerate(zip(entries, specs), 1):
                 label = "check " + _entry_label(i, len(entries), e)
-                log(f"{label} (steps {e['steps']}, trials {e['n_trials']}, seed {e['seed']}) ...")
+                log(f"{label} ({_sources(e)}steps {e['steps']}, trials {e['n_trials']}, seed {e['seed']}, threads {e['threads']}) ...")
                 if e.get("study"):  # a study task: its own runner
                     from vwbench.studies.runner import rerun_for_check
 
@@ -384,11 +534,13 @@ def run_check(baseline: Path, tasks_dir: Path | None = None, out_dir: Path | Non
                         transfer=e.get("transfer_path", e["transfer"]), seed=e["seed"], device=check.get("device", "cpu"),
                         steps=None if embeddings else e["steps"], trials=None if embeddings else e["n_trials"],
                         embeddings=Path(embeddings) if embeddings else None,
-                        out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=1,
+                        out_dir=out, weights_dir=weights_dir, data_root=data_root, threads=e["threads"],
                     )
                     result = run_task(spec, options, _StageLog(label, log)).result
                 row = CheckRow(e["dataset"], e["task"], e["transfer"], e["value"], result.value, float(e.get("tolerance", check["tolerance"])))
-                log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {row.baseline:.4f}, now {row.value:.4f}" + (f"  {row.verdict} (> tolerance {row.tolerance:.4f})" if row.failed else ""))
+                baseline_text, now_text = _values_text(row.baseline, row.value) if row.failed else (f"{row.baseline:.4f}", f"{row.value:.4f}")
+                log(f"{printable(row.dataset)} {printable(row.task)} {printable(row.transfer)}: baseline {baseline_text}, now {now_text}"
+                    + (f", change {_change_text(row.change)}  {row.verdict} (> tolerance {row.tolerance:.4f})" if row.failed else ""))
                 rows.append(row)
         except KeyboardInterrupt:
             if out_dir is None:  # what was saved is in the temporary folder, deleted on the way out
@@ -407,7 +559,7 @@ def format_drops(rows: list[CheckRow]) -> str:
     lines = [f"{len(failed)} of {len(rows)} checked values moved beyond their tolerance (a rise fails too: "
              "commit a new baseline with a change that moves numbers on purpose):", ""]
     header = ("dataset", "task", "transfer", "baseline", "now", "change", "tolerance")
-    table = [header] + [(r.dataset, r.task, r.transfer, f"{r.baseline:.4f}", f"{r.value:.4f}", f"{r.change:+.4f}", f"{r.tolerance:.4f}") for r in failed]
+    table = [header] + [(r.dataset, r.task, r.transfer, *_values_text(r.baseline, r.value), _change_text(r.change), f"{r.tolerance:.4f}") for r in failed]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))

@@ -254,6 +254,35 @@ def supersede_warnings(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+MAX_NAMED_METHODS = 4
+
+
+def mixed_run_warnings(board: dict[str, Any]) -> list[str]:
+    """One line per pair table whose ranked rows were run with different steps or trials: the
+    table mixes settings, as :func:`supersede_warnings` says of one method's runs with other
+    seeds. Rows of 0 steps (submitted words, not trained here) are left out."""
+    results = board.get("results") or {}
+    lines = []
+    for dataset, data in board["datasets"].items():
+        for task, pair in data["pairs"].items():
+            trained = [(row["method"], results[row["result"]]) for row in pair["rows"] if results.get(row["result"], {}).get("steps")]
+            differs = []
+            for key, word in (("steps", "steps"), ("n_trials", "trials")):
+                by_value: dict[int, list[str]] = {}
+                for method, record in trained:
+                    by_value.setdefault(record[key], []).append(one_line(method))
+                if len(by_value) > 1:
+                    differs.append(f"{word} (" + "; ".join(f"{value}: {_named(methods)}" for value, methods in sorted(by_value.items())) + ")")
+            if differs:
+                lines.append(f"warning: {one_line(dataset)} {one_line(task)}: its ranked rows were run with different {' and '.join(differs)}, so the table "
+                             "mixes settings: run them all with the same --steps and --trials, or remove the runs you do not want from --results")
+    return lines
+
+
+def _named(methods: list[str]) -> str:
+    return ", ".join(sorted(methods)[:MAX_NAMED_METHODS]) + (f" and {len(methods) - MAX_NAMED_METHODS} more" if len(methods) > MAX_NAMED_METHODS else "")
+
+
 def _one_metric_per_pair(units: dict[tuple[str, str, str], list[Entry]], results_dir: Path) -> None:
     """A leaderboard ranks the results of one task on one dataset by one metric: results scored
     by different ones (a tier set to ``map50`` beside one on ``map``) are a one-line error naming

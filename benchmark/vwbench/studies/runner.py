@@ -234,11 +234,11 @@ def _run_study(spec: StudySpec, options: StudyOptions, reporter: Reporter | None
 
 def rerun_for_check(entry: dict, tasks, out_dir: Path, weights_dir: Path | None, data_root: Path | None, reporter: Reporter | None = None) -> RunResult:
     """Repeat a leaderboard's stored study run (``vwbench check``): the same task, dataset, seed
-    and transfer (a submission from its stored path), on the CPU with one thread; ``reporter``
-    hears its stages."""
+    and transfer (a submission from its stored path), on the CPU with the entry's ``threads`` (the
+    baseline run's; default 1); ``reporter`` hears its stages."""
     from vwbench.registry.studies import StudyRegistry
 
     spec = StudyRegistry.from_dir(tasks=tasks).get(entry["task"], entry["dataset"])
     transfer = entry.get("transfer_path", entry["transfer"]) if spec.family in PAIRED_FAMILIES else None
-    options = StudyOptions(transfer=transfer, seed=entry["seed"], device="cpu", out_dir=out_dir, weights_dir=weights_dir, data_root=data_root, threads=1)
+    options = StudyOptions(transfer=transfer, seed=entry["seed"], device="cpu", out_dir=out_dir, weights_dir=weights_dir, data_root=data_root, threads=entry.get("threads", 1))
     return run_study(spec, options, reporter or NullReporter()).result

@@ -189,10 +189,13 @@ def main(workdir):
             mapped = method.map(arrays["vectors"])
         if mapped is None:
             raise TypeError("map() returned None; return an array of shape [n, d_target]")
-        mapped = np.ascontiguousarray(np.asarray(mapped, dtype=np.float32))
+        mapped = np.asarray(mapped)
+        if mapped.dtype.kind != "f":  # a cast would turn bools into 0/1 and ints into huge values, silently
+            raise TypeError(f"map() returned values of dtype {mapped.dtype}; return floating-point vectors (float32: .astype(np.float32))")
+        mapped = np.ascontiguousarray(mapped, dtype=np.float32)
         stage = "describe"
         describe = method.describe() if callable(getattr(method, "describe", None)) else {}
-        describe = json.loads(json.dumps(describe, default=str))
+        describe = _as_json(describe)
     except SystemExit:
         raise
     except BaseException as exc:  # the submission's failure, reported as such
@@ -200,6 +203,33 @@ def main(workdir):
     save_file({"mapped": mapped}, os.path.join(workdir, "out", "mapped.safetensors"))
     with open(os.path.join(workdir, "out", "describe.json"), "w") as f:
         json.dump(describe if isinstance(describe, dict) else {"describe": describe}, f)
+
+
+def _as_json(describe):
+    """``describe()``'s value as JSON data (numpy scalars become numbers); a TypeError naming the
+    key whose value is not JSON (it would otherwise be stored as its repr, an array's cut short)."""
+    import numpy as np
+
+    def scalar(value):
+        item = value.item() if isinstance(value, np.generic) else value
+        if item is not value and isinstance(item, (bool, int, float, str)):
+            return item
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    def dump(value):
+        return json.dumps(value, default=scalar)
+
+    try:
+        return json.loads(dump(describe))
+    except (TypeError, ValueError) as exc:
+        keys = list(describe) if isinstance(describe, dict) else []
+        for key in keys:
+            try:
+                dump(describe[key])
+            except (TypeError, ValueError) as inner:
+                raise TypeError(f"describe()[{key!r}] is not JSON ({inner}); return a dict of JSON values: "
+                                "str, numbers, bools, None, lists and dicts (an array: .tolist())") from None
+        raise TypeError(f"describe() did not return JSON data ({exc}); return a dict with str keys and JSON values") from None
 
 
 def _check_takes(function, n_args: int, how: str) -> None:

@@ -1,0 +1,108 @@
+"""Fixes from a user walkthrough of the submission path: what `vwbench validate` called valid and
+`vwbench run` then stored (non-float map() output, a describe() that is not JSON, embeddings of an
+unknown dataset or concept without --tier), a transposed map explained twice, and a word set
+vwbench trained itself given as a submission."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.test_cli_pins import _main
+from vwbench.cli import app
+from vwbench.submissions.sandbox import Limits, SubmissionFailure, run_transfer_submission
+from vwbench.submissions.validate import validate
+
+from .helpers import embeddings, linear_map, planted, transfer_folder
+from .test_run_submissions import run_args
+
+MAPPING = """
+import numpy as np
+
+class Transfer:
+    def fit(self, source, target, tokens):
+        self.W = np.linalg.lstsq(source, target, rcond=None)[0]
+
+    def map(self, vectors):
+        return {returns}
+
+    def describe(self):
+        return {describes}
+"""
+
+
+def _method(root: Path, returns: str = "vectors @ self.W", describes: str = "{}", name: str = "my-method") -> Path:
+    return transfer_folder(root, MAPPING.format(returns=returns, describes=describes), name=name)
+
+
+def _sandboxed(folder: Path):
+    source, target, tokens = planted()
+    return run_transfer_submission(folder, "transfer.py", "Transfer", source, target, tokens, source[:4], [""] * 4, Limits(time_limit_s=120))
+
+
+# --- 1. map() must return floating-point values --------------------------------------------------------
+
+
+@pytest.mark.parametrize("returns, dtype", [("(vectors @ self.W) > 0", "bool"), ("(vectors @ self.W * 100).astype(np.int64)", "int64"),
+                                            ("(vectors @ self.W).astype(np.complex64)", "complex64")])
+def test_a_map_that_returns_no_floats_is_refused_naming_its_dtype(tmp_path: Path, returns: str, dtype: str) -> None:
+    folder = _method(tmp_path, returns=returns)
+    report = validate(folder)
+    assert report.problems == [f"dry run of my-method: raised in map(): TypeError: map() returned values of dtype {dtype}; "
+                               "return floating-point vectors (float32: .astype(np.float32))"]
+    with pytest.raises(SubmissionFailure, match=rf"raised in map\(\): TypeError: map\(\) returned values of dtype {dtype}; "):
+        _sandboxed(folder)
+
+
+@pytest.mark.parametrize("returns", ["(vectors @ self.W).astype(np.float64)", "(vectors @ self.W).astype(np.float16)", "(vectors @ self.W).tolist()"])
+def test_other_floats_are_still_taken_as_float32(tmp_path: Path, returns: str) -> None:
+    mapped, _, _ = _sandboxed(_method(tmp_path, returns=returns))
+    assert mapped.dtype == np.float32 and mapped.shape == (4, 6)
+
+
+def _run(monkeypatch, capsys, tasks: Path, out: Path, *extra: str) -> tuple[int, str]:
+    """`vwbench run` on the tiny tasks through the real entry point: (exit code, last stderr line)."""
+    code, _, err = _main(monkeypatch, capsys, *run_args(tasks, out, "clip->owlv2", *extra))
+    return code, err.strip().splitlines()[-1]
+
+
+def test_run_refuses_a_bool_map_before_training_and_writes_nothing(tiny_tasks: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = _method(tmp_path / "subs", returns="(vectors @ self.W) > 0")
+    out = tmp_path / "out"
+    code, last = _run(monkeypatch, capsys, tiny_tasks, out, "--transfer", str(folder), "--steps", "2", "--trials", "1")
+    assert code == 2 and last == ("error: submission my-method: raised in map(): TypeError: map() returned values of dtype bool; "
+                                  "return floating-point vectors (float32: .astype(np.float32))")
+    assert not list(out.rglob("*.json")) and not list(out.rglob("*.safetensors"))
+
+
+# --- 2. describe() must return JSON ------------------------------------------------------------------
+
+
+def test_a_describe_holding_an_array_is_refused_naming_the_key(tmp_path: Path) -> None:
+    folder = _method(tmp_path, describes="{'rank': 3, 'W': self.W}")
+    expected = ("raised in describe(): TypeError: describe()['W'] is not JSON (Object of type ndarray is not JSON serializable); "
+                "return a dict of JSON values: str, numbers, bools, None, lists and dicts (an array: .tolist())")
+    assert validate(folder).problems == [f"dry run of my-method: {expected}"]
+    with pytest.raises(SubmissionFailure) as caught:
+        _sandboxed(folder)
+    assert str(caught.value) == f"submission: {expected}"
+
+
+def test_a_describe_of_json_values_and_numpy_scalars_is_kept_as_numbers(tmp_path: Path) -> None:
+    folder = _method(tmp_path, describes="{'rank': np.int64(3), 'loss': np.float32(0.5), 'ok': np.bool_(True), 'lambdas': [0.1, None, 'x'], 'W': self.W.tolist()}")
+    _, describe, _ = _sandboxed(folder)
+    assert {k: describe[k] for k in ("rank", "loss", "ok", "lambdas")} == {"rank": 3, "loss": 0.5, "ok": True, "lambdas": [0.1, None, "x"]}
+    assert np.array(describe["W"]).shape == (8, 6)
+
+
+def test_run_refuses_a_describe_that_is_not_json(tiny_tasks: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = _method(tmp_path / "subs", describes="{'W': self.W}")
+    out = tmp_path / "out"
+    code, last = _run(monkeypatch, capsys, tiny_tasks, out, "--transfer", str(folder), "--steps", "2", "--trials", "1")
+    assert code == 2 and last.startswith("error: submission my-method: raised in describe(): TypeError: describe()['W'] is not JSON (")
+    assert not list(out.rglob("*.json")) and not list(out.rglob("*.safetensors"))

@@ -106,3 +106,48 @@ def test_run_refuses_a_describe_that_is_not_json(tiny_tasks: Path, tmp_path: Pat
     code, last = _run(monkeypatch, capsys, tiny_tasks, out, "--transfer", str(folder), "--steps", "2", "--trials", "1")
     assert code == 2 and last.startswith("error: submission my-method: raised in describe(): TypeError: describe()['W'] is not JSON (")
     assert not list(out.rglob("*.json")) and not list(out.rglob("*.safetensors"))
+
+
+# --- 3. without --tier, an embeddings file's dataset and concept names are still checked ------------------
+
+
+def _validate(path: Path, *extra: str) -> tuple[int, list[str]]:
+    res = CliRunner().invoke(app, ["validate", str(path), "--json", *extra])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.output
+    return res.exit_code, json.loads(res.output)["problems"]
+
+
+def _words(*concepts: str) -> dict[str, torch.Tensor]:
+    return {c: torch.zeros(4, 8) for c in concepts}
+
+
+def test_without_tier_an_unknown_dataset_is_named_as_with_it(tmp_path: Path) -> None:
+    """The built-in tasks: the same message, "did you mean" included, with and without --tier."""
+    path = embeddings(tmp_path / "w.safetensors", {"circle": torch.zeros(4, 8)}, dataset="synth-cocoo")
+    code, problems = _validate(path)
+    assert code == 1 and problems == [
+        "metadata dataset: unknown dataset 'synth-cocoo'; did you mean 'synth-coco' or 'synth-voc' or 'synth-dreambooth'? "
+        "(known: coco, dreambooth, imagenet, synth-coco, synth-dreambooth, synth-imagenet, synth-voc, voc)"
+    ]
+    assert _validate(path, "--tier", "mini") == (1, problems)
+
+
+def test_without_tier_missing_renamed_and_extra_concepts_are_problems(tiny_tasks: Path, tmp_path: Path) -> None:
+    tasks = ("--tasks-dir", str(tiny_tasks))
+    assert _validate(embeddings(tmp_path / "ok.safetensors", _words("circle", "square", "triangle")), *tasks) == (0, [])
+    renamed = embeddings(tmp_path / "renamed.safetensors", _words("circle", "square", "trianglee"))
+    assert _validate(renamed, *tasks) == (1, ["no words for concepts ['triangle']", "words for concepts the dataset does not have: ['trianglee']"])
+    missing = embeddings(tmp_path / "missing.safetensors", _words("circle", "square"))
+    assert _validate(missing, *tasks) == (1, ["no words for concepts ['triangle']"])
+    alias = embeddings(tmp_path / "alias.safetensors", _words("circle", "square", "triangle"), dataset="Synth_Tiny")
+    assert _validate(alias, *tasks) == (1, ["metadata dataset: 'Synth_Tiny' is not the dataset's name: write 'synth-tiny' (a run compares the name as written)"])
+
+
+def test_without_tier_a_paper_dataset_is_any_tiers_dataset(tmp_path: Path) -> None:
+    from vwbench.registry import TaskRegistry
+
+    coco = TaskRegistry.from_dir().dataset("coco")
+    assert coco.tier == "paper"
+    path = embeddings(tmp_path / "coco.safetensors", _words(*coco.concept_names), dataset="coco")
+    assert _validate(path) == (0, [])
+

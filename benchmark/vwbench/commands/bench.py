@@ -19,7 +19,7 @@ def validate_command(
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run a transfer method's code (by default it is run once, sandboxed, on a planted problem).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     tier: Annotated[Optional[str], typer.Option("--tier", help="Also check a linear map or embeddings file against this tier's checkpoints (e.g. mini): widths, vocabulary hashes, and the embeddings' dataset, concepts, length and norms. Loads the models it names.")] = None,
-    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files (for --tier).")] = None,
+    tasks_dir: Annotated[Optional[Path], typer.Option("--tasks-dir", help="Folder of task YAML files: the datasets an embeddings file may name, and --tier's models.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Folder of real checkpoints (or $VWBENCH_WEIGHTS; for --tier).")] = None,
 ) -> None:
     """Check a submission and explain every problem found (exit 1 when there are problems)."""
@@ -29,6 +29,11 @@ def validate_command(
     report = validate(path, run_code=not no_run)
     if compare is not None:
         compare(report)
+    elif report.ok and report.kind == "embeddings":  # dataset and concept names need no checkpoint: any tier's dataset
+        from vwbench.registry import TaskRegistry
+        from vwbench.submissions.validate import check_dataset_names, dataset_concepts
+
+        check_dataset_names(report, dataset_concepts(TaskRegistry.from_dir(tasks_dir)))
     facts = {k: v for k, v in report.info.items() if k in ("dry_run", "describe", "d_source", "d_target", "tier")}
     meta = report.info.get("meta") or report.info.get("manifest")
     if meta is not None:
@@ -61,23 +66,17 @@ def _tier_comparison(tier: str, tasks_dir: Path | None, weights: Path | None):
 
     from vwbench.analysis.context import Models
     from vwbench.registry import TaskRegistry
-    from vwbench.submissions.validate import check_against_models
+    from vwbench.submissions.validate import check_against_models, dataset_concepts
 
     registry = TaskRegistry.from_dir(tasks_dir)
     specs = registry.models(tier)
     models = Models(torch.device("cpu"), weights)
 
-    def concepts_of(name: str) -> list[str]:
-        dataset = registry.dataset(name)
-        if dataset.tier != tier:
-            raise UserError(f"{dataset.name} belongs to tier {dataset.tier}, not {tier}")
-        return list(dataset.concept_names)
-
     def compare(report) -> None:
         if report.kind == "transfer-method":
             report.info["tier"] = f"{tier}: a transfer method is fitted on whichever models a run pairs, so there is nothing to compare"
             return
-        check_against_models(report, lambda family: models.get(specs[family]), concepts_of)
+        check_against_models(report, lambda family: models.get(specs[family]), dataset_concepts(registry, tier))
         if report.ok:
             report.info["tier"] = f"{tier}: fits its checkpoints"
 

@@ -14,16 +14,17 @@ import torch
 
 from vwbench.errors import UserError
 from vwbench.results.words_store import WordSet
-from vwbench.submissions.validate import check_embeddings
+from vwbench.submissions.validate import check_embeddings, concept_problems
 
 
 SUBMITTED_WORDS_FIX = "the submitted words are too long for it: submit words of fewer vectors"
 
 
-def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, vocab_hash: str | None, dim: int | None, dataset: str, concepts: list[str]) -> list[str]:
+def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, vocab_hash: str | None, dim: int | None, dataset: str,
+                       concepts: list[str] | None) -> list[str]:
     """Every mismatch between a valid embeddings file (its metadata and words) and a source
     model (family, vocabulary hash, width; the last two not checked where None: the model is not
-    loaded yet) and dataset (name, concepts)."""
+    loaded yet) and dataset (name, concepts; not checked where None)."""
     problems = []
     if meta.model != family:
         problems.append(f"the words are in {meta.model}'s space, the task's source model is {family}")
@@ -31,11 +32,8 @@ def embedding_problems(meta, words: dict[str, torch.Tensor], *, family: str, voc
         problems.append(f"the words are for dataset {meta.dataset}, the task's is {dataset}")
     if vocab_hash is not None and meta.vocab_hash != vocab_hash:
         problems.append(f"vocab_hash {meta.vocab_hash[:12]}… is not the source model's ({vocab_hash[:12]}…): the words were trained on another checkpoint")
-    missing, extra = sorted(set(concepts) - set(words)), sorted(set(words) - set(concepts))
-    if missing:
-        problems.append(f"no words for concepts {missing}")
-    if extra:
-        problems.append(f"words for concepts the dataset does not have: {extra}")
+    if concepts is not None:
+        problems += concept_problems(words, concepts)
     d = next(iter(words.values())).shape[-1]
     if dim is not None and d != dim:
         problems.append(f"the words are {d}-dim, the source model's embeddings are {dim}-dim")

@@ -224,11 +224,54 @@ def _entry_problems(folder: Path, entry: str, class_name: str | None) -> list[st
     return [] if class_name is None else _class_problems(source, entry, class_name)
 
 
+def concept_problems(words: dict[str, Any], concepts: list[str]) -> list[str]:
+    """An embeddings file's concepts (``words``' names) that its dataset lacks, and the dataset's
+    ``concepts`` it has no words for."""
+    problems = []
+    missing, extra = sorted(set(concepts) - set(words)), sorted(set(words) - set(concepts))
+    if missing:
+        problems.append(f"no words for concepts {missing}")
+    if extra:
+        problems.append(f"words for concepts the dataset does not have: {extra}")
+    return problems
+
+
+def dataset_concepts(registry: Any, tier: str | None = None) -> Callable[[str], list[str]]:
+    """``concepts_of(name)`` for :func:`check_dataset_names`: the concept names of the ``registry``'s
+    dataset ``name`` (of ``tier``, where given); a ``UserError`` for an unknown dataset (naming the
+    closest), another tier's, or an alias (a run compares the metadata's name exactly)."""
+
+    def concepts_of(name: str) -> list[str]:
+        dataset = registry.dataset(name)
+        if tier is not None and dataset.tier != tier:
+            raise UserError(f"{dataset.name} belongs to tier {dataset.tier}, not {tier}")
+        if dataset.name != name:
+            raise UserError(f"{name!r} is not the dataset's name: write {dataset.name!r} (a run compares the name as written)")
+        return list(dataset.concept_names)
+
+    return concepts_of
+
+
+def check_dataset_names(report: Report, concepts_of: Callable[[str], list[str]]) -> list[str] | None:
+    """Add to a valid embeddings file's ``report`` what is wrong with the dataset it names and its
+    concept names (``concepts_of``: see :func:`dataset_concepts`); no model is needed. Returns the
+    dataset's concepts, or None where there is nothing to compare with (an unknown dataset)."""
+    if not report.ok or report.kind != "embeddings":
+        return None
+    try:
+        concepts = concepts_of(report.info["meta"].dataset)
+    except UserError as exc:
+        report.problems.append(f"metadata dataset: {exc}")
+        return None
+    report.problems += concept_problems(report.info["words"], concepts)
+    return concepts
+
+
 def check_against_models(report: Report, model_of: Callable[[str], Any], concepts_of: Callable[[str], list[str]]) -> None:
     """Add to a valid linear map's or embeddings file's ``report`` every mismatch with the models
     it names (``model_of(family)``: the loaded adapter) and, for embeddings, with its dataset
-    (``concepts_of(name)``: the concept names; a ``UserError`` for an unknown dataset). This is
-    what ``vwbench run`` would refuse, found without running anything."""
+    (:func:`check_dataset_names`). This is what ``vwbench run`` would refuse, found without
+    running anything."""
     if not report.ok or report.kind not in ("linear-map", "embeddings"):
         return
     meta = report.info["meta"]
@@ -248,16 +291,13 @@ def check_against_models(report: Report, model_of: Callable[[str], Any], concept
     from vwbench.pipeline_steps import overlong_words
     from vwbench.submissions.embeddings import SUBMITTED_WORDS_FIX, embedding_problems
 
-    try:
-        concepts = concepts_of(meta.dataset)
-    except UserError as exc:
-        report.problems.append(f"metadata dataset: {exc}")
+    if check_dataset_names(report, concepts_of) is None:
         return
     model = model_of(meta.model)
     vocab = model.vocabulary()
     words = report.info["words"]
-    report.problems += embedding_problems(
-        meta, words, family=meta.model, vocab_hash=vocab.hash(), dim=int(vocab.matrix.shape[1]), dataset=meta.dataset, concepts=concepts,
+    report.problems += embedding_problems(  # the concepts were compared above
+        meta, words, family=meta.model, vocab_hash=vocab.hash(), dim=int(vocab.matrix.shape[1]), dataset=meta.dataset, concepts=None,
     )
     try:
         model.check_word_fits(int(next(iter(words.values())).shape[-2]), SUBMITTED_WORDS_FIX)

@@ -171,7 +171,7 @@ def test_validate_with_a_tier_compares_the_file_with_its_checkpoints(tiny_tasks,
     wide = linear_map(tmp_path / "wide.safetensors", torch.zeros(owl.vocabulary().dim, clip.vocabulary().dim + 1), **hashes)
     assert CliRunner().invoke(app, ["validate", str(wide)]).exit_code == 0  # the file alone is well-formed
     report = json.loads(validate(wide).output)
-    assert not report["ok"] and report["problems"] == [f"weight is [{owl.vocabulary().dim}, {clip.vocabulary().dim + 1}]: the source model (clip) is {clip.vocabulary().dim}-dim"]
+    assert not report["ok"] and report["problems"] == [f"weight is [{owl.vocabulary().dim}, {clip.vocabulary().dim + 1}], the models need [{owl.vocabulary().dim}, {clip.vocabulary().dim}] (d_target, d_source)"]
     report = json.loads(validate(linear_map(tmp_path / "other.safetensors", good_weight)).output)
     assert [p.split(" ")[0] for p in report["problems"]] == ["source_vocab_hash", "target_vocab_hash"]
 

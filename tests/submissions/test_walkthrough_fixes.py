@@ -151,3 +151,22 @@ def test_without_tier_a_paper_dataset_is_any_tiers_dataset(tmp_path: Path) -> No
     path = embeddings(tmp_path / "coco.safetensors", _words(*coco.concept_names), dataset="coco")
     assert _validate(path) == (0, [])
 
+
+# --- 5. validate --tier says of a wrongly shaped weight what run says -------------------------------------
+
+
+def test_validate_tier_names_the_needed_shape_of_a_transposed_map_as_run_does(tmp_path: Path) -> None:
+    """The mini tier's clip and owlv2 differ in width (the tiny ones do not): a bias-free map saved
+    as [d_source, d_target] is one problem, the shape the models need, in run's words."""
+    from vwbench.submissions import load_model
+    from vwbench.submissions.transfers import LinearMapTransfer
+    from vwbench.transfer.base import IncompatibleSpaces
+
+    clip, owl = load_model("clip", tier="mini").vocabulary(), load_model("owlv2", tier="mini").vocabulary()
+    assert clip.dim != owl.dim
+    path = linear_map(tmp_path / "transposed.safetensors", torch.zeros(clip.dim, owl.dim), source_vocab_hash=clip.hash(), target_vocab_hash=owl.hash())
+    expected = f"weight is [{clip.dim}, {owl.dim}], the models need [{owl.dim}, {clip.dim}] (d_target, d_source)"
+    assert _validate(path, "--tier", "mini") == (1, [expected])
+    with pytest.raises(IncompatibleSpaces) as caught:
+        LinearMapTransfer(path).check_spaces(clip.dim, owl.dim)
+    assert str(caught.value) == f"{path}: {expected}"

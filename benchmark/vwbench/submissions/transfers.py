@@ -20,7 +20,7 @@ import torch
 from vwbench.errors import UserError
 from vwbench.submissions.sandbox import Limits, run_transfer_submission, snapshot_submission
 from vwbench.submissions.schema import LinearMapMeta, SubmissionManifest
-from vwbench.submissions.validate import check_linear_map, check_transfer_folder
+from vwbench.submissions.validate import check_linear_map, check_transfer_folder, weight_shape_problem
 from vwbench.transfer import TRANSFER_METHODS, TransferMethod, get_transfer
 from vwbench.transfer.base import IncompatibleSpaces, VocabularyLike, shared_rows, vocabulary_hash
 
@@ -49,8 +49,9 @@ class LinearMapTransfer(TransferMethod):
             )
 
     def check_spaces(self, source_dim: int, target_dim: int) -> None:
-        if tuple(self.weight64.shape) != (target_dim, source_dim):
-            raise IncompatibleSpaces(f"{self.path}: weight is {list(self.weight64.shape)}, the models need [{target_dim}, {source_dim}] (d_target, d_source)")
+        problem = weight_shape_problem(list(self.weight64.shape), target_dim, source_dim)
+        if problem is not None:
+            raise IncompatibleSpaces(f"{self.path}: {problem}")
 
     def _fit(self, source_vocab: VocabularyLike, target_vocab: VocabularyLike) -> None:
         for side, vocab, expected in (("source", source_vocab, self.meta.source_vocab_hash), ("target", target_vocab, self.meta.target_vocab_hash)):

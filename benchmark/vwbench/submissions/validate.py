@@ -224,6 +224,14 @@ def _entry_problems(folder: Path, entry: str, class_name: str | None) -> list[st
     return [] if class_name is None else _class_problems(source, entry, class_name)
 
 
+def weight_shape_problem(shape: list[int], target_dim: int, source_dim: int) -> str | None:
+    """What ``vwbench run`` says of a linear map's weight ``shape`` that does not fit models of these
+    widths (a transposed map among them); None where it fits."""
+    if list(shape) == [target_dim, source_dim]:
+        return None
+    return f"weight is {list(shape)}, the models need [{target_dim}, {source_dim}] (d_target, d_source)"
+
+
 def concept_problems(words: dict[str, Any], concepts: list[str]) -> list[str]:
     """An embeddings file's concepts (``words``' names) that its dataset lacks, and the dataset's
     ``concepts`` it has no words for."""
@@ -276,13 +284,13 @@ def check_against_models(report: Report, model_of: Callable[[str], Any], concept
         return
     meta = report.info["meta"]
     if report.kind == "linear-map":
-        shape = [report.info["d_target"], report.info["d_source"]]
-        sides = (("source", meta.source, meta.source_vocab_hash, shape[1]), ("target", meta.target, meta.target_vocab_hash, shape[0]))
-        for side, family, expected, width in sides:
-            vocab = model_of(family).vocabulary()
-            dim, actual = int(vocab.matrix.shape[1]), vocab.hash()
-            if dim != width:
-                report.problems.append(f"weight is {shape}: the {side} model ({family}) is {dim}-dim")
+        vocabs = {"source": model_of(meta.source).vocabulary(), "target": model_of(meta.target).vocabulary()}
+        problem = weight_shape_problem([report.info["d_target"], report.info["d_source"]],
+                                       int(vocabs["target"].matrix.shape[1]), int(vocabs["source"].matrix.shape[1]))
+        if problem is not None:
+            report.problems.append(problem)
+        for side, family, expected in (("source", meta.source, meta.source_vocab_hash), ("target", meta.target, meta.target_vocab_hash)):
+            actual = vocabs[side].hash()
             if actual != expected:
                 report.problems.append(
                     f"{side}_vocab_hash {expected[:12]}… is not the {side} model's ({family}: {actual[:12]}…); the map was made for other checkpoints"

@@ -19,10 +19,11 @@ SECTIONS = {"linear-map": "## 1. Linear map", "embeddings": "## 2. Embeddings"}
 
 
 def python_blocks(markdown: str, heading: str) -> list[str]:
-    """The ```python blocks of the section that starts with ``heading`` (up to the next ``## ``)."""
+    """The ```python blocks of the section that starts with ``heading`` (up to the next ``## `` or
+    ``### `` heading)."""
     start = markdown.index(heading)
-    end = markdown.find("\n## ", start + len(heading))
-    section = markdown[start:] if end < 0 else markdown[start:end]
+    following = re.search(r"^###? ", markdown[start + len(heading):], flags=re.M)
+    section = markdown[start:] if following is None else markdown[start:start + len(heading) + following.start()]
     return re.findall(r"^```python\n(.*?)^```$", section, flags=re.S | re.M)
 
 

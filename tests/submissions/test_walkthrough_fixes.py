@@ -170,3 +170,50 @@ def test_validate_tier_names_the_needed_shape_of_a_transposed_map_as_run_does(tm
     with pytest.raises(IncompatibleSpaces) as caught:
         LinearMapTransfer(path).check_spaces(clip.dim, owl.dim)
     assert str(caught.value) == f"{path}: {expected}"
+
+
+# --- 6. a word set vwbench trained is explained, and the documented conversion makes a submission ---------
+
+WORDS_PROBLEM = ("this is a word set vwbench trained (format 'vwbench.words/1'); an embeddings submission also needs a name and its dataset's "
+                 "name: convert it into one (for --embeddings) with the snippet under \"Words vwbench trained\" in submissions/README.md")
+README = Path(__file__).resolve().parents[2] / "submissions" / "README.md"
+SNIPPET_PATH_LINE = 'path, dataset = "runs/words/synth-coco/clip/0123456789abcdef.safetensors", "synth-coco"'
+
+
+def test_a_trained_word_set_is_named_as_such_and_the_readme_converts_it(tiny_tasks: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from vwbench.results import read_result
+    from vwbench.results.words_store import load_wordset
+
+    from .test_readme_snippets import python_blocks
+
+    trained = tmp_path / "trained"
+    code, _, err = _main(monkeypatch, capsys, *run_args(tiny_tasks, trained, "clip->owlv2", "--steps", "1", "--trials", "2"))
+    assert code == 0, err
+    (words_file,) = (trained / "words" / "synth-tiny" / "clip").glob("*.safetensors")
+
+    out = tmp_path / "out"
+    code, last = _run(monkeypatch, capsys, tiny_tasks, out, "--embeddings", str(words_file))
+    assert code == 2 and last == f"error: {words_file}: invalid embeddings submission: {WORDS_PROBLEM}"
+    assert not out.exists() or not list(out.rglob("*.json"))
+    assert validate(words_file).problems == [WORDS_PROBLEM]
+
+    (snippet,) = python_blocks(README.read_text(encoding="utf-8"), "### Words vwbench trained")
+    assert SNIPPET_PATH_LINE in snippet
+    (tmp_path / "convert.py").write_text(snippet.replace(SNIPPET_PATH_LINE, f'path, dataset = {str(words_file)!r}, "synth-tiny"'))
+    proc = subprocess.run([sys.executable, "convert.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    converted = tmp_path / "my-words.safetensors"
+    assert _validate(converted, "--tier", "tiny", "--tasks-dir", str(tiny_tasks)) == (0, [])
+
+    report, stored = validate(converted), load_wordset(words_file)
+    for concept, words in report.info["words"].items():  # each concept's trials, in trial order
+        rows = [i for i, c in enumerate(stored.concepts) if c == concept]
+        assert [stored.trials[i] for i in rows] == [0, 1] and torch.equal(words, stored.vectors[rows])
+    code, _, err = _main(monkeypatch, capsys, *run_args(tiny_tasks, out, "clip->owlv2", "--embeddings", str(converted)))
+    assert code == 0, err
+    (result,) = [read_result(p) for p in (out / "results").rglob("*.json")]
+    assert (result.transfer, result.n_trials, result.steps) == ("my-words+lstsq", 2, 0)

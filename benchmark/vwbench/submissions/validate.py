@@ -22,12 +22,15 @@ from pydantic import ValidationError
 
 from vwbench.errors import UserError
 from vwbench.results.schema import one_line, printable
+from vwbench.results.words_store import WORDS_FORMAT
 from vwbench.submissions.safe_tensors import TensorFileError, read_tensors
 from vwbench.submissions.schema import EMBEDDINGS_FORMAT, LINEAR_FORMAT, EmbeddingsMeta, LinearMapMeta, SubmissionManifest
 
 MAX_MANIFEST_BYTES = 64_000
 MAX_FOLDER_BYTES = 20 * 2**20
 MAX_FOLDER_FILES = 200
+WORDS_FILE_PROBLEM = (f"this is a word set vwbench trained (format {WORDS_FORMAT!r}); an embeddings submission also needs a name and its "
+                      "dataset's name: convert it into one (for --embeddings) with the snippet under \"Words vwbench trained\" in submissions/README.md")
 
 
 @dataclass
@@ -75,6 +78,9 @@ def _read_submission_file(path: Path, report: Report, kind: str, meta_model: Any
         tf = read_tensors(path)
     except TensorFileError as exc:
         report.problems.append(str(exc))
+        return None
+    if tf.metadata.get("format") == WORDS_FORMAT:  # not a list of every field such a file lacks
+        report.problems.append(WORDS_FILE_PROBLEM)
         return None
     try:
         report.info["meta"] = meta_model.model_validate(dict(tf.metadata))
@@ -370,6 +376,8 @@ def validate(path: Path, dry_run_limits=None, run_code: bool = True) -> Report:
 
 def _format_problem(fmt: str | None) -> str:
     """What is wrong with a safetensors file's ``format`` metadata that names no submission kind."""
+    if fmt == WORDS_FORMAT:
+        return WORDS_FILE_PROBLEM
     if fmt is None:
         return (f'metadata \'format\' is missing: save the file with metadata={{"format": "{LINEAR_FORMAT}", ...}} for a linear map '
                 f'or "{EMBEDDINGS_FORMAT}" for embeddings (see submissions/README.md)')

@@ -147,7 +147,7 @@ def test_check_from_another_folder_names_the_entry_and_takes_root(tiny_tasks, tm
     check = ["check", "--baseline", str(baseline), "--tasks-dir", str(tiny_tasks)]
     res = CliRunner().invoke(app, [*check, "--out", "out"])
     one_line_error(res, "check entry 1/1: synth-tiny clip->owlv2 ref-lstsq", "submissions/my-method", f"relative to the current folder ({elsewhere})",
-                   "from the folder the baseline's runs were made in", "--root")
+                   "if it was deleted or renamed, restore it", "made in another folder, run `vwbench check` from there", "--root")
     assert "--transfer" not in str(res.exception) and not (elsewhere / "out").exists()
     one_line_error(CliRunner().invoke(app, [*check, "--root", "no-such-folder"]), "--root no-such-folder: not a folder")
     res = CliRunner().invoke(app, [*check, "--root", str(project)])

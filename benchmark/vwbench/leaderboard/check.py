@@ -435,8 +435,8 @@ def _locate_submissions(entries: list[dict[str, Any]], root: Path | None, baseli
                 where = f"the current folder ({printable(str(Path.cwd()))})" if root is None else f"--root {printable(str(root))}"
                 raise UserError(
                     f"--baseline {printable(str(baseline))}: check entry {_entry_label(i, len(entries), e)} re-runs the {what} at {printable(stored)}, "
-                    f"read relative to {where}, where there is no such file or folder; run `vwbench check` from the folder the baseline's runs "
-                    "were made in, or give that folder with --root DIR"
+                    f"read relative to {where}, where there is no such file or folder: if it was deleted or renamed, restore it; if the "
+                    "baseline's runs were made in another folder, run `vwbench check` from there or give that folder with --root DIR"
                 )
             e[field] = str(path)
         located.append(e)

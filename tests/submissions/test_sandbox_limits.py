@@ -38,9 +38,11 @@ DISABLE_HOOK = "import __main__\n__main__._refuse = lambda what: None\n"
 FORKS = 3000  # far over the cap under test, far under the host's pid_max
 
 
-def fork_loop() -> str:
+def fork_loop(linger: float = 0.0) -> str:
     """A lstsq submission whose fit() forks sleeping children (each sleeps, none forks) until a
-    fork fails or FORKS succeeded, and records the count and the error for describe()."""
+    fork fails or FORKS succeeded, records the count and the error for describe(), then waits
+    ``linger`` seconds (so that a run the kernel's cap already stopped from forking is still
+    there for vwbench's next count, instead of ending between two counts)."""
     return DISABLE_HOOK + f"""
 import os, time
 import numpy as np
@@ -61,6 +63,7 @@ class Transfer:
                 os._exit(0)
             forked += 1
         self.info = {{"forked": forked, "error": error}}
+        time.sleep({linger})
         self.T = np.linalg.lstsq(source, target, rcond=None)[0]
 
     def map(self, vectors):
@@ -135,7 +138,7 @@ def test_a_fork_loop_is_stopped_at_the_process_limit_with_a_one_line_error(tmp_p
     limits = Limits(time_limit_s=20, memory_mb=1024, output_mb=4, processes=64)
     start = time.monotonic()
     with HostWatch() as host, pytest.raises(SubmissionFailure) as err:
-        run(transfer_folder(tmp_path, fork_loop()), limits)
+        run(transfer_folder(tmp_path, fork_loop(linger=3.0)), limits)
     took = time.monotonic() - start
     message = str(err.value)
     assert "\n" not in message and "limit of 64 processes and threads" in message and "fork bomb" in message, message

@@ -15,21 +15,11 @@ import re
 from vwbench.leaderboard.html_page import render_html
 from vwbench.leaderboard.markdown import render_markdown, shows_tied
 
-from .test_tied_marker import LEGEND_HTML, LEGEND_MD, board
+from .test_tied_marker import LEGEND_HTML, LEGEND_MD, board, study_board
 
 STUDY_MEANING_HTML = "tied: its 95% interval reaches the best row&#39;s interval"
 STUDY_MARK_HTML = f'<span class="tied" title="{STUDY_MEANING_HTML}">≈</span>'
 STUDY_LEGEND_HTML = f'<p class="tied-legend"><span class="tied">≈</span> {STUDY_MEANING_HTML}</p>'
-
-
-def study_board() -> dict:
-    """No tied pair row; the probe study's best row (rank 1, tied with itself) and a rank-2 row tied with it."""
-    b = board(tied=False)
-    rows = b["studies"]["probe"]["datasets"]["synth-x"]["rows"]
-    rows[0]["tied_with_best"] = True
-    rows.append({"rank": 2, "task": "probe:owlv2", "method": "linear", "metric": "acc", "value": 0.75, "ci95": [0.6, 0.85],
-                 "metrics": {"b_col": 0.2, "a_col": 0.7}, "result": "r1", "tied_with_best": True})
-    return b
 
 
 def study_table(page: str) -> str:

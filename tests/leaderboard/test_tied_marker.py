@@ -74,13 +74,18 @@ def test_markdown_legend_under_the_table_with_a_mark_only() -> None:
     assert not any("≈" in line for line in untied)
 
 
-def test_markdown_study_rows_are_marked_too() -> None:
+def study_board() -> dict:
+    """No tied pair row; the probe study's best row (rank 1, tied with itself) and a rank-2 row tied with it."""
     b = board(tied=False)
     rows = b["studies"]["probe"]["datasets"]["synth-x"]["rows"]
     rows[0]["tied_with_best"] = True
     rows.append({"rank": 2, "task": "probe:owlv2", "method": "linear", "metric": "acc", "value": 0.75, "ci95": [0.6, 0.85],
                  "metrics": {"b_col": 0.2, "a_col": 0.7}, "result": "r1", "tied_with_best": True})
-    lines = lines_of(b)
+    return b
+
+
+def test_markdown_study_rows_are_marked_too() -> None:
+    lines = lines_of(study_board())
     assert "| 1 | probe:clip | linear | 0.800 [0.700, 0.900] <sub>r5</sub> | 0.250 | 0.750 |" in lines
     assert "| 2 ≈ | probe:owlv2 | linear | 0.750 [0.600, 0.850] <sub>r1</sub> | 0.200 | 0.700 |" in lines
     assert lines.count(LEGEND_STUDY_MD) == 1 and LEGEND_MD not in lines

@@ -4,7 +4,6 @@ with a table, on one doctored to be better than the code."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 

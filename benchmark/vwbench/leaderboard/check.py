@@ -110,7 +110,7 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
                 entry["embeddings_path"] = embeddings["path"]
                 if embeddings.get("transfer"):
                     entry.setdefault("transfer_path", embeddings["transfer"])
-            for field, option, what in (("transfer_path", "--transfer", "submission"), ("embeddings_path", "--embeddings", "submitted words")):
+            for field, option, what in SUBMITTED_FIELDS:
                 if field in entry and Path(entry[field]).is_absolute():
                     raise UserError(_absolute_in_spec(spec, r, entry[field], option, what))
             if r.get("study"):  # a study task (vwbench.studies), re-run by its own runner
@@ -122,6 +122,8 @@ def check_section(results: dict[str, dict[str, Any]], specs: list[str], toleranc
 
 
 MAX_LISTED_NAMES = 12
+# a check entry's fields naming submitted files, the `vwbench run` option each came from, and what it is
+SUBMITTED_FIELDS = (("transfer_path", "--transfer", "submission"), ("embeddings_path", "--embeddings", "submitted words"))
 _GLOB = re.compile(r"[*?[]")
 
 
@@ -419,12 +421,11 @@ def _locate_submissions(entries: list[dict[str, Any]], root: Path | None, baseli
     located = []
     for i, e in enumerate(entries, 1):
         e = dict(e)
-        for field, what in (("transfer_path", "submission"), ("embeddings_path", "submitted words")):
+        for field, option, what in SUBMITTED_FIELDS:
             stored = e.get(field)
             if stored is None or (field == "transfer_path" and stored in TRANSFER_METHODS):
                 continue
             if Path(stored).is_absolute():  # would run that folder's code, never this checkout's (and --root would not apply)
-                option = "--transfer" if field == "transfer_path" else "--embeddings"
                 raise UserError(
                     f"--baseline {printable(str(baseline))}: check entry {_entry_label(i, len(entries), e)} re-runs the {what} at the absolute path "
                     f"{printable(stored)}, which names one checkout, not this one's; make its run again with {option} given relative to the project "

@@ -130,7 +130,11 @@ def check_command(
 ) -> None:
     """Re-run a baseline's check subset; exit 1 with a table of values that moved (up or down) beyond its tolerance.
 
-    A line on stderr says which run starts, and each of its stages."""
+    Each run repeats with the CPU threads its baseline run recorded.
+
+    A line on stderr says which run starts, and each of its stages.
+
+    A run that cannot be made exits 2, and the rest are not run."""
     from vwbench.leaderboard.check import format_drops, run_check  # run_check reads the baseline before anything else
     from vwbench.results.schema import printable
 
